@@ -1,0 +1,608 @@
+"""The brain: a graph of ports, inner nodes and EXEC nodes that learns from what its code does.
+
+Nodes are struct-of-arrays; node ids 0..255 are the ports. An EXEC node owns a piece of the code
+blob (a genome, for the evolution engine) and the seed's statistics: ``threshold_ratio`` and
+``success_rate`` under the seed's rule, executions, and executions per outcome class
+(``core.outcome.Outcome``, column 0 = ok). Structural edges are a CSR of incoming edges;
+learned edges go from pattern nodes (:mod:`core.patterns`) to EXEC nodes.
+
+One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve.live``)::
+
+    brain.feed(chunk)              # bytes light their ports; recurring n-grams -> patterns
+    brain.step()                   # propagate and decay activation; patterns push to EXEC nodes
+    fired = brain.fire()           # EXEC nodes with activation > threshold_ratio * mean
+    brain.execute(ex, fired, x)    # run their code as one batch, then reinforce()
+
+The evolution engine's calls::
+
+    ids = brain.add_exec_nodes(codes)                  # a genome = an EXEC node
+    brain.reinforce(ids, res.outcomes)                 # rule per execution, vectorised
+    brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
+    brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
+    w = brain.gene_weights(prefix, n_genes)            # mutation's gene weights
+    brain.merge_patterns(other_brain)                  # islands exchanging statistics
+    brain.remove_exec_nodes(dead_ids); brain.compact_code()
+
+Kernels are in :mod:`core.brain_kernels`; the file format in :mod:`core.brain_file`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, fields
+from typing import Sequence
+
+import numpy as np
+
+from core import brain_file
+from core import brain_kernels as bk
+from core.outcome import N_OUTCOMES, Outcome
+from core.patterns import PatternConfig, PatternTable, flatten_sequences
+
+log = logging.getLogger(__name__)
+
+N_PORTS = 256
+FREE, PORT, INNER, EXEC = 0, 1, 2, 3
+ERROR_PORT, NEGATIVE_PORT = 250, 31
+
+
+@dataclass(frozen=True)
+class RuleParams:
+    """The seed's reinforcement rule; the defaults are the seed's constants."""
+
+    ema_keep: float = 0.9        #: s = ema_keep * s + ema_gain * ok
+    ema_gain: float = 0.1
+    high: float = 0.7            #: s > high -> threshold *= down
+    low: float = 0.3             #: s < low -> threshold *= up
+    down: float = 0.99
+    up: float = 1.01
+    threshold_min: float = 0.1   #: clamp
+    threshold_max: float = 3.0
+
+    def as_array(self) -> np.ndarray:
+        """float32 [RULE_LEN] in the ``core.brain_kernels.R_*`` order."""
+        return np.array([self.ema_keep, self.ema_gain, self.high, self.low, self.down, self.up,
+                         self.threshold_min, self.threshold_max], np.float32)
+
+
+def _gene_config() -> PatternConfig:
+    # Genes: unigrams count (they become per-gene weights) and every evaluated n-gram is worth
+    # keeping at once, hence min_count 1; a large table since the alphabet is large.
+    return PatternConfig(capacity=1 << 16, n_min=1, n_max=3, min_count=1, edges_per_pattern=4)
+
+
+@dataclass(frozen=True)
+class BrainParams:
+    """Everything that shapes a brain's dynamics. Defaults reproduce the seed's behaviour."""
+
+    rule: RuleParams = field(default_factory=RuleParams)
+    initial_threshold: float = 0.1   #: an EXEC node's (and pattern's) starting threshold ratio
+    initial_success: float = 0.5     #: starting success rate unless given at registration
+    keep: float = 0.5                #: fraction of activation kept per step (decay = 1 - keep)
+    active_eps: float = 1e-4         #: nodes at or below this are inactive (left out of the mean)
+    error_energy: float = 1.0        #: per crash, 0xFF on port 250 with this energy
+    negative_energy: float = 0.8     #: per crash, 0xFF on port 31 with this energy
+    reset_on_fire: bool = True       #: a node spends its activation when it fires
+    stream_energy: float = 1.0       #: energy of a fed byte on its port
+    pattern_energy: float = 1.0      #: activation a pattern gains per match
+    link_rate: float = 0.1           #: pattern -> EXEC edge change per verdict (+ ok, - crash)
+    link_eps: float = 0.05           #: a pattern above this activation is "active"
+    link_limit: int = 64             #: at most this many active patterns are linked per firing
+    edge_clip: float = 1.0           #: learned edge weights stay in [-clip, clip]
+    byte_patterns: PatternConfig = field(default_factory=PatternConfig)
+    gene_patterns: PatternConfig = field(default_factory=_gene_config)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BrainParams":
+        d = dict(d)
+        d["rule"] = RuleParams(**d["rule"])
+        d["byte_patterns"] = PatternConfig(**d["byte_patterns"])
+        d["gene_patterns"] = PatternConfig(**d["gene_patterns"])
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown brain parameters {sorted(unknown)}")
+        return cls(**d)
+
+
+def _grow(arr: np.ndarray, n: int, fill=0) -> np.ndarray:
+    """``arr`` with its first axis at least ``n`` (capacity doubles), new rows = fill."""
+    if arr.shape[0] >= n:
+        return arr
+    cap = max(n, 2 * arr.shape[0], 16)
+    out = np.full((cap,) + arr.shape[1:], fill, arr.dtype)
+    out[:arr.shape[0]] = arr
+    return out
+
+
+class Brain:
+    """Owner of the brain's arrays; validates inputs once and delegates to the kernels.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Initial number of nodes (>= 256; ids 0..255 are ports, the rest start FREE).
+    params : BrainParams
+    """
+
+    def __init__(self, n_nodes: int = N_PORTS, params: BrainParams | None = None) -> None:
+        if n_nodes < N_PORTS:
+            raise ValueError(f"a brain has at least {N_PORTS} nodes (the ports), got {n_nodes}")
+        self.params = params or BrainParams()
+        self.rule = self.params.rule.as_array()
+        self.kind = np.zeros(n_nodes, np.uint8)
+        self.kind[:N_PORTS] = PORT
+        self.activation = np.zeros(n_nodes, np.float32)
+        self._scratch = np.zeros(n_nodes, np.float32)
+        self.exec_slot = np.full(n_nodes, -1, np.int32)
+        self.port_value = np.zeros(N_PORTS, np.uint8)
+        self.indptr = np.zeros(n_nodes + 1, np.int64)
+        self.indices = np.zeros(0, np.int32)
+        self.weights = np.zeros(0, np.float32)
+        self.n_exec = 0
+        self.exec_node = np.zeros(0, np.int32)
+        self.exec_offset = np.zeros(0, np.int64)
+        self.exec_length = np.zeros(0, np.int32)
+        self.exec_success = np.zeros(0, np.float32)
+        self.exec_threshold = np.zeros(0, np.float32)
+        self.exec_runs = np.zeros(0, np.int64)
+        self.exec_outcomes = np.zeros((0, N_OUTCOMES), np.int64)
+        self.exec_result = np.zeros(0, np.uint64)
+        self.code_blob = bytearray()
+        self.crashes_handled = 0
+        self.steps = 0
+        self.metadata: dict = {}
+        p = self.params
+        self.byte_patterns = PatternTable(p.byte_patterns, self.rule, p.initial_success,
+                                          p.initial_threshold)
+        self.gene_patterns = PatternTable(p.gene_patterns, self.rule, p.initial_success,
+                                          p.initial_threshold)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def n_nodes(self) -> int:
+        return self.kind.shape[0]
+
+    def _ensure_nodes(self, n: int) -> None:
+        if n <= self.n_nodes:
+            return
+        old = self.n_nodes
+        self.kind = np.concatenate([self.kind, np.zeros(n - old, np.uint8)])
+        self.activation = np.concatenate([self.activation, np.zeros(n - old, np.float32)])
+        self._scratch = np.zeros(n, np.float32)
+        self.exec_slot = np.concatenate([self.exec_slot, np.full(n - old, -1, np.int32)])
+        self.indptr = np.concatenate([self.indptr, np.full(n - old, self.indptr[-1], np.int64)])
+
+    def add_nodes(self, n: int) -> np.ndarray:
+        """Append ``n`` INNER nodes; returns their ids (int64 [n])."""
+        start = self.n_nodes
+        self._ensure_nodes(start + n)
+        self.kind[start:] = INNER
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def set_edges(self, src: np.ndarray, dst: np.ndarray, weight: np.ndarray | float = 1.0,
+                  ) -> None:
+        """Replace the structural edges by ``src[k] -> dst[k]`` with ``weight[k]``.
+
+        Stored as CSR of incoming edges (int64 indptr, int32 indices, float32 weights: 8 bytes
+        per edge). Node ids must exist.
+        """
+        src = np.ascontiguousarray(src, np.int64).ravel()
+        dst = np.ascontiguousarray(dst, np.int64).ravel()
+        w = np.broadcast_to(np.asarray(weight, np.float32), src.shape)
+        if src.shape != dst.shape:
+            raise ValueError(f"src and dst differ in length: {src.size} vs {dst.size}")
+        n = self.n_nodes
+        if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
+            raise ValueError(f"edge endpoints must be node ids in [0, {n})")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("edge weights must be finite")
+        order = np.argsort(dst, kind="stable")
+        self.indices = src[order].astype(np.int32)
+        self.weights = np.ascontiguousarray(w[order])
+        self.indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(dst, minlength=n), out=self.indptr[1:])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.indices.size)
+
+    # ------------------------------------------------------------------ EXEC nodes
+    def add_exec_nodes(self, codes: Sequence[bytes], node_ids: Sequence[int] | None = None,
+                       offsets: Sequence[int] | None = None,
+                       success_rate: float | Sequence[float] | None = None,
+                       threshold_ratio: float | Sequence[float] | None = None) -> np.ndarray:
+        """Register many EXEC nodes at once; returns their node ids (int64 [n]).
+
+        Parameters
+        ----------
+        codes : list of bytes
+            Function bodies (the executor appends the return), stored in the code blob.
+        node_ids : optional
+            Ids to use (>= 256, not ports or EXEC nodes); default: new nodes at the end.
+        offsets : optional
+            Blob offsets (the seed places its code at 1024, 1544, ...); must not overlap any
+            code. Default: appended after the blob's end, 8-byte aligned.
+        success_rate, threshold_ratio : optional scalars or per-node values
+            Defaults ``params.initial_success`` and ``params.initial_threshold``.
+        """
+        codes = [bytes(c) for c in codes]
+        n = len(codes)
+        if node_ids is None:
+            ids = np.arange(self.n_nodes, self.n_nodes + n, dtype=np.int64)
+        else:
+            ids = np.asarray(node_ids, np.int64).ravel()
+            if ids.size != n or np.unique(ids).size != n:
+                raise ValueError("node_ids must be distinct, one per code")
+            if n and ids.min() < N_PORTS:
+                raise ValueError("EXEC node ids must be >= 256 (0..255 are ports)")
+        self._ensure_nodes(int(ids.max()) + 1 if n else 0)
+        if n and np.any(self.kind[ids] == EXEC):
+            raise ValueError(f"nodes {ids[self.kind[ids] == EXEC].tolist()} are already EXEC")
+        lengths = np.array([len(c) for c in codes], np.int64)
+        if offsets is None:
+            offs = np.zeros(n, np.int64)
+            pos = len(self.code_blob)
+            for i, ln in enumerate(lengths):
+                pos += (-pos) % 8
+                offs[i] = pos
+                pos += ln
+        else:
+            offs = np.asarray(offsets, np.int64).ravel()
+            if offs.size != n or (n and offs.min() < 0):
+                raise ValueError("offsets must be >= 0, one per code")
+            self._check_overlap(offs, lengths)
+        end = int((offs + lengths).max()) if n else 0
+        if end > len(self.code_blob):
+            self.code_blob.extend(b"\x00" * (end - len(self.code_blob)))
+        for c, o in zip(codes, offs):
+            self.code_blob[o:o + len(c)] = c
+        slots = np.arange(self.n_exec, self.n_exec + n)
+        m = self.n_exec + n
+        self.exec_node = _grow(self.exec_node, m)
+        self.exec_offset = _grow(self.exec_offset, m)
+        self.exec_length = _grow(self.exec_length, m)
+        self.exec_success = _grow(self.exec_success, m)
+        self.exec_threshold = _grow(self.exec_threshold, m)
+        self.exec_runs = _grow(self.exec_runs, m)
+        self.exec_outcomes = _grow(self.exec_outcomes, m)
+        self.exec_result = _grow(self.exec_result, m)
+        p = self.params
+        self.exec_node[slots] = ids
+        self.exec_offset[slots] = offs
+        self.exec_length[slots] = lengths
+        self.exec_success[slots] = p.initial_success if success_rate is None else success_rate
+        self.exec_threshold[slots] = (p.initial_threshold if threshold_ratio is None
+                                      else threshold_ratio)
+        self.exec_runs[slots] = 0
+        self.exec_outcomes[slots] = 0
+        self.exec_result[slots] = 0
+        self.kind[ids] = EXEC
+        self.exec_slot[ids] = slots
+        self.n_exec = m
+        return ids
+
+    def _check_overlap(self, offs: np.ndarray, lengths: np.ndarray) -> None:
+        n = self.n_exec
+        lo = np.concatenate([self.exec_offset[:n], offs])
+        hi = lo + np.concatenate([self.exec_length[:n], lengths])
+        order = np.argsort(lo, kind="stable")
+        if np.any(lo[order][1:] < hi[order][:-1]):
+            raise ValueError("code regions overlap")
+
+    def remove_exec_nodes(self, node_ids: Sequence[int]) -> None:
+        """Unregister EXEC nodes: their nodes become FREE and learned edges to them vanish.
+
+        Their code stays in the blob until :meth:`compact_code`. Slots are reused by
+        swap-remove, so EXEC slot numbers change; node ids never do.
+        """
+        slots = self.slots_of(node_ids)
+        ids = self.exec_node[slots].astype(np.int64)
+        keep = np.ones(self.n_exec, bool)
+        keep[slots] = False
+        survivors = np.flatnonzero(keep)
+        for name in ("exec_node", "exec_offset", "exec_length", "exec_success", "exec_threshold",
+                     "exec_runs", "exec_outcomes", "exec_result"):
+            arr = getattr(self, name)
+            arr[:survivors.size] = arr[survivors]
+        self.n_exec = survivors.size
+        self.kind[ids] = FREE
+        self.activation[ids] = 0.0
+        self.exec_slot[ids] = -1
+        self.exec_slot[self.exec_node[:self.n_exec]] = np.arange(self.n_exec, dtype=np.int32)
+        dead = self.kind != EXEC
+        self.byte_patterns.forget_nodes(dead)
+        self.gene_patterns.forget_nodes(dead)
+
+    def compact_code(self) -> None:
+        """Rewrite the code blob with only live EXEC code (offsets change, 8-byte aligned)."""
+        blob = bytearray()
+        for e in range(self.n_exec):
+            blob.extend(b"\x00" * ((-len(blob)) % 8))
+            o, ln = int(self.exec_offset[e]), int(self.exec_length[e])
+            code = self.code_blob[o:o + ln]
+            self.exec_offset[e] = len(blob)
+            blob.extend(code)
+        self.code_blob = blob
+
+    def slots_of(self, node_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """EXEC slots (int64) of EXEC node ids; raises ValueError for any other id."""
+        ids = np.asarray(node_ids, np.int64).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_nodes):
+            raise ValueError(f"node ids out of range [0, {self.n_nodes})")
+        slots = self.exec_slot[ids].astype(np.int64)
+        if np.any(slots < 0):
+            raise ValueError(f"not EXEC nodes: {ids[slots < 0][:8].tolist()}")
+        return slots
+
+    def code(self, node_id: int) -> bytes:
+        """The code of one EXEC node."""
+        e = int(self.slots_of([node_id])[0])
+        o = int(self.exec_offset[e])
+        return bytes(self.code_blob[o:o + int(self.exec_length[e])])
+
+    def codes(self, node_ids: Sequence[int]) -> list[bytes]:
+        """The code of each EXEC node, in order (one list for ``executor.run``)."""
+        slots = self.slots_of(node_ids)
+        blob = self.code_blob
+        return [bytes(blob[o:o + ln]) for o, ln in
+                zip(self.exec_offset[slots].tolist(), self.exec_length[slots].tolist())]
+
+    def exec_table(self) -> dict[str, np.ndarray]:
+        """Copies of the EXEC columns: ``node``, ``offset``, ``length``, ``threshold_ratio``,
+        ``success_rate``, ``executions`` ([n_exec]) and ``outcomes`` ([n_exec, N_OUTCOMES])."""
+        n = self.n_exec
+        return {"node": self.exec_node[:n].astype(np.int64), "offset": self.exec_offset[:n].copy(),
+                "length": self.exec_length[:n].astype(np.int64),
+                "threshold_ratio": self.exec_threshold[:n].copy(),
+                "success_rate": self.exec_success[:n].copy(),
+                "executions": self.exec_runs[:n].copy(),
+                "outcomes": self.exec_outcomes[:n].copy()}
+
+    # ------------------------------------------------------------------ activation
+    def inject(self, ports: Sequence[int], values: Sequence[int],
+               energies: Sequence[float] | float) -> None:
+        """Put byte ``values[i]`` on port ``ports[i]`` with ``energies[i]``."""
+        ports = np.asarray(ports, np.int64).ravel()
+        values = np.asarray(values, np.int64).ravel()
+        en = np.broadcast_to(np.asarray(energies, np.float32), ports.shape).copy()
+        if ports.shape != values.shape:
+            raise ValueError("ports and values differ in length")
+        if ports.size and (ports.min() < 0 or ports.max() >= N_PORTS):
+            raise ValueError("ports are 0..255")
+        if values.size and (values.min() < 0 or values.max() > 255):
+            raise ValueError("port values are bytes 0..255")
+        bk.inject(self.activation, self.port_value, ports, values.astype(np.uint8), en)
+
+    def feed(self, data: bytes, learn: bool = True) -> np.ndarray:
+        """Feed a chunk of the input stream: byte ``b`` lights port ``b``; patterns match/learn.
+
+        Returns the slots (int32) of the byte patterns matched in this chunk.
+        """
+        arr = np.frombuffer(bytes(data), np.uint8)
+        bk.feed_bytes(self.activation, self.port_value, arr, np.float32(self.params.stream_energy))
+        return self.byte_patterns.scan_stream(arr, learn, self.params.pattern_energy)
+
+    def step(self, parallel: bool = False) -> None:
+        """Propagate along CSR edges with decay ``keep``, then let active patterns push."""
+        p = self.params
+        kernel = bk.propagate_parallel if parallel else bk.propagate
+        kernel(self.indptr, self.indices, self.weights, self.activation, self._scratch,
+               np.float32(p.keep))
+        self.activation, self._scratch = self._scratch, self.activation
+        self.byte_patterns.push(self.activation, p.link_eps, p.keep)
+        self.steps += 1
+
+    def mean_activation(self) -> float:
+        """Mean activation over active nodes (activation > ``active_eps``)."""
+        return float(bk.mean_active(self.activation, self.params.active_eps))
+
+    def firing(self) -> np.ndarray:
+        """Node ids (int64) of the EXEC nodes whose activation > threshold_ratio * mean."""
+        slots = self._firing_slots()
+        return self.exec_node[slots].astype(np.int64)
+
+    def _firing_slots(self) -> np.ndarray:
+        n = self.n_exec
+        return bk.select_firing(self.activation, self.exec_node[:n], self.exec_threshold[:n],
+                                self.mean_activation(), self.params.active_eps)
+
+    def fire(self) -> np.ndarray:
+        """:meth:`firing`, and the fired nodes spend their activation if ``reset_on_fire``."""
+        slots = self._firing_slots()
+        if self.params.reset_on_fire:
+            bk.reset_nodes(self.activation, self.exec_node[:self.n_exec], slots)
+        return self.exec_node[slots].astype(np.int64)
+
+    # ------------------------------------------------------------------ reinforcement
+    def reinforce(self, node_ids: Sequence[int], outcomes: np.ndarray,
+                  link: bool = True) -> int:
+        """Apply the seed's rule once per execution (vectorised over nodes and cases).
+
+        Parameters
+        ----------
+        node_ids : int [n]
+            EXEC nodes; a repeated id is updated in order.
+        outcomes : uint8 [n] or [n, n_cases]
+            ``Outcome`` per execution, applied in case order.
+        link : bool
+            Also strengthen/weaken the edges from the currently active byte patterns.
+
+        Returns
+        -------
+        int
+            Crashed executions; each fed 0xFF on port 250 (energy 1.0) and port 31 (0.8).
+        """
+        slots = self.slots_of(node_ids)
+        out = np.asarray(outcomes)
+        if out.ndim == 1:
+            out = out[:, None]
+        if out.ndim != 2 or out.shape[0] != slots.size:
+            raise ValueError(f"outcomes must be [n] or [n, n_cases] with n={slots.size}, "
+                             f"got shape {np.shape(outcomes)}")
+        if out.size and (out.min() < 0 or out.max() >= N_OUTCOMES):
+            raise ValueError(f"outcomes must be Outcome values 0..{N_OUTCOMES - 1}")
+        out = np.ascontiguousarray(out, np.uint8)
+        crashes = int(bk.reinforce_outcomes(slots, out, self.exec_success, self.exec_threshold,
+                                            self.exec_runs, self.exec_outcomes, self.rule))
+        ok_frac = (out == Outcome.OK).mean(axis=1) if out.shape[1] else np.zeros(slots.size)
+        self._after_verdict(slots, ok_frac, crashes, link and out.shape[1] > 0)
+        return crashes
+
+    def reinforce_counts(self, node_ids: Sequence[int], counts: np.ndarray,
+                         link: bool = True) -> int:
+        """One rule step per node with ``ok = counts[:, OK] / counts.sum(1)``.
+
+        ``counts`` is int [n, N_OUTCOMES], executions per outcome class (e.g. one genome's
+        test cases). Counters grow by all executions. Returns crashed executions.
+        """
+        slots = self.slots_of(node_ids)
+        cnt = np.ascontiguousarray(counts, np.int64)
+        if cnt.shape != (slots.size, N_OUTCOMES) or (cnt.size and cnt.min() < 0):
+            raise ValueError(f"counts must be non-negative [n, {N_OUTCOMES}], got {cnt.shape}")
+        crashes = int(bk.reinforce_counts(slots, cnt, self.exec_success, self.exec_threshold,
+                                          self.exec_runs, self.exec_outcomes, self.rule))
+        total = cnt.sum(axis=1)
+        ok_frac = np.divide(cnt[:, 0], total, out=np.zeros(slots.size), where=total > 0)
+        self._after_verdict(slots[total > 0], ok_frac[total > 0], crashes, link)
+        return crashes
+
+    def _after_verdict(self, slots: np.ndarray, ok_frac: np.ndarray, crashes: int,
+                       link: bool) -> None:
+        p = self.params
+        if crashes:
+            self.crashes_handled += crashes
+            self.inject([ERROR_PORT, NEGATIVE_PORT], [0xFF, 0xFF],
+                        [p.error_energy * crashes, p.negative_energy * crashes])
+        if link and slots.size:
+            active = self.byte_patterns.active(p.link_eps, p.link_limit)
+            if active.size:
+                ptr = np.arange(slots.size + 1, dtype=np.int64) * active.size
+                self.byte_patterns.link(ptr, np.tile(active, slots.size),
+                                        self.exec_node[slots].astype(np.int64),
+                                        p.link_rate * (2.0 * ok_frac - 1.0), p.edge_clip)
+
+    def execute(self, executor, node_ids: Sequence[int], inputs: np.ndarray):
+        """Run the nodes' code on ``inputs`` (uint64 [n_cases, n_inputs]) as one batch.
+
+        ``executor`` is an open ``core.executors`` executor. The outcomes are reinforced
+        (:meth:`reinforce`) and each node's last output is kept. Returns the executor's result.
+        """
+        ids = np.asarray(node_ids, np.int64).ravel()
+        slots = self.slots_of(ids)
+        if ids.size == 0:
+            return None
+        res = executor.run(self.codes(ids), np.ascontiguousarray(inputs, np.uint64))
+        self.reinforce(ids, res.outcomes)
+        self.exec_result[slots] = np.asarray(res.outputs, np.uint64)[:, -1]
+        return res
+
+    # ------------------------------------------------------------------ gene statistics
+    def observe_genes(self, node_ids: Sequence[int] | None, sequences, outcomes: np.ndarray,
+                      learn: bool = True, link: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Credit each genome's gene n-grams with the genome's outcomes.
+
+        Parameters
+        ----------
+        node_ids : int [n_seq] or None
+            The genomes' EXEC nodes (needed only with ``link``).
+        sequences : list of gene-id sequences, or ``(tokens int64, ptr int64 [n_seq+1])``
+        outcomes : uint8 [n_seq, n_cases] (Outcome values) or int [n_seq, N_OUTCOMES] counts
+            A uint8 array is read as outcomes, any other integer dtype as counts.
+        learn, link : bool
+            Learn new n-grams; add pattern -> EXEC edges (+ on success, - on crash).
+
+        Returns
+        -------
+        (match_ptr, match_slots) : the gene patterns of each genome (CSR), as ``scan_sequences``.
+        """
+        tokens, ptr = flatten_sequences(sequences)
+        n_seq = ptr.size - 1
+        out = np.asarray(outcomes)
+        if out.ndim != 2 or out.shape[0] != n_seq:
+            raise ValueError(f"outcomes must have one row per sequence ({n_seq})")
+        if out.dtype == np.uint8:
+            if out.size and out.max() >= N_OUTCOMES:
+                raise ValueError("outcomes must be Outcome values")
+            n_ok = (out == Outcome.OK).sum(axis=1)
+            n_crash = out.shape[1] - n_ok
+        else:
+            if out.shape[1] != N_OUTCOMES or (out.size and out.min() < 0):
+                raise ValueError(f"counts must be non-negative [n_seq, {N_OUTCOMES}]")
+            n_ok = out[:, 0]
+            n_crash = out.sum(axis=1) - n_ok
+        mptr, mslots = self.gene_patterns.scan_sequences((tokens, ptr), learn)
+        self.gene_patterns.observe(mptr, mslots, n_ok, n_crash)
+        if link:
+            ids = np.asarray(node_ids, np.int64).ravel()
+            self.slots_of(ids)
+            total = np.maximum(n_ok + n_crash, 1)
+            self.gene_patterns.link(mptr, mslots, ids,
+                                    self.params.link_rate * (2.0 * n_ok / total - 1.0),
+                                    self.params.edge_clip)
+        return mptr, mslots
+
+    def gene_weights(self, prefix: Sequence[int], n_genes: int,
+                     min_executions: int = 1) -> np.ndarray:
+        """Weights (float64 [n_genes]) for drawing the gene after ``prefix``.
+
+        1.0 where nothing is known; each learned n-gram ``prefix[-k:] + [g]`` multiplies by
+        ``threshold_min / threshold``, so a pattern suppressed to 3.0 weighs 1/30.
+        """
+        return self.gene_patterns.next_weights(prefix, n_genes, min_executions)
+
+    def merge_patterns(self, other: "Brain", genes: bool = True, bytes_: bool = False) -> int:
+        """Merge another brain's pattern statistics into this one (islands); returns created.
+
+        Only statistics move: the other brain's pattern -> EXEC edges name its own nodes.
+        """
+        created = 0
+        if genes:
+            created += self.gene_patterns.merge(other.gene_patterns)
+        if bytes_:
+            created += self.byte_patterns.merge(other.byte_patterns)
+        return created
+
+    # ------------------------------------------------------------------ files
+    def save(self, path, metadata: dict | None = None) -> None:
+        """Write a brain file atomically (see :mod:`core.brain_file`)."""
+        brain_file.save_brain(self, path, metadata)
+
+    @classmethod
+    def load(cls, path) -> "Brain":
+        """Load a brain to continue learning; raises ``BrainFileError`` on any defect."""
+        return brain_file.load_brain(path)
+
+    @classmethod
+    def seed_from(cls, source, min_success: float = 0.9, min_executions: int = 1,
+                  params: BrainParams | None = None) -> "Brain":
+        """A new brain holding the proven code of ``source`` (a Brain or a brain file path).
+
+        Proven: ``success_rate >= min_success`` and ``executions >= min_executions``. Their
+        code, success rate and threshold carry over (counters restart at zero), as do the gene
+        pattern statistics; activation, edges and byte patterns start fresh.
+        """
+        src = source if isinstance(source, Brain) else cls.load(source)
+        new = cls(N_PORTS, params or src.params)
+        t = src.exec_table()
+        good = (t["success_rate"] >= min_success) & (t["executions"] >= min_executions)
+        ids = t["node"][good]
+        new.add_exec_nodes(src.codes(ids), success_rate=t["success_rate"][good],
+                           threshold_ratio=t["threshold_ratio"][good])
+        if new.params.gene_patterns == src.params.gene_patterns:
+            new.gene_patterns.merge(src.gene_patterns)
+        return new
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes held by the node arrays, the edges, the EXEC table and the pattern tables."""
+        node = (self.kind.nbytes + self.activation.nbytes + self._scratch.nbytes
+                + self.exec_slot.nbytes + self.indptr.nbytes)
+        edges = self.indices.nbytes + self.weights.nbytes
+        ex = sum(getattr(self, n).nbytes for n in (
+            "exec_node", "exec_offset", "exec_length", "exec_success", "exec_threshold",
+            "exec_runs", "exec_outcomes", "exec_result")) + len(self.code_blob)
+        pats = sum(a.nbytes for t in (self.byte_patterns, self.gene_patterns)
+                   for a in t.to_arrays()[1].values())
+        return {"nodes": node, "edges": edges, "exec": ex, "patterns": pats}

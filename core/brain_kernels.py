@@ -1,0 +1,201 @@
+"""Numba kernels of the brain: activation, firing selection and the seed's reinforcement rule.
+
+Pure ``@njit(cache=True)`` functions on arrays (STYLE.md); :class:`core.brain.Brain` owns the
+arrays, validates them once and is the only caller. Array contract:
+
+===============  ======================  ==============================================
+name             dtype, shape            meaning
+===============  ======================  ==============================================
+activation       float32 [n_nodes]       node activation (>= 0)
+port_value       uint8 [256]             last byte seen on each port (nodes 0..255)
+indptr           int64 [n_nodes + 1]     CSR of *incoming* edges: row i lists the
+indices          int32 [n_edges]         sources of node i with their weights, so a
+weights          float32 [n_edges]       propagation step is a matrix-vector product
+exec_node        int32 [n_exec]          node id of each EXEC slot
+exec_success     float32 [n_exec]        success rate (EMA of ok)
+exec_threshold   float32 [n_exec]        threshold ratio, in [thr_min, thr_max]
+exec_runs        int64 [n_exec]          executions
+exec_outcomes    int64 [n_exec, N_OUT]   executions by outcome class (column 0 = ok)
+rule             float32 [RULE_LEN]      the rule's constants, see ``R_*``
+===============  ======================  ==============================================
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Layout of the rule's constants (defaults are the seed's, see core.brain.RuleParams).
+R_KEEP, R_GAIN, R_HIGH, R_LOW, R_DOWN, R_UP, R_MIN, R_MAX = range(8)
+RULE_LEN = 8
+
+
+@njit(cache=True)
+def rule_step(s, thr, ok, rule):
+    """The seed's rule for one execution, in float32 like the seed's C.
+
+    ``s = keep*s + gain*ok``; ``s > high`` -> ``thr *= down``; else ``s < low`` ->
+    ``thr *= up``; then clamp ``thr`` to [min, max]. ``ok`` may be fractional (a batch verdict).
+    """
+    s = rule[R_KEEP] * s + rule[R_GAIN] * ok
+    if s > rule[R_HIGH]:
+        thr = thr * rule[R_DOWN]
+    elif s < rule[R_LOW]:
+        thr = thr * rule[R_UP]
+    if thr < rule[R_MIN]:
+        thr = rule[R_MIN]
+    elif thr > rule[R_MAX]:
+        thr = rule[R_MAX]
+    return s, thr
+
+
+@njit(cache=True)
+def reinforce_outcomes(slots, outcomes, exec_success, exec_threshold, exec_runs,
+                       exec_outcomes, rule):
+    """Apply the rule once per execution, in case order.
+
+    Parameters
+    ----------
+    slots : int64 [n]
+        EXEC slots; repeats are applied in order.
+    outcomes : uint8 [n, n_cases]
+        ``core.outcome.Outcome`` values, validated < N_OUTCOMES by the caller.
+
+    Returns
+    -------
+    int64
+        Number of crashed executions (outcome != OK).
+    """
+    crashes = 0
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for i in range(slots.shape[0]):
+        e = slots[i]
+        s = exec_success[e]
+        thr = exec_threshold[e]
+        for j in range(outcomes.shape[1]):
+            o = outcomes[i, j]
+            if o == 0:
+                s, thr = rule_step(s, thr, one, rule)
+            else:
+                s, thr = rule_step(s, thr, zero, rule)
+                crashes += 1
+            exec_outcomes[e, o] += 1
+        exec_success[e] = s
+        exec_threshold[e] = thr
+        exec_runs[e] += outcomes.shape[1]
+    return crashes
+
+
+@njit(cache=True)
+def reinforce_counts(slots, counts, exec_success, exec_threshold, exec_runs, exec_outcomes,
+                     rule):
+    """Apply the rule once per node with ``ok = counts[:, 0] / counts.sum(1)`` (a batch verdict).
+
+    ``counts`` is int64 [n, N_OUT]; rows with no execution are skipped. Returns the number of
+    crashed executions.
+    """
+    crashes = 0
+    for i in range(slots.shape[0]):
+        e = slots[i]
+        total = 0
+        for o in range(counts.shape[1]):
+            total += counts[i, o]
+            exec_outcomes[e, o] += counts[i, o]
+        if total == 0:
+            continue
+        crashes += total - counts[i, 0]
+        ok = np.float32(counts[i, 0] / total)
+        exec_success[e], exec_threshold[e] = rule_step(exec_success[e], exec_threshold[e], ok,
+                                                       rule)
+        exec_runs[e] += total
+    return crashes
+
+
+@njit(cache=True)
+def inject(activation, port_value, ports, values, energies):
+    """Put byte ``values[i]`` on port ``ports[i]`` (0..255) with energy ``energies[i]``."""
+    for i in range(ports.shape[0]):
+        p = ports[i]
+        activation[p] += energies[i]
+        port_value[p] = values[i]
+
+
+@njit(cache=True)
+def feed_bytes(activation, port_value, data, energy):
+    """Feed a byte stream with the stream convention: byte ``b`` arrives on port ``b``."""
+    for i in range(data.shape[0]):
+        b = data[i]
+        activation[b] += energy
+        port_value[b] = b
+
+
+@njit(cache=True)
+def propagate(indptr, indices, weights, act_in, act_out, keep):
+    """One step: ``act_out[i] = keep*act_in[i] + sum_j w_ij * act_in[j]``, floored at 0.
+
+    Single-threaded; ``act_in`` and ``act_out`` must be distinct float32 [n_nodes] arrays.
+    """
+    for i in range(act_out.shape[0]):
+        acc = np.float32(0.0)
+        for k in range(indptr[i], indptr[i + 1]):
+            acc += weights[k] * act_in[indices[k]]
+        v = keep * act_in[i] + acc
+        act_out[i] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def propagate_parallel(indptr, indices, weights, act_in, act_out, keep):
+    """:func:`propagate` over ``numba.get_num_threads()`` threads (rows are independent)."""
+    for i in prange(act_out.shape[0]):
+        acc = np.float32(0.0)
+        for k in range(indptr[i], indptr[i + 1]):
+            acc += weights[k] * act_in[indices[k]]
+        v = keep * act_in[i] + acc
+        act_out[i] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True)
+def mean_active(activation, eps):
+    """Mean activation of the nodes whose activation exceeds ``eps`` (0.0 if there is none).
+
+    Inactive nodes are left out so that a large, mostly silent graph does not make every
+    active EXEC node fire: the ratio compares a node with the nodes that are actually active.
+    """
+    total = 0.0
+    n = 0
+    for i in range(activation.shape[0]):
+        a = activation[i]
+        if a > eps:
+            total += a
+            n += 1
+    return total / n if n > 0 else 0.0
+
+
+@njit(cache=True)
+def select_firing(activation, exec_node, exec_threshold, mean, eps):
+    """EXEC slots whose node activation exceeds ``threshold_ratio * mean`` (and ``eps``).
+
+    Returns int64 [n_fired], ascending.
+    """
+    n = exec_node.shape[0]
+    mark = np.zeros(n, np.bool_)
+    count = 0
+    for e in range(n):
+        a = activation[exec_node[e]]
+        if a > eps and a > exec_threshold[e] * mean:
+            mark[e] = True
+            count += 1
+    out = np.empty(count, np.int64)
+    j = 0
+    for e in range(n):
+        if mark[e]:
+            out[j] = e
+            j += 1
+    return out
+
+
+@njit(cache=True)
+def reset_nodes(activation, exec_node, slots):
+    """Zero the activation of the given EXEC slots' nodes (a node spends it by firing)."""
+    for i in range(slots.shape[0]):
+        activation[exec_node[slots[i]]] = 0.0

@@ -1,0 +1,411 @@
+"""Numba kernels of pattern learning: recurring n-grams of a token stream become patterns.
+
+Pure functions on arrays (STYLE.md): no classes, no globals, the random state lives in ``meta``.
+:class:`core.patterns.PatternTable` owns the arrays and is the only caller. Tokens are ``int64``
+>= 0, so the same kernels learn from byte streams (0..255) and from streams of gene ids.
+
+Array contract (``cap`` pattern slots, ``max_n`` tokens per pattern, ``K`` edges per pattern):
+
+=========  =======================  =================================================
+name       dtype, shape             meaning
+=========  =======================  =================================================
+ptok       int64 [cap, max_n]       the n-gram, left-aligned, rest zero
+plen       uint8 [cap]              n, 0 for a free slot
+phash      uint64 [cap]             hash of the n-gram (``_hash``)
+pcount     int64 [cap]              occurrences seen
+plast      int64 [cap]              ``meta[M_TICK]`` when last seen (eviction is LRU)
+pact       float32 [cap]            activation (a pattern is "active" while it is high)
+pmark      int64 [cap]              scratch: de-duplicates matches within one sequence
+index      int32 [hcap]             open addressing: slot, -1 empty, -2 tombstone
+cand       uint16 [ccap]            hashed occurrence counters of not-yet-patterns
+hist       int64 [max_n]            the last tokens of the stream (shift register)
+meta       int64 [META_LEN]         counters, see ``M_*``
+cfg        int64 [CFG_LEN]          n_min, n_max, min_count, age_interval, evict_sample
+=========  =======================  =================================================
+
+``hcap`` is a power of two >= 2 * cap and tombstones are purged when they pass cap / 2, so a
+probe always meets an empty entry. Candidate counters are approximate (hash collisions may
+promote an n-gram early); they are halved every ``age_interval`` tokens, so on an endless stream
+only n-grams that recur within that horizon become patterns.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from core.brain_kernels import rule_step
+
+M_TICK, M_USED, M_TOMB, M_RNG, M_HIST, M_AGE, M_LIVE, M_EVICT, M_STAMP = range(9)
+META_LEN = 9
+C_NMIN, C_NMAX, C_MINCOUNT, C_AGE, C_SAMPLE = range(5)
+CFG_LEN = 5
+
+EMPTY = -1
+TOMB = -2
+
+
+@njit(cache=True)
+def _hash(win, start, n):
+    """FNV-1a over the 64-bit tokens, then the splitmix64 finaliser (spreads low bits)."""
+    h = np.uint64(0xCBF29CE484222325) ^ np.uint64(n)
+    for i in range(n):
+        h ^= np.uint64(win[start + i])
+        h *= np.uint64(0x100000001B3)
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+@njit(cache=True)
+def _rand(meta):
+    """xorshift64: the table's explicit random state, advanced in place."""
+    x = np.uint64(meta[M_RNG])
+    x ^= x << np.uint64(13)
+    x ^= x >> np.uint64(7)
+    x ^= x << np.uint64(17)
+    meta[M_RNG] = np.int64(x)
+    return x
+
+
+@njit(cache=True)
+def find(index, ptok, plen, phash, h, win, start, n):
+    """Slot of the n-gram ``win[start:start+n]`` (hash ``h``), or -1."""
+    mask = index.shape[0] - 1
+    i = np.int64(h & np.uint64(mask))
+    while True:
+        s = index[i]
+        if s == EMPTY:
+            return -1
+        if s >= 0 and phash[s] == h and plen[s] == n:
+            same = True
+            for k in range(n):
+                if ptok[s, k] != win[start + k]:
+                    same = False
+                    break
+            if same:
+                return s
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def _index_put(index, h, slot):
+    """Store ``slot`` at the first free entry of its probe; True if a tombstone was reused."""
+    mask = index.shape[0] - 1
+    i = np.int64(h & np.uint64(mask))
+    while index[i] >= 0:
+        i = (i + 1) & mask
+    reused = index[i] == TOMB
+    index[i] = slot
+    return reused
+
+
+@njit(cache=True)
+def _index_drop(index, h, slot):
+    mask = index.shape[0] - 1
+    i = np.int64(h & np.uint64(mask))
+    while index[i] != slot:
+        if index[i] == EMPTY:
+            return
+        i = (i + 1) & mask
+    index[i] = TOMB
+
+
+@njit(cache=True)
+def rebuild_index(index, plen, phash, meta):
+    """Re-insert every live slot into an emptied index (purges tombstones)."""
+    index[:] = EMPTY
+    for s in range(meta[M_USED]):
+        if plen[s] > 0:
+            _index_put(index, phash[s], s)
+    meta[M_TOMB] = 0
+
+
+@njit(cache=True)
+def _victim(plast, pcount, meta, cfg):
+    """Approximate LRU: the least recently seen of ``evict_sample`` random slots."""
+    cap = plast.shape[0]
+    best = np.int64(_rand(meta) % np.uint64(cap))
+    for _ in range(cfg[C_SAMPLE] - 1):
+        s = np.int64(_rand(meta) % np.uint64(cap))
+        if plast[s] < plast[best] or (plast[s] == plast[best] and pcount[s] < pcount[best]):
+            best = s
+    return best
+
+
+@njit(cache=True)
+def create(win, start, n, h, count,
+           ptok, plen, phash, pcount, plast, pact, pok, pcrash, psucc, pthr, edst, ew,
+           index, meta, cfg, init_success, init_thr):
+    """Make the n-gram a pattern in a free slot, evicting one when the table is full.
+
+    Returns the slot. The evicted pattern's statistics and edges are cleared.
+    """
+    cap = plen.shape[0]
+    if meta[M_USED] < cap:
+        s = meta[M_USED]
+        meta[M_USED] += 1
+    else:
+        s = _victim(plast, pcount, meta, cfg)
+        _index_drop(index, phash[s], s)
+        meta[M_TOMB] += 1
+        meta[M_LIVE] -= 1
+        meta[M_EVICT] += 1
+    for k in range(ptok.shape[1]):
+        ptok[s, k] = win[start + k] if k < n else 0
+    plen[s] = n
+    phash[s] = h
+    pcount[s] = count
+    plast[s] = meta[M_TICK]
+    pact[s] = 0.0
+    pok[s] = 0
+    pcrash[s] = 0
+    psucc[s] = init_success
+    pthr[s] = init_thr
+    edst[s, :] = -1
+    ew[s, :] = 0.0
+    if _index_put(index, h, s):
+        meta[M_TOMB] -= 1
+    meta[M_LIVE] += 1
+    if meta[M_TOMB] > cap // 2:
+        rebuild_index(index, plen, phash, meta)
+    return s
+
+
+@njit(cache=True)
+def scan(tokens, seq_ptr, stream, learn, energy,
+         ptok, plen, phash, pcount, plast, pact, pmark, pok, pcrash, psucc, pthr, edst, ew,
+         index, cand, hist, meta, cfg, init_success, init_thr):
+    """Match (and optionally learn) the n-grams of token sequences.
+
+    Parameters
+    ----------
+    tokens : int64 [n_tokens]
+        Concatenated sequences, every token >= 0.
+    seq_ptr : int64 [n_seq + 1]
+        Sequence ``i`` is ``tokens[seq_ptr[i]:seq_ptr[i+1]]``.
+    stream : bool
+        True: one continuing stream (``seq_ptr`` must be ``[0, n_tokens]``); n-grams span calls
+        through ``hist`` and the tick advances per token. False: independent sequences (genomes);
+        n-grams never cross a sequence boundary and the tick advances per sequence.
+    learn : bool
+        Count unknown n-grams and promote those seen ``min_count`` times.
+    energy : float32
+        Added to a pattern's activation at each match.
+
+    Returns
+    -------
+    match_ptr : int64 [n_seq + 1]
+    match_slots : int32 [match_ptr[-1]]
+        The distinct patterns matched in each sequence (CSR).
+    """
+    n_min, n_max = cfg[C_NMIN], cfg[C_NMAX]
+    ccap_mask = np.uint64(cand.shape[0] - 1)
+    n_seq = seq_ptr.shape[0] - 1
+    width = n_max - n_min + 1
+    match_ptr = np.zeros(n_seq + 1, np.int64)
+    match_slots = np.empty(tokens.shape[0] * width, np.int32)
+    n_match = 0
+    for q in range(n_seq):
+        meta[M_STAMP] += 1
+        stamp = meta[M_STAMP]
+        if not stream:
+            meta[M_HIST] = 0
+            meta[M_TICK] += 1
+        for t in range(seq_ptr[q], seq_ptr[q + 1]):
+            for k in range(hist.shape[0] - 1):
+                hist[k] = hist[k + 1]
+            hist[hist.shape[0] - 1] = tokens[t]
+            if meta[M_HIST] < n_max:
+                meta[M_HIST] += 1
+            if stream:
+                meta[M_TICK] += 1
+            meta[M_AGE] += 1
+            if meta[M_AGE] >= cfg[C_AGE]:
+                meta[M_AGE] = 0
+                for c in range(cand.shape[0]):
+                    cand[c] >>= 1
+            top = min(n_max, meta[M_HIST])
+            for n in range(n_min, top + 1):
+                start = hist.shape[0] - n
+                h = _hash(hist, start, n)
+                s = find(index, ptok, plen, phash, h, hist, start, n)
+                if s < 0:
+                    if not learn:
+                        continue
+                    c = np.int64((h >> np.uint64(32)) & ccap_mask)
+                    if cand[c] < 65535:
+                        cand[c] += 1
+                    if cand[c] < cfg[C_MINCOUNT]:
+                        continue
+                    cand[c] = 0
+                    s = create(hist, start, n, h, cfg[C_MINCOUNT] - 1,
+                               ptok, plen, phash, pcount, plast, pact, pok, pcrash, psucc, pthr,
+                               edst, ew, index, meta, cfg, init_success, init_thr)
+                    pmark[s] = 0
+                pcount[s] += 1
+                plast[s] = meta[M_TICK]
+                pact[s] += energy
+                if pmark[s] != stamp:
+                    pmark[s] = stamp
+                    match_slots[n_match] = s
+                    n_match += 1
+        match_ptr[q + 1] = n_match
+    return match_ptr, match_slots[:n_match].copy()
+
+
+@njit(cache=True)
+def observe(match_ptr, match_slots, n_ok, n_crash, pok, pcrash, psucc, pthr, rule):
+    """Credit each matched pattern with its sequence's outcomes.
+
+    ``n_ok``/``n_crash`` are int64 [n_seq]. A sequence with executions counts once in the
+    pattern's rule (one step with ``ok = n_ok / (n_ok + n_crash)``), as a batch of test cases
+    of one genome is one verdict on that genome's patterns.
+    """
+    for q in range(match_ptr.shape[0] - 1):
+        total = n_ok[q] + n_crash[q]
+        if total <= 0:
+            continue
+        ok = np.float32(n_ok[q] / total)
+        for m in range(match_ptr[q], match_ptr[q + 1]):
+            s = match_slots[m]
+            pok[s] += n_ok[q]
+            pcrash[s] += n_crash[q]
+            psucc[s], pthr[s] = rule_step(psucc[s], pthr[s], ok, rule)
+
+
+@njit(cache=True)
+def link(match_ptr, match_slots, nodes, deltas, edst, ew, wclip):
+    """Strengthen (delta > 0) or weaken the edge pattern -> node for every match.
+
+    A missing edge takes a free slot of the pattern's ``K`` slots, else replaces the weakest
+    edge if the new one is stronger: a pattern keeps its ``K`` most decided associations.
+    """
+    K = edst.shape[1]
+    for q in range(match_ptr.shape[0] - 1):
+        node = nodes[q]
+        d = deltas[q]
+        for m in range(match_ptr[q], match_ptr[q + 1]):
+            s = match_slots[m]
+            hit = -1
+            free = -1
+            weakest = 0
+            for k in range(K):
+                if edst[s, k] == node:
+                    hit = k
+                    break
+                if edst[s, k] < 0:
+                    if free < 0:
+                        free = k
+                elif abs(ew[s, k]) < abs(ew[s, weakest]) or edst[s, weakest] < 0:
+                    weakest = k
+            if hit < 0:
+                if free >= 0:
+                    hit = free
+                elif abs(d) > abs(ew[s, weakest]):
+                    hit = weakest
+                else:
+                    continue
+                edst[s, hit] = node
+                ew[s, hit] = 0.0
+            w = ew[s, hit] + d
+            ew[s, hit] = min(max(w, -wclip), wclip)
+
+
+@njit(cache=True)
+def push(pact, edst, ew, node_act, eps, keep):
+    """Send active patterns' activation along their edges, then decay them by ``keep``.
+
+    Node activations never go below zero (an inhibiting edge can only silence a node).
+    """
+    for s in range(pact.shape[0]):
+        a = pact[s]
+        if a <= eps:
+            continue
+        for k in range(edst.shape[1]):
+            d = edst[s, k]
+            if d >= 0:
+                v = node_act[d] + a * ew[s, k]
+                node_act[d] = v if v > 0.0 else 0.0
+        pact[s] = a * keep
+
+
+@njit(cache=True)
+def forget_nodes(edst, ew, dead):
+    """Clear every edge whose target is marked in ``dead`` (bool [n_nodes])."""
+    for s in range(edst.shape[0]):
+        for k in range(edst.shape[1]):
+            d = edst[s, k]
+            if d >= 0 and (d >= dead.shape[0] or dead[d]):
+                edst[s, k] = -1
+                ew[s, k] = 0.0
+
+
+@njit(cache=True)
+def next_weights(prefix, n_tokens, index, ptok, plen, phash, pok, pcrash, pthr, cfg,
+                 thr_min, min_exec):
+    """Weights for the token that follows ``prefix``.
+
+    For each candidate token ``g``, every known pattern ``prefix[-k:] + [g]`` (n_min <= k + 1
+    <= n_max) with at least ``min_exec`` executions multiplies the weight by
+    ``thr_min / threshold``: patterns the rule suppressed (threshold near 3.0) are drawn ~30x
+    less often, unknown or proven patterns keep weight 1.
+
+    Returns float64 [n_tokens].
+    """
+    n_min, n_max = cfg[C_NMIN], cfg[C_NMAX]
+    w = np.ones(n_tokens, np.float64)
+    win = np.empty(n_max, np.int64)
+    L = prefix.shape[0]
+    for g in range(n_tokens):
+        for n in range(n_min, n_max + 1):
+            k = n - 1
+            if k > L:
+                break
+            for i in range(k):
+                win[i] = prefix[L - k + i]
+            win[k] = g
+            h = _hash(win, 0, n)
+            s = find(index, ptok, plen, phash, h, win, 0, n)
+            if s >= 0 and pok[s] + pcrash[s] >= min_exec:
+                w[g] *= thr_min / pthr[s]
+    return w
+
+
+@njit(cache=True)
+def merge(otok, olen, ocount, olast, ook, ocrash, osucc, othr,
+          ptok, plen, phash, pcount, plast, pact, pok, pcrash, psucc, pthr, edst, ew,
+          index, meta, cfg):
+    """Add another table's live patterns into this one (islands exchanging knowledge).
+
+    Counts add up; success rate and threshold become the execution-weighted means of both.
+    A pattern new here is created (possibly evicting one) with the other's statistics.
+    Returns the number of patterns created.
+    """
+    created = 0
+    for j in range(olen.shape[0]):
+        n = olen[j]
+        if n == 0:
+            continue
+        h = _hash(otok[j], 0, n)
+        s = find(index, ptok, plen, phash, h, otok[j], 0, n)
+        if s < 0:
+            s = create(otok[j], 0, n, h, ocount[j], ptok, plen, phash, pcount, plast, pact,
+                       pok, pcrash, psucc, pthr, edst, ew, index, meta, cfg, osucc[j], othr[j])
+            pok[s] = ook[j]
+            pcrash[s] = ocrash[j]
+            created += 1
+            continue
+        a = pok[s] + pcrash[s]
+        b = ook[j] + ocrash[j]
+        if a + b > 0:
+            fa = a / (a + b)
+            psucc[s] = np.float32(fa * psucc[s] + (1.0 - fa) * osucc[j])
+            pthr[s] = np.float32(fa * pthr[s] + (1.0 - fa) * othr[j])
+        pcount[s] += ocount[j]
+        pok[s] += ook[j]
+        pcrash[s] += ocrash[j]
+        plast[s] = max(plast[s], meta[M_TICK])
+    return created

@@ -1,0 +1,284 @@
+"""Pattern learning: recurring n-grams of a token stream become pattern nodes with statistics.
+
+One class serves both of the brain's uses:
+
+* bytes: the input stream's recurring n-grams; a pattern that is active when an EXEC node fires
+  gets an edge to it, strengthened on success and weakened on crash, and later sends its
+  activation along that edge (``push``);
+* genes: the evolution engine feeds each genome's gene ids as one sequence, with the genome's
+  outcomes; every gene n-gram keeps success/crash counts and its own threshold under the seed's
+  rule, which ``next_weights`` turns into weights for drawing the next gene.
+
+Memory is bounded: at most ``capacity`` patterns (a full table evicts the least recently seen of
+a random sample) and ``2**candidate_bits`` candidate counters. The kernels are in
+:mod:`core.pattern_kernels`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from core import pattern_kernels as pk
+from core.brain_kernels import R_MIN
+
+
+@dataclass(frozen=True)
+class PatternConfig:
+    """Shape and learning constants of a :class:`PatternTable`.
+
+    ``min_count`` occurrences (within ``age_interval`` tokens) make an n-gram a pattern;
+    ``edges_per_pattern`` bounds the pattern -> EXEC edges each pattern keeps.
+    """
+
+    capacity: int = 4096
+    n_min: int = 2
+    n_max: int = 4
+    min_count: int = 2
+    edges_per_pattern: int = 8
+    candidate_bits: int = 16
+    age_interval: int = 1 << 16
+    evict_sample: int = 8
+    seed: int = 0x5EED
+
+    def validate(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
+        if not 1 <= self.n_min <= self.n_max <= 16:
+            raise ValueError(f"need 1 <= n_min <= n_max <= 16, got {self.n_min}, {self.n_max}")
+        if self.min_count < 1 or self.edges_per_pattern < 1 or self.evict_sample < 1:
+            raise ValueError("min_count, edges_per_pattern and evict_sample must be >= 1")
+        if not 4 <= self.candidate_bits <= 26:
+            raise ValueError(f"candidate_bits must be in [4, 26], got {self.candidate_bits}")
+        if self.age_interval < 1:
+            raise ValueError("age_interval must be >= 1")
+
+
+#: The arrays a table persists, in the order the kernels take them (``index``/``pmark`` are
+#: rebuilt on load, not stored).
+STATE_ARRAYS = ("ptok", "plen", "phash", "pcount", "plast", "pact", "pok", "pcrash", "psucc",
+                "pthr", "edst", "ew", "cand", "hist", "meta")
+
+
+def _as_tokens(tokens) -> np.ndarray:
+    if isinstance(tokens, (bytes, bytearray, memoryview)):
+        arr = np.frombuffer(bytes(tokens), np.uint8).astype(np.int64)
+    else:
+        arr = np.ascontiguousarray(tokens, dtype=np.int64)
+    if arr.ndim != 1:
+        raise ValueError(f"tokens must be one-dimensional, got shape {arr.shape}")
+    if arr.size and arr.min() < 0:
+        raise ValueError("tokens must be >= 0")
+    return arr
+
+
+class PatternTable:
+    """Bounded table of n-gram patterns with activation, statistics and pattern -> node edges.
+
+    Parameters
+    ----------
+    config : PatternConfig
+    rule : float32 [RULE_LEN]
+        The reinforcement rule's constants (``core.brain_kernels.R_*``); shared with the brain.
+    init_success, init_threshold : float
+        Statistics a new pattern starts with.
+    """
+
+    def __init__(self, config: PatternConfig = PatternConfig(), rule: np.ndarray | None = None,
+                 init_success: float = 0.5, init_threshold: float = 0.1) -> None:
+        from core.brain import RuleParams  # the rule's defaults live with the brain
+
+        config.validate()
+        self.config = config
+        self.rule = RuleParams().as_array() if rule is None else np.asarray(rule, np.float32)
+        self.init_success = np.float32(init_success)
+        self.init_threshold = np.float32(init_threshold)
+        cap, n, k = config.capacity, config.n_max, config.edges_per_pattern
+        self.ptok = np.zeros((cap, n), np.int64)
+        self.plen = np.zeros(cap, np.uint8)
+        self.phash = np.zeros(cap, np.uint64)
+        self.pcount = np.zeros(cap, np.int64)
+        self.plast = np.zeros(cap, np.int64)
+        self.pact = np.zeros(cap, np.float32)
+        self.pok = np.zeros(cap, np.int64)
+        self.pcrash = np.zeros(cap, np.int64)
+        self.psucc = np.zeros(cap, np.float32)
+        self.pthr = np.zeros(cap, np.float32)
+        self.edst = np.full((cap, k), -1, np.int32)
+        self.ew = np.zeros((cap, k), np.float32)
+        self.cand = np.zeros(1 << config.candidate_bits, np.uint16)
+        self.hist = np.zeros(n, np.int64)
+        self.meta = np.zeros(pk.META_LEN, np.int64)
+        self.meta[pk.M_RNG] = (config.seed & 0x7FFFFFFFFFFFFFFF) or 1
+        self.pmark = np.zeros(cap, np.int64)
+        self.cfg = np.array([config.n_min, config.n_max, config.min_count, config.age_interval,
+                             config.evict_sample], np.int64)
+        hcap = 1 << int(np.ceil(np.log2(2 * cap + 1)))
+        self.index = np.full(hcap, pk.EMPTY, np.int32)
+
+    # ------------------------------------------------------------------ learning
+    def _stats(self):
+        return (self.ptok, self.plen, self.phash, self.pcount, self.plast, self.pact, self.pmark,
+                self.pok, self.pcrash, self.psucc, self.pthr, self.edst, self.ew)
+
+    def scan_stream(self, tokens, learn: bool = True, energy: float = 1.0) -> np.ndarray:
+        """Continue the stream with ``tokens`` (bytes or ints >= 0); n-grams span calls.
+
+        Returns int32 [n_matched]: the distinct patterns matched (their activation grew by
+        ``energy`` per match).
+        """
+        arr = _as_tokens(tokens)
+        ptr = np.array([0, arr.size], np.int64)
+        _, slots = pk.scan(arr, ptr, True, learn, np.float32(energy), *self._stats(), self.index,
+                           self.cand, self.hist, self.meta, self.cfg, self.init_success,
+                           self.init_threshold)
+        return slots
+
+    def scan_sequences(self, sequences: Sequence[Sequence[int]] | tuple[np.ndarray, np.ndarray],
+                       learn: bool = True, energy: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Match independent sequences (genomes as gene ids); n-grams never cross sequences.
+
+        Parameters
+        ----------
+        sequences : list of int sequences, or ``(tokens int64 [n_tokens], ptr int64 [n_seq+1])``
+
+        Returns
+        -------
+        match_ptr : int64 [n_seq + 1]
+        match_slots : int32 [match_ptr[-1]]
+            The distinct patterns of each sequence, as CSR.
+        """
+        tokens, ptr = flatten_sequences(sequences)
+        return pk.scan(tokens, ptr, False, learn, np.float32(energy), *self._stats(), self.index,
+                       self.cand, self.hist, self.meta, self.cfg, self.init_success,
+                       self.init_threshold)
+
+    def observe(self, match_ptr: np.ndarray, match_slots: np.ndarray, n_ok: np.ndarray,
+                n_crash: np.ndarray) -> None:
+        """Credit each sequence's patterns with its ok/crash counts (int64 [n_seq] each)."""
+        n_seq = match_ptr.size - 1
+        n_ok = np.ascontiguousarray(n_ok, np.int64).reshape(n_seq)
+        n_crash = np.ascontiguousarray(n_crash, np.int64).reshape(n_seq)
+        pk.observe(match_ptr, match_slots, n_ok, n_crash, self.pok, self.pcrash, self.psucc,
+                   self.pthr, self.rule)
+
+    def link(self, match_ptr: np.ndarray, match_slots: np.ndarray, nodes: np.ndarray,
+             deltas: np.ndarray, clip: float = 1.0) -> None:
+        """Add ``deltas[q]`` to the edge (pattern -> ``nodes[q]``) of each match of sequence q."""
+        pk.link(match_ptr, match_slots, np.ascontiguousarray(nodes, np.int64),
+                np.ascontiguousarray(deltas, np.float32), self.edst, self.ew, np.float32(clip))
+
+    def active(self, eps: float, limit: int) -> np.ndarray:
+        """The (at most ``limit``) most active patterns with activation > eps, int32."""
+        idx = np.flatnonzero(self.pact > eps)
+        if idx.size > limit:
+            idx = idx[np.argpartition(self.pact[idx], idx.size - limit)[idx.size - limit:]]
+        return idx.astype(np.int32)
+
+    def push(self, node_activation: np.ndarray, eps: float, keep: float) -> None:
+        """Send active patterns' activation to their nodes, then decay it by ``keep``."""
+        pk.push(self.pact, self.edst, self.ew, node_activation, np.float32(eps),
+                np.float32(keep))
+
+    def forget_nodes(self, dead: np.ndarray) -> None:
+        """Drop edges to the nodes marked in ``dead`` (bool [n_nodes]); others beyond it too."""
+        pk.forget_nodes(self.edst, self.ew, np.ascontiguousarray(dead, np.bool_))
+
+    def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
+                     ) -> np.ndarray:
+        """Weights (float64 [n_tokens]) for the token after ``prefix``; see ``pk.next_weights``.
+
+        1.0 for tokens no learned pattern speaks about; ``thr_min / threshold`` multiplied over
+        the patterns ``prefix[-k:] + [g]`` with at least ``min_executions`` executions.
+        """
+        pre = _as_tokens(list(prefix)[-(self.config.n_max - 1):] if self.config.n_max > 1 else [])
+        return pk.next_weights(pre, int(n_tokens), self.index, self.ptok, self.plen, self.phash,
+                               self.pok, self.pcrash, self.pthr, self.cfg,
+                               float(self.rule[R_MIN]), int(min_executions))
+
+    def merge(self, other: "PatternTable") -> int:
+        """Add ``other``'s patterns and statistics into this table; returns patterns created.
+
+        Counts are summed, so merging the same snapshot twice counts it twice: islands should
+        merge each peer's table once per exchange (or a table of deltas).
+        """
+        if other.config.n_max > self.config.n_max:
+            raise ValueError("cannot merge patterns longer than this table's n_max")
+        otok = np.zeros((other.ptok.shape[0], self.config.n_max), np.int64)
+        otok[:, :other.config.n_max] = other.ptok
+        live = other.plen > 0
+        too_short = live & (other.plen < self.config.n_min)
+        olen = np.where(too_short, 0, other.plen).astype(np.uint8)
+        return int(pk.merge(otok, olen, other.pcount, other.plast, other.pok, other.pcrash,
+                            other.psucc, other.pthr, self.ptok, self.plen, self.phash,
+                            self.pcount, self.plast, self.pact, self.pok, self.pcrash,
+                            self.psucc, self.pthr, self.edst, self.ew, self.index, self.meta,
+                            self.cfg))
+
+    # ------------------------------------------------------------------ inspection
+    def __len__(self) -> int:
+        return int(self.meta[pk.M_LIVE])
+
+    @property
+    def evictions(self) -> int:
+        return int(self.meta[pk.M_EVICT])
+
+    def find(self, gram: Sequence[int] | bytes) -> int:
+        """Slot of the pattern ``gram``, or -1."""
+        win = _as_tokens(gram)
+        if not 1 <= win.size <= self.config.n_max:
+            return -1
+        h = pk._hash(win, 0, win.size)
+        return int(pk.find(self.index, self.ptok, self.plen, self.phash, h, win, 0, win.size))
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """Live patterns: ``slot`` int64, ``tokens`` int64 [n, n_max] (zero-padded), ``length``,
+        ``count``, ``n_ok``, ``n_crash`` int64, ``success_rate``, ``threshold`` float32."""
+        slot = np.flatnonzero(self.plen > 0)
+        return {"slot": slot, "tokens": self.ptok[slot], "length": self.plen[slot].astype(np.int64),
+                "count": self.pcount[slot], "n_ok": self.pok[slot], "n_crash": self.pcrash[slot],
+                "success_rate": self.psucc[slot], "threshold": self.pthr[slot]}
+
+    # ------------------------------------------------------------------ persistence
+    def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able metadata, arrays) for a brain file; :meth:`from_arrays` inverts it."""
+        meta = {"config": asdict(self.config), "init_success": float(self.init_success),
+                "init_threshold": float(self.init_threshold)}
+        return meta, {name: getattr(self, name) for name in STATE_ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray], rule: np.ndarray,
+                    ) -> "PatternTable":
+        table = cls(PatternConfig(**meta["config"]), rule, meta["init_success"],
+                    meta["init_threshold"])
+        for name in STATE_ARRAYS:
+            ref = getattr(table, name)
+            arr = arrays[name]
+            if arr.shape != ref.shape or arr.dtype != ref.dtype:
+                raise ValueError(f"pattern array {name!r}: expected {ref.dtype}{ref.shape}, "
+                                 f"got {arr.dtype}{arr.shape}")
+            setattr(table, name, np.ascontiguousarray(arr).copy())
+        used = int(table.meta[pk.M_USED])
+        if not 0 <= used <= table.config.capacity or np.any(table.plen[used:] != 0) \
+                or np.any(table.plen > table.config.n_max) or table.meta[pk.M_RNG] == 0 \
+                or int(table.meta[pk.M_LIVE]) != int(np.count_nonzero(table.plen)):
+            raise ValueError("pattern table arrays are inconsistent")
+        pk.rebuild_index(table.index, table.plen, table.phash, table.meta)
+        return table
+
+
+def flatten_sequences(sequences) -> tuple[np.ndarray, np.ndarray]:
+    """``(tokens int64 [n_tokens], ptr int64 [n_seq+1])`` from a list of sequences or a pair."""
+    if isinstance(sequences, tuple) and len(sequences) == 2 and isinstance(sequences[1], np.ndarray):
+        tokens = _as_tokens(sequences[0])
+        ptr = np.ascontiguousarray(sequences[1], np.int64)
+        if ptr.ndim != 1 or ptr.size < 1 or ptr[0] != 0 or ptr[-1] != tokens.size \
+                or np.any(np.diff(ptr) < 0):
+            raise ValueError("ptr must start at 0, be non-decreasing and end at len(tokens)")
+        return tokens, ptr
+    lens = np.fromiter((len(s) for s in sequences), np.int64)
+    ptr = np.zeros(lens.size + 1, np.int64)
+    np.cumsum(lens, out=ptr[1:])
+    tokens = _as_tokens(np.fromiter((t for s in sequences for t in s), np.int64, int(ptr[-1])))
+    return tokens, ptr
