@@ -91,6 +91,12 @@ def find(index, ptok, plen, phash, h, win, start, n):
 
 
 @njit(cache=True)
+def find_gram(index, ptok, plen, phash, win):
+    """Slot of the whole n-gram ``win`` (int64 [n]), or -1."""
+    return find(index, ptok, plen, phash, _hash(win, 0, win.shape[0]), win, 0, win.shape[0])
+
+
+@njit(cache=True)
 def _index_put(index, h, slot):
     """Store ``slot`` at the first free entry of its probe; True if a tombstone was reused."""
     mask = index.shape[0] - 1

@@ -229,8 +229,7 @@ class PatternTable:
         win = _as_tokens(gram)
         if not 1 <= win.size <= self.config.n_max:
             return -1
-        h = pk._hash(win, 0, win.size)
-        return int(pk.find(self.index, self.ptok, self.plen, self.phash, h, win, 0, win.size))
+        return int(pk.find_gram(self.index, self.ptok, self.plen, self.phash, win))
 
     def stats(self) -> dict[str, np.ndarray]:
         """Live patterns: ``slot`` int64, ``tokens`` int64 [n, n_max] (zero-padded), ``length``,

@@ -1,0 +1,160 @@
+"""Tests of pattern learning on byte streams and on streams of gene ids."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.brain import Brain, BrainParams
+from core.outcome import N_OUTCOMES, Outcome
+from core.patterns import PatternConfig, PatternTable
+
+
+def _stream_with(motif: bytes, copies: int, seed: int = 0, gap: int = 40) -> bytes:
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(copies):
+        parts.append(rng.integers(0, 256, gap, dtype=np.uint8).tobytes())
+        parts.append(motif)
+    return b"".join(parts)
+
+
+def test_planted_ngrams_are_found():
+    """Check that a motif planted in random bytes yields its n-grams as frequent patterns."""
+    table = PatternTable(PatternConfig(capacity=1024, n_min=2, n_max=4))
+    data = _stream_with(b"MELV", 30)
+    for i in range(0, len(data), 17):  # chunks: n-grams must span chunk boundaries
+        table.scan_stream(data[i:i + 17])
+    for gram in (b"ME", b"EL", b"LV", b"MEL", b"ELV", b"MELV"):
+        slot = table.find(gram)
+        assert slot >= 0, gram
+        assert table.pcount[slot] >= 30
+    st = table.stats()
+    top = st["count"].argsort()[::-1][:6]
+    tops = {bytes(st["tokens"][i][:st["length"][i]].astype(np.uint8)) for i in top}
+    assert b"MELV" in tops
+
+
+def test_single_occurrence_is_not_a_pattern():
+    """Check that an n-gram seen once is not promoted when min_count is 2."""
+    table = PatternTable(PatternConfig(n_min=2, n_max=3, min_count=2))
+    table.scan_stream(b"abcdefgh")
+    assert len(table) == 0
+    table.scan_stream(b"xxabc")
+    assert table.find(b"abc") >= 0 and table.find(b"fgh") < 0
+
+
+def test_learn_false_only_matches():
+    """Check that scanning without learning matches known patterns but creates none."""
+    table = PatternTable(PatternConfig(n_min=2, n_max=2))
+    table.scan_stream(b"abab")
+    n = len(table)
+    matched = table.scan_stream(b"zzabqq", learn=False)
+    assert len(table) == n and table.find(b"zz") < 0
+    assert table.find(b"ab") in matched.tolist()
+
+
+def test_capacity_bounds_memory_and_evicts():
+    """Check that a small table stays at its cap on a long stream and stays consistent."""
+    table = PatternTable(PatternConfig(capacity=64, n_min=2, n_max=3, candidate_bits=8))
+    rng = np.random.default_rng(1)
+    before = sum(a.nbytes for a in table.to_arrays()[1].values())
+    for _ in range(50):
+        table.scan_stream(rng.integers(0, 16, 400, dtype=np.uint8).tobytes())
+    assert len(table) == 64 and table.evictions > 0
+    assert sum(a.nbytes for a in table.to_arrays()[1].values()) == before
+    st = table.stats()
+    for i in range(len(st["slot"])):  # every live pattern is still found through the index
+        gram = st["tokens"][i][:st["length"][i]]
+        assert table.find(gram.tolist()) == st["slot"][i]
+
+
+def test_gene_patterns_learn_which_ngram_crashes():
+    """Check that a gene bigram present in every crashing genome gets suppressed weights."""
+    brain = Brain()
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        seqs, rows = [], []
+        for _ in range(20):
+            seq = rng.integers(0, 6, 6).tolist()
+            bad = rng.random() < 0.5
+            if bad:
+                seq[2:4] = [7, 9]
+            seqs.append(seq)
+            rows.append(np.full(8, Outcome.SIGILL if bad else Outcome.OK, np.uint8))
+        brain.observe_genes(None, seqs, np.stack(rows))
+    slot = brain.gene_patterns.find([7, 9])
+    assert slot >= 0
+    st = brain.gene_patterns
+    assert st.pthr[slot] > 1.0 and st.psucc[slot] < 0.1 and st.pcrash[slot] > 0
+    good = brain.gene_patterns.find([1, 2])
+    assert st.pthr[good] == pytest.approx(0.1) and st.pok[good] > 0
+    w = brain.gene_weights([3, 7], 10)
+    assert w.shape == (10,) and w[9] < 0.1 and w[2] == pytest.approx(1.0)
+    assert brain.gene_weights([3, 4], 10)[9] > w[9]
+
+
+def test_gene_sequences_do_not_cross_boundaries():
+    """Check that n-grams are never formed across two genomes."""
+    table = PatternTable(PatternConfig(n_min=2, n_max=2, min_count=1))
+    ptr, slots = table.scan_sequences([[1, 2], [3, 4]])
+    assert table.find([2, 3]) < 0 and table.find([1, 2]) >= 0
+    assert ptr.tolist() == [0, 1, 2] and len(slots) == 2
+
+
+def test_gene_counts_input():
+    """Check that per-class counts are accepted in place of an outcome matrix."""
+    brain = Brain()
+    counts = np.zeros((1, N_OUTCOMES), np.int64)
+    counts[0, Outcome.OK] = 3
+    counts[0, Outcome.SIGSEGV] = 5
+    brain.observe_genes(None, [[4, 5]], counts)
+    slot = brain.gene_patterns.find([4, 5])
+    assert brain.gene_patterns.pok[slot] == 3 and brain.gene_patterns.pcrash[slot] == 5
+
+
+def test_merge_adds_statistics():
+    """Check that merging another table sums counts and imports unknown patterns."""
+    a, b = Brain(), Brain()
+    a.observe_genes(None, [[1, 2]], np.zeros((1, 4), np.uint8))
+    b.observe_genes(None, [[1, 2], [5, 6]], np.ones((2, 4), np.uint8))
+    created = a.merge_patterns(b)
+    ga = a.gene_patterns
+    s12, s56 = ga.find([1, 2]), ga.find([5, 6])
+    assert created >= 3 and s56 >= 0
+    assert ga.pok[s12] == 4 and ga.pcrash[s12] == 4 and ga.pcrash[s56] == 4
+
+
+def test_active_patterns_link_to_fired_nodes():
+    """Check that active byte patterns get edges strengthened on success, weakened on crash."""
+    brain = Brain()
+    good, bad = brain.add_exec_nodes([bytes(4)] * 2)
+    brain.feed(b"xyxyxy")
+    slot = brain.byte_patterns.find(b"xy")
+    assert slot >= 0 and brain.byte_patterns.pact[slot] > brain.params.link_eps
+    brain.reinforce([good], np.zeros((1, 1), np.uint8))
+    brain.reinforce([bad], np.ones((1, 1), np.uint8))
+    edst = brain.byte_patterns.edst[slot].tolist()
+    ew = brain.byte_patterns.ew[slot]
+    assert ew[edst.index(good)] > 0 and ew[edst.index(bad)] < 0
+    brain.activation[:] = 0.0
+    brain.step()  # the active pattern pushes into the good node only
+    assert brain.activation[good] > 0 and brain.activation[bad] == 0.0
+
+
+def test_patterns_forget_removed_nodes():
+    """Check that removing an EXEC node drops the learned edges pointing at it."""
+    brain = Brain()
+    ids = brain.add_exec_nodes([bytes(4)] * 2)
+    brain.feed(b"abababab")
+    brain.reinforce(ids, np.zeros((2, 1), np.uint8))
+    assert np.isin(ids[0], brain.byte_patterns.edst)
+    brain.remove_exec_nodes(ids[:1])
+    assert not np.isin(ids[0], brain.byte_patterns.edst)
+    assert np.isin(ids[1], brain.byte_patterns.edst)
+
+
+def test_brain_params_cap_patterns():
+    """Check that the brain's byte-pattern cap comes from its parameters."""
+    brain = Brain(params=BrainParams(byte_patterns=PatternConfig(capacity=16)))
+    brain.feed(np.random.default_rng(0).integers(0, 8, 5000, dtype=np.uint8).tobytes())
+    assert len(brain.byte_patterns) == 16
