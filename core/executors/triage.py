@@ -1,0 +1,254 @@
+"""Static triage of genome code: which genomes may take the emulator's fast lane.
+
+The emulated backend runs a whole population inside one ``emu_start`` (the fast lane). That is
+only safe for code that provably falls through to its slot's epilogue within its own length: no
+backward, indirect or early-return branch, no write to the link register or the stack pointer,
+stack accesses only inside the scratch area, nothing touching state the fast-lane harness does not
+restore (SIMD/FP or system registers), nothing Unicorn executes differently from Linux user space.
+For such code triage also lists what the epilogue must restore: the registers it writes and the
+scratch words it may store to.
+
+Every other genome takes the slow lane, where each case is bounded by an exact instruction budget
+and "trap points" apply Linux rules Unicorn lacks (SP alignment, ``eret``, ``wfi``, privileged x86
+instructions). Triage only chooses a lane; outcomes always come from execution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from functools import lru_cache
+
+import capstone
+
+from core.asm import disassembler
+from core.isa import Isa, get_isa
+
+
+class Trap(IntEnum):
+    """What the emulator does when execution reaches a trap point (before the instruction runs)."""
+
+    SKIP = 0       #: behave as a no-op (arm64 ``wfi``: Linux lets EL0 run it; Unicorn halts)
+    SIGILL = 1     #: undefined at EL0 on Linux but executed by Unicorn (``eret``, ``drps``)
+    SIGSEGV = 2    #: privileged x86 instruction (#GP at CPL 3)
+    SP_ALIGN = 3   #: arm64 access through SP: SIGBUS unless SP is 16-byte aligned
+
+
+@dataclass(frozen=True)
+class Triage:
+    """Lane decision for one genome's code (shared through a cache: never mutate)."""
+
+    fast: bool
+    #: byte offset in the code -> trap action (slow lane)
+    traps: dict = field(default_factory=dict)
+    #: why the genome takes the slow lane (first reason found), for diagnostics
+    reason: str = ""
+    #: instructions decoded (bounds a fast-lane genome's executed instructions)
+    n_insns: int = 0
+    #: 64-bit names of registers written (fast lane: the epilogue restores them)
+    clobbered: frozenset = frozenset()
+    #: byte offsets of 8-byte scratch words possibly stored to (fast lane)
+    scratch_words: frozenset = frozenset()
+
+
+_ARM64_SYSTEM = {"eret", "eretaa", "eretab", "drps", "wfi", "wfit", "wfe", "wfet", "hlt", "hvc", "smc",
+                 "mrs", "msr", "sys", "sysl", "dc", "ic", "at", "tlbi", "clrex", "isb", "dsb", "dmb", "sb"}
+_ARM64_ATOMIC = ("ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax", "ldumin", "swp", "cas")
+_X86_PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd",
+                   "lgdt", "lidt", "lldt", "ltr", "wrmsr", "rdmsr", "invd", "wbinvd", "invlpg", "clts",
+                   "swapgs", "sysret", "sysexit", "iretq", "iretd", "iret", "rdpmc", "lmsw", "invpcid",
+                   "xsetbv", "monitor", "mwait", "vmcall", "vmlaunch", "vmresume", "vmxoff", "int1"}
+
+
+def _x86_gpr_table() -> dict[str, str]:
+    table = {}
+    legacy = {"rax": "eax ax al ah", "rbx": "ebx bx bl bh", "rcx": "ecx cx cl ch", "rdx": "edx dx dl dh",
+              "rsi": "esi si sil", "rdi": "edi di dil", "rbp": "ebp bp bpl"}
+    for full, parts in legacy.items():
+        table[full] = full
+        table.update({p: full for p in parts.split()})
+    for i in range(8, 16):
+        table.update({f"r{i}{s}": f"r{i}" for s in ("", "d", "w", "b")})
+    return table
+
+
+_X86_GPR = _x86_gpr_table()
+
+
+def _direct_target(insn) -> int | None:
+    """Relative target of a direct branch decoded at address 0, else None (indirect)."""
+    for op in insn.operands:
+        if op.type == capstone.CS_OP_IMM:
+            return op.imm
+    return None
+
+
+@dataclass(frozen=True)
+class _Word:
+    """Position-independent facts about one arm64 instruction word (cached per word)."""
+
+    reason: str = ""            # a reason for the slow lane, whatever the position
+    trap: Trap | None = None
+    branch: int | None = None   # relative target of a direct branch
+    writes: frozenset = frozenset()
+    sp_mem: tuple = ()          # (disp, is_store) of each SP-based memory operand
+    writes_sp: bool = False
+
+
+@lru_cache(maxsize=1 << 18)
+def _arm64_word(word: bytes) -> _Word:
+    insn = next(disassembler("arm64", detail=True).disasm(word, 0, 1), None)
+    if insn is None:
+        return _Word()  # undecodable: Unicorn raises UDEF -> SIGILL in either lane
+    m = insn.mnemonic
+    trap = Trap.SKIP if m in ("wfi", "wfit", "wfe", "wfet") else \
+        Trap.SIGILL if m in ("eret", "eretaa", "eretab", "drps") else None
+    reason = ""
+    if m in _ARM64_SYSTEM or m.startswith("dcps"):
+        reason = f"system instruction {m!r}"
+    groups = set(insn.groups)
+    branch = None
+    if capstone.CS_GRP_RET in groups:
+        reason = reason or f"return {m!r} would skip the epilogue"
+    elif capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_CALL in groups:
+        branch = _direct_target(insn)
+        if branch is None or capstone.CS_GRP_CALL in groups:
+            reason = reason or f"indirect branch or call {m!r}"
+    try:
+        reads, writes = insn.regs_access()
+    except capstone.CsError:
+        reads, writes = [], []
+    if capstone.CS_GRP_INT in groups:
+        writes = []  # capstone lists lr as written by svc/brk; they trap, they do not link
+    names_w = {insn.reg_name(r) for r in writes}
+    names_r = {insn.reg_name(r) for r in reads}
+    writes_sp = bool(names_w & {"sp", "wsp"})
+    if names_w & {"sp", "wsp", "lr", "x30", "w30"}:
+        reason = reason or f"writes {sorted(names_w & {'sp', 'wsp', 'lr', 'x30', 'w30'})[0]}"
+    sp_mem = []
+    sp_as_base = False
+    store = m.startswith("st") or m.startswith(_ARM64_ATOMIC)
+    for op in insn.operands:
+        if op.type == capstone.CS_OP_MEM and insn.reg_name(op.mem.base) in ("sp", "wsp"):
+            sp_as_base = True
+            if op.mem.index:
+                reason = reason or "register-indexed stack access"
+            sp_mem.append((op.mem.disp, store))
+    if (names_r & {"sp", "wsp"}) and not sp_as_base:
+        reason = reason or "reads sp as a value"
+    clobber = set()
+    for r in names_w:
+        if r in ("xzr", "wzr", "nzcv"):
+            continue
+        if r == "fp":
+            clobber.add("x29")
+        elif r[:1] in ("x", "w") and r[1:].isdigit():
+            clobber.add("x" + r[1:])
+        else:
+            reason = reason or f"writes {r} (state the fast lane does not restore)"
+    for r in names_r:
+        if not (r in ("xzr", "wzr", "nzcv", "fp", "lr", "sp", "wsp") or (r[:1] in ("x", "w") and r[1:].isdigit())):
+            reason = reason or f"reads {r} (state the fast lane does not restore)"
+    return _Word(reason, trap, branch, frozenset(clobber), tuple(sp_mem), writes_sp)
+
+
+def _triage_arm64(code: bytes, scratch: int) -> Triage:
+    traps: dict[int, Trap] = {}
+    reason = ""
+    clobbered: set[str] = set()
+    words: set[int] = set()
+    sp_users: list[int] = []
+    writes_sp = False
+    for off in range(0, len(code), 4):
+        info = _arm64_word(code[off:off + 4])
+        if info.trap is not None:
+            traps[off] = info.trap
+        if info.reason and not reason:
+            reason = f"{info.reason} at +{off}"
+        if info.branch is not None and not (0 < info.branch and off + info.branch <= len(code)) and not reason:
+            reason = f"backward or out-of-code branch at +{off}"
+        writes_sp |= info.writes_sp
+        clobbered |= info.writes
+        if info.sp_mem:
+            sp_users.append(off)
+        for disp, store in info.sp_mem:
+            if not 0 <= disp <= scratch - 16:
+                reason = reason or f"stack access outside the scratch area at +{off}"
+            elif store:
+                words.update(w for w in range(disp // 8 * 8, disp + 16, 8) if w < scratch)
+    if writes_sp:
+        for off in sp_users:
+            traps.setdefault(off, Trap.SP_ALIGN)
+    fast = not reason
+    return Triage(fast, traps, reason, len(code) // 4, frozenset(clobbered) if fast else frozenset(),
+                  frozenset(words) if fast else frozenset())
+
+
+def _triage_x86(code: bytes, scratch: int) -> Triage:
+    cs = disassembler("x86_64", detail=True)
+    traps: dict[int, Trap] = {}
+    reason = ""
+    clobbered: set[str] = set()
+    words: set[int] = set()
+    n = decoded = 0
+    for insn in cs.disasm(code, 0):
+        off, m = insn.address, insn.mnemonic
+        n += 1
+        decoded = off + insn.size
+        groups = set(insn.groups)
+        if m in _X86_PRIVILEGED or capstone.CS_GRP_PRIVILEGE in groups or capstone.CS_GRP_IRET in groups:
+            traps[off] = Trap.SIGSEGV
+            reason = reason or f"privileged {m!r} at +{off}"
+            continue
+        if capstone.CS_GRP_INT in groups or m in ("syscall", "sysenter", "ud2", "ud1", "ud0"):
+            continue  # traps in either lane
+        if capstone.CS_GRP_RET in groups:
+            reason = reason or f"return {m!r} at +{off} would skip the epilogue"
+        elif capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_CALL in groups:
+            target = _direct_target(insn)
+            if target is None or capstone.CS_GRP_CALL in groups:
+                reason = reason or f"indirect branch or call {m!r} at +{off}"
+            elif not off < target <= len(code):
+                reason = reason or f"backward or out-of-code branch {m!r} at +{off}"
+        try:
+            reads, writes = insn.regs_access()
+        except capstone.CsError:
+            reads, writes = [], []
+        rsp_mem_ok = True
+        rsp_base = False
+        for op in insn.operands:
+            if op.type == capstone.CS_OP_MEM and insn.reg_name(op.mem.base) == "rsp":
+                rsp_base = True
+                # [rsp - k] is the red zone (scratch); anything else may hit the return address
+                if op.mem.index or not -scratch <= op.mem.disp <= -op.size:
+                    rsp_mem_ok = False
+                elif op.access & capstone.CS_AC_WRITE:
+                    lo = scratch + op.mem.disp
+                    words.update(w for w in range(lo // 8 * 8, lo + op.size, 8))
+        for r in {insn.reg_name(x) for x in writes}:
+            if r in _X86_GPR:
+                clobbered.add(_X86_GPR[r])
+            elif r not in ("rflags", "rip"):
+                reason = reason or f"writes {r} at +{off}"
+        for r in {insn.reg_name(x) for x in reads}:
+            if r == "rsp":
+                if not rsp_base:
+                    reason = reason or f"reads rsp as a value at +{off}"
+            elif r not in _X86_GPR and r not in ("rflags", "rip"):
+                reason = reason or f"reads {r} at +{off}"
+        if not rsp_mem_ok:
+            reason = reason or f"stack access outside the red zone at +{off}"
+    if decoded < len(code):
+        reason = reason or f"undecodable byte at +{decoded}"
+    fast = not reason
+    return Triage(fast, traps, reason, n, frozenset(clobbered) if fast else frozenset(),
+                  frozenset(words) if fast else frozenset())
+
+
+@lru_cache(maxsize=1 << 16)
+def _triage_cached(code: bytes, isa_name: str, scratch: int) -> Triage:
+    return _triage_arm64(code, scratch) if isa_name == "arm64" else _triage_x86(code, scratch)
+
+
+def triage(code: bytes, isa: Isa | str, scratch: int) -> Triage:
+    """Decide the lane for ``code`` given a scratch area of ``scratch`` bytes (cached)."""
+    return _triage_cached(bytes(code), get_isa(isa).name, scratch)
