@@ -205,6 +205,35 @@ class Brain:
         self.indptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(dst, minlength=n), out=self.indptr[1:])
 
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The structural edges as ``(src int64, dst int64, weight float32)`` [n_edges]."""
+        dst = np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))
+        return self.indices.astype(np.int64), dst, self.weights.copy()
+
+    def add_edges(self, src: np.ndarray, dst: np.ndarray, weight: np.ndarray | float = 1.0,
+                  ) -> None:
+        """Add structural edges to the existing ones (rebuilds the CSR)."""
+        s0, d0, w0 = self.edges()
+        src = np.ascontiguousarray(src, np.int64).ravel()
+        w = np.broadcast_to(np.asarray(weight, np.float32), src.shape)
+        self.set_edges(np.concatenate([s0, src]), np.concatenate([d0, np.ravel(dst)]),
+                       np.concatenate([w0, w]))
+
+    def listen_to_ports(self, node_ids: Sequence[int], ports_per_node: int,
+                        rng: np.random.Generator, weight: float = 1.0) -> None:
+        """Wire each node from ``ports_per_node`` random data ports (not the error ports 250, 31).
+
+        With the stream convention (byte ``b`` lights port ``b``) a node then hears a random
+        subset of byte values, so input content decides which EXEC nodes become active.
+        """
+        ids = np.asarray(node_ids, np.int64).ravel()
+        data = np.setdiff1d(np.arange(N_PORTS), [ERROR_PORT, NEGATIVE_PORT])
+        if not 1 <= ports_per_node <= data.size:
+            raise ValueError(f"ports_per_node must be in [1, {data.size}]")
+        src = np.concatenate([rng.choice(data, ports_per_node, replace=False) for _ in ids]) \
+            if ids.size else np.zeros(0, np.int64)
+        self.add_edges(src, np.repeat(ids, ports_per_node), weight)
+
     @property
     def n_edges(self) -> int:
         return int(self.indices.size)

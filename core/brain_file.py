@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -116,8 +117,15 @@ def write(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) ->
     """Write atomically: temporary file in the target's directory, fsync, ``os.replace``."""
     path = Path(path)
     blob = encode(meta, arrays)
+    try:  # keep a replaced file's mode; a new file gets the usual 0666 & ~umask
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
             fh.flush()

@@ -35,7 +35,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.asm import assemble  # noqa: E402
-from core.brain import ERROR_PORT, NEGATIVE_PORT, N_PORTS, Brain  # noqa: E402
+from core.brain_report import final_results, printable  # noqa: E402
+from core.brain import Brain  # noqa: E402
 from core.outcome import Outcome  # noqa: E402
 
 NODES = (2000, 2001, 2002, 2003, 2004)
@@ -49,7 +50,6 @@ PROGRAMS = (
 )
 PORTS_PER_NODE = 16
 CHUNK = 16
-RULE = "═" * 51
 MOTIF_RATE = 0.5
 _WORDS = (b"melvin", b"learns", b"crash", b"code", b"arm64")
 
@@ -78,11 +78,8 @@ def build_brain(rng: np.random.Generator) -> Brain:
     """Nodes 0..2004: ports, free nodes, and the five EXEC nodes wired to random data ports."""
     brain = Brain(NODES[-1] + 1)
     codes = [assemble(p) for p in PROGRAMS]
-    brain.add_exec_nodes(codes, node_ids=NODES, offsets=OFFSETS)
-    data_ports = np.setdiff1d(np.arange(N_PORTS), [ERROR_PORT, NEGATIVE_PORT])
-    src = np.concatenate([rng.choice(data_ports, PORTS_PER_NODE, replace=False) for _ in NODES])
-    dst = np.repeat(NODES, PORTS_PER_NODE)
-    brain.set_edges(src, dst, 1.0)
+    ids = brain.add_exec_nodes(codes, node_ids=NODES, offsets=OFFSETS)
+    brain.listen_to_ports(ids, PORTS_PER_NODE, rng)
     return brain
 
 
@@ -130,32 +127,9 @@ def report(exp: Experiment) -> str:
     lines.append("")
     for node in exp.first_cycle_crashes[::-1]:
         lines.append(f"❌ EXEC code crashed (node {node})")
-    lines += ["", RULE, "FINAL LEARNING RESULTS", RULE, ""]
-    t = exp.brain.exec_table()
-    working = failing = untested = 0
-    for node, s, thr, n in zip(t["node"], t["success_rate"], t["threshold_ratio"],
-                               t["executions"]):
-        if n == 0:
-            untested += 1
-            lines.append(f"⚪ Node {node}: UNTESTED (success={s:.3f}, threshold={thr:.3f})")
-            lines.append("   Executions: 0")
-        elif s >= 0.5:
-            working += 1
-            lines.append(f"✅ Node {node}: WORKS (success={s:.3f}, threshold={thr:.3f})")
-            lines.append(f"   Executions: {n}")
-            lines.append("   → WORKING! Easy to trigger (threshold ratio low)")
-        else:
-            failing += 1
-            lines.append(f"❌ Node {node}: FAILS (success={s:.3f}, threshold={thr:.3f})")
-            lines.append(f"   Executions: {n}")
-            lines.append("   → FAILING! Hard to trigger (threshold ratio increasing)")
-        lines.append("")
-    lines += ["Summary:",
-              f"  Working nodes: {working} (reinforced - easy to activate)",
-              f"  Failing nodes: {failing} (suppressed - hard to activate)",
-              f"  Untested: {untested}",
-              f"  Patterns learned: {len(exp.brain.byte_patterns)}",
-              "",
+    lines.append("")
+    lines += final_results(exp.brain)
+    lines += ["",
               f"Crashes handled: {exp.brain.crashes_handled} "
               f"(+{exp.probe_crashes} in the initial probe); process alive",
               f"Backend: {exp.backend}"]
@@ -184,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reproduce_seed: {exc}", file=sys.stderr)
         return 2
     text = report(exp)
-    enc = getattr(sys.stdout, "encoding", None) or "utf-8"
-    print(text.encode(enc, errors="replace").decode(enc))
+    print(printable(text, getattr(sys.stdout, "encoding", None)))
     return 0
 
 
