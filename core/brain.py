@@ -205,6 +205,23 @@ class Brain:
         self.indptr = np.zeros(n + 1, np.int64)
         np.cumsum(np.bincount(dst, minlength=n), out=self.indptr[1:])
 
+    def set_csr(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> None:
+        """Adopt ready-made incoming-edge CSR arrays (row i = the sources of node i).
+
+        ``indptr`` int64 [n_nodes + 1], ``indices`` int32 [n_edges], ``weights`` float32
+        [n_edges]; validated, not copied when the dtypes already match.
+        """
+        indptr = np.ascontiguousarray(indptr, np.int64)
+        indices = np.ascontiguousarray(indices, np.int32)
+        weights = np.ascontiguousarray(weights, np.float32)
+        n = self.n_nodes
+        if indptr.shape != (n + 1,) or indptr[0] != 0 or indptr[-1] != indices.size \
+                or weights.shape != indices.shape or np.any(np.diff(indptr) < 0):
+            raise ValueError("inconsistent CSR arrays for this brain's node count")
+        if indices.size and (indices.min() < 0 or indices.max() >= n):
+            raise ValueError(f"edge sources must be node ids in [0, {n})")
+        self.indptr, self.indices, self.weights = indptr, indices, weights
+
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The structural edges as ``(src int64, dst int64, weight float32)`` [n_edges]."""
         dst = np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))

@@ -134,24 +134,36 @@ def propagate(indptr, indices, weights, act_in, act_out, keep):
     """One step: ``act_out[i] = keep*act_in[i] + sum_j w_ij * act_in[j]``, floored at 0.
 
     Single-threaded; ``act_in`` and ``act_out`` must be distinct float32 [n_nodes] arrays.
+    The unsigned edge counter and source index spare numba's negative-index wraparound test
+    in the inner loop (~1.3x: the loop is a gather, as in scipy's csr_matvec).
     """
+    one = np.uint64(1)
+    start = np.uint64(indptr[0])
     for i in range(act_out.shape[0]):
+        end = np.uint64(indptr[i + 1])
         acc = np.float32(0.0)
-        for k in range(indptr[i], indptr[i + 1]):
-            acc += weights[k] * act_in[indices[k]]
+        k = start
+        while k < end:
+            acc += weights[k] * act_in[np.uint32(indices[k])]
+            k += one
+        start = end
         v = keep * act_in[i] + acc
-        act_out[i] = v if v > 0.0 else 0.0
+        act_out[i] = v if v > 0.0 else np.float32(0.0)
 
 
 @njit(cache=True, parallel=True)
 def propagate_parallel(indptr, indices, weights, act_in, act_out, keep):
     """:func:`propagate` over ``numba.get_num_threads()`` threads (rows are independent)."""
+    one = np.uint64(1)
     for i in prange(act_out.shape[0]):
+        k = np.uint64(indptr[i])
+        end = np.uint64(indptr[i + 1])
         acc = np.float32(0.0)
-        for k in range(indptr[i], indptr[i + 1]):
-            acc += weights[k] * act_in[indices[k]]
+        while k < end:
+            acc += weights[k] * act_in[np.uint32(indices[k])]
+            k += one
         v = keep * act_in[i] + acc
-        act_out[i] = v if v > 0.0 else 0.0
+        act_out[i] = v if v > 0.0 else np.float32(0.0)
 
 
 @njit(cache=True)
