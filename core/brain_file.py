@@ -190,7 +190,7 @@ def load_brain(path: str | os.PathLike):
 
 
 def _build(meta: dict, arrays: dict[str, np.ndarray]):
-    from core.brain import EXEC, N_PORTS, Brain, BrainParams
+    from core.brain import EXEC, N_PORTS, PORT, Brain, BrainParams
     from core.outcome import N_OUTCOMES
     from core.patterns import PatternTable
 
@@ -200,8 +200,8 @@ def _build(meta: dict, arrays: dict[str, np.ndarray]):
     kind = arrays["node/kind"]
     n = kind.shape[0]
     brain = Brain(max(n, N_PORTS), params)
-    if n < N_PORTS or kind.dtype != np.uint8:
-        raise ValueError("node arrays")
+    if n < N_PORTS or kind.dtype != np.uint8 or kind.max() > EXEC or np.any(kind[:N_PORTS] != PORT):
+        raise ValueError("node kinds are inconsistent")
     for k in _NODE:
         ref = getattr(brain, k)
         arr = arrays[f"node/{k}"]

@@ -87,7 +87,7 @@ class PatternTable:
 
     def __init__(self, config: PatternConfig = PatternConfig(), rule: np.ndarray | None = None,
                  init_success: float = 0.5, init_threshold: float = 0.1) -> None:
-        from core.brain import RuleParams  # the rule's defaults live with the brain
+        from core.brain_params import RuleParams  # the rule's defaults live with the brain
 
         config.validate()
         self.config = config

@@ -152,3 +152,25 @@ def test_remove_and_compact():
     assert brain.codes(ids[[1, 3, 4]]) == [codes[1], codes[3], codes[4]]
     assert len(brain.code_blob) < 5 * 8
     assert brain.exec_table()["executions"][brain.slots_of([ids[3]])[0]] == 2
+
+
+def test_parallel_step_matches_serial():
+    """Check that the multi-threaded propagation gives the serial result."""
+    a, _ = _random_brain(11)
+    b, _ = _random_brain(11)
+    a.step()
+    b.step(parallel=True)
+    np.testing.assert_allclose(a.activation, b.activation, rtol=1e-6, atol=1e-7)
+
+
+def test_set_csr_validates():
+    """Check that adopting CSR arrays rejects inconsistent ones and keeps valid ones."""
+    brain = Brain(300)
+    indptr = np.zeros(301, np.int64)
+    indptr[5:] = 2
+    brain.set_csr(indptr, np.array([1, 2], np.int32), np.array([0.5, 0.25], np.float32))
+    assert brain.edges()[1].tolist() == [4, 4]
+    with pytest.raises(ValueError):
+        brain.set_csr(indptr, np.array([1, 300], np.int32), np.ones(2, np.float32))
+    with pytest.raises(ValueError):
+        brain.set_csr(indptr[:-1], np.array([1, 2], np.int32), np.ones(2, np.float32))

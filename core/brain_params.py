@@ -1,0 +1,73 @@
+"""Parameters of the brain: the seed's rule constants and the dynamics' constants.
+
+Both are frozen dataclasses that round-trip through JSON (brain files store them).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from core.patterns import PatternConfig
+
+
+@dataclass(frozen=True)
+class RuleParams:
+    """The seed's reinforcement rule; the defaults are the seed's constants."""
+
+    ema_keep: float = 0.9        #: s = ema_keep * s + ema_gain * ok
+    ema_gain: float = 0.1
+    high: float = 0.7            #: s > high -> threshold *= down
+    low: float = 0.3             #: s < low -> threshold *= up
+    down: float = 0.99
+    up: float = 1.01
+    threshold_min: float = 0.1   #: clamp
+    threshold_max: float = 3.0
+
+    def as_array(self) -> np.ndarray:
+        """float32 [RULE_LEN] in the ``core.brain_kernels.R_*`` order."""
+        return np.array([self.ema_keep, self.ema_gain, self.high, self.low, self.down, self.up,
+                         self.threshold_min, self.threshold_max], np.float32)
+
+
+def _gene_config() -> PatternConfig:
+    # Genes: unigrams count (they become per-gene weights) and every evaluated n-gram is worth
+    # keeping at once, hence min_count 1; a large table since the alphabet is large.
+    return PatternConfig(capacity=1 << 16, n_min=1, n_max=3, min_count=1, edges_per_pattern=4)
+
+
+@dataclass(frozen=True)
+class BrainParams:
+    """Everything that shapes a brain's dynamics. Defaults reproduce the seed's behaviour."""
+
+    rule: RuleParams = field(default_factory=RuleParams)
+    initial_threshold: float = 0.1   #: an EXEC node's (and pattern's) starting threshold ratio
+    initial_success: float = 0.5     #: starting success rate unless given at registration
+    keep: float = 0.5                #: fraction of activation kept per step (decay = 1 - keep)
+    active_eps: float = 1e-4         #: nodes at or below this are inactive (left out of the mean)
+    error_energy: float = 1.0        #: per crash, 0xFF on port 250 with this energy
+    negative_energy: float = 0.8     #: per crash, 0xFF on port 31 with this energy
+    reset_on_fire: bool = True       #: a node spends its activation when it fires
+    stream_energy: float = 1.0       #: energy of a fed byte on its port
+    pattern_energy: float = 1.0      #: activation a pattern gains per match
+    link_rate: float = 0.1           #: pattern -> EXEC edge change per verdict (+ ok, - crash)
+    link_eps: float = 0.05           #: a pattern above this activation is "active"
+    link_limit: int = 64             #: at most this many active patterns are linked per firing
+    edge_clip: float = 1.0           #: learned edge weights stay in [-clip, clip]
+    byte_patterns: PatternConfig = field(default_factory=PatternConfig)
+    gene_patterns: PatternConfig = field(default_factory=_gene_config)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "BrainParams":
+        d = dict(d)
+        d["rule"] = RuleParams(**d["rule"])
+        d["byte_patterns"] = PatternConfig(**d["byte_patterns"])
+        d["gene_patterns"] = PatternConfig(**d["gene_patterns"])
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown brain parameters {sorted(unknown)}")
+        return cls(**d)
