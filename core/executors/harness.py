@@ -42,7 +42,7 @@ HARNESS_SIZE = 64 << 10
 # Control block: u64 fields at DATA_BASE. OUT/IN/ENTRY point at the current case; the entry
 # table ends with the address of ``all_done``, which stops the loop after the last case.
 CTL_OUT, CTL_IN, CTL_ENTRY, CTL_IN_END, CTL_IN_BASE = 0, 8, 16, 24, 32
-CTL_SP, CTL_SIMD, CTL_CUR_ENTRY = 48, 56, 64
+CTL_SP, CTL_SIMD, CTL_RET = 48, 56, 64   # CTL_RET: x86 return point
 RAND_OFF = 256             # 32 x u64: value of register k at RAND_OFF + 8k (x86: see X86_RAND_SLOT)
 SIMD_OFF = 512             # 32 x 16 bytes
 SCRATCH_TMPL_OFF = 1024    # up to 4096 bytes
@@ -61,86 +61,96 @@ class Harness:
     all_done: int     #: reached when the last case of the batch is stored
     sp_init: int      #: stack pointer before the call (arm64: the genome's SP)
     scratch_base: int  #: lowest address of the scratch area
+    ret_point: int = 0  #: x86: where genomes return to (the harness pushes it from the control block)
 
 
 UNROLL = 8  # cases per loop iteration: every taken branch costs Unicorn a TB transition
 
 
 def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
+    """arm64 harness. Fast mode keeps its loop state in d28 (OUT), d29 (IN), d30 (ENTRY), which
+    fast-lane genomes never touch: in this Unicorn build every guest store costs ~35 ns (loads
+    ~1 ns), so the loop stores nothing but the output. Slow mode (one case per ``emu_start``)
+    reads its state from the control block, since slow-lane code sees random SIMD registers."""
     sp_init = STACK_TOP - scratch
     base = f"movz x16, #{DATA_BASE >> 16}, lsl #16"
     src = ["full_reset:", base,
            f"ldr x17, [x16, #{CTL_SP}]", "mov sp, x17"]
     for k in range(0, scratch, 8):
         src += [f"ldr x9, [x16, #{SCRATCH_TMPL_OFF + k}]", f"str x9, [x17, #{k}]"]
-    src += [f"ldr x9, [x16, #{CTL_SIMD}]", "cbz x9, no_simd", f"add x9, x16, #{SIMD_OFF}"]
-    src += [f"ldp q{2 * i}, q{2 * i + 1}, [x9, #{32 * i}]" for i in range(16)]
-    src += ["no_simd:"]
     src += [f"ldp x{r}, x{r + 1}, [x16, #{RAND_OFF + 8 * r}]" for r in (4, 6, 8, 12, 14, 18, 20, 22, 24, 26, 28)]
-    src += [f"ldr x11, [x16, #{RAND_OFF + 88}]"]
-    # The loop body, unrolled: call the current case; store x0; advance the case (branch-free:
-    # past the last case the entry table's terminal entry is ``all_done``, so the next call ends).
-    for u in range(UNROLL):
-        src += ([f"call_case:"] if u == 0 else []) + [
-            base,
-            f"ldp x9, x10, [x16, #{CTL_IN}]", "ldr x30, [x10]",
-            "ldp x0, x1, [x9]", "ldp x2, x3, [x9, #16]",
+    src += [f"ldr x11, [x16, #{RAND_OFF + 88}]",
+            f"ldr x17, [x16, #{CTL_SIMD}]", "cbz x17, call_case",
+            f"add x9, x16, #{SIMD_OFF}"]
+    src += [f"ldp q{2 * i}, q{2 * i + 1}, [x9, #{32 * i}]" for i in range(16)]
+    call = ["ldr x30, [x10]", "ldp x0, x1, [x9]", "ldp x2, x3, [x9, #16]",
             "cmp x16, x16",  # NZCV identical for every case
             f"ldp x9, x10, [x16, #{RAND_OFF + 72}]",
             f"ldp x16, x17, [x16, #{RAND_OFF + 128}]",
-            "blr x30",
-            base,
-            f"ldp x17, x9, [x16, #{CTL_OUT}]",
-            "str x0, [x17], #8",
-            *(["case_stored:"] if u == 0 else []),
-            f"ldp x10, x11, [x16, #{CTL_ENTRY}]",
-            "add x9, x9, #32", "cmp x9, x11",
-            f"ldr x11, [x16, #{CTL_IN_BASE}]",
-            "csel x9, x11, x9, hs",
+            "blr x30"]
+    # slow mode: exactly one case, state in memory; stop at case_stored
+    src += [f"ldp x9, x10, [x16, #{CTL_IN}]", *call,
+            base, f"ldr x17, [x16, #{CTL_OUT}]", "str x0, [x17]",
+            "case_stored:", "nop"]
+    # fast mode, unrolled: call the current case; store x0; advance branch-free (past the last
+    # case the entry table's terminal entry is ``all_done``, so the next call ends the loop)
+    for u in range(UNROLL):
+        src += (["call_case:"] if u == 0 else []) + [
+            base, "fmov x9, d29", "fmov x10, d30", *call,
+            "fmov x17, d28", "str x0, [x17], #8", "fmov d28, x17",
+            "fmov x9, d29", "fmov x10, d30", base,
+            "add x9, x9, #32",
+            f"ldp x11, x17, [x16, #{CTL_IN_END}]",
+            "cmp x9, x11",
+            "csel x9, x17, x9, hs",
             "add x11, x10, #8", "csel x10, x11, x10, hs",
-            f"stp x17, x9, [x16, #{CTL_OUT}]", f"str x10, [x16, #{CTL_ENTRY}]",
+            "fmov d29, x9", "fmov d30, x10",
             f"ldr x11, [x16, #{RAND_OFF + 88}]"]
     src += ["b call_case", "all_done:", "nop"]
     return src, sp_init, sp_init
 
 
 def _x86_source(scratch: int) -> tuple[list[str], int, int]:
-    # Before the call rsp = sp_init; the call pushes the return address at sp_init - 8 and the
-    # genome's red zone (its scratch) is [sp_init - 8 - scratch, sp_init - 8).
+    """x86-64 harness. Keystone encodes ``[imm]`` as ``[rip + imm]``, so every data access goes
+    through r9 = DATA_BASE, and the genome is entered with push/push/ret (return point and entry
+    read through r9) so that r9 can take its random value just before the jump."""
+    # At entry rsp = sp_init - 8 with the return address at [rsp]; the genome's red zone (its
+    # scratch) is [sp_init - 8 - scratch, sp_init - 8).
     sp_init = STACK_TOP - 64
     scratch_base = sp_init - 8 - scratch
-    d = DATA_BASE
 
     def q(off: int) -> str:
-        return f"qword ptr [{d + off}]"
+        return f"qword ptr [r9 + {off}]"
 
     def rnd(reg: str) -> str:
         return q(RAND_OFF + 8 * X86_RAND_SLOT[reg])
 
-    src = ["full_reset:", f"mov rsp, {q(CTL_SP)}"]
+    base = f"mov r9d, {DATA_BASE}"
+    src = ["full_reset:", base, f"mov rsp, {q(CTL_SP)}", f"mov r10, {scratch_base}"]
     for k in range(0, scratch, 8):
-        src += [f"mov rax, {q(SCRATCH_TMPL_OFF + k)}", f"mov qword ptr [{scratch_base + k}], rax"]
+        src += [f"mov rax, {q(SCRATCH_TMPL_OFF + k)}", f"mov qword ptr [r10 + {k}], rax"]
     src += [f"cmp {q(CTL_SIMD)}, 0", "je no_simd"]
-    src += [f"movdqu xmm{i}, xmmword ptr [{d + SIMD_OFF + 16 * i}]" for i in range(16)]
+    src += [f"movdqu xmm{i}, xmmword ptr [r9 + {SIMD_OFF + 16 * i}]" for i in range(16)]
     src += ["no_simd:"]
-    src += [f"mov {r}, {rnd(r)}" for r in ("rax", "rbx", "rbp", "r8", "r12", "r13", "r14", "r15")]
-    for u in range(UNROLL):
-        src += (["call_case:"] if u == 0 else []) + [
-            f"mov r9, {q(CTL_IN)}",
-            "mov rdi, qword ptr [r9]", "mov rsi, qword ptr [r9 + 8]",
-            "mov rdx, qword ptr [r9 + 16]", "mov rcx, qword ptr [r9 + 24]",
-            f"mov r9, {q(CTL_ENTRY)}", "mov r9, qword ptr [r9]", f"mov {q(CTL_CUR_ENTRY)}, r9",
+    src += [f"mov {r}, {rnd(r)}" for r in ("rbx", "rbp", "r8", "r12", "r13", "r14", "r15")]
+    src += ["call_case:", base,
+            f"mov r10, {q(CTL_IN)}",
+            "mov rdi, qword ptr [r10]", "mov rsi, qword ptr [r10 + 8]",
+            "mov rdx, qword ptr [r10 + 16]", "mov rcx, qword ptr [r10 + 24]",
+            f"mov r10, {q(CTL_ENTRY)}",
+            f"push {q(CTL_RET)}", "push qword ptr [r10]",
+            f"mov rax, {rnd('rax')}", f"mov r10, {rnd('r10')}", f"mov r11, {rnd('r11')}",
             "cld", "cmp r9, r9",  # direction and arithmetic flags identical for every case
-            f"mov r9, {rnd('r9')}", f"mov r10, {rnd('r10')}", f"mov r11, {rnd('r11')}",
-            f"call {q(CTL_CUR_ENTRY)}",
+            f"mov r9, {rnd('r9')}",
+            "ret",   # into the genome, with its return address below
+            "ret_point:", base,
             f"mov r10, {q(CTL_OUT)}", "mov qword ptr [r10], rax", "add r10, 8", f"mov {q(CTL_OUT)}, r10",
-            *(["case_stored:"] if u == 0 else []),
-            f"mov r9, {q(CTL_IN)}", "add r9, 32", f"mov r10, {q(CTL_ENTRY)}", "lea r11, [r10 + 8]",
-            f"cmp r9, {q(CTL_IN_END)}",
-            f"cmovae r9, {q(CTL_IN_BASE)}", "cmovae r10, r11",
-            f"mov {q(CTL_IN)}, r9", f"mov {q(CTL_ENTRY)}, r10",
-            f"mov rax, {rnd('rax')}"]
-    src += ["jmp call_case", "all_done:", "nop"]
+            "case_stored:",
+            f"mov r10, {q(CTL_IN)}", "add r10, 32", f"mov r11, {q(CTL_ENTRY)}", "lea rax, [r11 + 8]",
+            f"cmp r10, {q(CTL_IN_END)}",
+            f"cmovae r10, {q(CTL_IN_BASE)}", "cmovae r11, rax",
+            f"mov {q(CTL_IN)}, r10", f"mov {q(CTL_ENTRY)}, r11",
+            "jmp call_case", "all_done:", "nop"]
     return src, sp_init, scratch_base
 
 
@@ -154,11 +164,12 @@ def build_harness(isa: Isa, scratch: int) -> Harness:
     # (code appended at the end cannot move anything before it).
     jump = "b" if isa.name == "arm64" else "jmp"
     addrs = {}
-    for label in ("full_reset", "case_stored", "all_done"):
+    for label in ("full_reset", "case_stored", "all_done") + (("ret_point",) if isa.name == "x86_64" else ()):
         probe = bytes(ks.asm(text + f"\n    {jump} {label}", HARNESS_BASE)[0])
         tail = next(disassembler(isa, detail=True).disasm(probe[len(code):], HARNESS_BASE + len(code), 1))
         addrs[label] = tail.operands[0].imm
-    return Harness(code, addrs["full_reset"], addrs["case_stored"], addrs["all_done"], sp_init, scratch_base)
+    return Harness(code, addrs["full_reset"], addrs["case_stored"], addrs["all_done"], sp_init, scratch_base,
+                   addrs.get("ret_point", 0))
 
 
 def epilogue_lines(isa: Isa, clobbered: frozenset[str], scratch_words: frozenset[int], sp_init: int,
@@ -187,7 +198,7 @@ def epilogue_lines(isa: Isa, clobbered: frozenset[str], scratch_words: frozenset
         return lines + ["ret"]
     # x86: keystone encodes [imm] as RIP-relative, so address the data through r10 (the
     # harness reloads r10 and r11 before every call).
-    skip = {"rax", "rdi", "rsi", "rdx", "rcx", "r9", "r10", "r11"}
+    skip = {"rax", "rdi", "rsi", "rdx", "rcx", "r9", "r10", "r11"}  # the harness reloads these
     restore = sorted(r for r in clobbered - skip if r in X86_RAND_SLOT)
     if not restore and not scratch_words:
         return ["ret"]

@@ -21,6 +21,7 @@ from functools import lru_cache
 import capstone
 
 from core.asm import disassembler
+from core.executors.a64_fastdecode import decode as fast_decode
 from core.isa import Isa, get_isa
 
 
@@ -75,11 +76,11 @@ _X86_GPR = _x86_gpr_table()
 
 
 def _direct_target(insn) -> int | None:
-    """Relative target of a direct branch decoded at address 0, else None (indirect)."""
-    for op in insn.operands:
-        if op.type == capstone.CS_OP_IMM:
-            return op.imm
-    return None
+    """Relative target of a direct branch decoded at address 0, else None (indirect).
+
+    The target is the last immediate operand (``tbz w0, #3, #12`` also has the bit number)."""
+    targets = [op.imm for op in insn.operands if op.type == capstone.CS_OP_IMM]
+    return targets[-1] if targets else None
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,24 @@ class _Word:
     writes: frozenset = frozenset()
     sp_mem: tuple = ()          # (disp, is_store) of each SP-based memory operand
     writes_sp: bool = False
+    exact: bool = False         # decoded by a64_fastdecode (writes known exactly)
+    plain: bool = False         # exact, and no reason, branch or stack access: only writes matter
 
 
 @lru_cache(maxsize=1 << 18)
 def _arm64_word(word: bytes) -> _Word:
+    facts = fast_decode(int.from_bytes(word, "little"))
+    if facts is not None:
+        reason = "writes x30" if "x30" in facts.writes else ""
+        plain = not reason and facts.branch is None and not facts.sp_mem
+        return _Word(reason, None, facts.branch, facts.writes, facts.sp_mem, False, True, plain)
+    return _arm64_word_capstone(word)
+
+
+def _arm64_word_capstone(word: bytes) -> _Word:
     insn = next(disassembler("arm64", detail=True).disasm(word, 0, 1), None)
     if insn is None:
-        return _Word()  # undecodable: Unicorn raises UDEF -> SIGILL in either lane
+        return _Word(exact=True)  # undecodable: UDEF -> SIGILL in either lane, writes nothing
     m = insn.mnemonic
     trap = Trap.SKIP if m in ("wfi", "wfit", "wfe", "wfet") else \
         Trap.SIGILL if m in ("eret", "eretaa", "eretab", "drps") else None
@@ -158,16 +170,21 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
     words: set[int] = set()
     sp_users: list[int] = []
     writes_sp = False
-    for off in range(0, len(code), 4):
+    exact = True
+    size = len(code)
+    for off in range(0, size, 4):
         info = _arm64_word(code[off:off + 4])
+        clobbered |= info.writes
+        if info.plain:
+            continue  # the common case: an integer instruction with no branch or stack access
+        exact &= info.exact
         if info.trap is not None:
             traps[off] = info.trap
         if info.reason and not reason:
             reason = f"{info.reason} at +{off}"
-        if info.branch is not None and not (0 < info.branch and off + info.branch <= len(code)) and not reason:
+        if info.branch is not None and not (0 < info.branch and off + info.branch <= size) and not reason:
             reason = f"backward or out-of-code branch at +{off}"
         writes_sp |= info.writes_sp
-        clobbered |= info.writes
         if info.sp_mem:
             sp_users.append(off)
         for disp, store in info.sp_mem:
@@ -178,9 +195,13 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
     if writes_sp:
         for off in sp_users:
             traps.setdefault(off, Trap.SP_ALIGN)
-    fast = not reason
-    return Triage(fast, traps, reason, len(code) // 4, frozenset(clobbered) if fast else frozenset(),
-                  frozenset(words) if fast else frozenset())
+    if reason:
+        return Triage(False, traps, reason, size // 4)
+    # capstone's register lists are not reliable enough (aliases, 32-bit forms): restore them all
+    return Triage(True, traps, "", size // 4, frozenset(clobbered) if exact else _ALL_X, frozenset(words))
+
+
+_ALL_X = frozenset(f"x{i}" for i in range(30))
 
 
 def _triage_x86(code: bytes, scratch: int) -> Triage:

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Melvin's benchmarks: figures as ratios against a baseline measured in the same run.
+
+    python scripts/bench.py                 # every section, a table on stdout
+    python scripts/bench.py --json out.json # the same figures for machines
+    python scripts/bench.py --only emulated --quick
+
+Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case) and
+``brain`` (issue 3, when ``scripts/bench_brain.py`` is present). Benchmarks are not tests: run
+them on a quiet machine; the machine is recorded in the output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from core.asm import assemble  # noqa: E402
+from core.executors import open_executor  # noqa: E402
+
+DP_OPS = ("add", "sub", "eor", "orr", "and", "mul", "lsl", "lsr", "asr", "bic", "orn", "eon", "udiv", "sdiv")
+
+
+def machine() -> dict:
+    """Facts about the machine the figures were measured on."""
+    info = {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import unicorn
+    info["unicorn"] = unicorn.__version__
+    return info
+
+
+def random_population(n: int, length: int, seed: int) -> list[bytes]:
+    """``n`` random genomes of ``length`` data-processing instructions over x0..x7."""
+    rng = random.Random(seed)
+    return [assemble([f"{rng.choice(DP_OPS)} x{rng.randrange(8)}, x{rng.randrange(8)}, x{rng.randrange(8)}"
+                      for _ in range(length)]) for _ in range(n)]
+
+
+def per_case_baseline(codes: list[bytes], inputs: np.ndarray) -> float:
+    """Cases/s of the naive way: write each genome once, then one ``emu_start`` per case."""
+    from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError
+    from unicorn import arm64_const as A
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    code_addr, stack, ret = 0x1000_0000, 0x2000_0000, 0x3000_0000
+    uc.mem_map(code_addr, 1 << 16, UC_PROT_ALL)
+    uc.mem_map(stack, 1 << 16, UC_PROT_ALL)
+    uc.mem_map(ret, 1 << 12, UC_PROT_ALL)
+    uc.mem_write(ret, bytes.fromhex("1f2003d5"))
+    regs = (A.UC_ARM64_REG_X0, A.UC_ARM64_REG_X1, A.UC_ARM64_REG_X2, A.UC_ARM64_REG_X3)
+    n = 0
+    start = time.perf_counter()
+    for code in codes:
+        uc.mem_write(code_addr, code + bytes.fromhex("c0035fd6"))
+        uc.ctl_remove_cache(code_addr, code_addr + len(code) + 4)
+        for row in inputs:
+            for reg, value in zip(regs, row):
+                uc.reg_write(reg, int(value))
+            uc.reg_write(A.UC_ARM64_REG_SP, stack + 0x8000)
+            uc.reg_write(A.UC_ARM64_REG_X30, ret)
+            try:
+                uc.emu_start(code_addr, ret, 0, 10_000)
+            except UcError:
+                pass
+            uc.reg_read(A.UC_ARM64_REG_X0)
+            n += 1
+    return n / (time.perf_counter() - start)
+
+
+def bench_emulated(quick: bool) -> list[dict]:
+    """Issue 2: 1000 genomes x 16 data-processing instructions x 64 cases, emulated arm64."""
+    n, length, cases = (200 if quick else 1000), 16, 64
+    inputs = np.random.default_rng(1).integers(0, 2**64, size=(cases, 2), dtype=np.uint64)
+    clean = random_population(n, length, seed=1)
+    udf = assemble([".word 0x00000000"])
+    crashy = [udf + code[4:] if i % 2 else code for i, code in enumerate(random_population(n, length, seed=2))]
+    total = n * cases
+    baseline = per_case_baseline(clean[: max(20, n // 20)], inputs)
+    rows = []
+    with open_executor("arm64", backend="emulated") as ex:
+        ex.run(clean[:4], inputs)  # harness translated, hooks warm
+        for name, pop in (("clean", clean), ("half crash", crashy)):
+            t0 = time.perf_counter()
+            res = ex.run(pop, inputs)
+            cold = total / (time.perf_counter() - t0)
+            warm_times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                ex.run(pop, inputs)
+                warm_times.append(time.perf_counter() - t0)
+            warm = total / min(warm_times)
+            crashes = int((res.outcomes != 0).sum())
+            for phase, rate, note in (
+                    ("cold", cold, "new genomes: includes triage and Unicorn's translation of each genome"),
+                    ("warm", warm, "same genomes again: translated code reused from the arena")):
+                rows.append({"name": f"emulated arm64 {name} {phase}", "value": rate, "unit": "cases/s",
+                             "baseline": baseline, "ratio": rate / baseline,
+                             "notes": f"{n} genomes x {length} insns x {cases} cases, {crashes} crashed cases; {note}"})
+    rows.append({"name": "emulated arm64 baseline: one emu_start per case", "value": baseline, "unit": "cases/s",
+                 "baseline": baseline, "ratio": 1.0, "notes": "same genomes and inputs, Python loop over cases"})
+    return rows
+
+
+def bench_brain(quick: bool) -> list[dict]:
+    path = ROOT / "scripts" / "bench_brain.py"
+    if not path.exists():
+        return []
+    sys.path.insert(0, str(path.parent))
+    from bench_brain import run_brain_benchmarks
+    return run_brain_benchmarks(quick)
+
+
+SECTIONS = {"emulated": bench_emulated, "brain": bench_brain}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for figures)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.only or list(SECTIONS):
+        print(f"== {name}", file=sys.stderr, flush=True)
+        rows += SECTIONS[name](args.quick)
+    info = machine()
+    print(f"machine: {info}")
+    width = max(len(r["name"]) for r in rows) if rows else 10
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['value']:>14,.0f} {r['unit']:<10} x{r['ratio']:>8.1f}  {r['notes']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "results": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
