@@ -17,6 +17,7 @@ The evolution engine's calls::
 
     ids = brain.add_exec_nodes(codes)                  # a genome = an EXEC node
     brain.reinforce(ids, res.outcomes)                 # rule per execution, vectorised
+    brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
     brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
     brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
     w = brain.gene_weights(prefix, n_genes)            # mutation's gene weights
@@ -348,6 +349,15 @@ class Brain:
                 "executions": self.exec_runs[:n].copy(),
                 "outcomes": self.exec_outcomes[:n].copy()}
 
+    def node_stats(self, node_ids: Sequence[int]) -> dict[str, np.ndarray]:
+        """The EXEC columns for the given nodes, in their order (e.g. fitness terms):
+        ``threshold_ratio``, ``success_rate`` float32, ``executions`` int64 [n] and
+        ``outcomes`` int64 [n, N_OUTCOMES]."""
+        slots = self.slots_of(node_ids)
+        return {"threshold_ratio": self.exec_threshold[slots],
+                "success_rate": self.exec_success[slots],
+                "executions": self.exec_runs[slots], "outcomes": self.exec_outcomes[slots]}
+
     # ------------------------------------------------------------------ activation
     def inject(self, ports: Sequence[int], values: Sequence[int],
                energies: Sequence[float] | float) -> None:
@@ -578,8 +588,7 @@ class Brain:
         ids = t["node"][good]
         new.add_exec_nodes(src.codes(ids), success_rate=t["success_rate"][good],
                            threshold_ratio=t["threshold_ratio"][good])
-        if new.params.gene_patterns == src.params.gene_patterns:
-            new.gene_patterns.merge(src.gene_patterns)
+        new.gene_patterns.merge(src.gene_patterns)
         return new
 
     def nbytes(self) -> dict[str, int]:

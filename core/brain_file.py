@@ -200,7 +200,8 @@ def _build(meta: dict, arrays: dict[str, np.ndarray]):
     kind = arrays["node/kind"]
     n = kind.shape[0]
     brain = Brain(max(n, N_PORTS), params)
-    if n < N_PORTS or kind.dtype != np.uint8 or kind.max() > EXEC or np.any(kind[:N_PORTS] != PORT):
+    if n < N_PORTS or kind.dtype != np.uint8 or kind.max() > EXEC \
+            or np.any(kind[:N_PORTS] != PORT):
         raise ValueError("node kinds are inconsistent")
     for k in _NODE:
         ref = getattr(brain, k)

@@ -269,7 +269,8 @@ class PatternTable:
 
 def flatten_sequences(sequences) -> tuple[np.ndarray, np.ndarray]:
     """``(tokens int64 [n_tokens], ptr int64 [n_seq+1])`` from a list of sequences or a pair."""
-    if isinstance(sequences, tuple) and len(sequences) == 2 and isinstance(sequences[1], np.ndarray):
+    if isinstance(sequences, tuple) and len(sequences) == 2 \
+            and isinstance(sequences[1], np.ndarray):
         tokens = _as_tokens(sequences[0])
         ptr = np.ascontiguousarray(sequences[1], np.int64)
         if ptr.ndim != 1 or ptr.size < 1 or ptr[0] != 0 or ptr[-1] != tokens.size \

@@ -145,3 +145,13 @@ def test_rejects_non_exec_nodes():
     with pytest.raises(ValueError):
         brain.reinforce([10**6], np.zeros((1, 1), np.uint8))
     assert brain.exec_table()["executions"][0] == 0
+
+
+def test_node_stats_follow_requested_order():
+    """Check that node_stats returns each requested node's columns in the requested order."""
+    brain, ids = _brain(3)
+    brain.reinforce(ids[1:2], np.ones((1, 4), np.uint8))
+    st = brain.node_stats(ids[::-1])
+    assert st["executions"].tolist() == [0, 4, 0]
+    assert st["threshold_ratio"][1] == pytest.approx(0.1 * 1.01 ** 4, rel=1e-5)
+    assert st["outcomes"][1, Outcome.SIGILL] == 4
