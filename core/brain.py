@@ -209,7 +209,8 @@ class Brain:
         codes : list of bytes
             Function bodies (the executor appends the return), stored in the code blob.
         node_ids : optional
-            Ids to use (>= 256, not ports or EXEC nodes); default: new nodes at the end.
+            Ids to use (>= 256, not ports or EXEC nodes); default: FREE nodes (lowest ids
+            first), then new nodes at the end.
         offsets : optional
             Blob offsets (the seed places its code at 1024, 1544, ...); must not overlap any
             code. Default: appended after the blob's end, 8-byte aligned.
@@ -218,8 +219,9 @@ class Brain:
         """
         codes = [bytes(c) for c in codes]
         n = len(codes)
-        if node_ids is None:
-            ids = np.arange(self.n_nodes, self.n_nodes + n, dtype=np.int64)
+        if node_ids is None:  # reuse freed nodes first: genome churn must not grow the graph
+            free = np.flatnonzero(self.kind[N_PORTS:] == FREE)[:n] + N_PORTS
+            ids = np.concatenate([free, np.arange(self.n_nodes, self.n_nodes + n - free.size)])
         else:
             ids = np.asarray(node_ids, np.int64).ravel()
             if ids.size != n or np.unique(ids).size != n:
@@ -283,8 +285,10 @@ class Brain:
     def remove_exec_nodes(self, node_ids: Sequence[int]) -> None:
         """Unregister EXEC nodes: their nodes become FREE and learned edges to them vanish.
 
-        Their code stays in the blob until :meth:`compact_code`. Slots are reused by
-        swap-remove, so EXEC slot numbers change; node ids never do.
+        Structural edges into or out of them are dropped too, so a reused node starts clean.
+        Slots are compacted (survivors keep their order, slot numbers change; node ids never
+        do). Dead code stays in the blob until :meth:`compact_code`, which runs by itself once
+        the blob is more than twice the live code (plus 4 KiB).
         """
         slots = self.slots_of(node_ids)
         ids = self.exec_node[slots].astype(np.int64)
@@ -303,6 +307,16 @@ class Brain:
         dead = self.kind != EXEC
         self.byte_patterns.forget_nodes(dead)
         self.gene_patterns.forget_nodes(dead)
+        if self.n_edges:
+            src, dst, w = self.edges()
+            gone = np.zeros(self.n_nodes, bool)
+            gone[ids] = True
+            alive = ~(gone[src] | gone[dst])
+            if not alive.all():
+                self.set_edges(src[alive], dst[alive], w[alive])
+        live = int(self.exec_length[:self.n_exec].sum())
+        if len(self.code_blob) > 2 * live + 4096:
+            self.compact_code()
 
     def compact_code(self) -> None:
         """Rewrite the code blob with only live EXEC code (offsets change, 8-byte aligned)."""

@@ -134,8 +134,10 @@ def test_exec_registration_and_code_blob():
         brain.add_exec_nodes([bytes(4)], node_ids=[2000])
     with pytest.raises(ValueError):
         brain.add_exec_nodes([bytes(4)], node_ids=[12])
-    more = brain.add_exec_nodes([b"abcd"] * 3)
-    assert more.tolist() == [2100, 2101, 2102] and brain.codes(more) == [b"abcd"] * 3
+    more = brain.add_exec_nodes([b"abcd"] * 3)  # free nodes first
+    assert more.tolist() == [256, 257, 258] and brain.codes(more) == [b"abcd"] * 3
+    brain.add_exec_nodes([b"abcd"] * int(np.count_nonzero(brain.kind == FREE)))
+    assert brain.add_exec_nodes([b"efgh"]).tolist() == [2100]
 
 
 def test_remove_and_compact():
@@ -174,3 +176,21 @@ def test_set_csr_validates():
         brain.set_csr(indptr, np.array([1, 300], np.int32), np.ones(2, np.float32))
     with pytest.raises(ValueError):
         brain.set_csr(indptr[:-1], np.array([1, 2], np.int32), np.ones(2, np.float32))
+
+
+def test_genome_churn_reuses_nodes_and_code_space():
+    """Check that removing and adding genomes reuses node ids and keeps the blob bounded."""
+    brain = Brain()
+    rng = np.random.default_rng(0)
+    ids = brain.add_exec_nodes([bytes(64)] * 100)
+    brain.listen_to_ports(ids, 4, rng)
+    for gen in range(30):
+        brain.remove_exec_nodes(ids[::2])
+        assert brain.n_edges == 4 * brain.n_exec
+        new = brain.add_exec_nodes([bytes([gen]) * 64] * 50)
+        brain.listen_to_ports(new, 4, rng)
+        assert set(new.tolist()) == set(ids[::2].tolist())
+        ids = brain.exec_node[:brain.n_exec].astype(np.int64)
+    assert brain.n_nodes == 256 + 100
+    assert len(brain.code_blob) <= 2 * 100 * 64 + 4096
+    assert brain.codes(new) == [bytes([29]) * 64] * 50
