@@ -20,7 +20,8 @@ The evolution engine's calls::
     brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
     brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
     brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
-    w = brain.gene_weights(prefix, n_genes)            # mutation's gene weights
+    guide = brain.gene_guide()                         # once per generation, then
+    w = guide.weights(prefixes, n_genes)               # mutation's gene weights
     brain.merge_patterns(other_brain)                  # islands exchanging statistics
     brain.remove_exec_nodes(dead_ids); brain.compact_code()
 
@@ -560,9 +561,15 @@ class Brain:
         """Weights (float64 [n_genes]) for drawing the gene after ``prefix``.
 
         1.0 where nothing is known; each learned n-gram ``prefix[-k:] + [g]`` multiplies by
-        ``threshold_min / threshold``, so a pattern suppressed to 3.0 weighs 1/30.
+        ``threshold_min / threshold``, so a pattern suppressed to 3.0 weighs 1/30. For many
+        draws use :meth:`gene_guide` once and query it.
         """
         return self.gene_patterns.next_weights(prefix, n_genes, min_executions)
+
+    def gene_guide(self, min_executions: int = 1):
+        """A :class:`core.patterns.Guide` snapshot of the gene statistics (one per generation):
+        ``guide.weights(prefixes, n_genes)`` -> float64 [n_prefixes, n_genes]."""
+        return self.gene_patterns.guide(min_executions)
 
     def merge_patterns(self, other: "Brain", genes: bool = True, bytes_: bool = False) -> int:
         """Merge another brain's pattern statistics into this one (islands); returns created.

@@ -350,33 +350,68 @@ def forget_nodes(edst, ew, dead):
 
 
 @njit(cache=True)
-def next_weights(prefix, n_tokens, index, ptok, plen, phash, pok, pcrash, pthr, cfg,
-                 thr_min, min_exec):
-    """Weights for the token that follows ``prefix``.
+def context_index(ptok, plen, pok, pcrash, pthr, min_exec):
+    """Index the informative patterns by their context (all tokens but the last).
 
-    For each candidate token ``g``, every known pattern ``prefix[-k:] + [g]`` (n_min <= k + 1
-    <= n_max) with at least ``min_exec`` executions multiplies the weight by
-    ``thr_min / threshold``: patterns the rule suppressed (threshold near 3.0) are drawn ~30x
-    less often, unknown or proven patterns keep weight 1.
-
-    Returns float64 [n_tokens].
+    Returns ``(ctx_hash uint64 [m] ascending, ctx_slot int32 [m])`` over the live patterns
+    with at least ``min_exec`` executions: a snapshot :func:`context_weights` searches.
     """
-    n_min, n_max = cfg[C_NMIN], cfg[C_NMAX]
-    w = np.ones(n_tokens, np.float64)
-    win = np.empty(n_max, np.int64)
-    L = prefix.shape[0]
-    for g in range(n_tokens):
-        for n in range(n_min, n_max + 1):
-            k = n - 1
+    m = 0
+    for s in range(plen.shape[0]):
+        if plen[s] > 0 and pok[s] + pcrash[s] >= min_exec:
+            m += 1
+    hashes = np.empty(m, np.uint64)
+    slots = np.empty(m, np.int32)
+    j = 0
+    for s in range(plen.shape[0]):
+        if plen[s] > 0 and pok[s] + pcrash[s] >= min_exec:
+            hashes[j] = _hash(ptok[s], 0, plen[s] - 1)
+            slots[j] = s
+            j += 1
+    order = np.argsort(hashes)
+    return hashes[order], slots[order]
+
+
+@njit(cache=True)
+def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, ptok, plen, pthr, n_max,
+                    thr_min):
+    """Weights for the token after each prefix.
+
+    Parameters
+    ----------
+    prefixes : int64 [m, L]
+        Row i's prefix is ``prefixes[i, :lengths[i]]`` (only its last n_max - 1 tokens count).
+    ctx_hash, ctx_slot : from :func:`context_index`
+
+    Returns
+    -------
+    float64 [m, n_tokens]
+        For each known pattern ``prefix[-k:] + [g]`` in the index, the weight of ``g`` is
+        multiplied by ``thr_min / threshold``: patterns the rule suppressed (threshold near
+        3.0) are drawn ~30x less often; unknown tokens and proven patterns keep weight 1.
+    """
+    m = prefixes.shape[0]
+    w = np.ones((m, n_tokens), np.float64)
+    for i in range(m):
+        L = lengths[i]
+        for k in range(0, n_max):
             if k > L:
                 break
-            for i in range(k):
-                win[i] = prefix[L - k + i]
-            win[k] = g
-            h = _hash(win, 0, n)
-            s = find(index, ptok, plen, phash, h, win, 0, n)
-            if s >= 0 and pok[s] + pcrash[s] >= min_exec:
-                w[g] *= thr_min / pthr[s]
+            h = _hash(prefixes[i], L - k, k)
+            j = np.searchsorted(ctx_hash, h)
+            while j < ctx_hash.shape[0] and ctx_hash[j] == h:
+                s = ctx_slot[j]
+                j += 1
+                if plen[s] != k + 1:
+                    continue
+                same = True
+                for t in range(k):
+                    if ptok[s, t] != prefixes[i, L - k + t]:
+                        same = False
+                        break
+                g = ptok[s, k]
+                if same and g < n_tokens:
+                    w[i, g] *= thr_min / pthr[s]
     return w
 
 

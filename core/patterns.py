@@ -185,17 +185,18 @@ class PatternTable:
         """Drop edges to the nodes marked in ``dead`` (bool [n_nodes]); others beyond it too."""
         pk.forget_nodes(self.edst, self.ew, np.ascontiguousarray(dead, np.bool_))
 
+    def guide(self, min_executions: int = 1) -> "Guide":
+        """A snapshot of the patterns with >= ``min_executions`` executions, indexed by context,
+        for drawing tokens (genes) many times per generation; see :class:`Guide`."""
+        h, slots = pk.context_index(self.ptok, self.plen, self.pok, self.pcrash, self.pthr,
+                                    int(min_executions))
+        return Guide(h, slots, self.ptok.copy(), self.plen.copy(), self.pthr.copy(),
+                     self.config.n_max, float(self.rule[R_MIN]))
+
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
-        """Weights (float64 [n_tokens]) for the token after ``prefix``; see ``pk.next_weights``.
-
-        1.0 for tokens no learned pattern speaks about; ``thr_min / threshold`` multiplied over
-        the patterns ``prefix[-k:] + [g]`` with at least ``min_executions`` executions.
-        """
-        pre = _as_tokens(list(prefix)[-(self.config.n_max - 1):] if self.config.n_max > 1 else [])
-        return pk.next_weights(pre, int(n_tokens), self.index, self.ptok, self.plen, self.phash,
-                               self.pok, self.pcrash, self.pthr, self.cfg,
-                               float(self.rule[R_MIN]), int(min_executions))
+        """Weights (float64 [n_tokens]) for the token after ``prefix`` (see :class:`Guide`)."""
+        return self.guide(min_executions).weights([prefix], n_tokens)[0]
 
     def merge(self, other: "PatternTable") -> int:
         """Add ``other``'s patterns and statistics into this table; returns patterns created.
@@ -265,6 +266,33 @@ class PatternTable:
             raise ValueError("pattern table arrays are inconsistent")
         pk.rebuild_index(table.index, table.plen, table.phash, table.meta)
         return table
+
+
+class Guide:
+    """Context-indexed snapshot of pattern thresholds, turned into token weights.
+
+    ``weights(prefixes, n_tokens)`` gives, for each prefix, float64 [n_tokens]: 1.0 where no
+    learned pattern speaks; each known pattern ``prefix[-k:] + [g]`` (k = 0 .. n_max-1, so
+    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``threshold_min / threshold``.
+    A pattern the rule suppressed to 3.0 weighs 1/30; proven ones (0.1) keep 1.0. Build one
+    per generation (``PatternTable.guide``), query it for every mutation.
+    """
+
+    def __init__(self, ctx_hash, ctx_slot, ptok, plen, pthr, n_max: int, thr_min: float):
+        self._args = (ctx_hash, ctx_slot, ptok, plen, pthr, int(n_max), float(thr_min))
+
+    def __len__(self) -> int:
+        return int(self._args[0].size)
+
+    def weights(self, prefixes: Sequence[Sequence[int]], n_tokens: int) -> np.ndarray:
+        """float64 [len(prefixes), n_tokens]; prefixes may differ in length."""
+        lengths = np.fromiter((len(p) for p in prefixes), np.int64, len(prefixes))
+        width = max(int(lengths.max(initial=0)), 1)
+        rows = np.zeros((lengths.size, width), np.int64)
+        for i, p in enumerate(prefixes):
+            if lengths[i]:
+                rows[i, :lengths[i]] = _as_tokens(list(p))
+        return pk.context_weights(rows, lengths, int(n_tokens), *self._args)
 
 
 def flatten_sequences(sequences) -> tuple[np.ndarray, np.ndarray]:

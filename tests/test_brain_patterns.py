@@ -158,3 +158,29 @@ def test_brain_params_cap_patterns():
     brain = Brain(params=BrainParams(byte_patterns=PatternConfig(capacity=16)))
     brain.feed(np.random.default_rng(0).integers(0, 8, 5000, dtype=np.uint8).tobytes())
     assert len(brain.byte_patterns) == 16
+
+
+def test_guide_matches_bruteforce():
+    """Check that the context index gives the product over every matching known pattern."""
+    brain = Brain()
+    rng = np.random.default_rng(4)
+    seqs = [rng.integers(0, 9, 5).tolist() for _ in range(300)]
+    crash = np.array([4 in s for s in seqs])
+    out = np.repeat(np.where(crash, Outcome.SIGILL, Outcome.OK)[:, None], 4, 1).astype(np.uint8)
+    for _ in range(3):
+        brain.observe_genes(None, seqs, out)
+    g = brain.gene_patterns
+    guide = brain.gene_guide(min_executions=1)
+    prefixes = [[], [3], [1, 4], [2, 2, 0], [0, 1, 2, 3]]
+    got = guide.weights(prefixes, 10)
+    for i, prefix in enumerate(prefixes):
+        for tok in range(10):
+            expected = 1.0
+            for k in range(0, 3):
+                if k > len(prefix):
+                    break
+                slot = g.find(list(prefix[len(prefix) - k:]) + [tok])
+                if slot >= 0:
+                    expected *= 0.1 / float(g.pthr[slot])
+            assert got[i, tok] == pytest.approx(expected, rel=1e-6)
+    assert np.all(got[:, 9] == 1.0) and got[0, 4] < 0.1 and len(guide) > 0
