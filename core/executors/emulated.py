@@ -131,15 +131,18 @@ class EmulatedExecutor:
         self._epilogues: dict = {}
         self._n_slots = H.ARENA_SIZE // self.slot_size
         self._resident: OrderedDict[bytes, int] = OrderedDict()   # slot contents -> slot index
-        self._free = list(range(self._n_slots - 1, 0, -1))
+        self._free = list(range(self._n_slots - 1, -1, -1))
         self._zero_stack = bytes(H.STACK_SIZE - options.scratch - 64)
         self._watchdog = _Watchdog(self)
+        self._x86_dirty = False
         self.harness = H.build_harness(isa, options.scratch)
         uc = self.uc = Uc(isa.uc_arch, isa.uc_mode)
         rx, rw = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC, uc_mod.UC_PROT_READ | uc_mod.UC_PROT_WRITE
         uc.mem_map(H.ARENA_BASE, H.ARENA_SIZE, rx)
+        uc.mem_map(H.SOLO_BASE, -(-self.slot_size // 4096) * 4096, rx)
         uc.mem_map(H.STACK_BASE, H.STACK_SIZE, rw)
-        uc.mem_map(H.DATA_BASE, H.DATA_SIZE, rw)
+        uc.mem_map(H.DATA_BASE, H.DATA_SIZE, uc_mod.UC_PROT_READ)
+        uc.mem_map(H.STATE_BASE, H.STATE_SIZE, rw)
         uc.mem_map(H.HARNESS_BASE, H.HARNESS_SIZE, rx)
         uc.mem_write(H.HARNESS_BASE, self.harness.code)
         uc.hook_add(uc_mod.UC_HOOK_INTR, self._on_interrupt)
@@ -154,6 +157,7 @@ class EmulatedExecutor:
             uc.hook_add(uc_mod.UC_HOOK_INSN, self._on_sys, None, 1, 0, A.UC_ARM64_INS_SYSL)
         else:
             self._pc = X.UC_X86_REG_RIP
+            self._clean_context = uc.context_save()
             uc.hook_add(uc_mod.UC_HOOK_INSN, self._on_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
             uc.hook_add(uc_mod.UC_HOOK_INSN, self._on_syscall, None, 1, 0, X.UC_X86_INS_SYSENTER)
         self._overhead = self._calibrate()
@@ -165,8 +169,14 @@ class EmulatedExecutor:
         self.uc.emu_stop()
 
     def _on_interrupt(self, uc, intno, _data):
-        table = _ARM64_INTR if self.isa.name == "arm64" else _X86_INTR
-        self._stop(table.get(intno, Outcome.SIGILL if self.isa.name == "arm64" else Outcome.SIGSEGV))
+        if self.isa.name == "arm64":
+            self._stop(_ARM64_INTR.get(intno, Outcome.SIGILL))
+        else:
+            # Unicorn skips the IDT but QEMU remembers the fault: the next contributory fault
+            # would become a double fault, then a silent triple-fault halt. A clean CPU context
+            # is restored before the harness restarts.
+            self._x86_dirty = True
+            self._stop(_X86_INTR.get(intno, Outcome.SIGSEGV))
 
     def _on_syscall(self, uc, _data):
         self._stop(Outcome.SYSCALL)
@@ -206,11 +216,11 @@ class EmulatedExecutor:
     def _write_ctl(self, field: int, value: int) -> None:
         self.uc.mem_write(H.DATA_BASE + field, int(value).to_bytes(8, "little"))
 
-    def _read_ctl(self, field: int) -> int:
-        return int.from_bytes(self.uc.mem_read(H.DATA_BASE + field, 8), "little")
-
     def _emu(self, begin: int, until: int, count: int = 0) -> Outcome | None:
         """Run; return the fault class, or None if emulation stopped without a fault."""
+        if self._x86_dirty:
+            self.uc.context_restore(self._clean_context)
+            self._x86_dirty = False
         self._pending = None
         try:
             self.uc.emu_start(begin, until, 0, count)
@@ -283,12 +293,11 @@ class EmulatedExecutor:
 
         The arena is content-addressed: a slot already resident keeps its address and its
         translated code, so re-running a genome costs no new translation (Unicorn spends
-        ~10-25 us translating each new genome, more than 64 cases of executing it). Slot 0 is
-        reserved for slow-lane code, which is rewritten and hooked per genome.
+        ~10-25 us translating each new genome, more than 64 cases of executing it).
         """
         uc, size = self.uc, self.slot_size
-        if len(slots) > self._n_slots - 1:
-            raise ValueError(f"{len(slots)} slots exceed the arena ({self._n_slots - 1})")
+        if len(slots) > self._n_slots:
+            raise ValueError(f"{len(slots)} slots exceed the arena ({self._n_slots})")
         wanted = set(slots)
         addrs, new = [], []
         for content in slots:
@@ -319,15 +328,18 @@ class EmulatedExecutor:
         return addrs
 
     def _load_slow_slot(self, code: bytes) -> int:
-        """Write slow-lane code (plain return, no epilogue) into the reserved slot 0."""
-        self.uc.mem_write(H.ARENA_BASE, self._slot(code, None))
-        self.uc.ctl_remove_cache(H.ARENA_BASE, H.ARENA_BASE + self.slot_size)
-        return H.ARENA_BASE
+        """Write slow-lane code (plain return, no epilogue) into the solo slot.
+
+        The solo slot sits alone, > 1 MiB from any other mapping, so PC-relative code (adr,
+        literal loads: always slow lane) sees the same addresses and bytes in every batch."""
+        self.uc.mem_write(H.SOLO_BASE, self._slot(code, None))
+        self.uc.ctl_remove_cache(H.SOLO_BASE, H.SOLO_BASE + self.slot_size)
+        return H.SOLO_BASE
 
     def _lay_out(self, entries: list[int], n_cases: int, tables: int, simd: bool) -> dict:
         """Entry and output tables after the inputs; the control block set for this batch."""
         e_addr = tables
-        o_addr = e_addr + 8 * (len(entries) + 1)
+        o_addr = H.STATE_BASE + H.OUTPUTS_OFF
         table = np.asarray([*entries, self.harness.all_done], dtype=np.uint64)
         self.uc.mem_write(e_addr, table.tobytes())
         self.uc.mem_write(o_addr, bytes(8 * len(entries) * n_cases))
@@ -343,8 +355,8 @@ class EmulatedExecutor:
         out = batch["outputs"] + 8 * (g * batch["n_cases"] + c)
         inp = self._inputs_addr + 32 * c
         entry = batch["entries"] + 8 * g
-        for field_, value in ((H.CTL_OUT, out), (H.CTL_IN, inp), (H.CTL_ENTRY, entry)):
-            self._write_ctl(field_, value)
+        state = np.array([out, inp, entry], dtype=np.uint64).tobytes()
+        self.uc.mem_write(H.STATE_BASE + H.ST_OUT, state)
         if self.isa.name == "arm64":
             self.uc.reg_write_batch(((A.UC_ARM64_REG_D28, out), (A.UC_ARM64_REG_D29, inp),
                                      (A.UC_ARM64_REG_D30, entry)))
@@ -353,12 +365,12 @@ class EmulatedExecutor:
         """The output slot of the case the harness is in (where a fault happened)."""
         if self.isa.name == "arm64":
             return self.uc.reg_read(A.UC_ARM64_REG_D28)
-        return self._read_ctl(H.CTL_OUT)
+        return int.from_bytes(self.uc.mem_read(H.STATE_BASE + H.ST_OUT, 8), "little")
 
     def _chunk_capacity(self, n_cases: int) -> int:
-        arena = self._n_slots - 1
-        data = (H.DATA_SIZE - H.TABLES_OFF - 32 * n_cases - 8) // (8 + 8 * n_cases)
-        return max(1, min(arena, data))
+        arena = self._n_slots
+        outputs = (H.STATE_SIZE - H.OUTPUTS_OFF) // (8 * n_cases)
+        return max(1, min(arena, outputs))
 
     # ----------------------------------------------------------------- running
     def run(self, codes, inputs, *, seed: int | None = None) -> Result:
@@ -397,6 +409,7 @@ class EmulatedExecutor:
         moved: list[int] = []
         self._point_at(batch, 0, 0)
         begin = hz.full_reset
+        last_stop = None
         while True:
             self._watchdog.arm(5.0 + 20e-6 * total)
             fault = self._emu(begin, hz.all_done)
@@ -411,11 +424,15 @@ class EmulatedExecutor:
                 break
             g, c = divmod(k, n_cases)
             if fault is None:
-                if not fired:
-                    begin = pc  # stopped early but not hung (spurious stop): resume in place
+                if not fired and (pc, k) != last_stop:
+                    last_stop = (pc, k)
+                    begin = pc  # stopped early without a fault (a spurious stop): resume in place
                     continue
-                fault = Outcome.TIMEOUT   # impossible for triaged code: re-run it, bounded
+                # A hang or a halt, impossible for triaged code: re-run the genome in the slow
+                # lane, where every case is bounded by its budget.
+                fault = Outcome.TIMEOUT
                 moved.append(idx[g])
+                k = (g + 1) * n_cases - 1   # skip its other cases here
             cls[g, c] = fault
             if k + 1 == total:
                 break

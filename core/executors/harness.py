@@ -13,9 +13,12 @@ Memory map (both ISAs; every region mapped once per executor):
 ============  ==============  ========================================================
 region        address         contents
 ============  ==============  ========================================================
+solo          0x0800_0000     the slow lane's one slot, nothing else within 1 MiB, r-x
 arena         0x1000_0000     genome slots (code, epilogue, return, fault padding), r-x
 stack         0x2000_0000     64 KiB stack; the scratch area sits at its top, rw-
-data          0x6000_0000     control block, random values, scratch template, tables, rw-
+data          0x6000_0000     control block, random values, scratch template, entry and
+                              input tables, r-- (a genome cannot corrupt another's inputs)
+state         0x7e00_0000_0000  current case and output table, rw-
 harness       0x7000_0000     this code, r-x, > 128 MiB from the arena so no direct
                               branch of a genome can reach it
 ============  ==============  ========================================================
@@ -29,6 +32,7 @@ import keystone
 from core.asm import disassembler
 from core.isa import Isa
 
+SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see EmulatedExecutor._load_slow_slot
 ARENA_BASE = 0x1000_0000
 ARENA_SIZE = 16 << 20
 STACK_BASE = 0x2000_0000
@@ -39,10 +43,15 @@ DATA_SIZE = 96 << 20
 HARNESS_BASE = 0x7000_0000
 HARNESS_SIZE = 64 << 10
 
-# Control block: u64 fields at DATA_BASE. OUT/IN/ENTRY point at the current case; the entry
-# table ends with the address of ``all_done``, which stops the loop after the last case.
-CTL_OUT, CTL_IN, CTL_ENTRY, CTL_IN_END, CTL_IN_BASE = 0, 8, 16, 24, 32
-CTL_SP, CTL_SIMD, CTL_RET = 48, 56, 64   # CTL_RET: x86 return point
+# Read-only control block: u64 fields at DATA_BASE. The entry table ends with the address of
+# ``all_done``, which stops the loop after the last case.
+CTL_IN_END, CTL_IN_BASE, CTL_SP, CTL_SIMD, CTL_RET = 24, 32, 48, 56, 64   # CTL_RET: x86 return point
+# The only guest-writable harness memory: the current case (OUT/IN/ENTRY pointers; arm64's fast
+# loop keeps them in d28-d30 instead) and the output table, at an address no genome stumbles on.
+STATE_BASE = 0x7E00_0000_0000
+STATE_SIZE = 128 << 20
+ST_OUT, ST_IN, ST_ENTRY = 0, 8, 16
+OUTPUTS_OFF = 4096
 RAND_OFF = 256             # 32 x u64: value of register k at RAND_OFF + 8k (x86: see X86_RAND_SLOT)
 SIMD_OFF = 512             # 32 x 16 bytes
 SCRATCH_TMPL_OFF = 1024    # up to 4096 bytes
@@ -89,8 +98,9 @@ def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
             f"ldp x16, x17, [x16, #{RAND_OFF + 128}]",
             "blr x30"]
     # slow mode: exactly one case, state in memory; stop at case_stored
-    src += [f"ldp x9, x10, [x16, #{CTL_IN}]", *call,
-            base, f"ldr x17, [x16, #{CTL_OUT}]", "str x0, [x17]",
+    state = f"movz x17, #{STATE_BASE >> 32}, lsl #32"
+    src += [state, f"ldp x9, x10, [x17, #{ST_IN}]", *call,
+            state, f"ldr x17, [x17, #{ST_OUT}]", "str x0, [x17]",
             "case_stored:", "nop"]
     # fast mode, unrolled: call the current case; store x0; advance branch-free (past the last
     # case the entry table's terminal entry is ``all_done``, so the next call ends the loop)
@@ -133,23 +143,26 @@ def _x86_source(scratch: int) -> tuple[list[str], int, int]:
     src += [f"movdqu xmm{i}, xmmword ptr [r9 + {SIMD_OFF + 16 * i}]" for i in range(16)]
     src += ["no_simd:"]
     src += [f"mov {r}, {rnd(r)}" for r in ("rbx", "rbp", "r8", "r12", "r13", "r14", "r15")]
-    src += ["call_case:", base,
-            f"mov r10, {q(CTL_IN)}",
+    state = f"movabs r11, {STATE_BASE}"
+    src += ["call_case:", base, state,
+            f"mov r10, qword ptr [r11 + {ST_IN}]",
             "mov rdi, qword ptr [r10]", "mov rsi, qword ptr [r10 + 8]",
             "mov rdx, qword ptr [r10 + 16]", "mov rcx, qword ptr [r10 + 24]",
-            f"mov r10, {q(CTL_ENTRY)}",
+            f"mov r10, qword ptr [r11 + {ST_ENTRY}]",
             f"push {q(CTL_RET)}", "push qword ptr [r10]",
             f"mov rax, {rnd('rax')}", f"mov r10, {rnd('r10')}", f"mov r11, {rnd('r11')}",
             "cld", "cmp r9, r9",  # direction and arithmetic flags identical for every case
             f"mov r9, {rnd('r9')}",
             "ret",   # into the genome, with its return address below
-            "ret_point:", base,
-            f"mov r10, {q(CTL_OUT)}", "mov qword ptr [r10], rax", "add r10, 8", f"mov {q(CTL_OUT)}, r10",
+            "ret_point:", base, state,
+            f"mov r10, qword ptr [r11 + {ST_OUT}]", "mov qword ptr [r10], rax", "add r10, 8",
+            f"mov qword ptr [r11 + {ST_OUT}], r10",
             "case_stored:",
-            f"mov r10, {q(CTL_IN)}", "add r10, 32", f"mov r11, {q(CTL_ENTRY)}", "lea rax, [r11 + 8]",
+            f"mov r10, qword ptr [r11 + {ST_IN}]", "add r10, 32",
+            f"mov rax, qword ptr [r11 + {ST_ENTRY}]", "lea rcx, [rax + 8]",
             f"cmp r10, {q(CTL_IN_END)}",
-            f"cmovae r10, {q(CTL_IN_BASE)}", "cmovae r11, rax",
-            f"mov {q(CTL_IN)}, r10", f"mov {q(CTL_ENTRY)}, r11",
+            f"cmovae r10, {q(CTL_IN_BASE)}", "cmovae rax, rcx",
+            f"mov qword ptr [r11 + {ST_IN}], r10", f"mov qword ptr [r11 + {ST_ENTRY}], rax",
             "jmp call_case", "all_done:", "nop"]
     return src, sp_init, scratch_base
 

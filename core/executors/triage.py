@@ -108,6 +108,11 @@ def _arm64_word(word: bytes) -> _Word:
 
 
 def _arm64_word_capstone(word: bytes) -> _Word:
+    value = int.from_bytes(word, "little")
+    if (value & 0x1F000000) == 0x10000000 or (value & 0x3B000000) == 0x18000000:
+        # adr/adrp, literal loads: results depend on where the code sits; the slow lane
+        # always places code at the same isolated address
+        return _Word(reason="PC-relative")
     insn = next(disassembler("arm64", detail=True).disasm(word, 0, 1), None)
     if insn is None:
         return _Word(exact=True)  # undecodable: UDEF -> SIGILL in either lane, writes nothing
@@ -237,6 +242,8 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
         rsp_mem_ok = True
         rsp_base = False
         for op in insn.operands:
+            if op.type == capstone.CS_OP_MEM and insn.reg_name(op.mem.base) == "rip":
+                reason = reason or f"RIP-relative {m!r} at +{off}"
             if op.type == capstone.CS_OP_MEM and insn.reg_name(op.mem.base) == "rsp":
                 rsp_base = True
                 # [rsp - k] is the red zone (scratch); anything else may hit the return address

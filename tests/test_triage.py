@@ -1,0 +1,144 @@
+"""Tests of static triage: the bit-level decoder against capstone, lane choices, and that the
+fast lane computes exactly what the (bounded, fully reset) slow lane computes."""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+
+from core.asm import assemble, disassemble
+from core.executors import emulated, open_executor
+from core.executors.a64_fastdecode import decode
+from core.executors.triage import Trap, _arm64_word_capstone, triage
+from core.isa import ARM64, X86_64
+
+# Top bytes of the integer classes evolution produces most, to bias random words towards them.
+COMMON_TOPS = [0x0A, 0x8A, 0x0B, 0x8B, 0x1A, 0x9A, 0x1B, 0x9B, 0x11, 0x91, 0x12, 0x92, 0x13, 0x93, 0xD2, 0xF2,
+               0x52, 0x72, 0x14, 0x54, 0xB4, 0x34, 0x36, 0x37, 0xF9, 0xB9, 0x39, 0x79, 0xF8, 0xA9, 0x29, 0xA8,
+               0x6A, 0x2A, 0xAA, 0xEA, 0x4B, 0xCB, 0xEB, 0xDA, 0x5A, 0x3A, 0xBA, 0x1E, 0x9E, 0xD3, 0x93]
+ALIAS_QUIRKS = {"cmp", "cmn", "tst"}   # capstone lists the first source of these aliases as written
+
+
+def test_fast_decoder_agrees_with_capstone():
+    """Check that every word the bit-level decoder accepts is decoded alike by capstone."""
+    rng = random.Random(11)
+    words = [rng.getrandbits(32) for _ in range(20000)]
+    words += [(rng.choice(COMMON_TOPS) << 24) | rng.getrandbits(24) for _ in range(40000)]
+    accepted = 0
+    for w in words:
+        facts = decode(w)
+        if facts is None:
+            continue
+        accepted += 1
+        ref = _arm64_word_capstone(w.to_bytes(4, "little"))
+        text = disassemble(w.to_bytes(4, "little"))[0]
+        assert not text.startswith(".word") or "//" in text, f"{w:#010x} is not a valid instruction"
+        assert ref.trap is None and ref.branch == facts.branch, text
+        assert sorted(ref.sp_mem) == sorted(facts.sp_mem), text
+        mnemonic = text.split("//")[-1].split()[0]
+        if mnemonic not in ALIAS_QUIRKS:
+            assert ref.writes <= facts.writes, text
+    assert accepted > 20000
+
+
+@pytest.mark.parametrize("lines,fast,reason", [
+    (["add x0, x0, x1", "mul x2, x0, x0"], True, ""),
+    (["b #8", "nop"], True, ""),
+    (["cbz x0, #8", "add x0, x0, #1"], True, ""),
+    (["b #-4"], False, "backward"),
+    (["b #12", "nop"], False, "out-of-code"),
+    (["blr x1"], False, "indirect"),
+    (["ret"], False, "return"),
+    (["mov x30, x0"], False, "x30"),
+    (["mov sp, x1"], False, "sp"),
+    (["add x1, sp, #8"], False, "sp"),
+    (["fmov d0, x1"], False, "d0"),
+    (["adr x0, #0"], False, "PC-relative"),
+    ([".word 0x58000000"], False, "PC-relative"),   # ldr x0, <literal>
+    (["mrs x0, nzcv"], False, "system"),
+    (["ldr x0, [sp, #248]"], False, "scratch"),
+    (["ldur x0, [sp, #-8]"], False, "scratch"),
+    (["ldr x0, [sp, #240]", "str x1, [sp]"], True, ""),
+    ([".word 0x00000000"], True, ""),
+])
+def test_arm64_lane_choice(lines, fast, reason):
+    """Check which arm64 snippets may run in the fast lane, and why the others may not."""
+    t = triage(assemble(lines), ARM64, 256)
+    assert t.fast is fast
+    assert reason in t.reason
+
+
+def test_arm64_epilogue_facts():
+    """Check the registers and scratch words a fast-lane genome must have restored."""
+    t = triage(assemble(["add x5, x0, x1", "str x5, [sp, #20]", "ldp x6, x7, [sp, #32]", "cmp x6, x7"]), ARM64, 256)
+    assert t.fast and t.clobbered == {"x5", "x6", "x7"}
+    assert t.scratch_words == {16, 24, 32}
+
+
+def test_traps_for_unicorn_gaps():
+    """Check the trap points that supply Linux behaviour Unicorn lacks."""
+    assert triage(assemble(["wfi"]), ARM64, 256).traps == {0: Trap.SKIP}
+    assert triage(assemble(["nop", "eret"]), ARM64, 256).traps == {4: Trap.SIGILL}
+    sp = triage(assemble(["sub sp, sp, #8", "ldr x0, [sp]"]), ARM64, 256)
+    assert sp.traps == {4: Trap.SP_ALIGN}
+    assert triage(assemble(["nop", "hlt"], "x86_64"), X86_64, 128).traps == {1: Trap.SIGSEGV}
+
+
+@pytest.mark.parametrize("lines,fast", [
+    (["mov rax, rdi", "add rax, rsi"], True),
+    (["mov qword ptr [rsp - 8], rdi", "mov rax, qword ptr [rsp - 8]"], True),
+    (["mov qword ptr [rsp - 136], rdi"], False),
+    (["mov rax, rsp"], False),
+    (["push rax"], False),
+    (["jmp 0"], False),
+    (["ret"], False),
+    (["movq xmm0, rax"], False),
+    (["syscall"], True),
+    (["lea rax, [rip]"], False),
+])
+def test_x86_lane_choice(lines, fast):
+    """Check which x86-64 snippets may run in the fast lane."""
+    assert triage(assemble(lines, "x86_64"), X86_64, 128).fast is fast
+
+
+def _alphabet_genomes(rng: random.Random, n: int) -> list[bytes]:
+    ops = ["add", "sub", "eor", "orr", "and", "mul", "lsl", "lsr", "asr", "udiv", "sdiv", "umulh", "bic"]
+    genomes = []
+    for _ in range(n):
+        lines = []
+        for _ in range(rng.randrange(1, 12)):
+            kind = rng.random()
+            r = [f"x{rng.randrange(12)}" for _ in range(3)]
+            if kind < 0.6:
+                lines.append(f"{rng.choice(ops)} {r[0]}, {r[1]}, {r[2]}")
+            elif kind < 0.7:
+                lines.append(f"str {r[0]}, [sp, #{8 * rng.randrange(30)}]")
+            elif kind < 0.8:
+                lines.append(f"ldr {r[0]}, [sp, #{8 * rng.randrange(30)}]")
+            elif kind < 0.85:
+                lines.append(f"cmp {r[0]}, {r[1]}")
+                lines.append(f"csel {r[0]}, {r[1]}, {r[2]}, {rng.choice(['eq', 'lo', 'gt'])}")
+            elif kind < 0.9:
+                lines.append(f"movz {r[0]}, #{rng.randrange(1 << 16)}")
+            else:
+                lines.append(f".word {rng.getrandbits(32):#010x}")
+        genomes.append(assemble(lines))
+    return genomes
+
+
+def test_fast_lane_equals_slow_lane(monkeypatch):
+    """Check that the fast lane gives the outputs and outcomes of the fully reset slow lane."""
+    rng = random.Random(3)
+    codes = _alphabet_genomes(rng, 150)
+    inputs = np.random.default_rng(4).integers(0, 2**64, size=(12, 3), dtype=np.uint64)
+    with open_executor("arm64", backend="emulated", budget=300, seed=2) as ex:
+        fast = ex.run(codes, inputs)
+    assert sum(triage(c, ARM64, 256).fast for c in codes) > 60
+    monkeypatch.setattr(emulated, "triage",
+                        lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch), fast=False))
+    with open_executor("arm64", backend="emulated", budget=300, seed=2) as ex:
+        slow = ex.run(codes, inputs)
+    assert np.array_equal(fast.outcomes, slow.outcomes)
+    assert np.array_equal(fast.outputs, slow.outputs)
