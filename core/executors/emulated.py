@@ -27,6 +27,7 @@ from unicorn import x86_const as X
 
 from core.executors import ExecutorOptions, Result, validate_batch
 from core.executors import harness as H
+from core.executors.batch_state import BatchState
 from core.asm import assemble
 from core.executors.triage import Trap, Triage, triage
 from core.isa import Isa
@@ -235,7 +236,7 @@ class EmulatedExecutor:
 
     def _calibrate(self) -> int:
         """Harness instructions per case in single-case mode (found by search, not by hand)."""
-        tables = self._write_state(np.zeros((1, 1), dtype=np.uint64), self._random_state(0))
+        tables = self._write_state(np.zeros((1, 1), dtype=np.uint64), BatchState.from_seed(0, self.options.scratch))
         batch = self._lay_out([self._load_slow_slot(b"")], 1, tables, simd=True)
         lo, hi = 1, 4096
         while lo < hi:
@@ -247,27 +248,11 @@ class EmulatedExecutor:
         return lo - 1  # the empty genome executes exactly one instruction: the appended return
 
     # ----------------------------------------------------------------- batch set-up
-    def _random_state(self, seed: int) -> tuple[np.ndarray, bytes, bytes]:
-        rng = np.random.default_rng([seed, 0x4D454C56])
-        regs = rng.integers(0, 2**64, size=32, dtype=np.uint64, endpoint=False)
-        simd = rng.bytes(512)
-        scratch = rng.bytes(self.options.scratch)
-        return regs, simd, scratch
-
-    def _write_state(self, inputs: np.ndarray, state) -> int:
+    def _write_state(self, inputs: np.ndarray, state: BatchState) -> int:
         """Write random values, scratch template and the input table; returns the next free address."""
-        regs, simd, scratch = state
-        self.uc.mem_write(H.DATA_BASE + H.RAND_OFF, regs.tobytes() + simd)
-        self.uc.mem_write(H.DATA_BASE + H.SCRATCH_TMPL_OFF, scratch)
-        n_cases, n_inputs = inputs.shape
-        # Argument registers beyond the inputs must not be relied on: random values too.
-        if self.isa.name == "arm64":
-            arg_rand = regs[:4]
-        else:
-            arg_rand = regs[[H.X86_RAND_SLOT[r] for r in self.isa.arg_regs]]
-        table = np.empty((n_cases, 4), dtype=np.uint64)
-        table[:] = arg_rand
-        table[:, :n_inputs] = inputs
+        self.uc.mem_write(H.DATA_BASE + H.RAND_OFF, state.regs.tobytes() + state.simd)
+        self.uc.mem_write(H.DATA_BASE + H.SCRATCH_TMPL_OFF, state.scratch)
+        table = state.input_table(self.isa, inputs)
         addr = H.DATA_BASE + H.TABLES_OFF
         self.uc.mem_write(addr, table.tobytes())
         self._inputs_addr = addr
@@ -381,7 +366,8 @@ class EmulatedExecutor:
         n, n_cases = len(codes), inputs.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
         outcomes = np.full((n, n_cases), PENDING, dtype=np.uint8)
-        tables = self._write_state(inputs, self._random_state(self.options.seed if seed is None else seed))
+        tables = self._write_state(inputs, BatchState.from_seed(self.options.seed if seed is None else seed,
+                                                                  self.options.scratch))
         budget, scratch = self.options.budget, self.options.scratch
         infos = [triage(code, self.isa, scratch) for code in codes]
         fast = [i for i, t in enumerate(infos) if t.fast and t.n_insns + 1 <= budget]

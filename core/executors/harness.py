@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import keystone
 
 from core.asm import disassembler
+from core.executors.batch_state import X86_RAND_SLOT
 from core.isa import Isa
 
 SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see EmulatedExecutor._load_slow_slot
@@ -57,9 +58,6 @@ SIMD_OFF = 512             # 32 x 16 bytes
 SCRATCH_TMPL_OFF = 1024    # up to 4096 bytes
 TABLES_OFF = 8192          # entry table, inputs, outputs (per batch)
 
-# x86-64 register -> index of its random value in the RAND table
-X86_RAND_SLOT = {name: i for i, name in enumerate(
-    ("rdi", "rsi", "rdx", "rcx", "rax", "rbx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"))}
 
 
 @dataclass(frozen=True)
