@@ -26,6 +26,7 @@ harness       0x7000_0000     this code, r-x, > 128 MiB from the arena so no dir
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import keystone
 
@@ -69,16 +70,19 @@ class Harness:
     sp_init: int      #: stack pointer before the call (arm64: the genome's SP)
     scratch_base: int  #: lowest address of the scratch area
     ret_point: int = 0  #: x86: where genomes return to (the harness pushes it from the control block)
-
-
-UNROLL = 8  # cases per loop iteration: every taken branch costs Unicorn a TB transition
+    fault_reset: int = 0  #: arm64 fast mode: rebuild the state, skip the current case, go on
+    next_genome: int = 0  #: arm64 fast mode: where a slot goes when its cases are done
 
 
 def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
-    """arm64 harness. Fast mode keeps its loop state in d28 (OUT), d29 (IN), d30 (ENTRY), which
-    fast-lane genomes never touch: in this Unicorn build every guest store costs ~35 ns (loads
-    ~1 ns), so the loop stores nothing but the output. Slow mode (one case per ``emu_start``)
-    reads its state from the control block, since slow-lane code sees random SIMD registers."""
+    """arm64 harness.
+
+    Slow mode (one case per ``emu_start``) reads its state from the control block and enters
+    the genome with ``blr``. Fast mode runs the case loop inside each genome's slot (see
+    :func:`arm64_slot`); the harness only moves from one genome to the next and rebuilds the
+    state after a fault. Its loop state lives in d26-d31, which fast-lane genomes never touch:
+    in this Unicorn build a guest store is dear and an indirect branch costs a TB lookup, so the
+    loop keeps both out of the per-case path (one output store, one ``br`` per case)."""
     sp_init = STACK_TOP - scratch
     base = f"movz x16, #{DATA_BASE >> 16}, lsl #16"
     src = ["full_reset:", base,
@@ -86,35 +90,35 @@ def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
     for k in range(0, scratch, 8):
         src += [f"ldr x9, [x16, #{SCRATCH_TMPL_OFF + k}]", f"str x9, [x17, #{k}]"]
     src += [f"ldp x{r}, x{r + 1}, [x16, #{RAND_OFF + 8 * r}]" for r in (4, 6, 8, 12, 14, 18, 20, 22, 24, 26, 28)]
-    src += [f"ldr x11, [x16, #{RAND_OFF + 88}]",
-            f"ldr x17, [x16, #{CTL_SIMD}]", "cbz x17, call_case",
+    # x30 as the slow lane's genome sees it, so that both lanes agree on code that reads it
+    src += [f"ldr x11, [x16, #{RAND_OFF + 88}]", "adr x30, slow_ret",
+            f"ldr x17, [x16, #{CTL_SIMD}]", "cbz x17, fast_resume",
             f"add x9, x16, #{SIMD_OFF}"]
     src += [f"ldp q{2 * i}, q{2 * i + 1}, [x9, #{32 * i}]" for i in range(16)]
-    call = ["ldr x30, [x10]", "ldp x0, x1, [x9]", "ldp x2, x3, [x9, #16]",
+    # slow mode: exactly one case, state in memory; stop at case_stored
+    state = f"movz x17, #{STATE_BASE >> 32}, lsl #32"
+    src += [state, f"ldp x9, x10, [x17, #{ST_IN}]",
+            "ldr x30, [x10]", "ldp x0, x1, [x9]", "ldp x2, x3, [x9, #16]",
             "cmp x16, x16",  # NZCV identical for every case
             f"ldp x9, x10, [x16, #{RAND_OFF + 72}]",
             f"ldp x16, x17, [x16, #{RAND_OFF + 128}]",
-            "blr x30"]
-    # slow mode: exactly one case, state in memory; stop at case_stored
-    state = f"movz x17, #{STATE_BASE >> 32}, lsl #32"
-    src += [state, f"ldp x9, x10, [x17, #{ST_IN}]", *call,
-            state, f"ldr x17, [x17, #{ST_OUT}]", "str x0, [x17]",
+            "blr x30",
+            "slow_ret:", state, f"ldr x17, [x17, #{ST_OUT}]", "str x0, [x17]",
             "case_stored:", "nop"]
-    # fast mode, unrolled: call the current case; store x0; advance branch-free (past the last
-    # case the entry table's terminal entry is ``all_done``, so the next call ends the loop)
-    for u in range(UNROLL):
-        src += (["call_case:"] if u == 0 else []) + [
-            base, "fmov x9, d29", "fmov x10, d30", *call,
-            "fmov x17, d28", "str x0, [x17], #8", "fmov d28, x17",
-            "fmov x9, d29", "fmov x10, d30", base,
-            "add x9, x9, #32",
-            f"ldp x11, x17, [x16, #{CTL_IN_END}]",
-            "cmp x9, x11",
-            "csel x9, x17, x9, hs",
-            "add x11, x10, #8", "csel x10, x11, x10, hs",
-            "fmov d29, x9", "fmov d30, x10",
-            f"ldr x11, [x16, #{RAND_OFF + 88}]"]
-    src += ["b call_case", "all_done:", "nop"]
+    # fast mode, entered after a fault (and, with d30 = in_end - 32 and d31 = outputs - 8, at the
+    # start of a chunk): skip the case that faulted, then continue with its genome or the next
+    src += ["fast_resume:",
+            f"ldp x9, x10, [x16, #{RAND_OFF + 72}]",
+            "fmov x0, d31", "add x0, x0, #8", "fmov d31, x0",
+            "fmov x0, d30", "add x0, x0, #32", "fmov d30, x0",
+            "fmov x1, d29", "cmp x0, x1",
+            f"ldp x16, x17, [x16, #{RAND_OFF + 128}]",
+            "b.hs next_genome",
+            "fmov x0, d27", "ldr x0, [x0]", "br x0",
+            # a slot whose cases are done branches here: first case of the next entry
+            "next_genome:", "fmov x0, d26", "fmov d30, x0",
+            "fmov x0, d27", "add x0, x0, #8", "fmov d27, x0", "ldr x0, [x0]", "br x0",
+            "all_done:", "nop"]
     return src, sp_init, sp_init
 
 
@@ -175,12 +179,76 @@ def build_harness(isa: Isa, scratch: int) -> Harness:
     # (code appended at the end cannot move anything before it).
     jump = "b" if isa.name == "arm64" else "jmp"
     addrs = {}
-    for label in ("full_reset", "case_stored", "all_done") + (("ret_point",) if isa.name == "x86_64" else ()):
+    extra = ("ret_point",) if isa.name == "x86_64" else ("fast_resume", "next_genome")
+    for label in ("full_reset", "case_stored", "all_done") + extra:
         probe = bytes(ks.asm(text + f"\n    {jump} {label}", HARNESS_BASE)[0])
         tail = next(disassembler(isa, detail=True).disasm(probe[len(code):], HARNESS_BASE + len(code), 1))
         addrs[label] = tail.operands[0].imm
     return Harness(code, addrs["full_reset"], addrs["case_stored"], addrs["all_done"], sp_init, scratch_base,
-                   addrs.get("ret_point", 0))
+                   addrs.get("ret_point", 0), addrs.get("full_reset", 0) if isa.name == "arm64" else 0,
+                   addrs.get("next_genome", 0))
+
+
+# Fast-lane slot on arm64: PROLOGUE, the genome, then the case's end (output, restores, loop).
+# The genome's inputs come from the input table through x0, which then takes its input; x1-x3
+# are reloaded every case, so the end of a case may use them freely.
+_SLOT_PROLOGUE = ("fmov x0, d30", "ldp x2, x3, [x0, #16]", "ldp x0, x1, [x0]",
+                  "cmp x0, x0")  # NZCV identical for every case
+_SLOT_STORE = ("fmov x1, d31", "str x0, [x1], #8", "fmov d31, x1")
+# Next case of this slot (its address is the current entry, [d27]) or next_genome (d28): one
+# TB per slot and one indirect branch per case; a direct loop branch would need a second TB
+# per slot for the exit path, ~10 us more of translation per new genome.
+_SLOT_LOOP = ("fmov x0, d30", "add x0, x0, #32", "fmov d30, x0", "fmov x1, d29", "cmp x0, x1",
+              "fmov x2, d27", "ldr x2, [x2]", "fmov x3, d28", "csel x0, x2, x3, lo", "br x0")
+
+
+@lru_cache(maxsize=None)
+def _arm64_words(lines: tuple[str, ...]) -> bytes:
+    ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
+    return bytes(ks.asm("\n".join(lines), 0)[0])
+
+
+def _ldr(rt: int, rn: int, offset: int) -> int:
+    """``ldr x<rt>, [x<rn>, #offset]`` (unsigned, scaled offset)."""
+    return 0xF9400000 | (offset // 8) << 10 | rn << 5 | rt
+
+
+def _ldp(rt: int, rt2: int, rn: int, offset: int) -> int:
+    """``ldp x<rt>, x<rt2>, [x<rn>, #offset]`` (signed offset, -512..504)."""
+    return 0xA9400000 | ((offset // 8) & 0x7F) << 15 | rt2 << 10 | rn << 5 | rt
+
+
+def _str_sp(rt: int, offset: int) -> int:
+    """``str x<rt>, [sp, #offset]``."""
+    return 0xF9000000 | (offset // 8) << 10 | 31 << 5 | rt
+
+
+def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
+    """Words that give back the random values of what a fast-lane genome wrote.
+
+    Encoded bit by bit (not through keystone, ~50 us a call): evolution makes many distinct sets.
+    x0-x3 are reloaded by the slot itself; x1 and x2 serve as base and temporary.
+    """
+    regs = sorted(int(r[1:]) for r in clobbered if r[1:].isdigit() and 3 < int(r[1:]) < 30)
+    if not regs and not scratch_words:
+        return b""
+    words = [0xD2A00001 | (DATA_BASE >> 16) << 5]  # movz x1, #DATA_BASE >> 16, lsl #16
+    for w in sorted(scratch_words):
+        words += [_ldr(2, 1, SCRATCH_TMPL_OFF + w), _str_sp(2, w)]
+    while regs:
+        r = regs.pop(0)
+        if regs and regs[0] == r + 1:
+            regs.pop(0)
+            words.append(_ldp(r, r + 1, 1, RAND_OFF + 8 * r))
+        else:
+            words.append(_ldr(r, 1, RAND_OFF + 8 * r))
+    return b"".join(w.to_bytes(4, "little") for w in words)
+
+
+def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
+    """A fast-lane slot: the case loop around ``code`` (see ``_arm64_source``, fast mode)."""
+    return (_arm64_words(_SLOT_PROLOGUE) + code + _arm64_words(_SLOT_STORE)
+            + arm64_restores(clobbered, scratch_words) + _arm64_words(_SLOT_LOOP))
 
 
 def epilogue_lines(isa: Isa, clobbered: frozenset[str], scratch_words: frozenset[int], sp_init: int,
