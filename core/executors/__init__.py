@@ -15,7 +15,7 @@ Python call per case.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -43,16 +43,25 @@ class ExecutorOptions:
         Seed of the random values placed in non-argument registers and the scratch area.
     max_code_bytes : int
         Largest genome accepted (the arena slot size follows from it).
+    time_budget : float
+        Native backend: CPU seconds a case may run before it ends as TIMEOUT (it is stopped
+        after at most about three times this). Default 250 us: ~100x what 2048 instructions
+        need, small enough that a population of looping genomes costs seconds, not minutes.
+    workers : int or None
+        Native backend: sandbox worker processes running batches in parallel (None: one per
+        core).
     """
 
     budget: int = 2048
     scratch: int | None = None
     seed: int = 0
     max_code_bytes: int = 1024
+    time_budget: float = 250e-6
+    workers: int | None = None
 
     def resolved(self, isa: Isa) -> "ExecutorOptions":
         scratch = min(256, isa.max_scratch) if self.scratch is None else self.scratch
-        opts = ExecutorOptions(self.budget, scratch, self.seed, self.max_code_bytes)
+        opts = replace(self, scratch=scratch)
         opts.validate(isa)
         return opts
 
@@ -67,6 +76,12 @@ class ExecutorOptions:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
         if not isinstance(self.max_code_bytes, int) or not 1 <= self.max_code_bytes <= 1 << 16:
             raise ValueError(f"max_code_bytes must be an int in [1, 65536], got {self.max_code_bytes!r}")
+        if isinstance(self.time_budget, bool) or not isinstance(self.time_budget, (int, float)) \
+                or not 1e-5 <= self.time_budget <= 60:
+            raise ValueError(f"time_budget must be a number of seconds in [1e-5, 60], got {self.time_budget!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or not 1 <= self.workers <= 256):
+            raise ValueError(f"workers must be None or an int in [1, 256], got {self.workers!r}")
 
 
 @dataclass

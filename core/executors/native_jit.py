@@ -55,6 +55,8 @@ SIMD = 576            # 32 x 16 bytes
 JMPBUF = 1152         # 512 bytes (x86-64 jmp_buf: 200, aarch64: 312)
 TMPL = 2048           # scratch template, up to 4096 bytes
 X86_FP0 = 1664        # u32 MXCSR 0x1F80 for genome entry
+CPU0 = 1672           # thread CPU time (ns) when the watchdog first saw the current case
+BUDGET_NS = 1680      # CPU time a case may use before it ends as TIMEOUT
 
 SIGNAL_OUTCOME = {signal.SIGILL: Outcome.SIGILL, signal.SIGSEGV: Outcome.SIGSEGV, signal.SIGBUS: Outcome.SIGBUS,
                   signal.SIGFPE: Outcome.SIGFPE, signal.SIGTRAP: Outcome.SIGTRAP, signal.SIGSYS: Outcome.SYSCALL}
@@ -243,6 +245,7 @@ declare void @longjmp(ptr, i32) noreturn
 declare i64 @melvin_enter(i64, ptr)
 declare void @melvin_fixup()
 declare ptr @signal(i32, ptr)
+declare i32 @clock_gettime(i32, ptr)
 
 define void @melvin_run(i64 %bare) {{
 entry:
@@ -327,11 +330,28 @@ entry:
   %alrm = icmp eq i32 %sig, {int(signal.SIGALRM)}
   br i1 %alrm, label %tick, label %fault
 tick:
+  ; thread CPU time, not wall time: a worker preempted by the OS mid-case must not time out
+  %ts = alloca [2 x i64]
+  %rc = call i32 @clock_gettime(i32 3, ptr %ts)
+  %sec = load i64, ptr %ts
+  %nsp = getelementptr i64, ptr %ts, i64 1
+  %nsec = load i64, ptr %nsp
+  %sns = mul i64 %sec, 1000000000
+  %now = add i64 %sns, %nsec
   %cur = load volatile i64, ptr {p(CUR)}
   %last = load volatile i64, ptr {p(LAST_TICK)}
   store volatile i64 %cur, ptr {p(LAST_TICK)}
   %same = icmp eq i64 %cur, %last
-  %to = and i1 %same, %in
+  br i1 %same, label %seen, label %first
+first:
+  store volatile i64 %now, ptr {p(CPU0)}
+  ret void
+seen:
+  %t0 = load volatile i64, ptr {p(CPU0)}
+  %used = sub i64 %now, %t0
+  %budget = load volatile i64, ptr {p(BUDGET_NS)}
+  %over = icmp uge i64 %used, %budget
+  %to = and i1 %over, %in
   br i1 %to, label %jump, label %back
 back:
   ret void
@@ -491,12 +511,15 @@ class Machine:
         return ARENA_BASE + size * np.arange(n, dtype=np.uint64)
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
-            n_cases: int, tick: float, bare: bool = False) -> None:
+            n_cases: int, budget: float, bare: bool = False) -> None:
         """Run every (genome, case); ``outcomes`` (uint8, writable) ends as Outcome values.
 
-        ``tick``: watchdog period in seconds; a case still running at two consecutive ticks
-        ends as TIMEOUT (so it ran between one and two ticks)."""
+        ``budget``: CPU seconds per case. The watchdog ticks every ``budget`` (wall time) and
+        ends a case as TIMEOUT once the thread's CPU time since the first tick that saw the
+        case reaches ``budget``: it used at least ``budget`` and at most about three."""
         c = self.ctl
+        c[BUDGET_NS // 8] = max(1, int(budget * 1e9))
+        tick = budget
         c[N_GEN // 8], c[N_CASES // 8] = len(entries), n_cases
         c[ENTRIES // 8], c[INPUTS // 8] = entries.ctypes.data, inputs_addr
         c[OUTPUTS // 8], c[OUTCOMES // 8] = outputs.ctypes.data, outcomes.ctypes.data

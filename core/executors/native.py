@@ -1,0 +1,230 @@
+"""Native backend: genome code runs at hardware speed in sandbox worker processes.
+
+The owner (this process) never executes genome code. It splits a batch into chunks, one per
+worker (:mod:`core.executors.sandbox`), appends two *sentinel* genomes with known results to each
+chunk (one that returns ``in0 ^ in1``, one that raises SIGILL), and checks after the batch that
+the worker answered in time, wrote an outcome for every case and got the sentinels right. A chunk
+that fails any check is re-run on a fresh worker, split in halves (bisection) until the genome
+that breaks workers stands alone; its cases are classified WORKER_LOST. No evaluation is lost,
+and none is accepted from a worker that is known to be broken.
+
+Inside a worker the JIT trampoline of :mod:`core.executors.native_jit` loops over genomes and
+cases; see that module for the containment of faults, loops and system calls.
+
+Differences from the emulated backend (all explained, tested in ``tests/test_native_agreement.py``):
+
+* TIMEOUT is a CPU-time budget here (``time_budget``), an instruction budget there: a long but
+  finite loop may be OK on one and TIMEOUT on the other;
+* values that depend on where code sits differ: PC-relative results (``adr``, ``lea [rip]``),
+  the return address (arm64 ``x30``, the x86-64 word at ``[rsp]``), anything jumping between slots
+  or into padding;
+* memory outside the scratch area: the stack below SP keeps what earlier cases wrote here (the
+  emulator resets it); other fixed regions of either address space differ;
+* timer and ID registers read real values here (``cntvct_el0``, ``rdtsc``, ``cpuid``);
+* instructions the emulator does not implement (x86 AVX and other extensions) run here.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import weakref
+from collections import deque
+from multiprocessing.connection import wait
+from typing import Sequence
+
+import numpy as np
+
+from core.executors import ExecutorOptions, Result, validate_batch
+from core.executors.batch_state import BatchState
+from core.executors.sandbox import Worker, WorkerLost, WorkerSpec
+from core.isa import Isa
+from core.outcome import Outcome
+
+# Sentinels: (code that returns in0 ^ in1, code that raises SIGILL)
+_SENTINELS = {
+    "x86_64": (bytes.fromhex("4889f84831f0"), bytes.fromhex("0f0b")),
+    "arm64": (bytes.fromhex("000001ca"), bytes(4)),
+}
+_ARENA_SLOTS_LIMIT = 16 << 20
+
+
+def _under_qemu() -> bool:
+    return os.environ.get("MELVIN_QEMU") == "1"
+
+
+class NativeExecutor:
+    """Native backend of the executor API (host ISA only); see the module docstring.
+
+    Parameters
+    ----------
+    isa, options
+        As for every backend (:func:`core.executors.open_executor`).
+    faults : sequence of (bytes, str)
+        Test hook: a worker whose batch contains one of these codes exits, hangs or corrupts
+        its results (``core.executors.sandbox.FAULT_ACTIONS``), to exercise recovery.
+    batch_slack : float or None
+        Seconds a worker may take beyond its cases' time budgets before it counts as hung.
+    """
+
+    backend = "native"
+
+    def __init__(self, isa: Isa, options: ExecutorOptions, *, faults: Sequence[tuple[bytes, str]] = (),
+                 batch_slack: float | None = None):
+        if not isa.is_host():
+            raise ValueError(f"native {isa.name} execution needs a {isa.name} host; use backend='emulated'")
+        self.isa, self.options = isa, options
+        ret = isa.ret_bytes
+        self.slot_size = -(-(options.max_code_bytes + len(ret) + 16) // 64) * 64
+        self._spec = WorkerSpec(isa.name, options.scratch, self.slot_size, isa.pad_bytes, ret, True,
+                                tuple((bytes(c), a) for c, a in faults))
+        self._slack = batch_slack if batch_slack is not None else (300.0 if _under_qemu() else 30.0)
+        self._start_timeout = 600.0 if _under_qemu() else 60.0
+        self.n_workers = options.workers or os.cpu_count() or 1
+        self.replacements: list[float] = []   #: seconds each worker replacement took
+        self.lost_batches = 0                 #: chunks that failed a check and were re-run
+        self._workers: list[Worker] = []
+        self._closed = False
+        self._finalizer = weakref.finalize(self, NativeExecutor._close_workers, self._workers)
+        try:
+            for _ in range(self.n_workers):
+                self._workers.append(Worker(self._spec, self._start_timeout))
+        except BaseException:
+            self.close()
+            raise
+        #: True when every worker runs under the seccomp arena filter (False under qemu user mode)
+        self.seccomp = all(w.info["seccomp"] for w in self._workers)
+
+    # ----------------------------------------------------------------- public API
+    def run(self, codes: Sequence[bytes], inputs: np.ndarray, *, seed: int | None = None) -> Result:
+        """Run every genome on every case; see :class:`core.executors.Executor`."""
+        if self._closed:
+            raise ValueError("this executor is closed")
+        codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
+        seed = self.options.seed if seed is None else seed
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+        n, n_cases = len(codes), table.shape[0]
+        outputs = np.zeros((n, n_cases), dtype=np.uint64)
+        outcomes = np.zeros((n, n_cases), dtype=np.uint8)
+        per_slot_cap = _ARENA_SLOTS_LIMIT // self.slot_size - 2
+        per_case_cap = max(1, (1 << 22) // n_cases)   # keeps one chunk's deadline sane
+        size = max(1, min(math.ceil(n / self.n_workers), per_slot_cap, per_case_cap))
+        queue = deque(list(range(i, min(n, i + size))) for i in range(0, n, size))
+        self._schedule(queue, codes, table, seed, outputs, outcomes)
+        return Result(outputs, outcomes)
+
+    def close(self) -> None:
+        """Stop every worker and remove the shared files (idempotent)."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> "NativeExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (tests and diagnostics)."""
+        return [w.proc.pid for w in self._workers]
+
+    # ----------------------------------------------------------------- scheduling
+    @staticmethod
+    def _close_workers(workers: list[Worker]) -> None:
+        for w in workers:
+            w.close()
+        workers.clear()
+
+    def _deadline(self, n_genomes: int, n_cases: int) -> float:
+        return time.monotonic() + self._slack + 4.0 * n_genomes * n_cases * self.options.time_budget
+
+    def _submit(self, w: Worker, idx: list[int], codes, table, seed: int, mode: str = "stub",
+                repeat: int = 1) -> float:
+        chunk = [codes[i] for i in idx] + list(_SENTINELS[self.isa.name])
+        blob = b"".join(chunk)
+        n_cases = table.shape[0]
+        v = w.buffer(len(chunk), n_cases, len(blob))
+        v["inputs"][:] = table
+        v["offsets"][:] = np.cumsum([0] + [len(c) for c in chunk], dtype=np.uint64)
+        v["blob"][:] = np.frombuffer(blob, np.uint8)
+        v["outcomes"][:] = 0xFF   # "not run": every case must be overwritten
+        w.submit(len(chunk), n_cases, seed, self.options.time_budget, mode, repeat)
+        return self._deadline(len(chunk), n_cases) if mode == "stub" else time.monotonic() + 3600
+
+    def _check(self, w: Worker, n_idx: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's results if the worker's sentinels and outcome table are right, else WorkerLost."""
+        v = w.buffer(n_idx + 2, table.shape[0], w.blob_len)
+        outs, kinds = v["outputs"], v["outcomes"]
+        ok_expected = table[:, 0] ^ table[:, 1]
+        if (kinds == Outcome.WORKER_LOST).any():
+            raise WorkerLost("worker left cases without an outcome")
+        if (kinds[-2] != Outcome.OK).any() or (outs[-2] != ok_expected).any() \
+                or (kinds[-1] != Outcome.SIGILL).any() or outs[-1].any():
+            raise WorkerLost("worker failed its sentinel check")
+        return outs[:n_idx].copy(), kinds[:n_idx].copy()
+
+    def _replace(self, w: Worker) -> Worker:
+        t0 = time.perf_counter()
+        w.kill()
+        fresh = Worker(self._spec, self._start_timeout)
+        self._workers[self._workers.index(w)] = fresh
+        self.replacements.append(time.perf_counter() - t0)
+        return fresh
+
+    def _schedule(self, queue: deque, codes, table, seed, outputs, outcomes) -> None:
+        idle = list(self._workers)
+        busy: dict = {}   # conn -> (worker, idx, deadline)
+        while queue or busy:
+            while queue and idle:
+                w, idx = idle.pop(), queue.popleft()
+                busy[w.conn] = (w, idx, self._submit(w, idx, codes, table, seed))
+            nearest = min(d for _, _, d in busy.values())
+            ready = wait(list(busy), timeout=max(0.0, nearest - time.monotonic()))
+            now = time.monotonic()
+            for conn in list(busy):
+                w, idx, deadline = busy[conn]
+                if conn not in ready and now < deadline:
+                    continue
+                del busy[conn]
+                try:
+                    w.result(deadline)
+                    outs, kinds = self._check(w, len(idx), table)
+                except WorkerLost:
+                    self.lost_batches += 1
+                    w = self._replace(w)
+                    if len(idx) == 1:
+                        outputs[idx[0]] = 0
+                        outcomes[idx[0]] = Outcome.WORKER_LOST
+                    else:
+                        half = len(idx) // 2
+                        queue.appendleft(idx[half:])
+                        queue.appendleft(idx[:half])
+                else:
+                    outputs[idx], outcomes[idx] = outs, kinds
+                idle.append(w)
+
+    # ----------------------------------------------------------------- benchmarks
+    def measure(self, codes: Sequence[bytes], inputs: np.ndarray, mode: str, repeat: int = 1,
+                seed: int | None = None) -> tuple[float, Result]:
+        """Worker-side seconds of ``repeat`` runs of one batch on one worker, and its results.
+
+        ``mode``: "stub" (the protected trampoline), "bare" (``_setjmp`` + a plain call, no
+        entry state, no restoration: only for well-behaved code) or "percall" (one ctypes
+        call per case). For benchmarks; genome code still runs in the worker."""
+        codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
+        seed = self.options.seed if seed is None else seed
+        table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+        w = self._workers[0]
+        idx = list(range(len(codes)))
+        deadline = self._submit(w, idx, codes, table, seed, mode, repeat)
+        elapsed = w.result(deadline)
+        v = w.buffer(len(codes) + 2, table.shape[0], w.blob_len)
+        return elapsed, Result(v["outputs"][:len(codes)].copy(), v["outcomes"][:len(codes)].copy())
+
+    def replace_one(self) -> float:
+        """Replace worker 0 and return how long it took (benchmark of recovery)."""
+        self._replace(self._workers[0])
+        return self.replacements[-1]

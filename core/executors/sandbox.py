@@ -1,0 +1,235 @@
+"""Sandbox workers: the processes where genome code runs, fed through shared memory.
+
+A :class:`Worker` is the owner's handle on one process. The process builds a
+:class:`core.executors.native_jit.Machine` once, reports ``ready`` and then serves commands
+over a pipe; batches travel through a file in ``/dev/shm`` that both sides map:
+
+========  ===========================================  ======================
+part      contents                                     written by
+========  ===========================================  ======================
+inputs    uint64 [n_cases, 4] argument registers       owner
+outputs   uint64 [n_genomes, n_cases]                  worker
+outcomes  uint8 [n_genomes, n_cases] (0xFF = not run)  worker
+offsets   uint64 [n_genomes + 1] into the code blob    owner
+blob      the genomes' code, concatenated              owner
+========  ===========================================  ======================
+
+Workers are fresh interpreters (``python -m core.executors.sandbox``) connected by a socket pair:
+nothing of the owner's state (threads, locks, the user's ``__main__``) leaks into them. A worker never trusts its own survival: the owner judges
+it by its exit, its deadline and the sentinel genomes' results (:mod:`core.executors.native`).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from core.executors.batch_state import BatchState
+
+#: test hook: genome bytes -> what the worker does when a batch contains them
+#: ("exit": die, "hang": stop answering, "corrupt": falsify the last genome's outputs)
+FAULT_ACTIONS = ("exit", "hang", "corrupt")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    isa: str
+    scratch: int
+    slot_size: int
+    pad: bytes
+    ret: bytes
+    seccomp: bool = True
+    faults: tuple = ()   #: ((code bytes, action), ...) for tests of the owner's recovery
+
+
+class WorkerLost(RuntimeError):
+    """The worker died, missed its deadline or answered nonsense."""
+
+
+def _layout(n_genomes: int, n_cases: int, blob_len: int) -> dict[str, tuple[int, int]]:
+    parts, off = {}, 0
+    for name, size in (("inputs", 32 * n_cases), ("outputs", 8 * n_genomes * n_cases),
+                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("blob", blob_len)):
+        off = -(-off // 64) * 64
+        parts[name] = (off, size)
+        off += size
+    parts["total"] = (0, max(off, 4096))
+    return parts
+
+
+def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndarray]:
+    def v(name, dtype, shape):
+        off, size = layout[name]
+        return np.frombuffer(buf, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=off).reshape(shape)
+
+    return {"inputs": v("inputs", np.uint64, (n_cases, 4)), "outputs": v("outputs", np.uint64, (n_genomes, n_cases)),
+            "outcomes": v("outcomes", np.uint8, (n_genomes, n_cases)), "offsets": v("offsets", np.uint64, (n_genomes + 1,)),
+            "blob": v("blob", np.uint8, (layout["blob"][1],))}
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of a worker process: build the machine, then serve batches until EOF."""
+    from core.executors.native_jit import Machine, PreflightError
+    try:
+        machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
+    except (PreflightError, OSError) as exc:
+        conn.send(("error", type(exc).__name__, str(exc)))
+        return
+    conn.send(("ready", {"pid": os.getpid(), "seccomp": machine.seccomp}))
+    faults = dict(spec.faults)
+    mapped: tuple[str, int, mmap.mmap] | None = None
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break
+        if msg[0] == "quit":
+            break
+        _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat = msg
+        if mapped is None or mapped[0] != path or mapped[1] != size:
+            with open(path, "r+b") as f:
+                mapped = (path, size, mmap.mmap(f.fileno(), size))
+        views = _views(mapped[2], _layout(n_genomes, n_cases, blob_len), n_genomes, n_cases)
+        state = BatchState.from_seed(seed, spec.scratch)
+        machine.set_state(state.regs, state.simd, state.scratch)
+        offsets, blob = views["offsets"], views["blob"]
+        entries = machine.load(blob, offsets, spec.ret)
+        action = None
+        if faults:
+            for i in range(n_genomes):
+                action = faults.get(bytes(blob[int(offsets[i]):int(offsets[i + 1])])) or action
+        if action == "exit":
+            os._exit(3)
+        if action == "hang":
+            time.sleep(3600)
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            if mode == "percall":   # the benchmark's baseline: one ctypes call per case
+                rows = views["inputs"].ctypes.data + 32 * np.arange(n_cases)
+                for g in range(n_genomes):
+                    e = int(entries[g])
+                    for c in range(n_cases):
+                        views["outputs"][g, c] = machine.run_one(e, int(rows[c]))
+                views["outcomes"][:] = 0
+            else:
+                machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
+                            budget, bare=mode == "bare")
+        elapsed = time.perf_counter() - t0
+        if action == "corrupt":
+            views["outputs"][-2] ^= np.uint64(1)
+        del views, offsets, blob
+        conn.send(("done", elapsed))
+    machine.close()
+
+
+class Worker:
+    """Owner-side handle of one sandbox process and its shared batch file."""
+
+    def __init__(self, spec: WorkerSpec, start_timeout: float):
+        self.spec = spec
+        ours, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "core.executors.sandbox", str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),), env=env, cwd=root, stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send(spec)
+        self.path, self.size, self.buf, self._fd = "", 0, None, -1
+        if not self.conn.poll(start_timeout):
+            self.kill()
+            raise WorkerLost(f"native worker did not start within {start_timeout:.0f} s")
+        try:
+            msg = self.conn.recv()
+        except EOFError:
+            self.kill()
+            raise WorkerLost(f"native worker died while starting (exit code {self.proc.poll()})") from None
+        if msg[0] == "error":
+            self.kill()
+            from core.executors.native_jit import PreflightError
+            raise PreflightError(msg[2]) if msg[1] == "PreflightError" else OSError(msg[2])
+        self.info = msg[1]
+        self.start_seconds = time.perf_counter() - t0
+
+    def buffer(self, n_genomes: int, n_cases: int, blob_len: int) -> dict[str, np.ndarray]:
+        """Views of the shared batch file, grown (a new file) when the batch needs more room."""
+        layout = _layout(n_genomes, n_cases, blob_len)
+        need = layout["total"][1]
+        if need > self.size:
+            self._release()
+            size = max(need, 2 * self.size)
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, self.path = tempfile.mkstemp(prefix="melvin-native-", dir=shm)
+            os.ftruncate(fd, size)
+            self.buf, self.size, self._fd = mmap.mmap(fd, size), size, fd
+        self.blob_len = blob_len
+        return _views(self.buf, layout, n_genomes, n_cases)
+
+    def submit(self, n_genomes: int, n_cases: int, seed: int, budget: float, mode: str = "stub",
+               repeat: int = 1) -> None:
+        try:
+            self.conn.send(("run", self.path, self.size, n_genomes, n_cases, self.blob_len, seed, budget, mode,
+                            repeat))
+        except (BrokenPipeError, OSError):
+            pass   # the answer (EOF) tells the owner it is lost
+
+    def result(self, deadline: float) -> float:
+        """Wait for the batch until ``deadline`` (time.monotonic); the worker's own run time."""
+        if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+            raise WorkerLost("native worker missed its batch deadline")
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            raise WorkerLost(f"native worker died (exit code {_wait(self.proc, 1.0)})") from None
+        if msg[0] != "done":
+            raise WorkerLost(f"native worker answered {msg!r}")
+        return msg[1]
+
+    def _release(self) -> None:
+        if self.buf is not None:
+            try:
+                self.buf.close()
+            except BufferError:
+                pass   # views still alive: the mapping goes with them
+            os.close(self._fd)
+            os.unlink(self.path)
+            self.buf, self.size = None, 0
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _wait(self.proc, 5.0)
+        self.conn.close()
+        self._release()
+
+    def close(self) -> None:
+        """Ask the process to quit, then make sure it is gone (idempotent)."""
+        if not self.conn.closed:
+            try:
+                self.conn.send(("quit",))
+            except (BrokenPipeError, OSError):
+                pass
+            _wait(self.proc, 2.0)
+            self.kill()
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> int | None:
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+if __name__ == "__main__":
+    _conn = Connection(int(sys.argv[1]))
+    worker_main(_conn, _conn.recv())
