@@ -14,6 +14,8 @@ instructions). Triage only chooses a lane; outcomes always come from execution.
 """
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
@@ -168,20 +170,48 @@ def _arm64_word_capstone(word: bytes) -> _Word:
     return _Word(reason, trap, branch, frozenset(clobber), tuple(sp_mem), writes_sp)
 
 
+# word value -> bit mask of the x registers a "plain" word writes (see _Word.plain): the inner
+# loop of triage, so kept to one dictionary look-up per instruction of a genome.
+_PLAIN_MASK: dict[int, int] = {}
+_MASK_NAMES: dict[int, frozenset] = {}
+_PLAIN_MAX = 1 << 20
+
+
+def _names(mask: int) -> frozenset:
+    names = _MASK_NAMES.get(mask)
+    if names is None:
+        names = _MASK_NAMES[mask] = frozenset(f"x{i}" for i in range(32) if mask >> i & 1)
+    return names
+
+
 def _triage_arm64(code: bytes, scratch: int) -> Triage:
     traps: dict[int, Trap] = {}
     reason = ""
+    mask = 0
     clobbered: set[str] = set()
     words: set[int] = set()
     sp_users: list[int] = []
     writes_sp = False
     exact = True
     size = len(code)
-    for off in range(0, size, 4):
-        info = _arm64_word(code[off:off + 4])
-        clobbered |= info.writes
-        if info.plain:
+    plain_mask = _PLAIN_MASK
+    values = array("I", code)
+    if sys.byteorder != "little":
+        values.byteswap()
+    for index, value in enumerate(values):
+        bits = plain_mask.get(value)
+        if bits is not None:
+            mask |= bits
             continue  # the common case: an integer instruction with no branch or stack access
+        off = 4 * index
+        info = _arm64_word(code[off:off + 4])
+        if info.plain:
+            if len(plain_mask) > _PLAIN_MAX:
+                plain_mask.clear()
+            plain_mask[value] = bits = sum(1 << int(r[1:]) for r in info.writes)
+            mask |= bits
+            continue
+        clobbered |= info.writes
         exact &= info.exact
         if info.trap is not None:
             traps[off] = info.trap
@@ -202,8 +232,12 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
             traps.setdefault(off, Trap.SP_ALIGN)
     if reason:
         return Triage(False, traps, reason, size // 4)
-    # capstone's register lists are not reliable enough (aliases, 32-bit forms): restore them all
-    return Triage(True, traps, "", size // 4, frozenset(clobbered) if exact else _ALL_X, frozenset(words))
+    if not exact:
+        # capstone's register lists are not reliable enough (aliases, 32-bit forms): restore them all
+        return Triage(True, traps, "", size // 4, _ALL_X, frozenset(words))
+    if clobbered:
+        mask |= sum(1 << int(r[1:]) for r in clobbered)
+    return Triage(True, traps, "", size // 4, _names(mask), frozenset(words))
 
 
 _ALL_X = frozenset(f"x{i}" for i in range(30))
