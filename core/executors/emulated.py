@@ -365,7 +365,8 @@ class EmulatedExecutor:
 
     def _chunk_capacity(self, n_cases: int) -> int:
         arena = self._n_slots
-        outputs = (H.STATE_SIZE - H.OUTPUTS_OFF) // (8 * n_cases)
+        # arm64: the class table (trap outcomes reported by the guest) follows the outputs
+        outputs = (H.STATE_SIZE - H.OUTPUTS_OFF) // ((16 if self.isa.name == "arm64" else 8) * n_cases)
         return max(1, min(arena, outputs))
 
     # ----------------------------------------------------------------- running
@@ -468,11 +469,13 @@ class EmulatedExecutor:
         n, total = len(idx), len(idx) * n_cases
         out0, in_base = batch["outputs"], self._inputs_addr
         in_end = in_base + 32 * n_cases
+        uc.mem_write(out0 + 8 * total, bytes(8 * total))   # class table: 0 = no trap reported
         # Start as if the case before the first one had just faulted: fault_reset skips it,
         # finds its genome's cases done and moves to the first entry.
         uc.reg_write_batch(((A.UC_ARM64_REG_D31, out0 - 8), (A.UC_ARM64_REG_D30, in_end - 32),
                             (A.UC_ARM64_REG_D29, in_end), (A.UC_ARM64_REG_D28, hz.next_genome),
-                            (A.UC_ARM64_REG_D27, batch["entries"] - 8), (A.UC_ARM64_REG_D26, in_base)))
+                            (A.UC_ARM64_REG_D27, batch["entries"] - 8), (A.UC_ARM64_REG_D26, in_base),
+                            (A.UC_ARM64_REG_D25, hz.trap_fault), (A.UC_ARM64_REG_D24, 8 * total)))
         cls = np.zeros(total, dtype=np.uint8)   # OK unless a fault is recorded below
         moved: list[int] = []
         faults = self._fast_faults = []
@@ -508,8 +511,12 @@ class EmulatedExecutor:
             self._fast_faults = None
         for address, fault in faults:
             cls[(address - out0) // 8] = fault
+        both = np.frombuffer(uc.mem_read(out0, 16 * total), dtype=np.uint64)
+        reported = both[total:]
+        if reported.any():
+            cls = np.where(reported != 0, reported, cls).astype(np.uint8)
         cls = cls.reshape(n, n_cases)
-        raw = np.frombuffer(uc.mem_read(out0, 8 * total), dtype=np.uint64).reshape(n, n_cases)
+        raw = both[:total].reshape(n, n_cases)
         rows = np.asarray(idx)
         outputs[rows] = np.where(cls == Outcome.OK, raw, 0)
         outcomes[rows] = cls

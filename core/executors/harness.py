@@ -33,6 +33,7 @@ import keystone
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
 from core.isa import Isa
+from core.outcome import Outcome
 
 SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see EmulatedExecutor._load_slow_slot
 ARENA_BASE = 0x1000_0000
@@ -72,6 +73,7 @@ class Harness:
     ret_point: int = 0  #: x86: where genomes return to (the harness pushes it from the control block)
     fault_reset: int = 0  #: arm64 fast mode: rebuild the state, skip the current case, go on
     next_genome: int = 0  #: arm64 fast mode: where a slot goes when its cases are done
+    trap_fault: int = 0  #: arm64 fast mode: a rewritten trap of outcome x0 (see ``arm64_slot``)
 
 
 def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
@@ -118,6 +120,9 @@ def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
             # a slot whose cases are done branches here: first case of the next entry
             "next_genome:", "fmov x0, d26", "fmov d30, x0",
             "fmov x0, d27", "add x0, x0, #8", "fmov d27, x0", "ldr x0, [x0]", "br x0",
+            # a trap the slot rewrote (see arm64_slot), outcome in x0: its class goes to the
+            # class table (d24 bytes past the output table), then the faulted case is skipped
+            "trap_fault:", "fmov x1, d31", "fmov x2, d24", "str x0, [x1, x2]", "b full_reset",
             "all_done:", "nop"]
     return src, sp_init, sp_init
 
@@ -179,14 +184,14 @@ def build_harness(isa: Isa, scratch: int) -> Harness:
     # (code appended at the end cannot move anything before it).
     jump = "b" if isa.name == "arm64" else "jmp"
     addrs = {}
-    extra = ("ret_point",) if isa.name == "x86_64" else ("fast_resume", "next_genome")
+    extra = ("ret_point",) if isa.name == "x86_64" else ("fast_resume", "next_genome", "trap_fault")
     for label in ("full_reset", "case_stored", "all_done") + extra:
         probe = bytes(ks.asm(text + f"\n    {jump} {label}", HARNESS_BASE)[0])
         tail = next(disassembler(isa, detail=True).disasm(probe[len(code):], HARNESS_BASE + len(code), 1))
         addrs[label] = tail.operands[0].imm
     return Harness(code, addrs["full_reset"], addrs["case_stored"], addrs["all_done"], sp_init, scratch_base,
                    addrs.get("ret_point", 0), addrs.get("full_reset", 0) if isa.name == "arm64" else 0,
-                   addrs.get("next_genome", 0))
+                   addrs.get("next_genome", 0), addrs.get("trap_fault", 0))
 
 
 # Fast-lane slot on arm64: PROLOGUE, the genome, then the case's end (output, restores, loop).
@@ -246,10 +251,51 @@ def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> 
     return b"".join(w.to_bytes(4, "little") for w in words)
 
 
+# Instructions that trap whatever the machine state: (mask, value, outcome). They are rewritten
+# in fast-lane slots into a branch to a stub that reports the outcome inside the guest: the same
+# outcome at the same point of execution, without the Python hook (~7 us) a trap costs.
+_STATIC_TRAPS = ((0xFFFF0000, 0x00000000, Outcome.SIGILL),    # udf #imm16: permanently undefined
+                 (0xFFE0001F, 0xD4000001, Outcome.SYSCALL),   # svc #imm16
+                 (0xFFE0001F, 0xD4200000, Outcome.SIGTRAP))   # brk #imm16
+
+
+def _static_traps(code: bytes) -> dict[int, Outcome]:
+    """Word index -> outcome of each instruction of ``code`` that always traps."""
+    tops = code[3::4]
+    if 0 not in tops and 0xD4 not in tops:
+        return {}
+    found = {}
+    for index, value in enumerate(int.from_bytes(code[i:i + 4], "little") for i in range(0, len(code), 4)):
+        for mask, match, outcome in _STATIC_TRAPS:
+            if value & mask == match:
+                found[index] = outcome
+                break
+    return found
+
+
 def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
-    """A fast-lane slot: the case loop around ``code`` (see ``_arm64_source``, fast mode)."""
-    return (_arm64_words(_SLOT_PROLOGUE) + code + _arm64_words(_SLOT_STORE)
-            + arm64_restores(clobbered, scratch_words) + _arm64_words(_SLOT_LOOP))
+    """A fast-lane slot: the case loop around ``code`` (see ``_arm64_source``, fast mode).
+
+    Layout: prologue, code (static traps rewritten as branches to their stubs), output store,
+    restores, loop branch, then one stub per trapping outcome (``movz x0, #outcome``, then
+    ``br`` to the harness's ``trap_fault``, whose address is in d25).
+    """
+    prologue = _arm64_words(_SLOT_PROLOGUE)
+    tail = (_arm64_words(_SLOT_STORE) + arm64_restores(clobbered, scratch_words) + _arm64_words(_SLOT_LOOP))
+    traps = _static_traps(code)
+    if not traps:
+        return prologue + code + tail
+    words = bytearray(code)
+    stub_at = len(prologue) + len(code) + len(tail)
+    stubs = {}
+    for outcome in sorted(set(traps.values())):
+        stubs[outcome] = stub_at + 12 * len(stubs)
+    for index, outcome in traps.items():
+        offset = stubs[outcome] - (len(prologue) + 4 * index)
+        words[4 * index:4 * index + 4] = (0x14000000 | (offset // 4)).to_bytes(4, "little")  # b stub
+    stub_code = b"".join((0xD2800000 | int(outcome) << 5).to_bytes(4, "little")  # movz x0, #outcome
+                         + _arm64_words(("fmov x1, d25", "br x1")) for outcome in stubs)
+    return prologue + bytes(words) + tail + stub_code
 
 
 def epilogue_lines(isa: Isa, clobbered: frozenset[str], scratch_words: frozenset[int], sp_init: int,
