@@ -237,3 +237,103 @@ def test_counts_cover_every_class():
     counts = res.counts()
     assert set(counts) == {o.name for o in Outcome}
     assert counts["OK"] == 3 and counts["SIGILL"] == 3 and sum(counts.values()) == 6
+
+
+def _both_lanes(monkeypatch, codes, inputs, **options):
+    """Results of the normal run and of the same run with every genome forced to the slow lane."""
+    import dataclasses
+
+    from core.executors import emulated
+    with open_executor("arm64", backend="emulated", **options) as ex:
+        normal = ex.run(codes, inputs)
+    with monkeypatch.context() as m:
+        m.setattr(emulated, "triage", lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch),
+                                                                                       fast=False))
+        with open_executor("arm64", backend="emulated", **options) as ex:
+            slow = ex.run(codes, inputs)
+    return normal, slow
+
+
+CRASHY = [
+    [".word 0", "add x0, x0, x1"],                               # udf first: a rewritten trap
+    ["add x5, x0, x1", "svc #0", "mov x0, x5"],                  # svc after a clobber
+    ["cmp x0, #3", "b.ne #8", "brk #1", "add x0, x0, x1"],        # brk on case 3 only
+    ["cbnz x1, #8", ".word 0x0000beef", "eor x0, x0, x1"],       # udf where x1 == 0
+    ["and x9, x0, #1", "ldr x0, [x9]"],                          # memory fault on every case
+    ["and x9, x0, #0xff0", "ldr x0, [x9, #8]"],                   # memory fault, per input
+    ["add x9, sp, x0", "ldxr x0, [x9]"],                 # alignment fault on odd inputs (slow)
+    ["and x9, x0, #7", "movz x10, #0x2000, lsl #16", "add x9, x9, x10", "ldxr x0, [x9]"],  # SIGBUS unless aligned
+    [".word 0xffffffff"],                                        # undecodable: Unicorn's own UDEF
+    ["add x0, x0, x1", "mov x7, x0"],                            # good, clobbers x7
+    ["mov x0, x7"],                                              # sees x7's random value again
+    ["mov x0, x30"],                                             # x30 as the slow lane sets it
+]
+
+
+def test_crash_heavy_batch_matches_slow_lane(monkeypatch):
+    """Check that in-emulation fault recovery attributes every case exactly as the slow lane does."""
+    rng = np.random.default_rng(8)
+    inputs = rng.integers(0, 2**64, size=(12, 2), dtype=np.uint64)
+    inputs[:4, 0] = [0, 1, 2, 3]
+    inputs[4:6, 1] = 0
+    inputs[6, 0] = 0x2000_0000 - 0x10_0000   # an address-like input
+    codes = [assemble(lines) for lines in CRASHY] * 3
+    normal, slow = _both_lanes(monkeypatch, codes, inputs, budget=100)
+    assert sum(triage(c, ARM64, 256).fast for c in codes) >= 27
+    assert np.array_equal(normal.outcomes, slow.outcomes)
+    assert np.array_equal(normal.outputs, slow.outputs)
+    out = normal.outcomes
+    assert (out[0] == Outcome.SIGILL).all() and (out[1] == Outcome.SYSCALL).all()
+    assert [Outcome(c) for c in out[2, :4]] == [Outcome.OK] * 3 + [Outcome.SIGTRAP]
+    assert (out[3, 4:6] == Outcome.SIGILL).all() and (out[3, 6:] == Outcome.OK).all()
+    assert (out[4] == Outcome.SIGSEGV).all() and (out[8] == Outcome.SIGILL).all()
+    assert (out[9:12] == Outcome.OK).all()
+    assert len(set(normal.outputs[10].tolist())) == 1 and len(set(normal.outputs[11].tolist())) == 1
+
+
+def test_slot_rewrites_static_traps_only():
+    """Check that udf/svc/brk become branches in a fast-lane slot and other words stay as they are."""
+    from core.executors import harness as H
+    code = assemble(["add x0, x0, x1", ".word 0x00001234", "svc #3", "brk #0", ".word 0xffffffff"])
+    slot = H.arm64_slot(code, frozenset(), frozenset())
+    body = slot[16:16 + len(code)]
+    words = [int.from_bytes(body[i:i + 4], "little") for i in range(0, len(body), 4)]
+    assert body[:4] == code[:4] and body[16:] == code[16:]
+    assert all(w >> 26 == 0b000101 for w in words[1:4])            # b <stub>
+    targets = {16 + 4 * i + 4 * (w & 0x3FFFFFF) for i, w in enumerate(words) if 1 <= i <= 3}
+    assert len(targets) == 3 and min(targets) >= 16 + len(code)
+
+
+@pytest.mark.parametrize("clobbered,words", [
+    (frozenset({"x4"}), frozenset()),
+    (frozenset({"x5", "x6", "x7", "x29"}), frozenset({0, 248})),
+    (frozenset({"x0", "x1", "x12", "x13", "x14"}), frozenset({8})),
+])
+def test_restore_encodings_match_keystone(clobbered, words):
+    """Check the bit-level restore encodings against keystone's assembly of the same lines."""
+    from core.executors import harness as H
+    regs = sorted(int(r[1:]) for r in clobbered if 3 < int(r[1:]) < 30)
+    lines = [f"movz x1, #{H.DATA_BASE >> 16}, lsl #16"]
+    for w in sorted(words):
+        lines += [f"ldr x2, [x1, #{H.SCRATCH_TMPL_OFF + w}]", f"str x2, [sp, #{w}]"]
+    while regs:
+        r = regs.pop(0)
+        if regs and regs[0] == r + 1:
+            lines.append(f"ldp x{r}, x{regs.pop(0)}, [x1, #{H.RAND_OFF + 8 * r}]")
+        else:
+            lines.append(f"ldr x{r}, [x1, #{H.RAND_OFF + 8 * r}]")
+    assert H.arm64_restores(clobbered, words) == assemble(lines)
+
+
+@pytest.mark.parametrize("lines,expected", [
+    (["movz x9, #0x1000, lsl #16", "str x0, [x9]"], Outcome.SIGSEGV),     # arena is r-x
+    (["movz x9, #0x6000, lsl #16", "ldr x0, [x9, #256]"], Outcome.OK),     # data is readable
+    (["movz x9, #0x7000, lsl #16", "str x0, [x9]"], Outcome.SIGSEGV),      # harness is r-x
+    (["movz x9, #0x5000, lsl #16", "str x0, [x9]"], Outcome.SIGSEGV),      # unmapped
+    (["movz x9, #0x2000, lsl #16", "br x9"], Outcome.SIGSEGV),            # the stack is not executable
+])
+def test_memory_permissions_in_both_lanes(monkeypatch, lines, expected):
+    """Check that the virtual TLB keeps every mapping's permissions, in the fast and slow lanes."""
+    inputs = np.array([[1, 2], [3, 4]], dtype=np.uint64)
+    normal, slow = _both_lanes(monkeypatch, [assemble(lines)], inputs)
+    assert (normal.outcomes == expected).all() and (slow.outcomes == expected).all()
