@@ -44,8 +44,8 @@ class ExecutorOptions:
     max_code_bytes : int
         Largest genome accepted (the arena slot size follows from it).
     time_budget : float
-        Native backend: CPU seconds a case may run before it ends as TIMEOUT (it is stopped
-        after at most about three times this). Default 250 us: ~100x what 2048 instructions
+        Native backend: CPU seconds a case may run before it is stopped; a case stopped twice
+        in a row ends as TIMEOUT (so a looping case costs two to six budgets). Default 250 us: ~100x what 2048 instructions
         need, small enough that a population of looping genomes costs seconds, not minutes.
     workers : int or None
         Native backend: sandbox worker processes running batches in parallel (None: one per
