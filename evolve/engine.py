@@ -1,0 +1,304 @@
+"""The generation loop: vary, evaluate in batches, reinforce the brain, validate, select.
+
+One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generation:
+
+1. parents are selected (tournament or lexicase); each offspring is a crossover and/or a
+   mutation whose new genes are drawn with the brain's gene-pattern weights;
+2. every offspring with an invalid fitness is evaluated in one batch through the executor; each
+   becomes an EXEC node (prior: its parents' success and threshold), the seed's rule sees every
+   execution, and the genome's gene n-grams are credited with its verdict;
+3. genomes exact on every training case are validated on the held-out set with other random
+   register values; a failure adds its counterexamples to the training set;
+4. the next population is the elite of parents and offspring plus the offspring.
+
+State (population, hall of fame, logbook, random states, cases, brain) is checkpointed so that a
+resumed run continues exactly as if it had not stopped.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from core.brain import Brain
+from core.outcome import N_OUTCOMES, Outcome
+from evolve import fitness as fit
+from evolve import tasks as T
+from evolve.evaluate import Evaluator
+from evolve.genes import Alphabet, alphabet_for
+from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunConfig:
+    """Every parameter of a run (written to config.json; enough to reproduce it)."""
+
+    task: str = T.DEFAULT_TASK
+    isa: str = "arm64"
+    backend: str = "auto"
+    pop: int = 300
+    generations: int = 500
+    time_limit: float | None = 60.0
+    max_len: int = 16
+    init_len: int = 8
+    n_regs: int = 4
+    seed: int = 0
+    workers: int = 1
+    brain: bool = True
+    selection: str = "lexicase"
+    tournament_size: int = 4
+    cxpb: float = 0.3
+    mutpb: float = 0.9
+    elite: int = 4
+    n_train: int = 64
+    n_valid: int = 10_000
+    budget: int = 256
+    hof_size: int = 10
+    counterexamples: int = 8
+    checkpoint_every: int = 10
+    stop_when_solved: bool = True
+    weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
+
+    def validate(self) -> None:
+        """Raise ValueError with one line for any nonsensical value."""
+        checks = [
+            (self.pop >= 2, f"--pop must be at least 2, got {self.pop}"),
+            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
+            (self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive, got {self.time_limit}"),
+            (1 <= self.max_len <= 256, f"--max-len must be in [1, 256], got {self.max_len}"),
+            (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
+            (self.seed >= 0, f"--seed must be non-negative, got {self.seed}"),
+            (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
+            (self.selection in ("tournament", "lexicase"), f"--selection must be tournament or lexicase"),
+            (0 <= self.elite < self.pop, f"elite must be in [0, pop), got {self.elite}"),
+            (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
+            (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),
+            (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+class Engine:
+    """One evolution run's state and loop. Use :meth:`fresh` or :meth:`from_state`."""
+
+    def __init__(self, cfg: RunConfig, task: T.Task, alphabet: Alphabet, evaluator: Evaluator):
+        self.cfg, self.task, self.alphabet, self.evaluator = cfg, task, alphabet, evaluator
+        self.rng = random.Random(cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed)
+        self.brain = Brain() if cfg.brain else None
+        self.weights = fit.FitnessWeights(**cfg.weights)
+        self.gen = 0
+        self.uid = 0
+        self.evaluations = 0
+        self.elapsed = 0.0
+        self.solved = None          # the validated individual, once found
+        self.pop: list = []
+        self.hof = hall_of_fame(cfg.hof_size)
+        self.logbook = logbook()
+        self.metrics: list[dict] = []
+        self.train_x = self.train_y = self.valid_x = self.valid_y = None
+        self.validated_fail: set = set()
+        self._guide = None
+        self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
+                                    cfg.tournament_size, self._draw)
+
+    # ----------------------------------------------------------------- set-up
+    def start(self) -> None:
+        """Cases, initial population, first evaluation."""
+        self.train_x = T.training_cases(self.task, self.np_rng, self.cfg.n_train)
+        self.train_y = self.task.expected(self.train_x)
+        self.valid_x = T.validation_cases(self.task, self.np_rng, self.cfg.n_valid)
+        self.valid_y = self.task.expected(self.valid_x)
+        self.pop = [self._new(self.toolbox.genes(), (), "init") for _ in range(self.cfg.pop)]
+        self._evaluate(self.pop)
+        self._after_generation(self.pop, time.perf_counter(), 0.0)
+
+    def _new(self, genes, parents, op):
+        self.uid += 1
+        return new_individual(genes, self.uid, parents, op)
+
+    # ----------------------------------------------------------------- genes
+    def _draw(self, prefix):
+        """A new gene after ``prefix``: base weights times the brain's pattern weights."""
+        weights = self.alphabet.base_weights()
+        if self._guide is not None:
+            context = [g[0] for g in prefix[-2:]]
+            learned = self._guide.weights([context], self.alphabet.n_genes)[0]
+            weights = [w * float(x) for w, x in zip(weights, learned)]
+        return self.alphabet.random_gene(self.rng, weights)
+
+    # ----------------------------------------------------------------- evaluation
+    def _evaluate(self, inds: list) -> dict:
+        """Evaluate ``inds`` in one batch; returns outcome counts of this batch."""
+        if not inds:
+            return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
+        codes = [self.alphabet.encode(ind) for ind in inds]
+        outputs, outcomes = self.evaluator.run(codes, self.train_x, seed=self._exec_seed())
+        errors = fit.case_errors(outputs, outcomes, self.train_y)
+        thresholds = None
+        if self.brain is not None:
+            priors = [ind.prior or (self.brain.params.initial_success, self.brain.params.initial_threshold)
+                      for ind in inds]
+            ids = self.brain.add_exec_nodes(codes, success_rate=[p[0] for p in priors],
+                                            threshold_ratio=[p[1] for p in priors])
+            self.brain.reinforce(ids, outcomes, link=False)
+            stats = self.brain.node_stats(ids)
+            thresholds = stats["threshold_ratio"]
+            # One verdict per genome for its gene patterns: crashed anywhere, or not.
+            verdict = np.zeros((len(inds), N_OUTCOMES), np.int64)
+            crashed = (outcomes != Outcome.OK)
+            first = np.where(crashed.any(axis=1), outcomes.max(axis=1), 0)
+            verdict[np.arange(len(inds)), first] = 1
+            self.brain.observe_genes(ids, [[g[0] for g in ind] for ind in inds], verdict)
+            for ind, node, s, t in zip(inds, ids, stats["success_rate"], thresholds):
+                ind.node, ind.prior = int(node), (float(s), float(t))
+        lengths = np.array([len(ind) for ind in inds])
+        cost = fit.costs(errors, thresholds, lengths, self.cfg.max_len, self.weights)
+        exact = (errors == 0).sum(axis=1)
+        for i, ind in enumerate(inds):
+            ind.fitness.values = (float(cost[i]),)
+            ind.errors = errors[i]
+            ind.exact = int(exact[i])
+        self.evaluations += len(inds)
+        hist = np.bincount(outcomes.ravel(), minlength=N_OUTCOMES)
+        return {"cases": int(outcomes.size), "crashed": int(outcomes.size - hist[0]),
+                "outcomes": hist.tolist()}
+
+    def _exec_seed(self) -> int:
+        # New random register values every generation: code that leans on them cannot settle.
+        return (self.cfg.seed * 1_000_003 + self.gen) % (2**31)
+
+    # ----------------------------------------------------------------- one generation
+    def step(self) -> dict:
+        """Run one generation; returns its metrics line."""
+        t0 = time.perf_counter()
+        cfg, tb = self.cfg, self.toolbox
+        self.gen += 1
+        self._guide = self.brain.gene_guide() if self.brain is not None else None
+        parents = tb.select(self.pop, cfg.pop)
+        offspring = []
+        for i, p1 in enumerate(parents):
+            genes, ops_used, mates = list(p1), [], [p1]
+            if self.rng.random() < cfg.cxpb:
+                p2 = parents[self.rng.randrange(len(parents))]
+                genes, name = tb.mate(genes, p2)
+                ops_used.append(name)
+                mates.append(p2)
+            if not ops_used or self.rng.random() < cfg.mutpb:
+                genes, name = tb.mutate(genes)
+                ops_used.append(name)
+            child = self._new(genes, tuple(m.uid for m in mates), "+".join(ops_used))
+            if list(child) == list(p1) and p1.fitness.valid:
+                child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
+                child.node, child.prior = p1.node, p1.prior
+            elif self.brain is not None:
+                priors = [m.prior for m in mates if m.prior is not None]
+                if priors:
+                    child.prior = (sum(p[0] for p in priors) / len(priors), sum(p[1] for p in priors) / len(priors))
+            offspring.append(child)
+        invalid = [ind for ind in offspring if not ind.fitness.valid]
+        batch = self._evaluate(invalid)
+        self._validate(offspring)
+        elite = sorted(self.pop, key=lambda ind: ind.fitness.values[0])[:cfg.elite]
+        self.pop = elite + sorted(offspring, key=lambda ind: ind.fitness.values[0])[:cfg.pop - len(elite)]
+        return self._after_generation(invalid, t0, 0.0, batch)
+
+    def _validate(self, candidates: list) -> None:
+        """Held-out validation of exact genomes; counterexamples join the training set."""
+        n_train = len(self.train_y)
+        todo, seen = [], set()
+        for ind in sorted(candidates, key=lambda ind: (len(ind), ind.fitness.values[0])):
+            key = tuple(ind)
+            if ind.exact == n_train and key not in self.validated_fail and key not in seen:
+                seen.add(key)
+                todo.append(ind)
+        if not todo or self.solved is not None:
+            return
+        todo = todo[:4]
+        codes = [self.alphabet.encode(ind) for ind in todo]
+        outputs, outcomes = self.evaluator.run(codes, self.valid_x, seed=self._exec_seed() + 7919)
+        good = (outcomes == Outcome.OK) & (outputs == self.valid_y[None, :])
+        for ind, row in zip(todo, good):
+            if row.all():
+                self.solved = ind
+                return
+        self.validated_fail.update(tuple(ind) for ind in todo)
+        wrong = np.flatnonzero(~good.all(axis=0))[:self.cfg.counterexamples]
+        log.info("validation found %d counterexamples; training set grows to %d",
+                 len(wrong), n_train + len(wrong))
+        self.train_x = np.concatenate([self.train_x, self.valid_x[wrong]])
+        self.train_y = np.concatenate([self.train_y, self.valid_y[wrong]])
+        for ind in self.pop + candidates:     # fitness on the old set is stale
+            del ind.fitness.values
+        self._evaluate([ind for ind in dict.fromkeys(self.pop + candidates)])
+
+    def _after_generation(self, evaluated: list, t0: float, _unused: float, batch: dict | None = None) -> dict:
+        """Hall of fame, brain clean-up, metrics line, logbook."""
+        batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
+        self.hof.update(self.pop)
+        if self.brain is not None:
+            alive = {ind.node for ind in list(self.pop) + list(self.hof)} | (
+                {self.solved.node} if self.solved is not None else set())
+            table = self.brain.exec_table()["node"]
+            dead = [int(n) for n in table if int(n) not in alive]
+            if dead:
+                self.brain.remove_exec_nodes(dead)
+        dt = time.perf_counter() - t0
+        self.elapsed += dt
+        costs = np.array([ind.fitness.values[0] for ind in self.pop])
+        best = min(self.pop, key=lambda ind: ind.fitness.values[0])
+        line = {
+            "gen": self.gen, "evaluations": self.evaluations, "new_evaluations": len(evaluated),
+            "evals_per_s": round(len(evaluated) / dt, 1) if dt > 0 else None, "seconds": round(self.elapsed, 3),
+            "best_cost": float(costs.min()), "mean_cost": float(costs.mean()), "best_exact": best.exact,
+            "n_train": int(len(self.train_y)), "best_len": len(best),
+            "outcomes": {Outcome(i).name: c for i, c in enumerate(batch["outcomes"])},
+            "offspring_crash_rate": batch["crashed"] / batch["cases"] if batch["cases"] else 0.0,
+            "solved": self.solved is not None,
+        }
+        if self.brain is not None:
+            gp = self.brain.gene_patterns.stats()
+            thr = np.asarray(gp.get("threshold", np.zeros(0)))
+            line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(self.brain.gene_patterns)),
+                             "suppressed_patterns": int((thr > 1.0).sum()),
+                             "mean_pattern_threshold": float(thr.mean()) if thr.size else None,
+                             "crashes_handled": int(self.brain.crashes_handled)}
+        self.metrics.append(line)
+        self.logbook.record(gen=self.gen, evals=len(evaluated), best=line["best_cost"], mean=line["mean_cost"],
+                            crash_rate=line["offspring_crash_rate"])
+        return line
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> dict:
+        """Everything needed to continue exactly (the brain travels separately, as a file)."""
+        return {"version": 1, "config": asdict(self.cfg), "gen": self.gen, "uid": self.uid,
+                "evaluations": self.evaluations, "elapsed": self.elapsed, "pop": self.pop,
+                "hof": self.hof, "logbook": self.logbook, "metrics": self.metrics,
+                "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
+                "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
+                "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved}
+
+    def restore(self, state: dict, brain: Brain | None) -> None:
+        for key in ("gen", "uid", "evaluations", "elapsed", "pop", "hof", "logbook", "metrics", "train_x",
+                    "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
+            setattr(self, key, state[key])
+        self.rng.setstate(state["rng"])
+        self.np_rng.bit_generator.state = state["np_rng"]
+        self.brain = brain
+
+
+def build(cfg: RunConfig, evaluator: Evaluator | None = None) -> Engine:
+    """An engine for ``cfg`` (task resolved and validated, executor opened)."""
+    cfg.validate()
+    task = T.get_task(cfg.task)
+    alphabet = alphabet_for(cfg.isa, n_regs=cfg.n_regs)
+    if evaluator is None:
+        evaluator = Evaluator(cfg.isa, cfg.backend, cfg.workers, budget=cfg.budget)
+    return Engine(cfg, task, alphabet, evaluator)

@@ -1,0 +1,65 @@
+"""Batch evaluation: genomes x cases through the executor, optionally over worker processes.
+
+Results depend only on (codes, inputs, seed), never on how the batch is split, so a run gives
+the same result for any number of workers (gplearn's rule). Worker processes each own an
+executor; the population's state (brain, fitness) stays in the owner process.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+from typing import Sequence
+
+import numpy as np
+
+from core.executors import open_executor
+
+_worker_executor = None
+
+
+def _worker_init(isa: str, backend: str, options: dict) -> None:
+    global _worker_executor
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle
+    _worker_executor = open_executor(isa, backend=backend, **options)
+
+
+def _worker_run(args) -> tuple[np.ndarray, np.ndarray]:
+    codes, inputs, seed = args
+    res = _worker_executor.run(codes, inputs, seed=seed)
+    return res.outputs, res.outcomes
+
+
+class Evaluator:
+    """Runs batches on ``workers`` processes (1: in this process's executor)."""
+
+    def __init__(self, isa: str, backend: str = "auto", workers: int = 1, **options) -> None:
+        self.workers = workers
+        self._pool = None
+        self._executor = open_executor(isa, backend=backend, **options)
+        self.backend = self._executor.backend
+        if workers > 1:
+            ctx = mp.get_context("spawn")
+            self._pool = ctx.Pool(workers, _worker_init, (isa, self.backend, options))
+
+    def run(self, codes: Sequence[bytes], inputs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """outputs uint64 [n, n_cases], outcomes uint8 [n, n_cases]."""
+        if self._pool is None or len(codes) < 2 * self.workers:
+            res = self._executor.run(list(codes), inputs, seed=seed)
+            return res.outputs, res.outcomes
+        bounds = np.linspace(0, len(codes), self.workers + 1).astype(int)
+        parts = self._pool.map(_worker_run, [(list(codes[a:b]), inputs, seed)
+                                             for a, b in zip(bounds[:-1], bounds[1:])])
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        self._executor.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

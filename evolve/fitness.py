@@ -1,0 +1,59 @@
+"""Fitness: how far a genome's outputs are from the task, what its crashes cost, how long it is.
+
+The cost (minimised) of a genome evaluated on ``n`` training cases is ::
+
+    cost = 0.5 * hamming / (64 n)          # STOKE's correctness: bits wrong, summed over cases
+         + 0.5 * (1 - exact / n)           # plus the share of cases not exactly right
+         + w_brain * (threshold - 0.1) / 2.9   # the brain's reinforcement: crashes raise it
+         + w_len * length / max_len        # parsimony, only once every case is exact
+
+A crashed case counts as 64 wrong bits. ``threshold`` is the genome's EXEC node threshold ratio
+after the seed's rule has seen every one of its executions (and its parents' prior), so code that
+crashes, or descends from code that crashed, costs more until it proves itself. Without the brain
+(``--no-brain``) that term is 0. Parsimony applies only to genomes exact on every case: earlier,
+a longer genome that writes scratch registers without touching x0 is a neutral step towards a
+solution, and penalising its length would remove the drift that finds one. A genome is *solved* when it is exact on every training case and
+then on the held-out validation set, run with different random values in the non-argument
+registers, so a solution cannot depend on them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.outcome import Outcome
+
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def popcount64(values: np.ndarray) -> np.ndarray:
+    """Bits set in each uint64 (uint8, same shape)."""
+    v = np.ascontiguousarray(values, dtype=np.uint64)
+    return _POPCOUNT8[v.view(np.uint8)].reshape(v.shape + (8,)).sum(axis=-1, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class FitnessWeights:
+    brain: float = 0.05
+    length: float = 0.002
+
+
+def case_errors(outputs: np.ndarray, outcomes: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """uint8 [n_genomes, n_cases]: wrong bits per case; a crash counts 64."""
+    errors = popcount64(outputs ^ expected[None, :])
+    errors[outcomes != Outcome.OK] = 64
+    return errors
+
+
+def costs(errors: np.ndarray, thresholds: np.ndarray | None, lengths: np.ndarray, max_len: int,
+          weights: FitnessWeights = FitnessWeights()) -> np.ndarray:
+    """float64 [n_genomes]: the cost above (thresholds None: no brain term)."""
+    n_cases = errors.shape[1]
+    hamming = errors.sum(axis=1, dtype=np.int64) / (64.0 * n_cases)
+    mismatch = 1.0 - (errors == 0).sum(axis=1) / n_cases
+    cost = 0.5 * hamming + 0.5 * mismatch
+    cost = cost + np.where(mismatch == 0, weights.length * np.asarray(lengths) / max_len, 0.0)
+    if thresholds is not None:
+        cost = cost + weights.brain * (np.asarray(thresholds, np.float64) - 0.1) / 2.9
+    return cost

@@ -1,0 +1,152 @@
+"""Tasks: the functions evolution searches code for, and the test cases that judge it.
+
+A task is a Python function of 1-4 unsigned 64-bit ints returning an int (taken mod 2**64).
+Built-in tasks are bit-manipulation classics (many from Hacker's Delight, the benchmark STOKE
+used) and small arithmetic; user tasks come from ``path/file.py:func`` and are validated at
+registration, as gplearn's ``make_function`` does: probed on edge inputs, with a precise message
+for a wrong arity, an exception or a non-int result.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+MASK = (1 << 64) - 1
+EDGE_VALUES = (0, 1, 2, 3, MASK, MASK - 1, 1 << 63, (1 << 63) - 1, (1 << 63) + 1, 0x5555555555555555,
+               0xAAAAAAAAAAAAAAAA, 1 << 32, (1 << 32) - 1, 0xFF, 0x100, 7, 64)
+
+
+class TaskError(ValueError):
+    """A task that cannot be used; the message says why, in one line."""
+
+
+def _s(v: int) -> int:
+    return v - (1 << 64) if v >> 63 else v
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    arity: int
+    func: Callable[..., int]
+    description: str = ""
+
+    def expected(self, inputs: np.ndarray) -> np.ndarray:
+        """uint64 [n_cases]: the task on each row of ``inputs`` (uint64 [n_cases, arity])."""
+        rows = inputs.tolist()
+        return np.fromiter((self.func(*r) & MASK for r in rows), dtype=np.uint64, count=len(rows))
+
+
+BUILTIN: dict[str, Task] = {t.name: t for t in (
+    Task("add", 2, lambda x, y: x + y, "x + y"),
+    Task("sub", 2, lambda x, y: x - y, "x - y"),
+    Task("avg", 2, lambda x, y: (x + y) >> 1, "floor((x + y) / 2) without overflow (Hacker's Delight p14)"),
+    Task("max", 2, lambda x, y: max(x, y), "unsigned maximum"),
+    Task("min", 2, lambda x, y: min(x, y), "unsigned minimum"),
+    Task("smax", 2, lambda x, y: x if _s(x) > _s(y) else y, "signed maximum"),
+    Task("abs", 1, lambda x: abs(_s(x)), "absolute value of a signed int (p09)"),
+    Task("clear_lowest", 1, lambda x: x & (x - 1), "turn off the rightmost 1 bit (p01)"),
+    Task("isolate_lowest", 1, lambda x: x & -x, "isolate the rightmost 1 bit (p03)"),
+    Task("lowest_mask", 1, lambda x: x ^ (x - 1), "mask of the rightmost 1 and trailing 0s (p04)"),
+    Task("propagate_lowest", 1, lambda x: x | (x - 1), "right-propagate the rightmost 1 (p05)"),
+    Task("set_lowest_zero", 1, lambda x: x | (x + 1), "turn on the rightmost 0 bit (p06)"),
+    Task("isolate_lowest_zero", 1, lambda x: ~x & (x + 1), "isolate the rightmost 0 bit (p07)"),
+    Task("clear_lowest_run", 1, lambda x: ((x | (x - 1)) + 1) & x,
+         "turn off the rightmost contiguous run of 1s (p17)"),
+    Task("times7", 1, lambda x: 7 * x, "7 * x"),
+    Task("poly", 2, lambda x, y: 3 * x + y + 5, "3x + y + 5"),
+    Task("mulhi", 2, lambda x, y: (x * y) >> 64, "high 64 bits of the 128-bit product"),
+    Task("sign", 1, lambda x: (1 if _s(x) > 0 else -1 if _s(x) < 0 else 0), "sign of a signed int (p13)"),
+    Task("popcount8", 1, lambda x: bin(x & 0xFF).count("1"), "number of 1 bits in the low byte"),
+)}
+DEFAULT_TASK = "clear_lowest"
+
+
+def _load_user_task(spec: str) -> Task:
+    path_text, _, func_name = spec.rpartition(":")
+    path = Path(path_text)
+    if not path_text or not func_name:
+        raise TaskError(f"--task {spec!r}: expected a built-in name ({', '.join(sorted(BUILTIN))}) "
+                        f"or path/file.py:function")
+    if not path.is_file():
+        raise TaskError(f"task file {path_text!r} does not exist or is not a file")
+    try:
+        module_spec = importlib.util.spec_from_file_location(f"melvin_task_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # the user's file: report any failure in one line
+        raise TaskError(f"task file {path_text!r} cannot be loaded: {type(exc).__name__}: {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise TaskError(f"task file {path_text!r} has no function {func_name!r}")
+    try:
+        params = [p for p in inspect.signature(func).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p for p in params if p.default is p.empty]
+    except (TypeError, ValueError):
+        raise TaskError(f"cannot read the signature of {func_name!r}") from None
+    arity = len(required)
+    if not 1 <= arity <= 4:
+        raise TaskError(f"task function {func_name!r} takes {arity} required arguments; expected 1 to 4")
+    doc = (inspect.getdoc(func) or "").splitlines()
+    return Task(f"{path.stem}.{func_name}", arity, func, doc[0] if doc else f"user task {spec}")
+
+
+def validate_task(task: Task) -> Task:
+    """Probe ``task`` on every combination of a few edge values; raise TaskError on misuse."""
+    probe = (0, 1, MASK, 1 << 63, (1 << 63) - 1, 12345)
+    for args in itertools.islice(itertools.product(probe, repeat=task.arity), 300):
+        try:
+            value = task.func(*args)
+        except Exception as exc:
+            raise TaskError(f"task {task.name!r} raised {type(exc).__name__}: {exc} on inputs {args}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TaskError(f"task {task.name!r} returned {type(value).__name__} on inputs {args}; "
+                            f"expected an int")
+    return task
+
+
+def get_task(spec: str) -> Task:
+    """A built-in task by name, or a user task ``path/file.py:func`` (validated)."""
+    if spec in BUILTIN:
+        return BUILTIN[spec]
+    if ":" not in spec and not spec.endswith(".py"):
+        raise TaskError(f"unknown task {spec!r}: choose a built-in ({', '.join(sorted(BUILTIN))}) "
+                        f"or give path/file.py:function")
+    return validate_task(_load_user_task(spec))
+
+
+def edge_cases(arity: int, limit: int = 48) -> np.ndarray:
+    """uint64 [n, arity]: combinations of edge values (all pairs of a core set, then the rest)."""
+    core = EDGE_VALUES[:6] if arity > 1 else EDGE_VALUES
+    rows = list(itertools.islice(itertools.product(core, repeat=arity), limit))
+    return np.array(rows, dtype=np.uint64).reshape(-1, arity)
+
+
+def random_cases(rng: np.random.Generator, n: int, arity: int) -> np.ndarray:
+    """uint64 [n, arity]: random inputs, a quarter of them small (bit tricks hide in small ints)."""
+    cases = rng.integers(0, 2**64, size=(n, arity), dtype=np.uint64, endpoint=False)
+    small = rng.random(n) < 0.25
+    cases[small] = rng.integers(0, 1024, size=(int(small.sum()), arity), dtype=np.uint64)
+    return cases
+
+
+def training_cases(task: Task, rng: np.random.Generator, n: int = 64) -> np.ndarray:
+    """Edge values plus random inputs: ``n`` rows (at least the edge cases)."""
+    edges = edge_cases(task.arity, limit=n // 2)
+    return np.concatenate([edges, random_cases(rng, max(0, n - len(edges)), task.arity)])
+
+
+def validation_cases(task: Task, rng: np.random.Generator, n: int = 10_000) -> np.ndarray:
+    """Held-out set: ``n`` random inputs plus every edge-value combination."""
+    edges = np.array(list(itertools.product(EDGE_VALUES, repeat=min(task.arity, 2))), dtype=np.uint64)
+    if task.arity > 2:
+        extra = random_cases(rng, len(edges), task.arity - 2)
+        edges = np.concatenate([edges, extra], axis=1)
+    return np.concatenate([random_cases(rng, n, task.arity), edges])

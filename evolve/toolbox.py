@@ -1,0 +1,83 @@
+"""DEAP wiring, in one place: fitness and individual classes, and the toolbox of a run.
+
+``creator`` classes are created here at import time, so worker processes and checkpoint loading
+see the same classes. The engine uses only the toolbox's aliases: ``individual``, ``population``,
+``mate``, ``mutate``, ``select``, ``clone`` (``evaluate`` is a batch call the engine registers).
+"""
+from __future__ import annotations
+
+import copy
+import random
+from typing import Sequence
+
+import numpy as np
+from deap import base, creator, tools
+
+from evolve import operators as ops
+from evolve.genes import Alphabet, Gene
+
+if not hasattr(creator, "MelvinFitness"):
+    creator.create("MelvinFitness", base.Fitness, weights=(-1.0,))
+if not hasattr(creator, "MelvinIndividual"):
+    # A genome: a list of gene tuples. Attributes set by the engine: uid, parents, op, node
+    # (brain EXEC node), prior (success, threshold), errors (uint8 per training case), exact.
+    creator.create("MelvinIndividual", list, fitness=creator.MelvinFitness)
+
+Individual = creator.MelvinIndividual
+
+
+def new_individual(genes: Sequence[Gene], uid: int, parents: tuple = (), op: str = "init") -> Individual:
+    ind = Individual(tuple(g) for g in genes)
+    ind.uid, ind.parents, ind.op = uid, tuple(parents), op
+    ind.node, ind.prior, ind.errors, ind.exact = -1, None, None, 0
+    return ind
+
+
+def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len: int,
+                 selection: str, tournament_size: int, draw) -> base.Toolbox:
+    """The toolbox of one run. ``draw(prefix) -> gene`` is the (brain-guided) gene source."""
+    tb = base.Toolbox()
+
+    def init_genes(length: int | None = None) -> list:
+        n = length or rng.randint(1, init_len)
+        genes: list = []
+        for _ in range(n):
+            genes.append(draw(genes))
+        return genes
+
+    def mate(a: Sequence[Gene], b: Sequence[Gene]) -> tuple[list, str]:
+        name, fn = ops.weighted_choice(ops.CROSSOVERS, rng)
+        return fn(list(a), list(b), rng, max_len), f"cx_{name}"
+
+    def mutate(genes: list) -> tuple[list, str]:
+        name, fn = ops.weighted_choice(ops.MUTATIONS, rng)
+        return fn(list(genes), rng, draw, alphabet, max_len), f"mut_{name}"
+
+    def select(population: Sequence, k: int) -> list:
+        if selection == "lexicase":
+            errors = np.stack([ind.errors for ind in population])
+            return [population[i] for i in ops.sel_lexicase(errors, k, rng)]
+        costs = np.array([ind.fitness.values[0] for ind in population])
+        return [population[i] for i in ops.sel_tournament(costs, k, rng, tournament_size)]
+
+    tb.register("genes", init_genes)
+    tb.register("mate", mate)
+    tb.register("mutate", mutate)
+    tb.register("select", select)
+    tb.register("clone", copy.deepcopy)
+    return tb
+
+
+def same_genes(a, b) -> bool:
+    """Hall-of-fame identity: the same genes (a module-level function, so it pickles)."""
+    return list(a) == list(b)
+
+
+def hall_of_fame(size: int) -> tools.HallOfFame:
+    return tools.HallOfFame(size, similar=same_genes)
+
+
+def logbook() -> tools.Logbook:
+    book = tools.Logbook()
+    book.header = ["gen", "evals", "best", "mean", "crash_rate"]
+    return book

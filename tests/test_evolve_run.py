@@ -1,0 +1,180 @@
+"""End-to-end tests of ``python -m evolve run``: solving, the run folder, resume, workers,
+interruption and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.executors import open_executor
+from core.outcome import Outcome
+from evolve.__main__ import main
+from evolve.runfolder import load_checkpoint
+from evolve.tasks import get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMING = {"evals_per_s", "seconds"}
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", "--quiet", *args])
+
+
+def metrics(folder: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in m.items() if k not in TIMING} for m in lines]
+
+
+def test_solves_a_builtin_task_and_the_code_stands_alone(tmp_path):
+    """Check that a run solves clear_lowest and result.json's code alone passes fresh cases."""
+    out = tmp_path / "run"
+    assert run_cli("--task", "clear_lowest", "--seed", "0", "--out", str(out), "--backend", "emulated") == 0
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pkl", "hall_of_fame.json", "best.s",
+                 "progress.png", "brain.melvin", "result.json"):
+        assert (out / name).is_file(), name
+    result = json.loads((out / "result.json").read_text())
+    assert result["solved"] is True and result["task"] == "clear_lowest" and result["isa"] == "arm64"
+    assert {"asm", "code_hex", "fitness"} <= set(result["best"]) and result["evaluations"] > 0
+    task = get_task("clear_lowest")
+    rng = np.random.default_rng(123)
+    cases = np.concatenate([rng.integers(0, 2**64, size=(20_000, 1), dtype=np.uint64),
+                            np.array([[0], [1], [2**63], [2**64 - 1]], dtype=np.uint64)])
+    with open_executor("arm64", backend="emulated", seed=99) as ex:
+        res = ex.run([bytes.fromhex(result["best"]["code_hex"])], cases)
+    assert (res.outcomes == Outcome.OK).all()
+    assert np.array_equal(res.outputs[0], task.expected(cases))
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and "versions" in config["environment"]
+    assert [m["gen"] for m in metrics(out)] == list(range(result["generations"] + 1))  # gen 0: initial
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    """Check that stopping after 6 generations and resuming to 14 equals running 14 at once."""
+    common = ["--task", "avg", "--seed", "3", "--pop", "60", "--time-limit", "0", "--backend", "emulated"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run_cli(*common, "--generations", "14", "--out", str(whole)) == 0
+    assert run_cli(*common, "--generations", "6", "--out", str(part)) == 0
+    assert run_cli("--resume", str(part), "--generations", "14") == 0
+    assert metrics(part) == metrics(whole)
+    a, b = (json.loads((d / "result.json").read_text()) for d in (whole, part))
+    assert a["best"] == b["best"] and a["evaluations"] == b["evaluations"]
+
+
+def test_worker_count_does_not_change_the_run(tmp_path):
+    """Check that 1 and 2 evaluation workers give the same run."""
+    common = ["--task", "avg", "--seed", "5", "--pop", "60", "--generations", "5", "--time-limit", "0",
+              "--backend", "emulated"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_cli(*common, "--workers", "1", "--out", str(one)) == 0
+    assert run_cli(*common, "--workers", "2", "--out", str(two)) == 0
+    assert metrics(one) == metrics(two)
+    assert json.loads((one / "result.json").read_text())["best"] == json.loads((two / "result.json").read_text())["best"]
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "evolve", "run", "--quiet", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.1)
+
+
+def test_kill_9_then_resume_completes(tmp_path):
+    """Check that a run killed with SIGKILL mid-run resumes to completion with intact files."""
+    out = tmp_path / "run"
+    proc = _start(["--task", "avg", "--seed", "1", "--pop", "100", "--generations", "400", "--time-limit", "0",
+                   "--out", str(out), "--backend", "emulated"])
+    _wait_for(out / "checkpoint.pkl", proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    state, brain = load_checkpoint(out)      # whatever instant the kill hit, the pair is consistent
+    assert state["gen"] >= 10 and brain is not None
+    assert run_cli("--resume", str(out), "--generations", str(state["gen"] + 3)) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["generations"] == state["gen"] + 3 or result["solved"]
+
+
+def test_ctrl_c_checkpoints_and_exits_130(tmp_path):
+    """Check that SIGINT saves a checkpoint, writes the result files and exits with 130."""
+    out = tmp_path / "run"
+    proc = _start(["--task", "avg", "--seed", "2", "--pop", "100", "--generations", "400", "--time-limit", "0",
+                   "--out", str(out), "--backend", "emulated"])
+    _wait_for(out / "metrics.jsonl", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    state, _ = load_checkpoint(out)
+    assert state["gen"] >= 1 and (out / "result.json").is_file()
+
+
+def test_no_brain_and_x86_runs(tmp_path):
+    """Check that --no-brain runs plain DEAP and the x86_64 ISA evolves too."""
+    assert run_cli("--task", "clear_lowest", "--no-brain", "--generations", "3", "--pop", "40",
+                   "--out", str(tmp_path / "nb"), "--backend", "emulated") == 0
+    result = json.loads((tmp_path / "nb" / "result.json").read_text())
+    assert result["brain"] is False and not (tmp_path / "nb" / "brain.melvin").exists()
+    assert run_cli("--task", "add", "--isa", "x86_64", "--generations", "40", "--pop", "100",
+                   "--out", str(tmp_path / "x86"), "--backend", "emulated") == 0
+    result = json.loads((tmp_path / "x86" / "result.json").read_text())
+    assert result["isa"] == "x86_64" and result["solved"] is True
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--task", "nosuch"], "unknown task"),
+    (["--task", "/nonexistent/task.py:f"], "does not exist"),
+    (["--pop", "0"], "--pop"),
+    (["--generations", "-1"], "--generations"),
+    (["--time-limit", "-5"], "--time-limit"),
+    (["--max-len", "0"], "--max-len"),
+    (["--workers", "0"], "--workers"),
+    (["--resume", "/nonexistent/run"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, match):
+    """Check that bad input exits 2 with one line naming the problem and writes nothing."""
+    out = tmp_path / "out"
+    assert run_cli(*args, "--out", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+    assert not out.exists()
+
+
+def test_bad_task_function_exits_2(tmp_path, capsys):
+    """Check that a task function that fails its probe is refused before any run starts."""
+    f = tmp_path / "t.py"
+    f.write_text("def f(x):\n    return 'nope'\n")
+    assert run_cli("--task", f"{f}:f", "--out", str(tmp_path / "o")) == 2
+    assert "returned str" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_existing_out_is_not_overwritten(tmp_path, capsys):
+    """Check that --out naming an existing run is refused and left untouched."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "result.json").write_text("precious")
+    assert run_cli("--out", str(out)) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "result.json").read_text() == "precious"
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
+    """Check that --resume on a corrupt checkpoint exits 2 and leaves the folder as it was."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.pkl").write_bytes(b"\x80\x05garbage")
+    assert run_cli("--resume", str(out)) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["checkpoint.pkl"]

@@ -1,0 +1,65 @@
+"""Tests of evolve.tasks: built-in tasks, user task validation, case sets."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evolve.tasks import BUILTIN, MASK, TaskError, edge_cases, get_task, training_cases, validation_cases
+
+
+def test_builtin_tasks_are_total_on_edge_values():
+    """Check that every built-in task gives a 64-bit value on every edge combination."""
+    for task in BUILTIN.values():
+        xs = edge_cases(task.arity)
+        ys = task.expected(xs)
+        assert ys.dtype == np.uint64 and ys.shape == (len(xs),)
+
+
+def test_expected_is_taken_mod_2_64():
+    """Check that results are reduced mod 2**64 (x - y wraps)."""
+    task = get_task("sub")
+    assert task.expected(np.array([[0, 1]], dtype=np.uint64)).tolist() == [MASK]
+
+
+def test_user_task_loads(tmp_path):
+    """Check that path/file.py:func gives a task with the function's arity and docstring."""
+    f = tmp_path / "mytask.py"
+    f.write_text('def f(x, y, z):\n    """x + y - z"""\n    return x + y - z\n')
+    task = get_task(f"{f}:f")
+    assert task.arity == 3 and task.description == "x + y - z"
+    assert task.expected(np.array([[1, 2, 4]], dtype=np.uint64)).tolist() == [MASK]
+
+
+@pytest.mark.parametrize("body,match", [
+    ("def f():\n    return 1\n", "0 required arguments"),
+    ("def f(a, b, c, d, e):\n    return 1\n", "5 required arguments"),
+    ("def f(x):\n    return 1 // (x - 1)\n", "ZeroDivisionError"),
+    ("def f(x):\n    return 1.5\n", "returned float"),
+    ("def f(x):\n    return None\n", "returned NoneType"),
+    ("def f(x):\n    return True\n", "returned bool"),
+    ("def g(x):\n    return x\n", "no function 'f'"),
+    ("this is not python\n", "cannot be loaded"),
+])
+def test_bad_user_tasks(tmp_path, body, match):
+    """Check that a bad task function is refused at registration with a precise message."""
+    f = tmp_path / "bad.py"
+    f.write_text(body)
+    with pytest.raises(TaskError, match=match):
+        get_task(f"{f}:f")
+
+
+@pytest.mark.parametrize("spec,match", [("nosuch", "unknown task"), ("/nonexistent/t.py:f", "does not exist")])
+def test_unknown_task_specs(spec, match):
+    """Check that an unknown name or a missing file is a TaskError."""
+    with pytest.raises(TaskError, match=match):
+        get_task(spec)
+
+
+def test_case_sets():
+    """Check the training set holds edge values and the validation set >= 10,000 random cases."""
+    task = get_task("avg")
+    rng = np.random.default_rng(0)
+    train = training_cases(task, rng, 64)
+    valid = validation_cases(task, rng)
+    assert train.shape == (64, 2) and [0, 0] in train.tolist() and [MASK, MASK] in train.tolist()
+    assert valid.shape[0] >= 10_000 + 17 * 17 and valid.shape[1] == 2
