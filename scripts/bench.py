@@ -90,12 +90,16 @@ def bench_emulated(quick: bool) -> list[dict]:
     clean = random_population(n, length, seed=1)
     udf = assemble([".word 0x00000000"])
     crashy = [udf + code[4:] if i % 2 else code for i, code in enumerate(random_population(n, length, seed=2))]
+    # A memory fault cannot be rewritten statically (unlike udf, svc, brk): each one stops
+    # emulation and costs a restart of emu_start.
+    null_load = assemble(["mov x9, #0", "ldr x0, [x9]"])
+    segv = [null_load + code[8:] if i % 2 else code for i, code in enumerate(random_population(n, length, seed=3))]
     total = n * cases
     baseline = per_case_baseline(clean[: max(20, n // 20)], inputs)
     rows = []
     with open_executor("arm64", backend="emulated") as ex:
         ex.run(clean[:4], inputs)  # harness translated, hooks warm
-        for name, pop in (("clean", clean), ("half crash", crashy)):
+        for name, pop in (("clean", clean), ("half crash (udf)", crashy), ("half crash (null load)", segv)):
             t0 = time.perf_counter()
             res = ex.run(pop, inputs)
             cold = total / (time.perf_counter() - t0)

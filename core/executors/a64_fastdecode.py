@@ -21,8 +21,11 @@ class WordFacts(NamedTuple):
     sp_mem: tuple              # ((disp, is_store), ...) for accesses based on SP
 
 
+_XS = tuple(frozenset((f"x{n}",)) for n in range(31)) + (frozenset(),)   # shared: decode runs per new word
+
+
 def _x(n: int) -> frozenset:
-    return frozenset() if n == 31 else frozenset((f"x{n}",))
+    return _XS[n]
 
 
 _NONE = frozenset()

@@ -204,13 +204,15 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
             mask |= bits
             continue  # the common case: an integer instruction with no branch or stack access
         off = 4 * index
-        info = _arm64_word(code[off:off + 4])
-        if info.plain:
+        facts = fast_decode(value)
+        if facts is not None and facts.branch is None and not facts.sp_mem and "x30" not in facts.writes:
+            # plain (see _Word.plain), decided without building the word's full facts
             if len(plain_mask) > _PLAIN_MAX:
                 plain_mask.clear()
-            plain_mask[value] = bits = sum(1 << int(r[1:]) for r in info.writes)
+            plain_mask[value] = bits = sum(1 << int(r[1:]) for r in facts.writes)
             mask |= bits
             continue
+        info = _arm64_word(code[off:off + 4])
         clobbered |= info.writes
         exact &= info.exact
         if info.trap is not None:
