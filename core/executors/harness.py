@@ -1,12 +1,18 @@
 """The emulator's call harness: machine code that loops over genomes and cases by itself.
 
-The harness keeps all loop state in memory (the control block), never in registers, because a
-genome may clobber every register. Its invariant between cases: every non-argument register
-holds its per-batch random value and the scratch area holds its template. Fast-lane genomes
-keep the invariant themselves with an *epilogue* appended in their slot that restores exactly
-the registers and scratch words they wrote (known statically, see ``triage``), so a clean case
-costs ~22 harness instructions. After a fault the backend records the outcome, points the
-control block at the next case and restarts at ``full_reset``, which rebuilds the whole state.
+The harness keeps no loop state in general registers, because a genome may clobber every one.
+Its invariant between cases: every non-argument register holds its per-batch random value and
+the scratch area holds its template.
+
+* arm64, fast lane: each genome's slot (:func:`arm64_slot`) loops over the cases itself: it
+  loads the inputs, runs the genome, stores x0, restores exactly the registers and scratch words
+  the genome wrote (known statically, see ``triage``) and branches to its next case or to
+  ``next_genome``. Loop state lives in d24-d31, which fast-lane code never touches. After a
+  fault the backend (or, for a rewritten udf/svc/brk, the guest itself through ``trap_fault``)
+  records the outcome and resumes at ``fault_reset``, which rebuilds the whole state and skips
+  the faulted case, without leaving emulation for interrupts.
+* arm64 slow lane and x86-64: state in memory (the control block), one genome call per case;
+  x86-64 fast-lane slots append an epilogue that restores what the genome wrote.
 
 Memory map (both ISAs; every region mapped once per executor):
 
