@@ -22,7 +22,7 @@ HOSTPY="${HOSTPY:-$ROOT/.venv/bin/python}"
 DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libexpat1 zlib1g libssl3
 libbz2-1.0 libcrypt1 libdb5.3 libffi8 liblzma5 libncursesw6 libnsl2 libreadline8 libsqlite3-0 libtinfo6
 libtirpc3 libuuid1 libgcc-s1 libstdc++6 libzstd1"
-WHEELS="llvmlite==0.50.* numpy<3 capstone==5.0.* unicorn>=2.1.1,<2.2 pytest<10 iniconfig packaging pluggy"
+WHEELS="llvmlite==0.50.* numpy<3 capstone==5.0.* unicorn>=2.1.1,<2.2 pytest<10 iniconfig packaging pluggy pygments"
 
 prepare() {
   [ -f "$Q/.ready" ] && return 0
@@ -57,7 +57,7 @@ EOF
 }
 
 guest() {
-  MELVIN_QEMU=1 PYTHONPATH="$SITE:$ROOT" PYTHONNOUSERSITE=1 QEMU_LD_PREFIX="$RFS" \
+  MELVIN_QEMU=1 MELVIN_WORKER_PREFIX="$(command -v qemu-aarch64-static) -L $RFS" PYTHONPATH="$SITE:$ROOT" PYTHONNOUSERSITE=1 QEMU_LD_PREFIX="$RFS" \
     qemu-aarch64-static -L "$RFS" "$RFS/usr/bin/python3.11" "$@"
 }
 

@@ -519,6 +519,11 @@ class Machine:
             used[i * size + b - a:i * size + b - a + len(r)] = r
         if self.isa == "arm64":
             _clear_cache(ARENA_BASE, ARENA_BASE + n * size)
+            # qemu user mode does not see writes through the alias; a moment without PROT_EXEC
+            # (never writable and executable at once) drops its translations of the arena
+            span = -(-n * size // PAGE) * PAGE
+            _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_W)
+            _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_X)
         return ARENA_BASE + size * np.arange(n, dtype=np.uint64)
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,

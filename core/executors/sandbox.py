@@ -140,7 +140,10 @@ class Worker:
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.executors.sandbox", str(theirs.fileno())],
+        # MELVIN_WORKER_PREFIX: a launcher for the worker interpreter, e.g. the qemu lane's
+        # "qemu-aarch64-static -L ROOTFS" (no binfmt_misc there: a guest cannot exec the guest's ELF)
+        prefix = os.environ.get("MELVIN_WORKER_PREFIX", "").split()
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "core.executors.sandbox", str(theirs.fileno())],
                                      pass_fds=(theirs.fileno(),), env=env, cwd=root, stdin=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
