@@ -151,25 +151,45 @@ class Engine:
             self.brain.reinforce(ids, outcomes, link=False)
             stats = self.brain.node_stats(ids)
             thresholds = stats["threshold_ratio"]
-            # One verdict per genome for its gene patterns: crashed anywhere, or not.
-            verdict = np.zeros((len(inds), N_OUTCOMES), np.int64)
-            crashed = (outcomes != Outcome.OK)
-            first = np.where(crashed.any(axis=1), outcomes.max(axis=1), 0)
-            verdict[np.arange(len(inds)), first] = 1
-            self.brain.observe_genes(ids, [[g[0] for g in ind] for ind in inds], verdict)
+            self._observe_fresh_genes(inds, outcomes)
             for ind, node, s, t in zip(inds, ids, stats["success_rate"], thresholds):
                 ind.node, ind.prior = int(node), (float(s), float(t))
         lengths = np.array([len(ind) for ind in inds])
         cost = fit.costs(errors, thresholds, lengths, self.cfg.max_len, self.weights)
         exact = (errors == 0).sum(axis=1)
+        crashed = (outcomes != Outcome.OK).any(axis=1)
         for i, ind in enumerate(inds):
             ind.fitness.values = (float(cost[i]),)
             ind.errors = errors[i]
             ind.exact = int(exact[i])
+            ind.crashed = bool(crashed[i])
+            ind.fresh = []      # observed once; a re-evaluation teaches nothing new
         self.evaluations += len(inds)
         hist = np.bincount(outcomes.ravel(), minlength=N_OUTCOMES)
         return {"cases": int(outcomes.size), "crashed": int(outcomes.size - hist[0]),
                 "outcomes": hist.tolist()}
+
+    def _observe_fresh_genes(self, inds: list, outcomes: np.ndarray) -> None:
+        """Credit the genes each genome introduced (not inherited) with its executions.
+
+        Blame goes where the change was: a child of crash-free parents that crashes points at
+        its new genes; a crashing child of a crashing parent says nothing about them. Every
+        execution (test case) is one step of the seed's rule on the gene's pattern, as it is
+        for the genome's EXEC node."""
+        tokens, verdicts = [], []
+        n_cases = outcomes.shape[1]
+        onehot = np.eye(N_OUTCOMES, dtype=np.int64)
+        for ind, row in zip(inds, outcomes):
+            fresh = getattr(ind, "fresh", None)
+            fresh = [g[0] for g in ind] if fresh is None else fresh
+            if not fresh or ((row != Outcome.OK).any() and getattr(ind, "parent_crashed", False)):
+                continue
+            tokens.append(np.repeat(np.asarray(fresh, np.int64), n_cases))
+            verdicts.append(np.tile(onehot[row], (len(fresh), 1)))
+        if tokens:
+            flat = np.concatenate(tokens)
+            ptr = np.arange(flat.size + 1, dtype=np.int64)
+            self.brain.observe_genes(None, (flat, ptr), np.concatenate(verdicts))
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.
@@ -195,6 +215,9 @@ class Engine:
                 genes, name = tb.mutate(genes)
                 ops_used.append(name)
             child = self._new(genes, tuple(m.uid for m in mates), "+".join(ops_used))
+            inherited = [g for m in mates for g in m]
+            child.fresh = [g[0] for g in genes if g not in inherited]
+            child.parent_crashed = any(getattr(m, "crashed", False) for m in mates)
             if list(child) == list(p1) and p1.fitness.valid:
                 child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
                 child.node, child.prior = p1.node, p1.prior

@@ -36,6 +36,7 @@ class Op:
     kind: str                 #: operand shape, see ``_IMM_RANGE`` and the renderers
     weight: float = 1.0       #: base probability of being drawn
     crashes: bool = False     #: may fault by design (the exploratory raw word)
+    prefix: int = -1          #: raw words: the fixed top nibble of this token's words
 
 
 # imm ranges per kind (inclusive); register operands are drawn from the working registers
@@ -61,7 +62,10 @@ ARM64_ALPHABET = tuple(
     + [Op(n, "movw", 0.5) for n in ("movz", "movk", "movn")]
     + [Op("ldr", "mem", 0.5), Op("str", "mem", 0.5)]
     + [Op("b", "bcond", 0.5), Op("cbz", "cbz", 0.25), Op("cbnz", "cbz", 0.25)]
-    + [Op(".word", "raw", 1.0, crashes=True)]
+    # Exploration: raw 32-bit words, one token per top nibble, so that the brain can learn which
+    # encoding regions crash (reserved/SVE space: always; loads with wild addresses: mostly) and
+    # which are harmless, instead of one averaged verdict on "random words".
+    + [Op(".word", "raw", 0.25, crashes=True, prefix=k) for k in range(16)]
 )
 
 X86_ALPHABET = tuple(
@@ -95,11 +99,21 @@ class Alphabet:
     def base_weights(self) -> list[float]:
         return [op.weight for op in self.ops]
 
+    def raw_op(self, word: int) -> int:
+        """The token of a raw word (its top nibble's, where the alphabet splits raw words)."""
+        for i, op in enumerate(self.ops):
+            if op.kind == "raw" and op.prefix in (-1, word >> 28):
+                return i
+        raise ValueError("alphabet has no raw-word gene")
+
     def random_operands(self, op: int, rng: random.Random) -> Gene:
         """A gene for operation ``op`` with random operands."""
-        kind = self.ops[op].kind
+        entry = self.ops[op]
+        kind = entry.kind
         lo, hi = _IMM_RANGE[kind]
-        if kind in ("r2i12", "cmpi") and rng.random() < 0.7:
+        if entry.prefix >= 0:
+            imm = (entry.prefix << 28) | rng.getrandbits(28)
+        elif kind in ("r2i12", "cmpi") and rng.random() < 0.7:
             imm = rng.randrange(17)           # small constants are the useful ones
         elif kind == "x_imm" and rng.random() < 0.7:
             imm = rng.randrange(-2, 17)

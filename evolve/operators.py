@@ -69,7 +69,7 @@ def mut_flip(genes: list, rng: random.Random, draw: Draw, alphabet: Alphabet, ma
     op, a, b, c, word = genes[i]
     for _ in range(rng.randint(1, 3)):
         word ^= 1 << rng.randrange(32)
-    genes[i] = (op, a, b, c, word)
+    genes[i] = (alphabet.raw_op(word), a, b, c, word)   # the token follows the word's nibble
     return genes
 
 
