@@ -130,7 +130,13 @@ def bench_brain(quick: bool) -> list[dict]:
     return run_brain_benchmarks(quick)
 
 
-SECTIONS = {"emulated": bench_emulated, "brain": bench_brain}
+def bench_evolve(quick: bool) -> list[dict]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_evolve import run_evolve_benchmarks
+    return run_evolve_benchmarks(quick)
+
+
+SECTIONS = {"emulated": bench_emulated, "brain": bench_brain, "evolve": bench_evolve}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {info}")
     width = max(len(r["name"]) for r in rows) if rows else 10
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['value']:>14,.0f} {r['unit']:<10} x{r['ratio']:>8.1f}  {r['notes']}")
+        ratio = f"x{r['ratio']:>8.2f}" if r.get("ratio") is not None else " " * 9
+        print(f"{r['name']:<{width}}  {r['value']:>14,.2f} {r['unit']:<10} {ratio}  {r['notes']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "results": rows}, indent=2))
     return 0
