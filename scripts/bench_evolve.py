@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Evolution benchmarks (issue 4): end-to-end evaluations/s, and the brain ablation.
+
+``run_evolve_benchmarks(quick)`` returns rows for ``scripts/bench.py``:
+
+* evaluations/s of the engine (population 1000, genomes of up to 16 instructions, 64 cases,
+  emulated, one core) against plain DEAP evaluating one genome at a time with one ``emu_start``
+  per case, measured in the same run;
+* brain vs ``--no-brain`` over several seeds and built-in tasks: offspring crash rate and
+  evaluations to a validated solution.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from evolve.engine import RunConfig, build  # noqa: E402
+
+
+def _plain_deap_rate(n: int) -> float:
+    """Evaluations/s of DEAP's usual shape: evaluate(individual) -> one emu_start per case."""
+    import random
+
+    from deap import base, creator, tools
+    from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError
+    from unicorn import arm64_const as A
+
+    from evolve.genes import alphabet_for
+    from evolve.tasks import get_task, training_cases
+
+    alphabet = alphabet_for("arm64")
+    task = get_task("avg")
+    xs = training_cases(task, np.random.default_rng(0), 64)
+    ys = task.expected(xs)
+    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+    code_addr, stack, ret = 0x1000_0000, 0x2000_0000, 0x3000_0000
+    for addr in (code_addr, stack, ret):
+        uc.mem_map(addr, 1 << 16, UC_PROT_ALL)
+    if not hasattr(creator, "BenchFitness"):
+        creator.create("BenchFitness", base.Fitness, weights=(-1.0,))
+        creator.create("BenchIndividual", list, fitness=creator.BenchFitness)
+    rng = random.Random(0)
+
+    def evaluate(ind):
+        code = alphabet.encode(ind) + bytes.fromhex("c0035fd6")
+        uc.mem_write(code_addr, code)
+        uc.ctl_remove_cache(code_addr, code_addr + len(code))
+        err = 0
+        for (x, y), want in zip(xs.tolist(), ys.tolist()):
+            uc.reg_write(A.UC_ARM64_REG_X0, x)
+            uc.reg_write(A.UC_ARM64_REG_X1, y)
+            uc.reg_write(A.UC_ARM64_REG_SP, stack + 0x8000)
+            uc.reg_write(A.UC_ARM64_REG_X30, ret)
+            try:
+                uc.emu_start(code_addr, ret, 0, 10_000)
+                err += bin(uc.reg_read(A.UC_ARM64_REG_X0) ^ want).count("1")
+            except UcError:
+                err += 64
+        return (err,)
+
+    tb = base.Toolbox()
+    tb.register("evaluate", evaluate)
+    pop = [creator.BenchIndividual(alphabet.random_gene(rng) for _ in range(rng.randint(8, 16))) for _ in range(n)]
+    t0 = time.perf_counter()
+    for ind, fit in zip(pop, map(tb.evaluate, pop)):
+        ind.fitness.values = fit
+    tools.selTournament(pop, len(pop), 3)
+    return n / (time.perf_counter() - t0)
+
+
+def _engine_rate(generations: int) -> tuple[float, float]:
+    cfg = RunConfig(task="avg", pop=1000, generations=generations, time_limit=None, init_len=16,
+                    backend="emulated", seed=0)
+    engine = build(cfg)
+    t0 = time.perf_counter()
+    engine.start()
+    for _ in range(generations):
+        engine.step()
+    dt = time.perf_counter() - t0
+    engine.evaluator.close()
+    return engine.evaluations / dt, float(np.mean([len(i) for i in engine.pop]))
+
+
+def _ablation(tasks, seeds, time_limit: float) -> list[dict]:
+    rows = []
+    for brain in (True, False):
+        crash, evals, solved = [], [], 0
+        for task in tasks:
+            for seed in seeds:
+                cfg = RunConfig(task=task, pop=300, generations=400, time_limit=time_limit, seed=seed,
+                                brain=brain, backend="emulated")
+                engine = build(cfg)
+                engine.start()
+                while engine.solved is None and engine.gen < cfg.generations and engine.elapsed < time_limit:
+                    engine.step()
+                engine.evaluator.close()
+                rates = [m["offspring_crash_rate"] for m in engine.metrics[1:]]
+                crash.append(float(np.mean(rates)) if rates else 0.0)
+                if engine.solved is not None:
+                    solved += 1
+                    evals.append(engine.evaluations)
+        label = "brain" if brain else "no brain"
+        rows.append({"name": f"evolve ablation {label}: offspring crash rate", "value": 100 * statistics.mean(crash),
+                     "unit": "%", "baseline": None, "ratio": None,
+                     "notes": f"mean over {len(crash)} runs ({', '.join(tasks)}; seeds {list(seeds)})"})
+        rows.append({"name": f"evolve ablation {label}: evaluations to solution (median)",
+                     "value": statistics.median(evals) if evals else float("nan"), "unit": "evals",
+                     "baseline": None, "ratio": None, "notes": f"{solved}/{len(crash)} runs solved within {time_limit:.0f} s"})
+    for metric in (0, 1):
+        with_brain, without = rows[metric], rows[metric + 2]
+        if without["value"] and without["value"] == without["value"]:
+            with_brain["baseline"] = without["value"]
+            with_brain["ratio"] = with_brain["value"] / without["value"]
+    return rows
+
+
+def run_evolve_benchmarks(quick: bool) -> list[dict]:
+    plain = _plain_deap_rate(60 if quick else 200)
+    rate, mean_len = _engine_rate(2 if quick else 4)
+    rows = [{"name": "evolve end-to-end evaluations/s (pop 1000, 64 cases, 1 core)", "value": rate,
+             "unit": "evals/s", "baseline": plain, "ratio": rate / plain,
+             "notes": f"emulated arm64, mean genome length {mean_len:.1f}; baseline: DEAP evaluate() per "
+                      f"individual with one emu_start per case ({plain:,.0f} evals/s)"}]
+    tasks = ("clear_lowest", "max") if quick else ("clear_lowest", "max", "isolate_lowest", "propagate_lowest")
+    seeds = range(2) if quick else range(4)
+    return rows + _ablation(tasks, seeds, 20.0 if quick else 45.0)
+
+
+if __name__ == "__main__":
+    for row in run_evolve_benchmarks("--quick" in sys.argv):
+        print(row)
