@@ -260,7 +260,7 @@ class Engine:
         self.train_y = np.concatenate([self.train_y, self.valid_y[wrong]])
         for ind in self.pop + candidates:     # fitness on the old set is stale
             del ind.fitness.values
-        self._evaluate([ind for ind in dict.fromkeys(self.pop + candidates)])
+        self._evaluate(list({id(ind): ind for ind in self.pop + candidates}.values()))
 
     def _after_generation(self, evaluated: list, t0: float, _unused: float, batch: dict | None = None) -> dict:
         """Hall of fame, brain clean-up, metrics line, logbook."""

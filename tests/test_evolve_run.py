@@ -178,3 +178,25 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
     assert run_cli("--resume", str(out)) == 2
     assert "corrupt" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ["checkpoint.pkl"]
+
+
+def test_counterexamples_join_the_training_set():
+    """Check that a genome exact on training but wrong on validation adds counterexamples."""
+    from evolve.engine import RunConfig, build
+    from evolve.genes import ARM64_ALPHABET, ARM64_MASKS
+    from evolve.toolbox import new_individual
+    engine = build(RunConfig(task="clear_lowest", pop=10, generations=1, backend="emulated", n_train=16))
+    engine.start()
+    ops = {(o.name, o.kind): i for i, o in enumerate(ARM64_ALPHABET)}
+    # x & ~1 equals x & (x - 1) exactly on odd inputs: train on odd inputs only
+    engine.train_x = engine.train_x[engine.train_x[:, 0] % 2 == 1][:8]   # odd inputs only
+    engine.train_y = engine.task.expected(engine.train_x)
+    mask = ARM64_MASKS.index(0xFFFFFFFFFFFFFFFE)
+    clear_bit0 = new_individual([(ops[("and", "r2mask")], 0, 0, 0, mask)], 10_000)   # x & ~1
+    engine._evaluate([clear_bit0])
+    assert clear_bit0.exact == len(engine.train_y)
+    before = len(engine.train_y)
+    engine._validate([clear_bit0])
+    assert engine.solved is None and len(engine.train_y) > before
+    assert all(ind.fitness.valid for ind in engine.pop)
+    assert clear_bit0.exact < len(engine.train_y)    # re-evaluated on the grown set
