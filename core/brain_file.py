@@ -23,12 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import struct
-import tempfile
-from pathlib import Path
 
 import numpy as np
+
+from core.atomic import atomic_write
 
 MAGIC = b"MELVBRN\x00"
 VERSION = 1
@@ -115,28 +114,7 @@ def decode(blob: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, np.nda
 
 def write(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write atomically: temporary file in the target's directory, fsync, ``os.replace``."""
-    path = Path(path)
-    blob = encode(meta, arrays)
-    try:  # keep a replaced file's mode; a new file gets the usual 0666 & ~umask
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mask = os.umask(0)
-        os.umask(mask)
-        mode = 0o666 & ~mask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, encode(meta, arrays))
 
 
 def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:

@@ -13,31 +13,16 @@ import pickle
 import platform
 import socket
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
+
+from core.atomic import atomic_write  # re-exported: rf.atomic_write
 
 CHECKPOINT = "checkpoint.pkl"
 
 
 class RunFolderError(ValueError):
     """A run folder that cannot be used (missing, partial, corrupt); one-line message."""
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj) -> None:
