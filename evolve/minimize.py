@@ -1,0 +1,120 @@
+"""Minimisation: remove introns, the instructions a program's results do not depend on.
+
+A program is a list of units (genes when the run recorded them, else assembly lines) with an
+``encode`` function to machine code. A unit is an intron when the program without it is
+*equivalent*: same outcome class and same output as the original on every case, training and
+validation, run under two different seeds of the random non-argument registers (so a deletion
+that only looks harmless because of one draw of register garbage is refused). For a solved
+genome, equivalent means "still correct on every case".
+
+The search is greedy and batch-first, as evoasm's intron removal: each round runs every single
+deletion of the current program in one executor batch on the training cases, verifies the
+survivors on the validation cases (another batch), and keeps the first that passes; when no single
+deletion is equivalent it tries every pair once, and stops when no pair is either. Genes keep branch distances counted in genes, so deleting
+a gene re-renders the branches around it; assembly lines keep byte distances, which execution
+checks like everything else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.outcome import Outcome
+
+#: Seeds of the random registers for the training and validation checks (arbitrary, distinct).
+SEEDS = (0x6D31, 0x6D32)
+
+
+@dataclass
+class Minimized:
+    """The shortest equivalent program found."""
+
+    units: list                    #: the remaining genes or assembly lines
+    code: bytes
+    removed: list[int]             #: indices (in the original) of the units removed, ascending
+    rounds: int                    #: executor batches run on the training cases
+
+    @property
+    def length(self) -> int:
+        return len(self.units)
+
+
+def reference(executor, code: bytes, cases: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(outputs uint64 [n], outcomes uint8 [n])`` of ``code`` on ``cases``."""
+    res = executor.run([code], cases, seed=seed)
+    return res.outputs[0], res.outcomes[0]
+
+
+def equivalent_rows(outputs: np.ndarray, outcomes: np.ndarray, ref_out: np.ndarray,
+                    ref_cls: np.ndarray) -> np.ndarray:
+    """bool [n_programs]: rows whose every case has the reference's class and, where that class
+    is OK, its output (a crash's register contents are not a result)."""
+    same_cls = outcomes == ref_cls[None, :]
+    same_out = (outputs == ref_out[None, :]) | (ref_cls[None, :] != Outcome.OK)
+    return (same_cls & same_out).all(axis=1)
+
+
+def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x: np.ndarray,
+             valid_x: np.ndarray) -> Minimized:
+    """Greedy intron removal (see the module docstring).
+
+    Parameters
+    ----------
+    units : sequence
+        Genes (tuples) or assembly lines of the program.
+    encode : callable
+        ``encode(list_of_units) -> bytes``; may raise ``ValueError`` (such a candidate is skipped).
+    executor : core executor
+        Runs the candidates (``run(codes, inputs, seed=...)``).
+    train_x, valid_x : uint64 [n, arity]
+        Cases for the batch screen and for verification.
+
+    Returns
+    -------
+    Minimized
+    """
+    units = list(units)
+    refs = []
+    for cases, seed in ((train_x, SEEDS[0]), (valid_x, SEEDS[1])):
+        refs.append(reference(executor, encode(units), cases, seed))
+    alive = list(range(len(units)))
+    rounds = 0
+    while alive:
+        # Single deletions first; only when none is equivalent, pairs (an intron pair such as
+        # ``lsl x1, x2, #15; lsr x0, x0, x1`` whose halves are not introns alone).
+        found = None
+        for width in (1, 2):
+            found = _round(units, alive, width, encode, executor, train_x, valid_x, refs)
+            rounds += 1
+            if found is not None:
+                break
+        if found is None:
+            break
+        alive = found
+    kept = [units[i] for i in alive]
+    removed = sorted(set(range(len(units))) - set(alive))
+    return Minimized(kept, encode(kept), removed, rounds)
+
+
+def _round(units: list, alive: list[int], width: int, encode, executor, train_x, valid_x, refs):
+    """The first deletion of ``width`` units from ``alive`` that stays equivalent, or None."""
+    from itertools import combinations
+    candidates, codes = [], []
+    for drop in combinations(range(len(alive)), width):
+        trial = [i for k, i in enumerate(alive) if k not in drop]
+        try:
+            codes.append(encode([units[i] for i in trial]))
+        except ValueError:
+            continue
+        candidates.append(trial)
+    if not candidates:
+        return None
+    res = executor.run(codes, train_x, seed=SEEDS[0])
+    passed = np.flatnonzero(equivalent_rows(res.outputs, res.outcomes, *refs[0]))
+    if passed.size == 0:
+        return None
+    verify = executor.run([codes[i] for i in passed], valid_x, seed=SEEDS[1])
+    ok = np.flatnonzero(equivalent_rows(verify.outputs, verify.outcomes, *refs[1]))
+    return candidates[int(passed[ok[0]])] if ok.size else None
