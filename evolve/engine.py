@@ -16,6 +16,7 @@ resumed run continues exactly as if it had not stopped.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import time
@@ -32,6 +33,9 @@ from evolve.genes import Alphabet, alphabet_for
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
+
+#: distinct register seeds the held-out validation runs under
+VALIDATION_SEEDS = 16
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Engine:
         self.train_x = self.train_y = self.valid_x = self.valid_y = None
         self.validated_fail: set = set()
         self._guide = None
+        self._draw_cache: dict = {}
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, self._draw)
 
@@ -116,9 +121,10 @@ class Engine:
         self.train_y = self.task.expected(self.train_x)
         self.valid_x = T.validation_cases(self.task, self.np_rng, self.cfg.n_valid)
         self.valid_y = self.task.expected(self.valid_x)
+        t0 = time.perf_counter()
         self.pop = [self._new(self.toolbox.genes(), (), "init") for _ in range(self.cfg.pop)]
-        self._evaluate(self.pop)
-        self._after_generation(self.pop, time.perf_counter(), 0.0)
+        batch = self._evaluate(self.pop)
+        self._after_generation(self.pop, t0, 0.0, batch)
 
     def _new(self, genes, parents, op):
         self.uid += 1
@@ -126,13 +132,17 @@ class Engine:
 
     # ----------------------------------------------------------------- genes
     def _draw(self, prefix):
-        """A new gene after ``prefix``: base weights times the brain's pattern weights."""
-        weights = self.alphabet.base_weights()
-        if self._guide is not None:
-            context = [g[0] for g in prefix[-2:]]
-            learned = self._guide.weights([context], self.alphabet.n_genes)[0]
-            weights = [w * float(x) for w, x in zip(weights, learned)]
-        return self.alphabet.random_gene(self.rng, weights)
+        """A new gene after ``prefix``: base weights times the brain's pattern weights
+        (cumulative weights cached per context for the generation's guide)."""
+        context = tuple(g[0] for g in prefix[-2:]) if self._guide is not None else ()
+        cum = self._draw_cache.get(context)
+        if cum is None:
+            weights = np.asarray(self.alphabet.base_weights(), np.float64)
+            if self._guide is not None:
+                weights = weights * self._guide.weights([list(context)], self.alphabet.n_genes)[0]
+            cum = self._draw_cache[context] = np.cumsum(weights).tolist()
+        op = bisect.bisect_right(cum, self.rng.random() * cum[-1])
+        return self.alphabet.random_operands(min(op, len(cum) - 1), self.rng)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate(self, inds: list) -> dict:
@@ -202,6 +212,7 @@ class Engine:
         cfg, tb = self.cfg, self.toolbox
         self.gen += 1
         self._guide = self.brain.gene_guide() if self.brain is not None else None
+        self._draw_cache = {}
         parents = tb.select(self.pop, cfg.pop)
         offspring = []
         for i, p1 in enumerate(parents):
@@ -246,8 +257,13 @@ class Engine:
             return
         todo = todo[:4]
         codes = [self.alphabet.encode(ind) for ind in todo]
-        outputs, outcomes = self.evaluator.run(codes, self.valid_x, seed=self._exec_seed() + 7919)
-        good = (outcomes == Outcome.OK) & (outputs == self.valid_y[None, :])
+        # Each chunk of the held-out set runs with other random values in the non-argument
+        # registers: code that is right only for some values of them fails somewhere.
+        good = np.zeros((len(todo), len(self.valid_y)), bool)
+        for k, part in enumerate(np.array_split(np.arange(len(self.valid_y)), VALIDATION_SEEDS)):
+            outputs, outcomes = self.evaluator.run(codes, self.valid_x[part],
+                                                   seed=(self._exec_seed() + 7919 * (k + 1)) % 2**31)
+            good[:, part] = (outcomes == Outcome.OK) & (outputs == self.valid_y[part][None, :])
         for ind, row in zip(todo, good):
             if row.all():
                 self.solved = ind
@@ -297,6 +313,44 @@ class Engine:
         self.logbook.record(gen=self.gen, evals=len(evaluated), best=line["best_cost"], mean=line["mean_cost"],
                             crash_rate=line["offspring_crash_rate"])
         return line
+
+    # ----------------------------------------------------------------- islands
+    def accept_immigrants(self, genomes: list, replace: list[int], origin: str = "migrant") -> list:
+        """Put genomes from another island into the population, evaluated here.
+
+        Parameters
+        ----------
+        genomes : list of gene lists
+            The immigrants' genes (their fitness on another island's cases means nothing here).
+        replace : list of int
+            uids of the individuals they replace, in order (DEAP's ``migRing`` default: the
+            island's own emigrants); a uid no longer present falls back to the worst individual.
+        origin : str
+            The ``op`` recorded on the new individuals.
+
+        Returns
+        -------
+        list
+            The new individuals (new uids, ``parents`` empty: lineage stays on its own island).
+        """
+        if not genomes:
+            return []
+        newcomers = [self._new(genes, (), origin) for genes in genomes]
+        for ind in newcomers:
+            ind.fresh = []           # not this island's variation: its genes earn no credit here
+        self._evaluate(newcomers)
+        self._validate(newcomers)
+        by_uid = {ind.uid: i for i, ind in enumerate(self.pop)}
+        taken: set = set()
+        for ind, uid in zip(newcomers, list(replace) + [None] * len(newcomers)):
+            slot = by_uid.get(uid) if uid is not None else None
+            if slot is None or slot in taken:
+                free = [i for i in range(len(self.pop)) if i not in taken]
+                slot = max(free, key=lambda i: self.pop[i].fitness.values[0])
+            taken.add(slot)
+            self.pop[slot] = ind
+        self.hof.update(self.pop)
+        return newcomers
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict:

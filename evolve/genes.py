@@ -65,7 +65,7 @@ ARM64_ALPHABET = tuple(
     # Exploration: raw 32-bit words, one token per top nibble, so that the brain can learn which
     # encoding regions crash (reserved/SVE space: always; loads with wild addresses: mostly) and
     # which are harmless, instead of one averaged verdict on "random words".
-    + [Op(".word", "raw", 0.25, crashes=True, prefix=k) for k in range(16)]
+    + [Op(".word", "raw", 0.125, crashes=True, prefix=k) for k in range(16)]
 )
 
 X86_ALPHABET = tuple(

@@ -8,10 +8,13 @@ patterns are rarely produced) or with the alphabet's base weights (``--no-brain`
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from typing import Callable, Sequence
 
 import numpy as np
+from numba import njit
 
 from evolve.genes import Alphabet, Gene
 
@@ -117,24 +120,56 @@ def sel_lexicase(errors: np.ndarray, k: int, rng: random.Random) -> list[int]:
     """Indices of ``k`` lexicase picks: filter on shuffled cases, keep the best on each in turn.
 
     ``errors`` is [n_individuals, n_cases] (lower is better). Specialists that are right on cases
-    the others get wrong survive, which keeps diversity for program synthesis."""
+    the others get wrong survive, which keeps diversity for program synthesis. The case orders and
+    tie-breaks come from one draw of ``rng``; the filtering runs in a Numba kernel."""
     n, n_cases = errors.shape
-    picks = []
-    order = list(range(n_cases))
-    for _ in range(k):
-        rng.shuffle(order)
-        candidates = np.arange(n)
-        for case in order:
-            col = errors[candidates, case]
-            candidates = candidates[col == col.min()]
-            if candidates.size == 1:
+    gen = np.random.default_rng(rng.getrandbits(64))
+    orders = np.argsort(gen.random((k, n_cases)), axis=1)
+    ties = gen.random(k)
+    return _lexicase_kernel(np.ascontiguousarray(errors, np.int64), orders, ties).tolist()
+
+
+@njit(cache=True)
+def _lexicase_kernel(errors, orders, ties):
+    n = errors.shape[0]
+    k, n_cases = orders.shape
+    picks = np.empty(k, np.int64)
+    pool = np.empty(n, np.int64)
+    for s in range(k):
+        size = n
+        for i in range(n):
+            pool[i] = i
+        for j in range(n_cases):
+            case = orders[s, j]
+            best = errors[pool[0], case]
+            for i in range(1, size):
+                if errors[pool[i], case] < best:
+                    best = errors[pool[i], case]
+            kept = 0
+            for i in range(size):
+                if errors[pool[i], case] == best:
+                    pool[kept] = pool[i]
+                    kept += 1
+            size = kept
+            if size == 1:
                 break
-        picks.append(int(candidates[rng.randrange(candidates.size)]))
+        picks[s] = pool[min(int(ties[s] * size), size - 1)]
     return picks
 
 
 def weighted_choice(table: dict, rng: random.Random):
     """A (name, function) drawn from ``{name: (function, weight)}``."""
-    names = list(table)
-    name = rng.choices(names, weights=[table[n][1] for n in names])[0]
+    names, cum = _cumulative(id(table), table)
+    name = names[bisect.bisect_right(cum, rng.random() * cum[-1])]
     return name, table[name][0]
+
+
+_CUM: dict = {}
+
+
+def _cumulative(key: int, table: dict) -> tuple[list, list]:
+    entry = _CUM.get(key)
+    if entry is None:
+        names = list(table)
+        entry = _CUM[key] = (names, list(itertools.accumulate(table[n][1] for n in names)))
+    return entry

@@ -52,6 +52,15 @@ def add_parser(subparsers) -> None:
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    isl = ap.add_argument_group("islands (Dask distributed; see evolve/islands.py)")
+    isl.add_argument("--islands", type=int, default=None, metavar="N",
+                     help="evolve N island populations of --pop each as Dask tasks")
+    isl.add_argument("--scheduler", default="local", metavar="ADDR",
+                     help="tcp://HOST:8786 (a running `dask scheduler`) or local (a LocalCluster, "
+                          "one worker process per core)")
+    isl.add_argument("--migration-every", type=int, default=5, metavar="K",
+                     help="generations between migrations (and island checkpoints)")
+    isl.add_argument("--migrants", type=int, default=5, metavar="M", help="individuals per migration (ring)")
     ap.set_defaults(run=run)
 
 
@@ -74,6 +83,10 @@ def _config_from_args(args) -> RunConfig:
 
 def run(args) -> int:
     """Entry point of ``python -m evolve run``; returns the exit status."""
+    islands = getattr(args, "islands", None)
+    if islands is not None or (args.resume is not None and (Path(args.resume) / "islands.pkl").is_file()):
+        from evolve import islands as isl
+        return isl.run(args)
     try:
         if args.resume is not None:
             folder = args.resume

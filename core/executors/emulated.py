@@ -539,11 +539,10 @@ class EmulatedExecutor:
             uc.ctl_remove_cache(entry, entry + self.slot_size)
         count = self._overhead + self.options.budget
         row = np.empty(n_cases, dtype=np.uint8)
-        dirty_stack = any(a is Trap.SP_ALIGN for a in traps.values()) or not triage(
-            code, self.isa, self.options.scratch).fast
+        info = triage(code, self.isa, self.options.scratch)
         try:
             for c in range(n_cases):
-                self._reset_state(dirty_stack)
+                self._reset_state(info.stack_risk, info.machine_state)
                 self._point_at(batch, 0, c)
                 fault = self._emu(hz.full_reset, hz.case_stored, count)
                 if fault is None and uc.reg_read(self._pc) != hz.case_stored:
@@ -559,15 +558,16 @@ class EmulatedExecutor:
         outputs[i] = np.where(row == Outcome.OK, out, 0)
         outcomes[i] = row
 
-    def _reset_state(self, stack: bool) -> None:
-        """State the harness does not reset and slow-lane code may change: FP control, TLS, stack."""
+    def _reset_state(self, stack: bool, machine: bool) -> None:
+        """State the harness does not reset and this slow-lane genome may change (triage says
+        which): the stack below the scratch area; FP control/status and TLS."""
         if stack:
-            # Below the scratch area the stack is not part of the harness invariant.
             self.uc.mem_write(H.STACK_BASE, self._zero_stack)
+        if not machine:
+            return
         if self.isa.name == "arm64":
-            self.uc.reg_write(A.UC_ARM64_REG_FPCR, 0)
-            self.uc.reg_write(A.UC_ARM64_REG_FPSR, 0)
-            self.uc.reg_write(A.UC_ARM64_REG_TPIDR_EL0, 0)
+            self.uc.reg_write_batch(((A.UC_ARM64_REG_FPCR, 0), (A.UC_ARM64_REG_FPSR, 0),
+                                     (A.UC_ARM64_REG_TPIDR_EL0, 0)))
         else:
             self.uc.reg_write(X.UC_X86_REG_EFLAGS, 0x202)
 

@@ -51,6 +51,10 @@ class Triage:
     clobbered: frozenset = frozenset()
     #: byte offsets of 8-byte scratch words possibly stored to (fast lane)
     scratch_words: frozenset = frozenset()
+    #: may write the stack outside the scratch area (slow lane: reset the stack per case)
+    stack_risk: bool = True
+    #: may change FP control/status or system registers (slow lane: reset them per case)
+    machine_state: bool = True
 
 
 _ARM64_SYSTEM = {"eret", "eretaa", "eretab", "drps", "wfi", "wfit", "wfe", "wfet", "hlt", "hvc", "smc",
@@ -97,6 +101,8 @@ class _Word:
     writes_sp: bool = False
     exact: bool = False         # decoded by a64_fastdecode (writes known exactly)
     plain: bool = False         # exact, and no reason, branch or stack access: only writes matter
+    sp_value: bool = False      # reads SP as a value (may then store anywhere on the stack)
+    machine_state: bool = False  # system instruction, or SIMD/FP/system registers
 
 
 @lru_cache(maxsize=1 << 18)
@@ -132,10 +138,11 @@ def _arm64_word_capstone(word: bytes) -> _Word:
         branch = _direct_target(insn)
         if branch is None or capstone.CS_GRP_CALL in groups:
             reason = reason or f"indirect branch or call {m!r}"
+    state = bool(reason)  # a system instruction
     try:
         reads, writes = insn.regs_access()
     except capstone.CsError:
-        reads, writes = [], []
+        reads, writes, state = [], [], True
     if capstone.CS_GRP_INT in groups:
         writes = []  # capstone lists lr as written by svc/brk; they trap, they do not link
     names_w = {insn.reg_name(r) for r in writes}
@@ -152,7 +159,8 @@ def _arm64_word_capstone(word: bytes) -> _Word:
             if op.mem.index:
                 reason = reason or "register-indexed stack access"
             sp_mem.append((op.mem.disp, store))
-    if (names_r & {"sp", "wsp"}) and not sp_as_base:
+    sp_value = bool(names_r & {"sp", "wsp"}) and not sp_as_base
+    if sp_value:
         reason = reason or "reads sp as a value"
     clobber = set()
     for r in names_w:
@@ -164,10 +172,13 @@ def _arm64_word_capstone(word: bytes) -> _Word:
             clobber.add("x" + r[1:])
         else:
             reason = reason or f"writes {r} (state the fast lane does not restore)"
+            state = True
     for r in names_r:
         if not (r in ("xzr", "wzr", "nzcv", "fp", "lr", "sp", "wsp") or (r[:1] in ("x", "w") and r[1:].isdigit())):
             reason = reason or f"reads {r} (state the fast lane does not restore)"
-    return _Word(reason, trap, branch, frozenset(clobber), tuple(sp_mem), writes_sp)
+            state = True
+    return _Word(reason, trap, branch, frozenset(clobber), tuple(sp_mem), writes_sp, sp_value=sp_value,
+                 machine_state=state)
 
 
 # word value -> bit mask of the x registers a "plain" word writes (see _Word.plain): the inner
@@ -191,7 +202,7 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
     clobbered: set[str] = set()
     words: set[int] = set()
     sp_users: list[int] = []
-    writes_sp = False
+    writes_sp = sp_value = state = outside = False
     exact = True
     size = len(code)
     plain_mask = _PLAIN_MASK
@@ -222,18 +233,22 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
         if info.branch is not None and not (0 < info.branch and off + info.branch <= size) and not reason:
             reason = f"backward or out-of-code branch at +{off}"
         writes_sp |= info.writes_sp
+        sp_value |= info.sp_value
+        state |= info.machine_state
         if info.sp_mem:
             sp_users.append(off)
         for disp, store in info.sp_mem:
             if not 0 <= disp <= scratch - 16:
                 reason = reason or f"stack access outside the scratch area at +{off}"
+                outside = True
             elif store:
                 words.update(w for w in range(disp // 8 * 8, disp + 16, 8) if w < scratch)
     if writes_sp:
         for off in sp_users:
             traps.setdefault(off, Trap.SP_ALIGN)
     if reason:
-        return Triage(False, traps, reason, size // 4)
+        return Triage(False, traps, reason, size // 4, stack_risk=writes_sp or sp_value or outside,
+                      machine_state=state)
     if not exact:
         # capstone's register lists are not reliable enough (aliases, 32-bit forms): restore them all
         return Triage(True, traps, "", size // 4, _ALL_X, frozenset(words))

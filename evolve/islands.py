@@ -1,0 +1,538 @@
+"""Island-model evolution on Dask distributed, surviving lost workers.
+
+N island engines evolve as Dask tasks. One task advances one island K generations from its
+checkpoint (bytes: engine state + brain file) and returns the new checkpoint, its emigrants and
+the gene-pattern statistics it learnt in those K generations (a delta). Between epochs the
+coordinator (this process) moves migrants along a ring with DEAP's ``tools.migRing`` (the best M
+of island i replace the emigrants of island i+1, and are re-evaluated there) and hands every
+island the deltas of all the others, merged with ``PatternTable.merge``: each observation is
+counted once, so what one island learnt to suppress weighs on the others' gene draws.
+
+Fault tolerance: the coordinator keeps every island's last checkpoint. A worker that dies
+mid-task (SIGKILL, power loss) makes the scheduler run the task again on another worker; if the
+scheduler gives up (``KilledWorker``) the coordinator resubmits it from the same checkpoint. Each
+task start is logged as a Dask event, so the record (``islands.json``) says which task ran where
+and which ran twice.
+
+Determinism: an island's seed derives from the run seed and its index, a task's result depends
+only on its inputs, migrations happen at fixed generations and merges in island order. The same
+seed gives the same run whatever the number of workers and whichever worker runs which island.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+import time
+import zlib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from evolve.engine import Engine, RunConfig, build
+
+log = logging.getLogger(__name__)
+
+#: Coordinator checkpoint (every island's checkpoint plus the pending migrants and deltas).
+STATE = "islands.pkl"
+EVENT_TOPIC = "melvin-islands"
+#: Resubmissions of one island task after the scheduler gave up on it, before the run fails.
+MAX_ATTEMPTS = 4
+
+
+class IslandError(RuntimeError):
+    """A scheduler that cannot be reached or a task that keeps failing; one-line message."""
+
+
+@dataclass
+class IslandOptions:
+    """How islands are laid out and exchange (written to config.json)."""
+
+    islands: int = 2
+    scheduler: str = "local"
+    migration_every: int = 5
+    migrants: int = 5
+
+    def validate(self, pop: int) -> None:
+        """Raise ValueError with one line for a nonsensical value."""
+        if self.islands < 1:
+            raise ValueError(f"--islands must be at least 1, got {self.islands}")
+        if self.migration_every < 1:
+            raise ValueError(f"--migration-every must be at least 1, got {self.migration_every}")
+        if not 0 <= self.migrants < pop:
+            raise ValueError(f"--migrants must be in [0, pop), got {self.migrants}")
+        if self.scheduler != "local" and not self.scheduler.startswith(("tcp://", "tls://")):
+            raise ValueError(f"--scheduler must be 'local' or tcp://HOST:PORT, got {self.scheduler!r}")
+
+
+def island_seed(seed: int, index: int) -> int:
+    """The seed of island ``index``: independent streams from (run seed, index)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % (2**31))
+
+
+def island_config(cfg: RunConfig, index: int) -> RunConfig:
+    """Island ``index``'s configuration: its own seed, evaluation in the worker process."""
+    return replace(cfg, seed=island_seed(cfg.seed, index), workers=1)
+
+
+# --------------------------------------------------------------------- pattern deltas
+@dataclass
+class PatternDelta:
+    """Gene-pattern statistics learnt since a snapshot: the live rows ``PatternTable.merge`` reads.
+
+    Attributes mirror a :class:`core.patterns.PatternTable`'s (``ptok`` int64 [n, n_max],
+    ``plen`` uint8 [n], ``pcount``/``plast``/``pok``/``pcrash`` int64 [n], ``psucc``/``pthr``
+    float32 [n]) so a delta is a valid ``merge`` source; counts are the increments, success and
+    threshold the current values (weighted by the increments when merged).
+    """
+
+    config: object
+    ptok: np.ndarray
+    plen: np.ndarray
+    pcount: np.ndarray
+    plast: np.ndarray
+    pok: np.ndarray
+    pcrash: np.ndarray
+    psucc: np.ndarray
+    pthr: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.plen.size)
+
+
+def pattern_snapshot(table) -> dict:
+    """``{tokens tuple: (count, n_ok, n_crash)}`` of a table's live patterns."""
+    s = table.stats()
+    return {tuple(int(t) for t in tok[:n]): (int(c), int(o), int(k))
+            for tok, n, c, o, k in zip(s["tokens"], s["length"], s["count"], s["n_ok"], s["n_crash"])}
+
+
+def pattern_delta(table, before: dict) -> PatternDelta:
+    """What ``table`` observed since ``before`` (a :func:`pattern_snapshot`); rows with no new
+    execution are left out. A pattern evicted and re-created since counts as new."""
+    s = table.stats()
+    keep, count, ok, crash = [], [], [], []
+    for row, (tok, n) in enumerate(zip(s["tokens"], s["length"])):
+        c, o, k = int(s["count"][row]), int(s["n_ok"][row]), int(s["n_crash"][row])
+        b = before.get(tuple(int(t) for t in tok[:n]))
+        if b is not None and b[0] <= c and b[1] <= o and b[2] <= k:
+            c, o, k = c - b[0], o - b[1], k - b[2]
+        if o + k > 0:
+            keep.append(row)
+            count.append(c)
+            ok.append(o)
+            crash.append(k)
+    rows = np.asarray(keep, np.int64)
+    slots = s["slot"][rows]
+    return PatternDelta(table.config, table.ptok[slots].copy(), table.plen[slots].copy(),
+                        np.asarray(count, np.int64), table.plast[slots].copy(), np.asarray(ok, np.int64),
+                        np.asarray(crash, np.int64), table.psucc[slots].copy(), table.pthr[slots].copy())
+
+
+# --------------------------------------------------------------------- checkpoints as bytes
+def pack_island(engine: Engine) -> bytes:
+    """An island checkpoint: engine state and its brain file, as one byte string."""
+    brain = None
+    if engine.brain is not None:
+        with tempfile.TemporaryDirectory(prefix="melvin-island-") as tmp:
+            path = Path(tmp) / "brain.melvin"
+            engine.brain.save(path, {"generation": engine.gen})
+            # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
+            brain = zlib.compress(path.read_bytes(), 1)
+    return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_island(blob: bytes):
+    """``(state, brain or None)`` of an island checkpoint."""
+    from core.brain import Brain
+    data = pickle.loads(blob)
+    brain = None
+    if data["brain"] is not None:
+        with tempfile.TemporaryDirectory(prefix="melvin-island-") as tmp:
+            path = Path(tmp) / "brain.melvin"
+            path.write_bytes(zlib.decompress(data["brain"]))
+            brain = Brain.load(path)
+    return data["state"], brain
+
+
+_EVALUATORS: dict = {}
+
+
+def _engine(cfg: RunConfig) -> Engine:
+    """An engine in a worker process; the executor is opened once per process and reused."""
+    from evolve.evaluate import Evaluator
+    key = (cfg.isa, cfg.backend, cfg.budget)
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = Evaluator(cfg.isa, cfg.backend, 1, budget=cfg.budget)
+    return build(cfg, evaluator=_EVALUATORS[key])
+
+
+def _log_start(index: int, epoch: int) -> None:
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return          # run outside a Dask worker (tests of the task function itself)
+    worker.log_event(EVENT_TOPIC, {"island": index, "epoch": epoch, "worker": worker.address,
+                                   "pid": os.getpid(), "time": time.time()})
+
+
+def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, until_gen: int,
+                   immigrants: list, replace_uids: list, deltas: list, n_emigrants: int) -> dict:
+    """The island task: advance island ``index`` to generation ``until_gen``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The island's configuration (:func:`island_config`).
+    index, epoch : int
+        Island index and epoch number (for the record).
+    blob : bytes or None
+        The island's last checkpoint (:func:`pack_island`); None starts the island.
+    until_gen : int
+        Stop after this generation (or earlier, once solved when the run stops at a solution).
+    immigrants : list of gene lists
+        Migrants arriving now; they replace the individuals whose uids are ``replace_uids``.
+    deltas : list of PatternDelta
+        Other islands' gene-pattern deltas, merged before evolving, in island order.
+    n_emigrants : int
+        How many of the best leave at the end (their uids are the next replacement slots).
+
+    Returns
+    -------
+    dict
+        ``blob`` (the new checkpoint), ``emigrants`` (genes, uid, cost), ``delta`` (what this
+        task learnt), ``metrics`` (this task's generation lines), ``gen``, ``solved``,
+        ``evaluations``, ``seconds``, ``pid``.
+    """
+    t0 = time.perf_counter()
+    _log_start(index, epoch)
+    engine = _engine(cfg)
+    first_line = 0                  # a new island reports its generation 0 too
+    if blob is None:
+        engine.start()
+    else:
+        engine.restore(*unpack_island(blob))
+        first_line = len(engine.metrics)
+    arrived = engine.accept_immigrants(immigrants, replace_uids) if immigrants else []
+    if engine.brain is not None:
+        for delta in deltas:
+            if len(delta):
+                engine.brain.gene_patterns.merge(delta)
+        before = pattern_snapshot(engine.brain.gene_patterns)
+    while engine.gen < until_gen and not (engine.solved is not None and cfg.stop_when_solved):
+        engine.step()
+    best = sorted(engine.pop, key=lambda ind: (ind.fitness.values[0], ind.uid))[:n_emigrants]
+    return {"blob": pack_island(engine), "gen": engine.gen, "solved": engine.solved is not None,
+            "emigrants": [([tuple(g) for g in ind], ind.uid, float(ind.fitness.values[0])) for ind in best],
+            "arrived": [ind.uid for ind in arrived],
+            "delta": pattern_delta(engine.brain.gene_patterns, before) if engine.brain is not None else None,
+            "metrics": engine.metrics[first_line:], "evaluations": engine.evaluations,
+            "seconds": time.perf_counter() - t0, "pid": os.getpid()}
+
+
+# --------------------------------------------------------------------- the coordinator
+def connect(scheduler: str, timeout: float = 8.0, n_workers: int | None = None):
+    """``(client, cluster or None)``: a LocalCluster (one single-threaded worker process per core,
+    loopback only) for ``"local"``, else a client of the scheduler at ``scheduler``.
+
+    Raises IslandError within ``timeout`` seconds when the scheduler cannot be reached.
+    """
+    from distributed import Client, LocalCluster
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, host="127.0.0.1", dashboard_address=None)
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout=timeout), None
+    except (OSError, TimeoutError) as exc:
+        raise IslandError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:.0f} s "
+                          f"({type(exc).__name__}); is `dask scheduler` running there?") from None
+
+
+@dataclass
+class IslandRun:
+    """The coordinator's state: enough to resume exactly (pickled as ``islands.pkl``)."""
+
+    cfg: RunConfig
+    opts: IslandOptions
+    epoch: int = 0
+    gen: int = 0
+    blobs: list | None = None
+    immigrants: list | None = None       # per island: gene lists arriving at its next task
+    replace_uids: list | None = None     # per island: uids those immigrants replace
+    deltas: list | None = None           # per island: its last delta, for the others
+    solved: list | None = None
+    record: dict | None = None
+    elapsed: float = 0.0
+
+    def __post_init__(self) -> None:
+        n = self.opts.islands
+        self.blobs = self.blobs or [None] * n
+        self.immigrants = self.immigrants or [[] for _ in range(n)]
+        self.replace_uids = self.replace_uids or [[] for _ in range(n)]
+        self.deltas = self.deltas or [None] * n
+        self.solved = self.solved or [False] * n
+        self.record = self.record or {"epochs": [], "migrations": [], "events": [], "metrics": [[] for _ in range(n)]}
+
+    def finished(self) -> bool:
+        if self.epoch > 0 and any(self.solved) and self.cfg.stop_when_solved:
+            return True
+        if self.epoch > 0 and self.gen >= self.cfg.generations:
+            return True
+        return self.epoch > 0 and self.cfg.time_limit is not None and self.elapsed >= self.cfg.time_limit
+
+    def step(self, client) -> dict:
+        """One epoch: every island advances to the next migration generation, then migrants move
+        and deltas are handed out. Returns the epoch's record line."""
+        from deap import tools
+        t0 = time.perf_counter()
+        n, opts, cfg = self.opts.islands, self.opts, self.cfg
+        until = min(self.gen + opts.migration_every, cfg.generations)
+        args = []
+        for i in range(n):
+            peers = [self.deltas[j] for j in range(n) if j != i and self.deltas[j] is not None]
+            args.append((island_config(cfg, i), i, self.epoch, self.blobs[i], until, self.immigrants[i],
+                         self.replace_uids[i], peers, opts.migrants))
+        results = _run_tasks(client, args, self.record["events"], self.epoch)
+        seen_workers = _task_starts(client, self.epoch)
+        for i, res in enumerate(results):
+            self.blobs[i] = res["blob"]
+            self.deltas[i] = res["delta"]
+            self.solved[i] = res["solved"]
+            self.record["metrics"][i].extend(res["metrics"])
+        # DEAP's ring: the best M of island i go to island i+1 in place of that island's own
+        # emigrants. migRing works on the lists in place; handing it the emigrant lists gives
+        # each island the list it receives.
+        outgoing = [list(res["emigrants"]) for res in results]
+        arriving = [list(x) for x in outgoing]
+        if n > 1 and opts.migrants > 0:
+            tools.migRing(arriving, opts.migrants, selection=lambda pop, k: pop[:k])
+        for i in range(n):
+            if n > 1 and opts.migrants > 0:
+                self.immigrants[i] = [genes for genes, _, _ in arriving[i]]
+                self.replace_uids[i] = [uid for _, uid, _ in outgoing[i]]
+            else:
+                self.immigrants[i], self.replace_uids[i] = [], []
+        if n > 1 and opts.migrants > 0:
+            self.record["migrations"].append({
+                "epoch": self.epoch, "after_gen": max(r["gen"] for r in results),
+                "moves": [{"from": (i - 1) % n, "to": i, "uids": [u for _, u, _ in arriving[i]],
+                           "costs_at_source": [c for _, _, c in arriving[i]],
+                           "replaced_uids": self.replace_uids[i]} for i in range(n)]})
+        self.gen = max(r["gen"] for r in results)
+        dt = time.perf_counter() - t0
+        self.elapsed += dt
+        line = {"epoch": self.epoch, "gen": self.gen, "seconds": round(dt, 3),
+                "task_seconds": [round(r["seconds"], 3) for r in results],
+                "evaluations": [r["evaluations"] for r in results],
+                "best_cost": [r["metrics"][-1]["best_cost"] if r["metrics"] else None for r in results],
+                "solved": list(self.solved), "workers": seen_workers,
+                "delta_patterns": [len(r["delta"]) if r["delta"] is not None else 0 for r in results],
+                "arrived": [r["arrived"] for r in results]}
+        self.record["epochs"].append(line)
+        self.epoch += 1
+        return line
+
+
+def _task_starts(client, epoch: int) -> list:
+    """Per island, the workers its task of ``epoch`` started on (two or more: it was re-run)."""
+    starts: dict = {}
+    for _, msg in client.get_events(EVENT_TOPIC):
+        if isinstance(msg, dict) and msg.get("epoch") == epoch:
+            starts.setdefault(msg["island"], []).append(msg["worker"])
+    return [starts.get(i, []) for i in range(max(starts, default=-1) + 1)]
+
+
+def _run_tasks(client, args: list, events: list, epoch: int) -> list:
+    """Submit one task per island and collect the results, resubmitting a task from the same
+    checkpoint when its worker was lost and the scheduler gave up on it."""
+    from distributed import wait
+    from distributed.client import FutureCancelledError
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:     # pragma: no cover - older layouts
+        from distributed import KilledWorker
+    lost_types = (KilledWorker, FutureCancelledError, OSError, TimeoutError)
+    attempts = [1] * len(args)
+    futures = {client.submit(advance_island, *a, pure=False, retries=1,
+                             key=f"island-{a[1]}-epoch-{epoch}-try-1"): i for i, a in enumerate(args)}
+    results: list = [None] * len(args)
+    workers = set(client.scheduler_info()["workers"])
+    while futures:
+        try:
+            done, _ = wait(list(futures), timeout=0.5, return_when="FIRST_COMPLETED")
+        except TimeoutError:    # nothing finished: a chance to look at the workers
+            done = []
+        now = set(client.scheduler_info()["workers"])
+        for gone in sorted(workers - now):
+            events.append({"time": time.time(), "epoch": epoch, "event": "worker_lost", "worker": gone})
+            log.warning("worker %s lost during epoch %d", gone, epoch)
+        for new in sorted(now - workers):
+            events.append({"time": time.time(), "epoch": epoch, "event": "worker_joined", "worker": new})
+        workers = now
+        for fut in done:
+            i = futures.pop(fut)
+            try:
+                results[i] = fut.result()
+            except lost_types as exc:
+                attempts[i] += 1
+                if attempts[i] > MAX_ATTEMPTS:
+                    raise IslandError(f"island {i} failed {MAX_ATTEMPTS} times in epoch {epoch}: {exc}") from None
+                events.append({"time": time.time(), "epoch": epoch, "event": "resubmitted", "island": i,
+                               "attempt": attempts[i], "reason": type(exc).__name__})
+                futures[client.submit(advance_island, *args[i], pure=False, retries=1,
+                                      key=f"island-{i}-epoch-{epoch}-try-{attempts[i]}")] = i
+    return results
+
+
+# --------------------------------------------------------------------- run folder and command line
+def _record(alphabet, ind, island: int) -> dict:
+    code = alphabet.encode(ind)
+    return {"island": island, "asm": alphabet.render(ind), "code_hex": code.hex(),
+            "fitness": ind.fitness.values[0], "length": len(ind), "exact_train": int(ind.exact),
+            "uid": ind.uid, "op": ind.op, "genes": [list(g) for g in ind]}
+
+
+def _save(run: IslandRun, folder: Path) -> None:
+    """Coordinator checkpoint, the record and per-island metrics (each file atomic)."""
+    import json
+
+    from evolve import runfolder as rf
+    rf.atomic_write(folder / STATE, pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
+    record = {k: v for k, v in run.record.items() if k != "metrics"}
+    rf.write_json(folder / "islands.json", dict(record, options=asdict(run.opts), epoch=run.epoch, gen=run.gen,
+                                                seeds=[island_seed(run.cfg.seed, i) for i in range(run.opts.islands)]))
+    rf.atomic_write(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in run.record["epochs"]))
+    for i, lines in enumerate(run.record["metrics"]):
+        sub = folder / f"island-{i:02d}"
+        sub.mkdir(exist_ok=True)
+        rf.atomic_write(sub / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in lines))
+
+
+def finish(run: IslandRun, folder: Path) -> dict:
+    """result.json, hall_of_fame.json (all islands), best.s and each island's brain file."""
+    from evolve import runfolder as rf
+    from evolve.genes import alphabet_for
+    from evolve.tasks import get_task
+    alphabet = alphabet_for(run.cfg.isa, n_regs=run.cfg.n_regs)
+    task = get_task(run.cfg.task)
+    solved, fame, evaluations, n_train = [], [], 0, []
+    for i, blob in enumerate(run.blobs):
+        state, brain = unpack_island(blob)
+        evaluations += state["evaluations"]
+        n_train.append(int(len(state["train_y"])))
+        if state["solved"] is not None:
+            solved.append((i, state["solved"]))
+        fame.extend((ind.fitness.values[0], i, ind.uid, ind) for ind in state["hof"])
+        if brain is not None:
+            brain.save(folder / f"island-{i:02d}" / "brain.melvin", {"task": task.name, "island": i})
+    fame.sort(key=lambda x: x[:3])
+    best_island, best = solved[0] if solved else (fame[0][1], fame[0][3])
+    result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _ in solved],
+              "best": _record(alphabet, best, best_island), "evaluations": evaluations, "generations": run.gen,
+              "epochs": run.epoch, "seconds": round(run.elapsed, 3), "n_train": n_train, "seed": run.cfg.seed,
+              "islands": run.opts.islands, "brain": run.cfg.brain,
+              "workers_lost": sum(e["event"] == "worker_lost" for e in run.record["events"]),
+              "tasks_rerun": sum(sum(len(w) > 1 for w in line["workers"]) for line in run.record["epochs"]),
+              "tasks_resubmitted": sum(e["event"] == "resubmitted" for e in run.record["events"])}
+    rf.write_json(folder / "result.json", result)
+    rf.write_json(folder / "hall_of_fame.json", [_record(alphabet, ind, i) for _, i, _, ind in fame[:run.cfg.hof_size]])
+    header = [f"// Melvin: {task.name} ({task.description}) on {run.cfg.isa}, island {best_island} of "
+              f"{run.opts.islands}", f"// solved: {result['solved']}" if solved else "// not solved: best genome found"]
+    rf.atomic_write(folder / "best.s", "\n".join(header + result["best"]["asm"]) + "\n")
+    return result
+
+
+def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: list | None = None) -> int:
+    """Epochs until the run is finished (or ``stop`` is non-empty); checkpoints after each.
+    Returns 0, or 130 when stopped early."""
+    import sys
+    stop = stop if stop is not None else []
+    while not run.finished() and not stop:
+        line = run.step(client)
+        _save(run, folder)
+        if not quiet:
+            best = min((c for c in line["best_cost"] if c is not None), default=float("nan"))
+            print(f"epoch {line['epoch']}: generation {line['gen']}, best cost {best:.4f}, "
+                  f"solved by {[i for i, s in enumerate(line['solved']) if s]}, {line['seconds']:.1f} s",
+                  file=sys.stderr)
+    return 130 if stop and not run.finished() else 0
+
+
+def run(args) -> int:
+    """``python -m evolve run --islands N ...`` (and ``--resume`` of an island run)."""
+    import json
+    import signal
+    import sys
+
+    from evolve import runfolder as rf
+    from evolve.run import _config_from_args, _fail
+    from evolve.tasks import TaskError, get_task
+    if not getattr(args, "verbose", False):
+        # Dask logs every worker start and stop at INFO; the run's own lines are enough.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    try:
+        if args.resume is not None:
+            folder = Path(args.resume)
+            try:
+                isl = pickle.loads((folder / STATE).read_bytes())
+            except Exception as exc:
+                raise rf.RunFolderError(f"{str(folder / STATE)!r} is unusable ({type(exc).__name__})") from None
+            if args.generations is not None:
+                isl.cfg.generations = args.generations
+            if args.time_limit is not None:
+                isl.cfg.time_limit = None if args.time_limit == 0 else args.time_limit
+            isl.opts.scheduler = args.scheduler
+        else:
+            cfg = _config_from_args(args)
+            cfg.validate()
+            opts = IslandOptions(islands=args.islands, scheduler=args.scheduler,
+                                 migration_every=args.migration_every, migrants=args.migrants)
+            opts.validate(cfg.pop)
+            task = get_task(cfg.task)
+            folder = args.out or rf.default_run_dir(cfg.task)
+            if folder.exists() and any(folder.iterdir()):
+                return _fail(f"{str(folder)!r} already holds a run; use --resume {folder} or another --out")
+            isl = IslandRun(cfg, opts)
+        isl.opts.validate(isl.cfg.pop)
+        client, cluster = connect(isl.opts.scheduler)
+    except (rf.RunFolderError, TaskError, ValueError, OSError, IslandError) as exc:
+        return _fail(str(exc))
+    stop: list = []
+
+    def on_sigint(signum, frame):
+        # Let the epoch in progress finish and checkpoint; a second Ctrl-C interrupts at once.
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(signum)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        if args.resume is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            rf.write_json(folder / "config.json", {"config": asdict(isl.cfg), "islands": asdict(isl.opts),
+                                                   "task": {"name": task.name, "arity": task.arity,
+                                                            "description": task.description},
+                                                   "environment": rf.environment()})
+        status = run_islands(isl, folder, client, quiet=args.quiet, stop=stop)
+    except IslandError as exc:
+        return _fail(str(exc))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if status == 130:
+        print(f"\ninterrupted at generation {isl.gen}: checkpoint saved; continue with "
+              f"python -m evolve run --resume {folder}", file=sys.stderr)
+    result = finish(isl, folder)
+    print(f"{'solved' if result['solved'] else 'not solved'}: {result['task']} on {isl.opts.islands} islands in "
+          f"{result['generations']} generations, {result['evaluations']} evaluations, {result['seconds']:.1f} s "
+          f"-> {folder}")
+    for line in result["best"]["asm"]:
+        print(f"    {line}")
+    log.info("record: %s", json.dumps({k: result[k] for k in ("workers_lost", "tasks_rerun", "tasks_resubmitted")}))
+    return status
