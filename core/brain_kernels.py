@@ -129,7 +129,7 @@ def feed_bytes(activation, port_value, data, energy):
         port_value[b] = b
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def propagate(indptr, indices, weights, act_in, act_out, keep):
     """One step: ``act_out[i] = keep*act_in[i] + sum_j w_ij * act_in[j]``, floored at 0.
 
