@@ -140,10 +140,27 @@ class Alphabet:
         if not genome:
             return b""
         if self.isa.name == "arm64":
+            # One dictionary look-up per gene: the encoding of a gene depends only on the gene,
+            # except a branch's distance, which is clamped to what follows it.
+            cache = _ARM64_CODE.setdefault((self.regs, self.scratch_slots), {})
             n = len(genome)
-            return b"".join(_encode_arm64(tuple(g), self.regs, self.scratch_slots, n - i)
-                            for i, g in enumerate(genome))
+            parts = []
+            for i, g in enumerate(genome):
+                word = cache.get(g)
+                if word is None:
+                    key = (g, n - i) if ARM64_ALPHABET[g[0]].kind in _BRANCH_KINDS else g
+                    word = cache.get(key)
+                    if word is None:
+                        if len(cache) > 1 << 20:
+                            cache.clear()
+                        word = cache[key] = _encode_arm64(tuple(g), self.regs, self.scratch_slots, n - i)
+                parts.append(word)
+            return b"".join(parts)
         return assemble(self.render(genome), self.isa)
+
+
+_BRANCH_KINDS = frozenset({"bcond", "cbz"})
+_ARM64_CODE: dict = {}   # (regs, slots) -> {gene or (gene, remaining): 4 bytes}
 
 
 def _render_arm64(g: Gene, regs: tuple, slots: int, remaining: int) -> str:
