@@ -297,7 +297,7 @@ class IslandRun:
             args.append((island_config(cfg, i), i, self.epoch, self.blobs[i], until, self.immigrants[i],
                          self.replace_uids[i], peers, opts.migrants))
         results = _run_tasks(client, args, self.record["events"], self.epoch)
-        seen_workers = _task_starts(client, self.epoch)
+        seen_workers = _task_starts(client, self.epoch, n)
         for i, res in enumerate(results):
             self.blobs[i] = res["blob"]
             self.deltas[i] = res["delta"]
@@ -337,13 +337,13 @@ class IslandRun:
         return line
 
 
-def _task_starts(client, epoch: int) -> list:
+def _task_starts(client, epoch: int, n: int) -> list:
     """Per island, the workers its task of ``epoch`` started on (two or more: it was re-run)."""
     starts: dict = {}
     for _, msg in client.get_events(EVENT_TOPIC):
         if isinstance(msg, dict) and msg.get("epoch") == epoch:
             starts.setdefault(msg["island"], []).append(msg["worker"])
-    return [starts.get(i, []) for i in range(max(starts, default=-1) + 1)]
+    return [starts.get(i, []) for i in range(n)]
 
 
 def _run_tasks(client, args: list, events: list, epoch: int) -> list:

@@ -5,9 +5,10 @@
     python scripts/bench.py --json out.json # the same figures for machines
     python scripts/bench.py --only emulated --quick
 
-Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case) and
-``brain`` (issue 3, when ``scripts/bench_brain.py`` is present). Benchmarks are not tests: run
-them on a quiet machine; the machine is recorded in the output.
+Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case),
+``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4) and
+``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker).
+Benchmarks are not tests: run them on a quiet machine; the machine is recorded in the output.
 """
 from __future__ import annotations
 
@@ -136,7 +137,13 @@ def bench_evolve(quick: bool) -> list[dict]:
     return run_evolve_benchmarks(quick)
 
 
-SECTIONS = {"emulated": bench_emulated, "brain": bench_brain, "evolve": bench_evolve}
+def bench_islands(quick: bool) -> list[dict]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_islands import run_island_benchmarks
+    return run_island_benchmarks(quick)
+
+
+SECTIONS = {"emulated": bench_emulated, "brain": bench_brain, "evolve": bench_evolve, "islands": bench_islands}
 
 
 def main(argv: list[str] | None = None) -> int:
