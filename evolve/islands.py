@@ -162,7 +162,12 @@ _EVALUATORS: dict = {}
 
 def _engine(cfg: RunConfig) -> Engine:
     """An engine in a worker process; the executor is opened once per process and reused."""
+    import numba
+
     from evolve.evaluate import Evaluator
+    # A worker process is one core's worth of work (one thread per process): numba's parallel
+    # kernels must not compete with the neighbouring workers for the other cores.
+    numba.set_num_threads(1)
     key = (cfg.isa, cfg.backend, cfg.budget)
     if key not in _EVALUATORS:
         _EVALUATORS[key] = Evaluator(cfg.isa, cfg.backend, 1, budget=cfg.budget)
@@ -520,6 +525,14 @@ def run(args) -> int:
         status = run_islands(isl, folder, client, quiet=args.quiet, stop=stop)
     except IslandError as exc:
         return _fail(str(exc))
+    except (ModuleNotFoundError, RuntimeError) as exc:
+        # A scheduler or worker that cannot unpickle the island task (Dask wraps the import
+        # error in a RuntimeError about the task graph's deserialization).
+        missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if not isinstance(missing, ModuleNotFoundError):
+            raise
+        return _fail(f"the Dask cluster cannot import Melvin ({missing}); start `dask scheduler` and "
+                     f"`dask worker` with this repository on PYTHONPATH")
     finally:
         signal.signal(signal.SIGINT, previous)
         client.close()
