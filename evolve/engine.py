@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: distinct register seeds the held-out validation runs under
 VALIDATION_SEEDS = 16
+#: cost added to an exact genome that reads the flags before setting them (see _validate)
+FLAG_PENALTY = 0.25
 
 
 @dataclass
@@ -254,6 +256,14 @@ class Engine:
                 seen.add(key)
                 todo.append(ind)
         if not todo or self.solved is not None:
+            return
+        # Flags are undefined at a function's entry: code that reads them first is no solution
+        # (every backend starts a case with the same flags, so no test case can show it).
+        for ind in [ind for ind in todo if fit.reads_entry_flags(self.alphabet.encode(ind), self.alphabet.isa)]:
+            self.validated_fail.add(tuple(ind))
+            ind.fitness.values = (ind.fitness.values[0] + FLAG_PENALTY,)
+            todo.remove(ind)
+        if not todo:
             return
         todo = todo[:4]
         codes = [self.alphabet.encode(ind) for ind in todo]

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.asm import disassembler
+from core.isa import Isa
 from core.outcome import Outcome
 
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -57,3 +59,33 @@ def costs(errors: np.ndarray, thresholds: np.ndarray | None, lengths: np.ndarray
     if thresholds is not None:
         cost = cost + weights.brain * (np.asarray(thresholds, np.float64) - 0.1) / 2.9
     return cost
+
+
+_FLAGS = {"arm64": "nzcv", "x86_64": "rflags"}
+# capstone lists nzcv as read by these (it is not); x86 inc/dec leave CF as it was
+_NOT_FLAG_READERS = {"cbz", "cbnz", "tbz", "tbnz"}
+_PARTIAL_FLAG_WRITERS = {"inc", "dec"}
+
+
+def reads_entry_flags(code: bytes, isa: Isa) -> bool:
+    """True if ``code`` may read the condition flags before setting them.
+
+    At a function's entry the flags hold whatever the caller left: the backends start every case
+    with the same flags, so only this static check keeps such code from passing as a solution.
+    Conservative: a flag write counts only if no branch comes before it."""
+    flags = _FLAGS[isa.name]
+    written = branched = False
+    for insn in disassembler(isa, detail=True).disasm(bytes(code), 0):
+        try:
+            reads, writes = insn.regs_access()
+        except Exception:       # capstone cannot tell: assume the worst
+            return True
+        if insn.mnemonic not in _NOT_FLAG_READERS and flags in {insn.reg_name(r) for r in reads} \
+                and not written:
+            return True
+        if not branched and insn.mnemonic not in _PARTIAL_FLAG_WRITERS \
+                and flags in {insn.reg_name(r) for r in writes}:
+            written = True
+        if insn.group(1) or insn.group(7):   # CS_GRP_JUMP, CS_GRP_BRANCH_RELATIVE
+            branched = True
+    return False

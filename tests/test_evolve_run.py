@@ -200,3 +200,41 @@ def test_counterexamples_join_the_training_set():
     assert engine.solved is None and len(engine.train_y) > before
     assert all(ind.fitness.valid for ind in engine.pop)
     assert clear_bit0.exact < len(engine.train_y)    # re-evaluated on the grown set
+
+
+@pytest.mark.parametrize("isa,lines,expected", [
+    ("arm64", ["cset x0, ls"], True),
+    ("arm64", ["cmp x0, x1", "cset x0, ls"], False),
+    ("arm64", ["cbz x0, #8", "add x0, x0, #1"], False),                  # cbz reads no flags
+    ("arm64", ["cbz x0, #8", "cmp x0, x1", "csel x0, x0, x1, eq"], True),  # the cmp may be skipped
+    ("arm64", ["adc x0, x0, x1"], True),
+    ("x86_64", ["mov rax, rdi", "cmovb rax, rsi"], True),
+    ("x86_64", ["cmp rdi, rsi", "mov rax, rdi", "cmovb rax, rsi"], False),
+    ("x86_64", ["inc rdi", "mov rax, rdi", "cmovb rax, rsi"], True),     # inc leaves CF alone
+])
+def test_reads_entry_flags(isa, lines, expected):
+    """Check the static test for code that reads the flags before setting them."""
+    from core.asm import assemble
+    from core.isa import get_isa
+    from evolve.fitness import reads_entry_flags
+    assert reads_entry_flags(assemble(lines, isa), get_isa(isa)) is expected
+
+
+def test_flag_dependent_genome_is_not_a_solution():
+    """Check that an exact genome reading the entry flags is refused and penalised."""
+    from evolve.engine import FLAG_PENALTY, RunConfig, build
+    from evolve.genes import ARM64_ALPHABET, CONDITIONS
+    from evolve.toolbox import new_individual
+    engine = build(RunConfig(task="sign", pop=10, generations=1, backend="emulated", n_train=16))
+    engine.start()
+    ops = {(o.name, o.kind): i for i, o in enumerate(ARM64_ALPHABET)}
+    # cset x0, <cond>: on the training set the harness's fixed flags make it constant 0 or 1
+    cset = new_individual([(ops[("cset", "cset")], 0, 0, 0, CONDITIONS.index("eq"))], 10_000)
+    engine.train_x = engine.train_x[engine.task.expected(engine.train_x) == 1][:8]
+    engine.train_y = engine.task.expected(engine.train_x)
+    engine._evaluate([cset])
+    assert cset.exact == len(engine.train_y)           # fooled by the fixed flags
+    cost = cset.fitness.values[0]
+    engine._validate([cset])
+    assert engine.solved is None
+    assert cset.fitness.values[0] == pytest.approx(cost + FLAG_PENALTY)
