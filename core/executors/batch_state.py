@@ -9,7 +9,9 @@ fitness does not depend on where it ran. Per batch, from the seed:
 * the scratch area: ``scratch`` random bytes (arm64 ``[sp, sp + scratch)``, x86-64 the red zone
   ``[rsp - scratch, rsp)`` below the return address);
 * flags: arm64 NZCV = Z|C (``cmp x, x``), x86-64 ZF|PF set, the rest clear, DF clear;
-  arm64 FPCR = FPSR = TPIDR_EL0 = 0.
+  arm64 FPCR = FPSR = TPIDR_EL0 = 0. The flags are the same in every batch, so no test case can
+  reveal code that reads them before setting them: ``evolve.fitness.reads_entry_flags`` refuses
+  such code statically.
 """
 from __future__ import annotations
 
