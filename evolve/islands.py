@@ -408,6 +408,9 @@ def _save(run: IslandRun, folder: Path) -> None:
     from evolve import runfolder as rf
     rf.atomic_write(folder / STATE, pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
     record = {k: v for k, v in run.record.items() if k != "metrics"}
+    # The short answer to "what happened": every island task that started more than once.
+    record["reruns"] = [{"epoch": line["epoch"], "island": i, "workers": w}
+                        for line in run.record["epochs"] for i, w in enumerate(line["workers"]) if len(w) > 1]
     rf.write_json(folder / "islands.json", dict(record, options=asdict(run.opts), epoch=run.epoch, gen=run.gen,
                                                 seeds=[island_seed(run.cfg.seed, i) for i in range(run.opts.islands)]))
     rf.atomic_write(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in run.record["epochs"]))

@@ -109,9 +109,10 @@ def test_a_worker_killed_mid_run_loses_no_island(tmp_path):
     """Check that SIGKILL of a worker process running an island task does not lose the island."""
     cluster, client = start_cluster(2)
     try:
-        cfg = RunConfig(task="avg", seed=4, pop=120, generations=12, time_limit=None, backend="emulated")
+        # epochs of 4 generations at pop 150 (about a second each): the kill lands mid-task
+        cfg = RunConfig(task="avg", seed=4, pop=150, generations=12, time_limit=None, backend="emulated")
         run = IslandRun(cfg, IslandOptions(islands=2, scheduler=cluster.scheduler_address,
-                                           migration_every=3, migrants=2))
+                                           migration_every=4, migrants=2))
         folder = tmp_path / "killed"
         folder.mkdir()
         status: list = []
@@ -135,6 +136,8 @@ def test_a_worker_killed_mid_run_loses_no_island(tmp_path):
         starts = run.record["epochs"][1]["workers"][victim["island"]]
         resubmitted = [e for e in events if e["event"] == "resubmitted" and e["island"] == victim["island"]]
         assert len(starts) >= 2 or resubmitted, "the killed island's task was not run again"
+        record = json.loads((folder / "islands.json").read_text())
+        assert any(r["island"] == victim["island"] and r["epoch"] == 1 for r in record["reruns"]) or resubmitted
         result = finish(run, folder)
         assert result["generations"] == 12 and result["workers_lost"] >= 1
         assert all(len(run.record["metrics"][i]) == 13 for i in range(2))    # generations 0..12
