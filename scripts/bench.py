@@ -13,6 +13,7 @@ Benchmarks are not tests: run them on a quiet machine; the machine is recorded i
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -122,28 +123,21 @@ def bench_emulated(quick: bool) -> list[dict]:
     return rows
 
 
-def bench_brain(quick: bool) -> list[dict]:
-    path = ROOT / "scripts" / "bench_brain.py"
-    if not path.exists():
-        return []
-    sys.path.insert(0, str(path.parent))
-    from bench_brain import run_brain_benchmarks
-    return run_brain_benchmarks(quick)
+def _section(module: str, function: str):
+    """A section implemented in ``scripts/<module>.py`` as ``function(quick) -> rows``."""
+    def run(quick: bool) -> list[dict]:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        return getattr(importlib.import_module(module), function)(quick)
+    return run
 
 
-def bench_evolve(quick: bool) -> list[dict]:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from bench_evolve import run_evolve_benchmarks
-    return run_evolve_benchmarks(quick)
-
-
-def bench_islands(quick: bool) -> list[dict]:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from bench_islands import run_island_benchmarks
-    return run_island_benchmarks(quick)
-
-
-SECTIONS = {"emulated": bench_emulated, "brain": bench_brain, "evolve": bench_evolve, "islands": bench_islands}
+SECTIONS = {
+    "emulated": bench_emulated,                                          # issue 2
+    "native": _section("bench_native", "run_native_benchmarks"),         # issue 5
+    "brain": _section("bench_brain", "run_brain_benchmarks"),            # issue 3
+    "evolve": _section("bench_evolve", "run_evolve_benchmarks"),         # issue 4
+    "islands": _section("bench_islands", "run_island_benchmarks"),       # issue 7
+}
 
 
 def main(argv: list[str] | None = None) -> int:
