@@ -511,7 +511,8 @@ class Machine:
             raise ValueError(f"{n} genomes exceed the arena's {self.n_slots} slots")
         size = self.slot_size
         used = self.arena[:n * size]
-        used[:] = np.resize(np.frombuffer(self.pad, np.uint8), n * size)
+        # (np.resize would concatenate n*size/len(pad) copies: ~0.3 s for 1000 slots)
+        used.reshape(-1, len(self.pad))[:] = np.frombuffer(self.pad, np.uint8)
         r = np.frombuffer(ret, np.uint8)
         for i in range(n):
             a, b = int(offsets[i]), int(offsets[i + 1])
