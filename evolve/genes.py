@@ -156,7 +156,7 @@ class Alphabet:
                         word = cache[key] = _encode_arm64(tuple(g), self.regs, self.scratch_slots, n - i)
                 parts.append(word)
             return b"".join(parts)
-        return assemble(self.render(genome), self.isa)
+        return _encode_x86_genome(genome, self.regs, self.scratch_slots)
 
 
 _BRANCH_KINDS = frozenset({"bcond", "cbz"})
@@ -253,6 +253,29 @@ def _render_x86(g: Gene, regs: tuple, slots: int, following: Sequence[int]) -> s
 @lru_cache(maxsize=1 << 16)
 def _encode_x86_line(line: str) -> bytes:
     return assemble([line], "x86_64")
+
+
+_X86_CODE: dict = {}   # (regs, slots) -> {gene: bytes}, genes whose encoding ignores position
+
+
+def _encode_x86_genome(genome: Sequence[Gene], regs: tuple, slots: int) -> bytes:
+    """Machine code of an x86-64 genome, built from the end (a jump's distance is the size of
+    the genes it skips); position-independent genes come from a per-gene cache."""
+    cache = _X86_CODE.setdefault((regs, slots), {})
+    parts: list[bytes] = [b""] * len(genome)
+    sizes: list[int] = [0] * len(genome)
+    for i in range(len(genome) - 1, -1, -1):
+        g = genome[i]
+        code = cache.get(g)
+        if code is None:
+            code = _encode_x86_line(_render_x86(g, regs, slots, sizes[i + 1:]))
+            if X86_ALPHABET[g[0]].kind != "x_jcc":
+                if len(cache) > 1 << 20:
+                    cache.clear()
+                cache[g] = code
+        parts[i] = code
+        sizes[i] = len(code)
+    return b"".join(parts)
 
 
 def alphabet_for(isa: str | Isa, scratch: int | None = None, n_regs: int = 4) -> Alphabet:
