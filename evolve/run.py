@@ -25,12 +25,21 @@ log = logging.getLogger(__name__)
 LIBRARY = Path(__file__).resolve().parent.parent / "genomes"
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except where there is none to show (None, False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_parser(subparsers) -> None:
     ap = subparsers.add_parser(
         "run", help="evolve code for a task (the main job)",
         description="Evolve machine code computing a task, surviving and learning from every crash. "
                     f"Built-in tasks: {', '.join(sorted(BUILTIN))}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     d = RunConfig()
     ap.add_argument("--task", default=d.task, help="built-in task name, or path/file.py:function "
                     "(1-4 int arguments in [0, 2**64), result taken mod 2**64)")
@@ -43,7 +52,8 @@ def add_parser(subparsers) -> None:
                     help=f"stop after this much evolution time (default {d.time_limit:.0f}; 0 = no limit)")
     ap.add_argument("--max-len", type=int, default=d.max_len, help="maximum genome length (instructions)")
     ap.add_argument("--regs", type=int, default=d.n_regs, help="working registers (the first hold the inputs)")
-    ap.add_argument("--selection", default=d.selection, choices=["lexicase", "tournament"])
+    ap.add_argument("--selection", default=d.selection, choices=["lexicase", "tournament"],
+                    help="parent selection: lexicase keeps specialists (shuffled cases), tournament by cost")
     ap.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
     ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>_<task>)")
     ap.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
