@@ -78,11 +78,13 @@ def _describe(values: np.ndarray) -> dict:
 
 
 def lineage(run: RunData) -> list[dict]:
-    """The best genome and its ancestors found in the hall of fame (uid, op, parents, length)."""
+    """The best genome and its ancestors recorded in result.json's lineage and the hall of fame
+    (uid, op, parents, length)."""
     best = (run.result or {}).get("best") or (run.hall_of_fame[0] if run.hall_of_fame else None)
     if not best:
         return []
-    known = {r.get("uid"): r for r in run.hall_of_fame if isinstance(r, dict)}
+    known = {r.get("uid"): r for r in (run.result or {}).get("lineage") or [] if isinstance(r, dict)}
+    known.update({r.get("uid"): r for r in run.hall_of_fame if isinstance(r, dict)})
     known.setdefault(best.get("uid"), best)
     chain, todo, seen = [], [best.get("uid")], set()
     while todo:

@@ -111,6 +111,7 @@ class Engine:
         self.metrics: list[dict] = []
         self.train_x = self.train_y = self.valid_x = self.valid_y = None
         self.validated_fail: set = set()
+        self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
         self._guide = None
         self._draw_cache: dict = {}
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
@@ -130,7 +131,33 @@ class Engine:
 
     def _new(self, genes, parents, op):
         self.uid += 1
+        self.lineage[self.uid] = (tuple(parents), op, self.gen, len(genes))
         return new_individual(genes, self.uid, parents, op)
+
+    def _prune_lineage(self, alive: list) -> None:
+        """Keep only the records of living genomes and their ancestors (bounded memory)."""
+        keep, todo = set(), [ind.uid for ind in alive]
+        while todo:
+            uid = todo.pop()
+            if uid in keep or uid not in self.lineage:
+                continue
+            keep.add(uid)
+            todo.extend(self.lineage[uid][0])
+        self.lineage = {uid: rec for uid, rec in self.lineage.items() if uid in keep}
+
+    def ancestry(self, ind, limit: int = 200) -> list[dict]:
+        """``ind`` and its recorded ancestors, nearest first: uid, parents, operator, generation
+        of birth, length (what ``python -m evolve analyze`` shows as the lineage)."""
+        out, todo, seen = [], [ind.uid], set()
+        while todo and len(out) < limit:
+            uid = todo.pop(0)
+            if uid in seen or uid not in self.lineage:
+                continue
+            seen.add(uid)
+            parents, op, gen, length = self.lineage[uid]
+            out.append({"uid": uid, "parents": list(parents), "op": op, "generation": gen, "length": length})
+            todo.extend(parents)
+        return out
 
     # ----------------------------------------------------------------- genes
     def _draw(self, prefix):
@@ -292,6 +319,7 @@ class Engine:
         """Hall of fame, brain clean-up, metrics line, logbook."""
         batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
         self.hof.update(self.pop)
+        self._prune_lineage(list(self.pop) + list(self.hof) + ([self.solved] if self.solved is not None else []))
         if self.brain is not None:
             alive = {ind.node for ind in list(self.pop) + list(self.hof)} | (
                 {self.solved.node} if self.solved is not None else set())
@@ -370,12 +398,14 @@ class Engine:
                 "hof": self.hof, "logbook": self.logbook, "metrics": self.metrics,
                 "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
-                "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved}
+                "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
+                "lineage": self.lineage}
 
     def restore(self, state: dict, brain: Brain | None) -> None:
         for key in ("gen", "uid", "evaluations", "elapsed", "pop", "hof", "logbook", "metrics", "train_x",
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
+        self.lineage = state.get("lineage", {})
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
         self.brain = brain

@@ -193,7 +193,8 @@ def _finish(engine, folder: Path, args) -> None:
     result = {"task": engine.task.name, "isa": engine.cfg.isa, "backend": engine.evaluator.backend,
               "solved": engine.solved is not None, "best": record(best), "evaluations": engine.evaluations,
               "generations": engine.gen, "seconds": round(engine.elapsed, 3), "n_train": int(len(engine.train_y)),
-              "n_valid": int(len(engine.valid_y)), "seed": engine.cfg.seed, "brain": engine.brain is not None}
+              "n_valid": int(len(engine.valid_y)), "seed": engine.cfg.seed, "brain": engine.brain is not None,
+              "lineage": engine.ancestry(best)}
     rf.write_json(folder / "result.json", result)
     rf.write_json(folder / "hall_of_fame.json", [record(ind) for ind in engine.hof])
     header = [f"// Melvin: {engine.task.name} ({engine.task.description}) on {engine.cfg.isa}",

@@ -50,6 +50,10 @@ def test_solves_a_builtin_task_and_the_code_stands_alone(tmp_path):
         res = ex.run([bytes.fromhex(result["best"]["code_hex"])], cases)
     assert (res.outcomes == Outcome.OK).all()
     assert np.array_equal(res.outputs[0], task.expected(cases))
+    lineage = {r["uid"]: r for r in result["lineage"]}
+    assert result["lineage"][0]["uid"] == result["best"]["uid"] and len(lineage) > 1
+    for rec in lineage.values():                 # every recorded parent is older than its child
+        assert all(lineage[p]["generation"] <= rec["generation"] for p in rec["parents"] if p in lineage)
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["seed"] == 0 and "versions" in config["environment"]
     assert [m["gen"] for m in metrics(out)] == list(range(result["generations"] + 1))  # gen 0: initial
