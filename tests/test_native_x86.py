@@ -247,3 +247,20 @@ def test_machine_installs_handlers_once_and_close_restores_the_hosts():
     """)
     assert "OURS True" in proc.stdout, proc.stderr
     assert "RESTORED True True" in proc.stdout, proc.stderr
+
+
+def test_light_entries_see_the_same_state_as_full_ones(native):
+    """Check that light-entry genomes after state-changing full-entry ones get the emulator's results."""
+    from core.executors.triage import x86_light
+    dirty = [x86("mov qword ptr [rsp - 16], rdi", "std", "mov rax, 1"),         # red zone and DF
+             x86("mov dword ptr [rsp - 8], 0", "ldmxcsr dword ptr [rsp - 8]", "mov rax, 2"),
+             x86("movq xmm3, rdi", "mov rbx, rsi", "mov rax, 3")]
+    readers = [x86("mov rax, qword ptr [rsp - 16]", "add rax, rsi"),           # light, red zone
+               x86("lea rax, [rdi + rsi]", "imul rax, rbx")]                     # light, no stack
+    assert [x86_light(c) for c in dirty] == [0, 0, 0] and [x86_light(c) for c in readers] == [2, 1]
+    codes = [c for d in dirty for c in (d, *readers)]
+    res = native.run(codes, INPUTS)
+    with open_executor("x86_64", backend="emulated") as emu:
+        ref = emu.run(codes, INPUTS)
+    assert np.array_equal(res.outcomes, ref.outcomes) and (res.outcomes == Outcome.OK).all()
+    assert np.array_equal(res.outputs, ref.outputs)

@@ -142,3 +142,20 @@ def test_fast_lane_equals_slow_lane(monkeypatch):
         slow = ex.run(codes, inputs)
     assert np.array_equal(fast.outcomes, slow.outcomes)
     assert np.array_equal(fast.outputs, slow.outputs)
+
+
+@pytest.mark.parametrize("lines,kind", [
+    (["mov rax, rdi", "add rax, rsi", "ud2"], 1),        # general registers only, no stack
+    (["mov qword ptr [rsp - 8], rdi", "pop rax"], 2),     # uses the red zone / rsp
+    (["movq xmm0, rdi"], 0),                               # SIMD
+    (["fld1"], 0),                                         # x87
+    (["std"], 0),                                          # DF
+    (["pushfq", "popfq"], 0),                              # AC/DF through the flags image
+    (["mov rax, qword ptr fs:[0]"], 0),                    # the TLS base
+    (["xor eax, eax", "mov fs, eax"], 0),
+    ([".word 0xffffffff"], 0),                             # undecodable bytes
+])
+def test_x86_light_entry_classes(lines, kind):
+    """Check which x86-64 code the native trampoline may enter without the full state reset."""
+    from core.executors.triage import x86_light
+    assert x86_light(assemble(lines, "x86_64")) == kind

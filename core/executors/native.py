@@ -37,6 +37,7 @@ import numpy as np
 
 from core.executors import ExecutorOptions, Result, validate_batch
 from core.executors.batch_state import BatchState
+from core.executors.triage import x86_light
 from core.executors.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
 from core.outcome import Outcome
@@ -150,6 +151,7 @@ class NativeExecutor:
         v["inputs"][:] = table
         v["offsets"][:] = np.cumsum([0] + [len(c) for c in chunk], dtype=np.uint64)
         v["blob"][:] = np.frombuffer(blob, np.uint8)
+        v["light"][:] = [x86_light(c) if self.isa.name == "x86_64" else 0 for c in chunk]
         v["outcomes"][:] = 0xFF   # "not run": every case must be overwritten
         w.submit(len(chunk), n_cases, seed, self.options.time_budget, mode, repeat)
         return self._deadline(len(chunk), n_cases) if mode == "stub" else time.monotonic() + 3600

@@ -49,6 +49,7 @@ ALT_SIZE = 64 << 10
 # Control block offsets (bytes)
 IN_GENOME, CUR, LAST_TICK, SIG_OUT, ENTRY, SAVED_SP, SAVED_TLS, SAVED_FP = 0, 8, 16, 24, 32, 40, 48, 56
 HAS_FSGS, N_GEN, N_CASES, ENTRIES, INPUTS, OUTPUTS, OUTCOMES = 64, 72, 80, 88, 96, 104, 112
+LIGHT = 120           # uint8 per genome: 1 = x86 code that touches only general registers
 SAVED_REGS = 128      # x86: rbx rbp r12-r15; arm64: x19-x30, then d8-d15
 RAND = 320            # 32 x u64
 SIMD = 576            # 32 x 16 bytes
@@ -168,7 +169,7 @@ def _x86_asm(scratch: int) -> list[str]:
     saved = ("rbx", "rbp", "r12", "r13", "r14", "r15")
     sp0 = STACK_TOP - 72   # as the emulator: return address at [rsp], red zone below
     a = [".intel_syntax noprefix", ".text", ".globl melvin_enter", ".globl melvin_fixup", ".p2align 4",
-         "melvin_enter:"]
+         "melvin_enter:", "test rdx, rdx", "jnz 7f"]
     a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
     a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdi",
           f"stmxcsr dword ptr [{CTL_BASE + SAVED_FP:#x}]", f"fnstcw word ptr [{CTL_BASE + SAVED_FP + 4:#x}]",
@@ -188,7 +189,32 @@ def _x86_asm(scratch: int) -> list[str]:
           f"jmp {m(ENTRY)}",
           "2:", f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}"]
     a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
-    a += ["call melvin_fixup", "ret",
+    a += ["call melvin_fixup", "ret"]
+    # The light path, for code that uses only general registers and flags (see
+    # ``triage.x86_light``): it cannot touch SIMD, x87, MXCSR, DF/AC or the TLS base, so none of
+    # them is loaded before or restored after (the crash path still runs melvin_fixup, which
+    # needs the saved FP control and TLS base, so those are saved here too).
+    # rdx = 1: the code never uses rsp, so the red zone (scratch) need not be refilled; 2: it may.
+    a += ["7:"] + [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
+    a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdi",
+          f"mov rsp, {sp0:#x}", "lea rax, [rip + 9f]", "mov qword ptr [rsp], rax",
+          "cmp rdx, 1", "je 8f"]
+    for k in range(0, scratch, 8):
+        a += [f"mov rax, {m(TMPL + k)}", f"mov qword ptr [rsp - {scratch - k}], rax"]
+    a += ["8:"]
+    a += ["mov rdi, qword ptr [rsi]", "mov rdx, qword ptr [rsi + 16]", "mov rcx, qword ptr [rsi + 24]",
+          "mov rsi, qword ptr [rsi + 8]"]
+    a += [f"mov {r}, {m(RAND + 8 * X86_RAND_SLOT[r])}"
+          for r in ("rax", "rbx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")]
+    a += [f"mov {m(IN_GENOME)}, 1", "cmp rax, rax", f"jmp {m(ENTRY)}",
+          "9:", f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}"]
+    a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
+    # melvin_save_env, once per batch: the FP control and TLS base melvin_fixup restores after a
+    # crash (the light path does not save them per case; the worker's own never change)
+    a += ["ret", ".globl melvin_save_env", ".p2align 4", "melvin_save_env:",
+          f"stmxcsr dword ptr [{CTL_BASE + SAVED_FP:#x}]", f"fnstcw word ptr [{CTL_BASE + SAVED_FP + 4:#x}]",
+          f"cmp {m(HAS_FSGS)}, 0", "je 8f", "push rax", "rdfsbase rax", f"mov {m(SAVED_TLS)}, rax", "pop rax",
+          "8:", "ret",
           ".p2align 4", "melvin_fixup:",
           # restore what a genome may leave behind: flags (AC, DF), FP control, the x87 stack,
           # and the TLS base (`mov fs, ax` or `wrfsbase` would break libc's thread pointer)
@@ -226,7 +252,8 @@ def _arm64_asm(scratch: int) -> list[str]:
           c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17"]
     a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
     a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
-    a += ["b melvin_fixup", ".p2align 4", "melvin_fixup:", c,
+    a += ["b melvin_fixup", ".globl melvin_save_env", ".p2align 4", "melvin_save_env:", "ret",
+          ".p2align 4", "melvin_fixup:", c,
           # the thread pointer (libc's TLS) and FP control are EL0-writable: restore both
           f"ldr x17, [x16, #{SAVED_TLS}]", "msr tpidr_el0, x17",
           f"ldr x17, [x16, #{SAVED_FP}]", "msr fpcr, x17", "ret"]
@@ -243,8 +270,9 @@ def _ir(isa: str, scratch: int) -> str:
     lines.append(f"""
 declare i32 @_setjmp(ptr) #0
 declare void @longjmp(ptr, i32) noreturn
-declare i64 @melvin_enter(i64, ptr)
+declare i64 @melvin_enter(i64, ptr, i64)
 declare void @melvin_fixup()
+declare void @melvin_save_env()
 declare ptr @signal(i32, ptr)
 declare i32 @clock_gettime(i32, ptr)
 
@@ -256,6 +284,8 @@ entry:
   %I = load volatile ptr, ptr {p(INPUTS)}
   %O = load volatile ptr, ptr {p(OUTPUTS)}
   %K = load volatile ptr, ptr {p(OUTCOMES)}
+  %L = load volatile ptr, ptr {p(LIGHT)}
+  call void @melvin_save_env()
   %none = icmp eq i64 %G, 0
   br i1 %none, label %done, label %gl
 gl:
@@ -263,6 +293,9 @@ gl:
   %ep = getelementptr i64, ptr %E, i64 %g
   %e = load i64, ptr %ep
   %base = mul i64 %g, %C
+  %lp = getelementptr i8, ptr %L, i64 %g
+  %l8 = load i8, ptr %lp
+  %l = zext i8 %l8 to i64
   br label %cl
 cl:
   %c = phi i64 [0, %gl], [%c1, %cnext], [%c, %again]
@@ -278,7 +311,7 @@ go:
   %isbare = icmp ne i64 %bare, 0
   br i1 %isbare, label %barecall, label %stub
 stub:
-  %out = call i64 @melvin_enter(i64 %e, ptr %row)
+  %out = call i64 @melvin_enter(i64 %e, ptr %row, i64 %l)
   br label %cnext
 barecall:
   %a0 = load i64, ptr %row
@@ -328,7 +361,7 @@ entry:
   %ok = icmp eq i32 %r, 0
   br i1 %ok, label %go, label %crash
 go:
-  %out = call i64 @melvin_enter(i64 %e, ptr %row)
+  %out = call i64 @melvin_enter(i64 %e, ptr %row, i64 0)
   ret i64 %out
 crash:
   ret i64 0
@@ -528,7 +561,7 @@ class Machine:
         return ARENA_BASE + size * np.arange(n, dtype=np.uint64)
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
-            n_cases: int, budget: float, bare: bool = False) -> None:
+            n_cases: int, budget: float, bare: bool = False, light: np.ndarray | None = None) -> None:
         """Run every (genome, case); ``outcomes`` (uint8, writable) ends as Outcome values.
 
         ``budget``: CPU seconds per case. The watchdog ticks every ``budget`` (wall time) and
@@ -540,6 +573,10 @@ class Machine:
         c[N_GEN // 8], c[N_CASES // 8] = len(entries), n_cases
         c[ENTRIES // 8], c[INPUTS // 8] = entries.ctypes.data, inputs_addr
         c[OUTPUTS // 8], c[OUTCOMES // 8] = outputs.ctypes.data, outcomes.ctypes.data
+        if light is None or self.isa != "x86_64":
+            light = np.zeros(len(entries), np.uint8)      # arm64: always the full entry
+        light = np.ascontiguousarray(light, np.uint8)
+        c[LIGHT // 8] = light.ctypes.data
         signal.setitimer(signal.ITIMER_REAL, tick, tick)
         try:
             self._run(1 if bare else 0)

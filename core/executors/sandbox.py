@@ -58,7 +58,8 @@ class WorkerLost(RuntimeError):
 def _layout(n_genomes: int, n_cases: int, blob_len: int) -> dict[str, tuple[int, int]]:
     parts, off = {}, 0
     for name, size in (("inputs", 32 * n_cases), ("outputs", 8 * n_genomes * n_cases),
-                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("blob", blob_len)):
+                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("light", n_genomes),
+                       ("blob", blob_len)):
         off = -(-off // 64) * 64
         parts[name] = (off, size)
         off += size
@@ -73,6 +74,7 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
 
     return {"inputs": v("inputs", np.uint64, (n_cases, 4)), "outputs": v("outputs", np.uint64, (n_genomes, n_cases)),
             "outcomes": v("outcomes", np.uint8, (n_genomes, n_cases)), "offsets": v("offsets", np.uint64, (n_genomes + 1,)),
+            "light": v("light", np.uint8, (n_genomes,)),
             "blob": v("blob", np.uint8, (layout["blob"][1],))}
 
 
@@ -122,7 +124,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 views["outcomes"][:] = 0
             else:
                 machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
-                            budget, bare=mode == "bare")
+                            budget, bare=mode == "bare", light=views["light"])
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)

@@ -331,3 +331,44 @@ def _triage_cached(code: bytes, isa_name: str, scratch: int) -> Triage:
 def triage(code: bytes, isa: Isa | str, scratch: int) -> Triage:
     """Decide the lane for ``code`` given a scratch area of ``scratch`` bytes (cached)."""
     return _triage_cached(bytes(code), get_isa(isa).name, scratch)
+
+
+# Instructions that change state the native light entry does not restore, whatever capstone
+# says about their registers (DF/AC, MXCSR, x87 control, segment bases, extended state).
+_X86_HEAVY = {"std", "popf", "popfq", "popfd", "stac", "clac", "ldmxcsr", "fldcw", "fldenv", "frstor",
+              "fxrstor", "fxrstor64", "xrstor", "xrstor64", "xrstors", "xrstors64", "wrfsbase",
+              "wrgsbase", "fninit", "finit", "emms", "femms", "vzeroupper", "vzeroall"}
+
+
+@lru_cache(maxsize=1 << 16)
+def x86_light(code: bytes) -> int:
+    """How the native trampoline may enter x86-64 ``code``: 0 full entry; 1 light entry, the
+    code never uses rsp (the red zone need not be refilled); 2 light entry with the red zone.
+
+    Light: the code provably touches only general registers, flags and memory, so the native
+    trampoline skips loading SIMD/x87 state before the call and restoring FP control, DF/AC
+    and the TLS base after it: such code can read or change none of them. Any doubt (an
+    undecodable byte, a register capstone names outside the general set, a listed
+    instruction) gives 0."""
+    cs = disassembler("x86_64", detail=True)
+    decoded = 0
+    stack = False
+    for insn in cs.disasm(bytes(code), 0):
+        decoded = insn.address + insn.size
+        if insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")):
+            return 0
+        try:
+            reads, writes = insn.regs_access()
+        except capstone.CsError:
+            return 0
+        for r in {insn.reg_name(x) for x in (*reads, *writes)}:
+            if r in ("rsp", "esp", "sp", "spl"):
+                stack = True
+            elif r not in _X86_GPR and r not in ("rflags", "rip"):
+                return 0
+        for op in insn.operands:
+            if op.type == capstone.CS_OP_MEM and op.mem.segment:
+                return 0   # fs:/gs: addressing reads the TLS bases
+    if decoded != len(code):
+        return 0
+    return 2 if stack else 1
