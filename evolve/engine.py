@@ -80,7 +80,7 @@ class RunConfig:
             (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
             (self.seed >= 0, f"--seed must be non-negative, got {self.seed}"),
             (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
-            (self.selection in ("tournament", "lexicase"), f"--selection must be tournament or lexicase"),
+            (self.selection in ("tournament", "lexicase"), "--selection must be tournament or lexicase"),
             (0 <= self.elite < self.pop, f"elite must be in [0, pop), got {self.elite}"),
             (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
             (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),

@@ -473,7 +473,6 @@ def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: 
 def run(args) -> int:
     """``python -m evolve run --islands N ...`` (and ``--resume`` of an island run)."""
     import json
-    import signal
     import sys
 
     from evolve import runfolder as rf
@@ -509,23 +508,16 @@ def run(args) -> int:
         client, cluster = connect(isl.opts.scheduler)
     except (rf.RunFolderError, TaskError, ValueError, OSError, IslandError) as exc:
         return _fail(str(exc))
-    stop: list = []
-
-    def on_sigint(signum, frame):
-        # Let the epoch in progress finish and checkpoint; a second Ctrl-C interrupts at once.
-        if stop:
-            raise KeyboardInterrupt
-        stop.append(signum)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        if args.resume is None:
-            folder.mkdir(parents=True, exist_ok=True)
-            rf.write_json(folder / "config.json", {"config": asdict(isl.cfg), "islands": asdict(isl.opts),
-                                                   "task": {"name": task.name, "arity": task.arity,
-                                                            "description": task.description},
-                                                   "environment": rf.environment()})
-        status = run_islands(isl, folder, client, quiet=args.quiet, stop=stop)
+        # Ctrl-C: the epoch in progress finishes and checkpoints (a second one interrupts)
+        with rf.deferred_interrupt() as stop:
+            if args.resume is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                rf.write_json(folder / "config.json", {"config": asdict(isl.cfg), "islands": asdict(isl.opts),
+                                                       "task": {"name": task.name, "arity": task.arity,
+                                                                "description": task.description},
+                                                       "environment": rf.environment()})
+            status = run_islands(isl, folder, client, quiet=args.quiet, stop=stop)
     except IslandError as exc:
         return _fail(str(exc))
     except (ModuleNotFoundError, RuntimeError) as exc:
@@ -537,7 +529,6 @@ def run(args) -> int:
         return _fail(f"the Dask cluster cannot import Melvin ({missing}); start `dask scheduler` and "
                      f"`dask worker` with this repository on PYTHONPATH")
     finally:
-        signal.signal(signal.SIGINT, previous)
         client.close()
         if cluster is not None:
             cluster.close()

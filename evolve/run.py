@@ -11,15 +11,13 @@ import argparse
 import hashlib
 import json
 import logging
-import signal
 import sys
-import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
 from evolve import runfolder as rf
 from evolve.engine import RunConfig, build
-from evolve.tasks import BUILTIN, DEFAULT_TASK, TaskError
+from evolve.tasks import BUILTIN, TaskError
 
 log = logging.getLogger(__name__)
 LIBRARY = Path(__file__).resolve().parent.parent / "genomes"
@@ -137,30 +135,21 @@ def _loop(engine, folder: Path, args) -> int:
         bar = tqdm(total=cfg.generations, initial=engine.gen, desc=engine.task.name, unit="gen",
                    file=sys.stderr, dynamic_ncols=True)
     status = 0
-    stop = []
-
-    def on_sigint(signum, frame):
-        # Finish the generation in progress (never interrupt numba or Unicorn mid-call), then
-        # checkpoint; a second Ctrl-C interrupts at once.
-        if stop:
-            raise KeyboardInterrupt
-        stop.append(signum)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        while not _finished(engine) and not stop:
-            line = engine.step()
-            rf.atomic_write(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in engine.metrics))
-            if engine.gen % cfg.checkpoint_every == 0:
-                rf.save_checkpoint(folder, engine.state(), engine.brain)
+    with rf.deferred_interrupt() as stop:
+        try:
+            while not _finished(engine) and not stop:
+                line = engine.step()
+                rf.atomic_write(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in engine.metrics))
+                if engine.gen % cfg.checkpoint_every == 0:
+                    rf.save_checkpoint(folder, engine.state(), engine.brain)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(best=f"{line['best_cost']:.4f}", exact=f"{line['best_exact']}/{line['n_train']}",
+                                    evals_s=f"{line['evals_per_s'] or 0:.0f}",
+                                    crash=f"{100 * line['offspring_crash_rate']:.1f}%")
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(best=f"{line['best_cost']:.4f}", exact=f"{line['best_exact']}/{line['n_train']}",
-                                evals_s=f"{line['evals_per_s'] or 0:.0f}", crash=f"{100 * line['offspring_crash_rate']:.1f}%")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if bar is not None:
-            bar.close()
+                bar.close()
     if stop:
         status = 130
         print(f"\ninterrupted at generation {engine.gen}: checkpoint saved; continue with "

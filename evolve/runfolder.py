@@ -7,10 +7,12 @@ pair is consistent at every instant), ``hall_of_fame.json``, ``best.s``, ``progr
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import platform
+import signal
 import socket
 import sys
 from datetime import datetime
@@ -19,6 +21,25 @@ from pathlib import Path
 from core.atomic import atomic_write  # re-exported: rf.atomic_write
 
 CHECKPOINT = "checkpoint.pkl"
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Within the block Ctrl-C only appends to the yielded list: the loop finishes its generation
+    (never interrupting numba or Unicorn mid-call), checkpoints and exits 130. A second Ctrl-C
+    raises KeyboardInterrupt at once."""
+    stop: list = []
+
+    def on_sigint(signum, frame):
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(signum)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class RunFolderError(ValueError):

@@ -108,7 +108,7 @@ def run_island_benchmarks(quick: bool) -> list[dict]:
              "baseline": r1, "ratio": 1.0,
              "notes": f"emulated arm64, pop {pop} per island, migration every {k}, first epoch excluded"},
             {"name": f"islands evaluations/s, {n} islands on 2 worker processes", "value": r2, "unit": "evals/s",
-             "baseline": r1, "ratio": r2 / r1, "notes": f"speed-up over 1 worker (target >= 1.7x on 2 cores)"}]
+             "baseline": r1, "ratio": r2 / r1, "notes": "speed-up over 1 worker (target >= 1.7x on 2 cores)"}]
     # On one worker the tasks run one after another, so whatever the epoch took beyond the sum
     # of its tasks is the scheduler's and the coordinator's (submission, transfers, migration).
     epochs = one.record["epochs"][1:]

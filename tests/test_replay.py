@@ -8,14 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.executors import native_available
 from core.isa import get_isa
 from evolve.__main__ import main as evolve_main
 from evolve.replay import main as replay_main
-from evolve.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 

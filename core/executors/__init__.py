@@ -176,7 +176,7 @@ def open_executor(isa: str | Isa = "arm64", backend: str = "auto", **options) ->
             raise ValueError(f"native {isa.name} execution needs a {isa.name} host, this one is "
                              f"{host.name if host else 'unsupported'}; use backend='emulated'")
         if not native_available(isa):
-            raise ValueError(f"the native backend is not available on this host; use backend='emulated'")
+            raise ValueError("the native backend is not available on this host; use backend='emulated'")
         from core.executors.native import NativeExecutor
         return NativeExecutor(isa, opts)
     from core.executors.emulated import EmulatedExecutor

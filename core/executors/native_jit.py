@@ -30,7 +30,6 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import platform
 import signal
 import struct
 
