@@ -16,8 +16,19 @@ from deap import base, creator, tools
 from evolve import operators as ops
 from evolve.genes import Alphabet, Gene
 
+class _Fitness(base.Fitness):
+    """DEAP's Fitness without its per-instance ``isinstance(weights, Sequence)``: that ABC check
+    costs ~25 us when the ABC caches are cold, and every offspring creates a fitness."""
+
+    weights = (-1.0,)
+
+    def __init__(self, values=()):
+        if len(values) > 0:
+            self.values = values
+
+
 if not hasattr(creator, "MelvinFitness"):
-    creator.create("MelvinFitness", base.Fitness, weights=(-1.0,))
+    creator.create("MelvinFitness", _Fitness, weights=(-1.0,))
 if not hasattr(creator, "MelvinIndividual"):
     # A genome: a list of gene tuples. Attributes set by the engine: uid, parents, op, node
     # (brain EXEC node), prior (success, threshold), errors (uint8 per training case), exact.

@@ -349,26 +349,33 @@ def x86_light(code: bytes) -> int:
     trampoline skips loading SIMD/x87 state before the call and restoring FP control, DF/AC
     and the TLS base after it: such code can read or change none of them. Any doubt (an
     undecodable byte, a register capstone names outside the general set, a listed
-    instruction) gives 0."""
-    cs = disassembler("x86_64", detail=True)
-    decoded = 0
-    stack = False
-    for insn in cs.disasm(bytes(code), 0):
-        decoded = insn.address + insn.size
-        if insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")):
+    instruction) gives 0. Decided per instruction (cached), as genomes share instructions."""
+    kind, decoded = 1, 0
+    for address, size, _, _ in disassembler("x86_64").disasm_lite(bytes(code), 0):
+        k = _x86_insn_light(bytes(code[address:address + size]))
+        if k == 0:
             return 0
-        try:
-            reads, writes = insn.regs_access()
-        except capstone.CsError:
-            return 0
-        for r in {insn.reg_name(x) for x in (*reads, *writes)}:
-            if r in ("rsp", "esp", "sp", "spl"):
-                stack = True
-            elif r not in _X86_GPR and r not in ("rflags", "rip"):
-                return 0
-        for op in insn.operands:
-            if op.type == capstone.CS_OP_MEM and op.mem.segment:
-                return 0   # fs:/gs: addressing reads the TLS bases
-    if decoded != len(code):
+        kind = max(kind, k)
+        decoded = address + size
+    return kind if decoded == len(code) else 0
+
+
+@lru_cache(maxsize=1 << 18)
+def _x86_insn_light(insn_bytes: bytes) -> int:
+    insn = next(disassembler("x86_64", detail=True).disasm(insn_bytes, 0, 1), None)
+    if insn is None or insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")):
         return 0
-    return 2 if stack else 1
+    try:
+        reads, writes = insn.regs_access()
+    except capstone.CsError:
+        return 0
+    kind = 1
+    for r in {insn.reg_name(x) for x in (*reads, *writes)}:
+        if r in ("rsp", "esp", "sp", "spl"):
+            kind = 2
+        elif r not in _X86_GPR and r not in ("rflags", "rip"):
+            return 0
+    for op in insn.operands:
+        if op.type == capstone.CS_OP_MEM and op.mem.segment:
+            return 0   # fs:/gs: addressing reads the TLS bases
+    return kind
