@@ -127,7 +127,7 @@ class Engine:
         t0 = time.perf_counter()
         self.pop = [self._new(self.toolbox.genes(), (), "init") for _ in range(self.cfg.pop)]
         batch = self._evaluate(self.pop)
-        self._after_generation(self.pop, t0, 0.0, batch)
+        self._after_generation(self.pop, t0, batch)
 
     def _new(self, genes, parents, op):
         self.uid += 1
@@ -271,7 +271,7 @@ class Engine:
         self._validate(offspring)
         elite = sorted(self.pop, key=lambda ind: ind.fitness.values[0])[:cfg.elite]
         self.pop = elite + sorted(offspring, key=lambda ind: ind.fitness.values[0])[:cfg.pop - len(elite)]
-        return self._after_generation(invalid, t0, 0.0, batch)
+        return self._after_generation(invalid, t0, batch)
 
     def _validate(self, candidates: list) -> None:
         """Held-out validation of exact genomes; counterexamples join the training set."""
@@ -315,7 +315,7 @@ class Engine:
             del ind.fitness.values
         self._evaluate(list({id(ind): ind for ind in self.pop + candidates}.values()))
 
-    def _after_generation(self, evaluated: list, t0: float, _unused: float, batch: dict | None = None) -> dict:
+    def _after_generation(self, evaluated: list, t0: float, batch: dict | None = None) -> dict:
         """Hall of fame, brain clean-up, metrics line, logbook."""
         batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
         self.hof.update(self.pop)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Sequence
 
 from core.asm import assemble
 from core.isa import Isa, get_isa
@@ -201,12 +201,8 @@ def _render_arm64(g: Gene, regs: tuple, slots: int, remaining: int) -> str:
     raise ValueError(f"unknown gene kind {k!r}")
 
 
-@lru_cache(maxsize=1 << 18)
 def _encode_arm64(g: Gene, regs: tuple, slots: int, remaining: int) -> bytes:
-    entry = ARM64_ALPHABET[g[0]]
-    if entry.kind in ("r3", "r2", "r2i12", "r2sh", "r2mask", "r4", "cmp", "cmpi", "csel", "cset", "movw",
-                      "mem", "raw"):
-        remaining = 0  # position-independent: share the cache entry
+    """One gene's word (``Alphabet.encode`` caches it; keystone caches the line)."""
     return assemble([_render_arm64(g, regs, slots, remaining)], "arm64")
 
 
@@ -290,5 +286,3 @@ def alphabet_for(isa: str | Isa, scratch: int | None = None, n_regs: int = 4) ->
         return Alphabet(isa, ARM64_ALPHABET, ARM64_REGS[:n_regs], max(1, scratch // 8 - 1))
     return Alphabet(isa, X86_ALPHABET, X86_REGS[:n_regs], max(1, scratch // 8))
 
-
-GeneFilter = Callable[[Gene], bool]

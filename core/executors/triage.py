@@ -81,6 +81,21 @@ def _x86_gpr_table() -> dict[str, str]:
 _X86_GPR = _x86_gpr_table()
 
 
+def _control_flow(insn, m: str) -> tuple[int | None, str]:
+    """(relative direct target or None, reason) for a return, branch or call; ("", ...) else.
+
+    A return skips the epilogue; an indirect branch or any call leaves the genome's code."""
+    groups = insn.groups
+    if capstone.CS_GRP_RET in groups:
+        return None, f"return {m!r} would skip the epilogue"
+    if capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_CALL in groups:
+        target = _direct_target(insn)
+        if target is None or capstone.CS_GRP_CALL in groups:
+            return None, f"indirect branch or call {m!r}"
+        return target, ""
+    return None, ""
+
+
 def _direct_target(insn) -> int | None:
     """Relative target of a direct branch decoded at address 0, else None (indirect).
 
@@ -131,13 +146,8 @@ def _arm64_word_capstone(word: bytes) -> _Word:
     if m in _ARM64_SYSTEM or m.startswith("dcps"):
         reason = f"system instruction {m!r}"
     groups = set(insn.groups)
-    branch = None
-    if capstone.CS_GRP_RET in groups:
-        reason = reason or f"return {m!r} would skip the epilogue"
-    elif capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_CALL in groups:
-        branch = _direct_target(insn)
-        if branch is None or capstone.CS_GRP_CALL in groups:
-            reason = reason or f"indirect branch or call {m!r}"
+    branch, flow = _control_flow(insn, m)
+    reason = reason or flow
     state = bool(reason)  # a system instruction
     try:
         reads, writes = insn.regs_access()
@@ -278,14 +288,11 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
             continue
         if capstone.CS_GRP_INT in groups or m in ("syscall", "sysenter", "ud2", "ud1", "ud0"):
             continue  # traps in either lane
-        if capstone.CS_GRP_RET in groups:
-            reason = reason or f"return {m!r} at +{off} would skip the epilogue"
-        elif capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_CALL in groups:
-            target = _direct_target(insn)
-            if target is None or capstone.CS_GRP_CALL in groups:
-                reason = reason or f"indirect branch or call {m!r} at +{off}"
-            elif not off < target <= len(code):
-                reason = reason or f"backward or out-of-code branch {m!r} at +{off}"
+        target, flow = _control_flow(insn, m)
+        if flow:
+            reason = reason or f"{flow} at +{off}"
+        elif target is not None and not off < target <= len(code):
+            reason = reason or f"backward or out-of-code branch {m!r} at +{off}"
         try:
             reads, writes = insn.regs_access()
         except capstone.CsError:
