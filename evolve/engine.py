@@ -114,6 +114,8 @@ class Engine:
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
         self._guide = None
         self._draw_cache: dict = {}
+        self._n_ops = alphabet.n_genes
+        self._draw_table = np.cumsum(alphabet.base_weights())[None, :]
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, self._draw)
 
@@ -161,24 +163,38 @@ class Engine:
 
     # ----------------------------------------------------------------- genes
     def _draw(self, prefix):
-        """A new gene after ``prefix``: base weights times the brain's pattern weights
-        (cumulative weights cached per context for the generation's guide)."""
-        context = tuple(g[0] for g in prefix[-2:]) if self._guide is not None else ()
+        """A new gene after ``prefix``: base weights times the brain's pattern weights for the
+        last two genes before it (one row of this generation's table, see ``_draw_table``)."""
+        context = (prefix[-2][0] * self._n_ops + prefix[-1][0] + 1 + self._n_ops if len(prefix) >= 2
+                   else prefix[-1][0] + 1 if prefix else 0) if self._guide is not None else 0
         cum = self._draw_cache.get(context)
         if cum is None:
-            weights = np.asarray(self.alphabet.base_weights(), np.float64)
-            if self._guide is not None:
-                weights = weights * self._guide.weights([list(context)], self.alphabet.n_genes)[0]
-            cum = self._draw_cache[context] = np.cumsum(weights).tolist()
+            cum = self._draw_cache[context] = self._draw_table[context].tolist()
         op = bisect.bisect_right(cum, self.rng.random() * cum[-1])
         return self.alphabet.random_operands(min(op, len(cum) - 1), self.rng)
+
+    def _prepare_draw(self) -> None:
+        """Cumulative draw weights for every context of up to two genes, in one kernel call
+        (row 0: no context; 1 + a: after gene a; 1 + n + a * n + b: after a, b)."""
+        n = self._n_ops = self.alphabet.n_genes
+        base = np.asarray(self.alphabet.base_weights(), np.float64)
+        self._draw_cache = {}
+        if self._guide is None:
+            self._draw_table = np.cumsum(base)[None, :]
+            return
+        pairs = np.stack(np.divmod(np.arange(n * n), n), axis=1)
+        rows = np.zeros((1 + n + n * n, 2), np.int64)
+        rows[1:1 + n, 0] = np.arange(n)
+        rows[1 + n:] = pairs
+        lengths = np.concatenate([[0], np.ones(n, np.int64), np.full(n * n, 2, np.int64)])
+        self._draw_table = np.cumsum(base * self._guide.weights_array(rows, lengths, n), axis=1)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate(self, inds: list) -> dict:
         """Evaluate ``inds`` in one batch; returns outcome counts of this batch."""
         if not inds:
             return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
-        codes = [self.alphabet.encode(ind) for ind in inds]
+        codes = self.alphabet.encode_many(inds)
         outputs, outcomes = self.evaluator.run(codes, self.train_x, seed=self._exec_seed())
         errors = fit.case_errors(outputs, outcomes, self.train_y)
         thresholds = None
@@ -215,20 +231,19 @@ class Engine:
         its new genes; a crashing child of a crashing parent says nothing about them. Every
         execution (test case) is one step of the seed's rule on the gene's pattern, as it is
         for the genome's EXEC node."""
-        tokens, verdicts = [], []
-        n_cases = outcomes.shape[1]
-        onehot = np.eye(N_OUTCOMES, dtype=np.int64)
-        for ind, row in zip(inds, outcomes):
-            fresh = getattr(ind, "fresh", None)
-            fresh = [g[0] for g in ind] if fresh is None else fresh
-            if not fresh or ((row != Outcome.OK).any() and getattr(ind, "parent_crashed", False)):
-                continue
-            tokens.append(np.repeat(np.asarray(fresh, np.int64), n_cases))
-            verdicts.append(np.tile(onehot[row], (len(fresh), 1)))
-        if tokens:
-            flat = np.concatenate(tokens)
-            ptr = np.arange(flat.size + 1, dtype=np.int64)
-            self.brain.observe_genes(None, (flat, ptr), np.concatenate(verdicts))
+        fresh, owner = [], []
+        for k, ind in enumerate(inds):
+            genes = ind.fresh
+            genes = [g[0] for g in ind] if genes is None else genes
+            if genes and not (ind.parent_crashed and (outcomes[k] != Outcome.OK).any()):
+                fresh += genes
+                owner += [k] * len(genes)
+        if fresh:
+            n_cases = outcomes.shape[1]
+            # one sequence per (gene, test case): each execution is one step of the rule
+            tokens = np.repeat(np.asarray(fresh, np.int64), n_cases)
+            ptr = np.arange(tokens.size + 1, dtype=np.int64)
+            self.brain.observe_genes(None, (tokens, ptr), outcomes[np.asarray(owner)].reshape(-1, 1))
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.
@@ -241,27 +256,29 @@ class Engine:
         cfg, tb = self.cfg, self.toolbox
         self.gen += 1
         self._guide = self.brain.gene_guide() if self.brain is not None else None
-        self._draw_cache = {}
+        self._prepare_draw()
         parents = tb.select(self.pop, cfg.pop)
         offspring = []
-        for i, p1 in enumerate(parents):
+        random_, randrange = self.rng.random, self.rng.randrange
+        brain = self.brain is not None
+        for p1 in parents:
             genes, ops_used, mates = list(p1), [], [p1]
-            if self.rng.random() < cfg.cxpb:
-                p2 = parents[self.rng.randrange(len(parents))]
+            if random_() < cfg.cxpb:
+                p2 = parents[randrange(len(parents))]
                 genes, name = tb.mate(genes, p2)
                 ops_used.append(name)
                 mates.append(p2)
-            if not ops_used or self.rng.random() < cfg.mutpb:
+            if not ops_used or random_() < cfg.mutpb:
                 genes, name = tb.mutate(genes)
                 ops_used.append(name)
             child = self._new(genes, tuple(m.uid for m in mates), "+".join(ops_used))
-            inherited = [g for m in mates for g in m]
-            child.fresh = [g[0] for g in genes if g not in inherited]
-            child.parent_crashed = any(getattr(m, "crashed", False) for m in mates)
-            if list(child) == list(p1) and p1.fitness.valid:
+            inherited = set(p1) if len(mates) == 1 else set(p1).union(mates[1])
+            child.fresh = [g[0] for g in child if g not in inherited]
+            child.parent_crashed = any(m.crashed for m in mates)
+            if genes == p1 and p1.fitness.valid:
                 child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
                 child.node, child.prior = p1.node, p1.prior
-            elif self.brain is not None:
+            elif brain:
                 priors = [m.prior for m in mates if m.prior is not None]
                 if priors:
                     child.prior = (sum(p[0] for p in priors) / len(priors), sum(p[1] for p in priors) / len(priors))
@@ -293,7 +310,7 @@ class Engine:
         if not todo:
             return
         todo = todo[:4]
-        codes = [self.alphabet.encode(ind) for ind in todo]
+        codes = self.alphabet.encode_many(todo)
         # Each chunk of the held-out set runs with other random values in the non-argument
         # registers: code that is right only for some values of them fails somewhere.
         good = np.zeros((len(todo), len(self.valid_y)), bool)
@@ -324,8 +341,8 @@ class Engine:
             alive = {ind.node for ind in list(self.pop) + list(self.hof)} | (
                 {self.solved.node} if self.solved is not None else set())
             table = self.brain.exec_table()["node"]
-            dead = [int(n) for n in table if int(n) not in alive]
-            if dead:
+            dead = table[~np.isin(table, np.fromiter(alive, np.int64, len(alive)))]
+            if dead.size:
                 self.brain.remove_exec_nodes(dead)
         dt = time.perf_counter() - t0
         self.elapsed += dt
@@ -406,6 +423,10 @@ class Engine:
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
         self.lineage = state.get("lineage", {})
+        for ind in list(self.pop) + list(self.hof) + ([self.solved] if self.solved is not None else []):
+            for name, default in (("crashed", False), ("fresh", None), ("parent_crashed", False)):
+                if name not in ind.__dict__:     # checkpoints of earlier versions
+                    setattr(ind, name, default)
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
         self.brain = brain

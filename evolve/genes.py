@@ -14,7 +14,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Sequence
+
+import numpy as np
 
 from core.asm import assemble
 from core.isa import Isa, get_isa
@@ -140,27 +143,27 @@ class Alphabet:
         if not genome:
             return b""
         if self.isa.name == "arm64":
-            # One dictionary look-up per gene: the encoding of a gene depends only on the gene,
-            # except a branch's distance, which is clamped to what follows it.
-            cache = _ARM64_CODE.setdefault((self.regs, self.scratch_slots), {})
-            n = len(genome)
-            parts = []
-            for i, g in enumerate(genome):
-                word = cache.get(g)
-                if word is None:
-                    key = (g, n - i) if ARM64_ALPHABET[g[0]].kind in _BRANCH_KINDS else g
-                    word = cache.get(key)
-                    if word is None:
-                        if len(cache) > 1 << 20:
-                            cache.clear()
-                        word = cache[key] = _encode_arm64(tuple(g), self.regs, self.scratch_slots, n - i)
-                parts.append(word)
-            return b"".join(parts)
+            return self.encode_many([genome])[0]
         return _encode_x86_genome(genome, self.regs, self.scratch_slots)
 
-
-_BRANCH_KINDS = frozenset({"bcond", "cbz"})
-_ARM64_CODE: dict = {}   # (regs, slots) -> {gene or (gene, remaining): 4 bytes}
+    def encode_many(self, genomes: Sequence[Sequence[Gene]]) -> list[bytes]:
+        """Machine code of each genome; arm64 genomes are encoded in one vectorised pass
+        (``evolve.arm64_encoding``: keystone-learned templates, no keystone call per gene)."""
+        if self.isa.name != "arm64":
+            return [_encode_x86_genome(g, self.regs, self.scratch_slots) if g else b"" for g in genomes]
+        from evolve.arm64_encoding import tables
+        lens = np.fromiter(map(len, genomes), np.int64, len(genomes))
+        total = int(lens.sum())
+        if total == 0:
+            return [b""] * len(genomes)
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(genomes)), np.int64, 5 * total).reshape(-1, 5)
+        ends = np.cumsum(lens)
+        remaining = np.repeat(ends, lens) - np.arange(total)
+        if self.regs != ARM64_REGS[:len(self.regs)]:
+            raise ValueError("arm64 working registers must be x0, x1, ... in order")
+        buf = tables(self.scratch_slots).encode(flat, remaining, len(self.regs)).tobytes()
+        bounds = (4 * ends).tolist()
+        return [buf[a:b] for a, b in zip([0] + bounds[:-1], bounds)]
 
 
 def _render_arm64(g: Gene, regs: tuple, slots: int, remaining: int) -> str:
@@ -202,7 +205,7 @@ def _render_arm64(g: Gene, regs: tuple, slots: int, remaining: int) -> str:
 
 
 def _encode_arm64(g: Gene, regs: tuple, slots: int, remaining: int) -> bytes:
-    """One gene's word (``Alphabet.encode`` caches it; keystone caches the line)."""
+    """One gene's word through keystone: the reference ``evolve.arm64_encoding`` is checked against."""
     return assemble([_render_arm64(g, regs, slots, remaining)], "arm64")
 
 
