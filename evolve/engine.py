@@ -29,7 +29,8 @@ from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
 from evolve.evaluate import Evaluator
-from evolve.genes import Alphabet, alphabet_for
+from evolve.genes import Alphabet, alphabet_for, genome_array
+from evolve.operators import op_names
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,8 @@ class Engine:
         self.train_x = self.train_y = self.valid_x = self.valid_y = None
         self.validated_fail: set = set()
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
-        self._guide = None
-        self._draw_cache: dict = {}
-        self._n_ops = alphabet.n_genes
-        self._draw_table = np.cumsum(alphabet.base_weights())[None, :]
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
-                                    cfg.tournament_size, self._draw)
+                                    cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
     # ----------------------------------------------------------------- set-up
     def start(self) -> None:
@@ -127,7 +124,9 @@ class Engine:
         self.valid_x = T.validation_cases(self.task, self.np_rng, self.cfg.n_valid)
         self.valid_y = self.task.expected(self.valid_x)
         t0 = time.perf_counter()
-        self.pop = [self._new(self.toolbox.genes(), (), "init") for _ in range(self.cfg.pop)]
+        genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
+        rows = genes.tolist()
+        self.pop = [self._new(list(map(tuple, rows[k][:n])), (), "init") for k, n in enumerate(lengths.tolist())]
         batch = self._evaluate(self.pop)
         self._after_generation(self.pop, t0, batch)
 
@@ -162,32 +161,20 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- genes
-    def _draw(self, prefix):
-        """A new gene after ``prefix``: base weights times the brain's pattern weights for the
-        last two genes before it (one row of this generation's table, see ``_draw_table``)."""
-        context = (prefix[-2][0] * self._n_ops + prefix[-1][0] + 1 + self._n_ops if len(prefix) >= 2
-                   else prefix[-1][0] + 1 if prefix else 0) if self._guide is not None else 0
-        cum = self._draw_cache.get(context)
-        if cum is None:
-            cum = self._draw_cache[context] = self._draw_table[context].tolist()
-        op = bisect.bisect_right(cum, self.rng.random() * cum[-1])
-        return self.alphabet.random_operands(min(op, len(cum) - 1), self.rng)
-
-    def _prepare_draw(self) -> None:
-        """Cumulative draw weights for every context of up to two genes, in one kernel call
-        (row 0: no context; 1 + a: after gene a; 1 + n + a * n + b: after a, b)."""
-        n = self._n_ops = self.alphabet.n_genes
+    def _draw_table(self) -> np.ndarray:
+        """Cumulative weights for drawing a new gene: base weights times the brain's pattern
+        weights, for every context of up to two genes, in one kernel call (row 0: no context;
+        1 + a: after gene a; 1 + n + a * n + b: after a, b). One row without the brain."""
+        n = self.alphabet.n_genes
         base = np.asarray(self.alphabet.base_weights(), np.float64)
-        self._draw_cache = {}
-        if self._guide is None:
-            self._draw_table = np.cumsum(base)[None, :]
-            return
-        pairs = np.stack(np.divmod(np.arange(n * n), n), axis=1)
+        guide = self.brain.gene_guide() if self.brain is not None and self.gen > 0 else None
+        if guide is None:
+            return np.cumsum(base)[None, :]
         rows = np.zeros((1 + n + n * n, 2), np.int64)
         rows[1:1 + n, 0] = np.arange(n)
-        rows[1 + n:] = pairs
+        rows[1 + n:] = np.stack(np.divmod(np.arange(n * n), n), axis=1)
         lengths = np.concatenate([[0], np.ones(n, np.int64), np.full(n * n, 2, np.int64)])
-        self._draw_table = np.cumsum(base * self._guide.weights_array(rows, lengths, n), axis=1)
+        return np.cumsum(base * guide.weights_array(rows, lengths, n), axis=1)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate(self, inds: list) -> dict:
@@ -255,27 +242,21 @@ class Engine:
         t0 = time.perf_counter()
         cfg, tb = self.cfg, self.toolbox
         self.gen += 1
-        self._guide = self.brain.gene_guide() if self.brain is not None else None
-        self._prepare_draw()
-        parents = tb.select(self.pop, cfg.pop)
+        picks = np.asarray(tb.select(self.pop, cfg.pop), np.int64)
+        genes, lengths = genome_array(self.pop, cfg.max_len)
+        child_genes, child_len, second, cx, mut, fresh, same = tb.vary(genes, lengths, picks, self._draw_table())
+        labels = op_names(cx, mut)
+        rows = child_genes.tolist()
+        fresh_ops = np.where(fresh, child_genes[:, :, 0], -1).tolist()
+        pop, brain = self.pop, self.brain is not None
         offspring = []
-        random_, randrange = self.rng.random, self.rng.randrange
-        brain = self.brain is not None
-        for p1 in parents:
-            genes, ops_used, mates = list(p1), [], [p1]
-            if random_() < cfg.cxpb:
-                p2 = parents[randrange(len(parents))]
-                genes, name = tb.mate(genes, p2)
-                ops_used.append(name)
-                mates.append(p2)
-            if not ops_used or random_() < cfg.mutpb:
-                genes, name = tb.mutate(genes)
-                ops_used.append(name)
-            child = self._new(genes, tuple(m.uid for m in mates), "+".join(ops_used))
-            inherited = set(p1) if len(mates) == 1 else set(p1).union(mates[1])
-            child.fresh = [g[0] for g in child if g not in inherited]
-            child.parent_crashed = any(m.crashed for m in mates)
-            if genes == p1 and p1.fitness.valid:
+        for k, (n, first, other) in enumerate(zip(child_len.tolist(), picks.tolist(), second.tolist())):
+            p1 = pop[first]
+            mates = (p1,) if other < 0 else (p1, pop[other])
+            child = self._new(list(map(tuple, rows[k][:n])), tuple(m.uid for m in mates), labels[k])
+            child.fresh = [t for t in fresh_ops[k][:n] if t >= 0]
+            child.parent_crashed = p1.crashed or (other >= 0 and mates[1].crashed)
+            if same[k] and p1.fitness.valid:
                 child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
                 child.node, child.prior = p1.node, p1.prior
             elif brain:

@@ -109,6 +109,21 @@ class Alphabet:
                 return i
         raise ValueError("alphabet has no raw-word gene")
 
+    def operand_table(self) -> np.ndarray:
+        """int64 [n_ops, 5] for the variation kernels, one row per operation: raw word (0/1),
+        immediate low, high (inclusive), raw prefix (-1: none), small constants (0: no,
+        1: [0, 17) w.p. 0.7, 2: [-2, 17) w.p. 0.7) -- the rules of :meth:`random_operands`."""
+        rows = []
+        for entry in self.ops:
+            lo, hi = _IMM_RANGE[entry.kind]
+            small = 1 if entry.kind in ("r2i12", "cmpi") else 2 if entry.kind == "x_imm" else 0
+            rows.append((int(entry.kind == "raw"), lo, hi, entry.prefix, small))
+        return np.asarray(rows, np.int64)
+
+    def raw_op_table(self) -> np.ndarray:
+        """int64 [16]: the token of a raw word by its top nibble (:meth:`raw_op`)."""
+        return np.asarray([self.raw_op(k << 28) for k in range(16)], np.int64)
+
     def random_operands(self, op: int, rng: random.Random) -> Gene:
         """A gene for operation ``op`` with random operands."""
         entry = self.ops[op]
@@ -151,12 +166,27 @@ class Alphabet:
         (``evolve.arm64_encoding``: keystone-learned templates, no keystone call per gene)."""
         if self.isa.name != "arm64":
             return [_encode_x86_genome(g, self.regs, self.scratch_slots) if g else b"" for g in genomes]
-        from evolve.arm64_encoding import tables
         lens = np.fromiter(map(len, genomes), np.int64, len(genomes))
         total = int(lens.sum())
         if total == 0:
             return [b""] * len(genomes)
         flat = np.fromiter(chain.from_iterable(chain.from_iterable(genomes)), np.int64, 5 * total).reshape(-1, 5)
+        return self._encode_flat(flat, lens)
+
+    def encode_array(self, genes: np.ndarray, lengths: np.ndarray) -> list[bytes]:
+        """Machine code of genomes given as ``genes`` int64 [n, L, 5] (row k: ``genes[k, :lengths[k]]``)."""
+        lengths = np.asarray(lengths, np.int64)
+        if self.isa.name != "arm64":
+            rows = genes.tolist()
+            return self.encode_many([list(map(tuple, rows[k][:n])) for k, n in enumerate(lengths.tolist())])
+        mask = np.arange(genes.shape[1])[None, :] < lengths[:, None]
+        return self._encode_flat(genes[mask], lengths)
+
+    def _encode_flat(self, flat: np.ndarray, lens: np.ndarray) -> list[bytes]:
+        from evolve.arm64_encoding import tables
+        total = flat.shape[0]
+        if total == 0:
+            return [b""] * len(lens)
         ends = np.cumsum(lens)
         remaining = np.repeat(ends, lens) - np.arange(total)
         if self.regs != ARM64_REGS[:len(self.regs)]:
@@ -275,6 +305,19 @@ def _encode_x86_genome(genome: Sequence[Gene], regs: tuple, slots: int) -> bytes
         parts[i] = code
         sizes[i] = len(code)
     return b"".join(parts)
+
+
+def genome_array(genomes: Sequence[Sequence[Gene]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Genomes as ``(genes int64 [n, width, 5], lengths int64 [n])``, zero-padded (what the
+    variation kernels take); genomes longer than ``width`` widen the array."""
+    lens = np.fromiter(map(len, genomes), np.int64, len(genomes))
+    width = max(width, int(lens.max(initial=0)))
+    out = np.zeros((len(genomes), width, 5), np.int64)
+    total = int(lens.sum())
+    if total:
+        flat = np.fromiter(chain.from_iterable(chain.from_iterable(genomes)), np.int64, 5 * total)
+        out[np.arange(width)[None, :] < lens[:, None]] = flat.reshape(-1, 5)
+    return out, lens
 
 
 def alphabet_for(isa: str | Isa, scratch: int | None = None, n_regs: int = 4) -> Alphabet:

@@ -1,8 +1,9 @@
 """DEAP wiring, in one place: fitness and individual classes, and the toolbox of a run.
 
-``creator`` classes are created here at import time, so worker processes and checkpoint loading
-see the same classes. The engine uses only the toolbox's aliases: ``individual``, ``population``,
-``mate``, ``mutate``, ``select``, ``clone`` (``evaluate`` is a batch call the engine registers).
+The fitness and individual classes are defined here at import time (and registered in DEAP's
+``creator``), so worker processes and checkpoint loading see the same classes. The engine uses
+only the toolbox's aliases: ``init``, ``vary``, ``select``, ``clone``; evaluation is a batch
+call through the executor (``evolve.evaluate``).
 """
 from __future__ import annotations
 
@@ -59,35 +60,34 @@ def new_individual(genes: Sequence[Gene], uid: int, parents: tuple = (), op: str
 
 
 def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len: int,
-                 selection: str, tournament_size: int, draw) -> base.Toolbox:
-    """The toolbox of one run. ``draw(prefix) -> gene`` is the (brain-guided) gene source."""
+                 selection: str, tournament_size: int, cxpb: float, mutpb: float) -> base.Toolbox:
+    """The toolbox of one run; the engine passes each generation's draw ``table`` (cumulative
+    gene weights per context, see ``evolve.operators``).
+
+    * ``init(n, table)`` -> (genes int64 [n, max_len, 5], lengths): random genomes;
+    * ``vary(genes, lengths, first, table)``: offspring of the parents ``first`` by crossover
+      and/or mutation (``evolve.operators.vary``'s tuple);
+    * ``select(population, k)`` -> indices of the selected individuals;
+    * ``clone``: a deep copy.
+    """
     tb = base.Toolbox()
+    var = ops.Variation(alphabet, max_len)
 
-    def init_genes(length: int | None = None) -> list:
-        n = length or rng.randint(1, init_len)
-        genes: list = []
-        for _ in range(n):
-            genes.append(draw(genes))
-        return genes
+    def init(n: int, table: np.ndarray):
+        return ops.init_genomes(var, n, init_len, table, rng)
 
-    def mate(a: Sequence[Gene], b: Sequence[Gene]) -> tuple[list, str]:
-        name, fn = ops.weighted_choice(ops.CROSSOVERS, rng)
-        return fn(list(a), list(b), rng, max_len), f"cx_{name}"
-
-    def mutate(genes: list) -> tuple[list, str]:
-        name, fn = ops.weighted_choice(ops.MUTATIONS, rng)
-        return fn(list(genes), rng, draw, alphabet, max_len), f"mut_{name}"
+    def vary(genes: np.ndarray, lengths: np.ndarray, first: np.ndarray, table: np.ndarray):
+        return ops.vary(var, genes, lengths, first, cxpb, mutpb, table, rng)
 
     def select(population: Sequence, k: int) -> list:
         if selection == "lexicase":
             errors = np.stack([ind.errors for ind in population])
-            return [population[i] for i in ops.sel_lexicase(errors, k, rng)]
+            return ops.sel_lexicase(errors, k, rng)
         costs = np.array([ind.fitness.values[0] for ind in population])
-        return [population[i] for i in ops.sel_tournament(costs, k, rng, tournament_size)]
+        return ops.sel_tournament(costs, k, rng, tournament_size)
 
-    tb.register("genes", init_genes)
-    tb.register("mate", mate)
-    tb.register("mutate", mutate)
+    tb.register("init", init)
+    tb.register("vary", vary)
     tb.register("select", select)
     tb.register("clone", copy.deepcopy)
     return tb

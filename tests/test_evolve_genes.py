@@ -42,32 +42,111 @@ def test_branches_are_forward_and_inside():
     assert lines[0].endswith("#12") and lines[2].endswith("#4")   # both land on the return
 
 
-def test_mutations_respect_length_limits():
-    """Check that mutations never produce an empty genome or exceed max_len."""
+def _variation(alphabet, max_len):
+    return ops.Variation(alphabet, max_len), np.cumsum(alphabet.base_weights())[None, :]
+
+
+def test_init_genomes_have_drawn_genes_within_limits():
+    """Check that init makes 1..init_len genes whose operands follow the alphabet's ranges."""
     alphabet = alphabet_for("arm64")
+    var, table = _variation(alphabet, 16)
+    genes, lengths = ops.init_genomes(var, 500, 8, table, random.Random(1))
+    assert lengths.min() == 1 and lengths.max() == 8
+    ref = random.Random(0)
+    for k in range(500):
+        for gene in genes[k, :lengths[k]].tolist():
+            rows = alphabet.operand_table()[gene[0]]
+            assert all(0 <= r < len(alphabet.regs) for r in gene[1:4])
+            if rows[3] >= 0:
+                assert gene[4] >> 28 == rows[3]
+            else:
+                assert rows[1] <= gene[4] <= rows[2]
+        assert not genes[k, lengths[k]:].any()
+    assert len({g[0] for g in genes[lengths[:, None] > np.arange(16)].tolist()}) > 0.9 * alphabet.n_genes
+    del ref
+
+
+@pytest.mark.parametrize("kind", range(len(ops.MUTATIONS)))
+def test_each_mutation_keeps_limits_and_changes_what_it_should(kind):
+    """Check one mutation kind at a time: lengths stay in [1, max_len], insert/delete change the
+    length by one, swap/tweak/replace keep it, and the child differs from its parent often."""
+    alphabet = alphabet_for("arm64")
+    var, table = _variation(alphabet, 8)
     rng = random.Random(3)
-    draw = lambda prefix: alphabet.random_gene(rng)  # noqa: E731
-    for name, (fn, _) in ops.MUTATIONS.items():
-        for length in (1, 2, 8):
-            genes = [alphabet.random_gene(rng) for _ in range(length)]
-            out = fn(list(genes), rng, draw, alphabet, 8)
-            assert 1 <= len(out) <= 8, name
-    for name, (fn, _) in ops.CROSSOVERS.items():
-        a = [alphabet.random_gene(rng) for _ in range(8)]
-        b = [alphabet.random_gene(rng) for _ in range(8)]
-        for _ in range(50):
-            child = fn(a, b, rng, 8)
-            assert 1 <= len(child) <= 8 and set(child) <= set(a) | set(b), name
+    parents, lengths = ops.init_genomes(var, 300, 8, table, rng)
+    n = len(parents)
+    first = np.arange(n)
+    second = np.full(n, -1)
+    cx = np.full(n, -1)
+    mut = np.full(n, kind)
+    out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, cx, mut, table, var.operands,
+                                                 var.raw_ops, var.n_regs, 8, 12345)
+    assert out_len.min() >= 1 and out_len.max() <= 8
+    name = list(ops.MUTATIONS)[kind]
+    delta = out_len - lengths
+    if name == "insert":
+        assert set(delta.tolist()) <= {0, 1} and (delta[lengths < 8] == 1).all()
+    elif name == "delete":
+        assert set(delta.tolist()) <= {0, -1} and (delta[lengths > 1] == -1).all()
+    else:
+        assert (delta == 0).all()
+    assert (~same).mean() > 0.3, name
+    for k in range(n):   # fresh marks exactly the genes found nowhere in the parent
+        parent = set(map(tuple, parents[k, :lengths[k]].tolist()))
+        for i, gene in enumerate(out[k, :out_len[k]].tolist()):
+            assert fresh[k, i] == (tuple(gene) not in parent)
+
+
+@pytest.mark.parametrize("kind", range(len(ops.CROSSOVERS)))
+def test_each_crossover_takes_genes_only_from_its_parents(kind):
+    """Check that crossover children are 1..max_len genes, all from the two parents, in order."""
+    alphabet = alphabet_for("arm64")
+    var, table = _variation(alphabet, 8)
+    parents, lengths = ops.init_genomes(var, 200, 8, table, random.Random(4))
+    n = len(parents)
+    first, second = np.arange(n), np.roll(np.arange(n), 1)
+    out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, np.full(n, kind),
+                                                 np.full(n, -1), table, var.operands, var.raw_ops,
+                                                 var.n_regs, 8, 99)
+    assert out_len.min() >= 1 and out_len.max() <= 8
+    assert not fresh.any()
+    for k in range(n):
+        both = set(map(tuple, parents[k, :lengths[k]].tolist())) | set(map(tuple, parents[second[k], :lengths[second[k]]].tolist()))
+        assert set(map(tuple, out[k, :out_len[k]].tolist())) <= both
+
+
+def test_vary_is_reproducible_and_follows_the_draw_table():
+    """Check same rng state -> same offspring, and that a zero-weight operation is never drawn."""
+    alphabet = alphabet_for("arm64")
+    var = ops.Variation(alphabet, 16)
+    weights = np.asarray(alphabet.base_weights())
+    weights[0] = 0.0    # "add" never drawn
+    table = np.cumsum(weights)[None, :]
+    genes, lengths = ops.init_genomes(var, 400, 16, table, random.Random(5))
+    assert 0 not in set(genes[np.arange(16)[None, :] < lengths[:, None]][:, 0].tolist())
+    runs = [ops.vary(var, genes, lengths, np.arange(400), 0.3, 0.9, table, random.Random(6)) for _ in range(2)]
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_flip_changes_only_raw_words():
-    """Check that the raw-word bit flip flips 1-3 bits of a raw gene and nothing else."""
+    """Check that the raw-word bit flip flips 1-3 bits of a raw gene and nothing else, and that
+    the gene's token follows the word's new top nibble."""
     alphabet = alphabet_for("arm64")
-    raw = next(i for i, op in enumerate(alphabet.ops) if op.kind == "raw")
-    genes = [(0, 1, 2, 3, 0), (raw, 0, 0, 0, 0x12345678)]
-    out = ops.mut_flip(list(genes), random.Random(4), None, alphabet, 8)
-    assert out[0] == genes[0]
-    assert 1 <= bin(out[1][4] ^ 0x12345678).count("1") <= 3
+    var, table = _variation(alphabet, 8)
+    raw = alphabet.raw_op(0x12345678)
+    parents = np.zeros((200, 8, 5), np.int64)
+    parents[:, 0] = (0, 1, 2, 3, 0)
+    parents[:, 1] = (raw, 0, 0, 0, 0x12345678)
+    lengths = np.full(200, 2)
+    n = 200
+    out, out_len, _, _ = ops._vary_kernel(parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1),
+                                          np.full(n, list(ops.MUTATIONS).index("flip")), table, var.operands,
+                                          var.raw_ops, var.n_regs, 8, 7)
+    assert (out[:, 0] == parents[:, 0]).all()
+    flips = [bin(int(w) ^ 0x12345678).count("1") for w in out[:, 1, 4]]
+    assert min(flips) >= 1 and max(flips) <= 3 and len(set(flips)) > 1
+    assert all(alphabet.raw_op(int(w)) == int(t) for t, w in zip(out[:, 1, 0], out[:, 1, 4]))
 
 
 def test_selection():
