@@ -1,6 +1,13 @@
 """Emulated backend: Unicorn runs the harness of :mod:`core.executors.harness` over a batch.
 
-Two lanes (see :mod:`core.executors.triage`):
+On arm64 a first tier comes before Unicorn: :mod:`core.executors.a64_interp` decodes the whole
+population's words at once and interprets every genome that lies in its subset (integer data
+processing, forward branches, scratch loads/stores: every alphabet genome without raw words,
+~80% with them). Unicorn spends ~45 us translating each genome it has not seen, and evolution's
+genomes are nearly all new, which capped the rate far below the target; the interpreter needs no
+translation and agrees with Unicorn bit for bit (``tests/test_a64_interp.py``). Setting
+``EmulatedExecutor.interpreter = False`` turns it off. Every other genome runs in Unicorn, in
+two lanes (see :mod:`core.executors.triage`):
 
 * fast lane: every genome that provably returns within its own length runs inside one
   ``emu_start`` per chunk of the population. On arm64 each slot loops over its cases; an
@@ -32,6 +39,7 @@ from unicorn import arm64_const as A
 from unicorn import x86_const as X
 
 from core.executors import ExecutorOptions, Result, validate_batch
+from core.executors import a64_interp
 from core.executors import harness as H
 from core.executors.batch_state import BatchState
 from core.asm import assemble
@@ -125,6 +133,8 @@ class EmulatedExecutor:
     """Unicorn backend of the executor API (any host, both ISAs)."""
 
     backend = "emulated"
+    #: arm64: run genomes the interpreter supports there, not in Unicorn (False: Unicorn only)
+    interpreter: bool = True
 
     def __init__(self, isa: Isa, options: ExecutorOptions):
         self.isa = isa
@@ -382,20 +392,27 @@ class EmulatedExecutor:
         n, n_cases = len(codes), inputs.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
         outcomes = np.full((n, n_cases), PENDING, dtype=np.uint8)
-        tables = self._write_state(inputs, BatchState.from_seed(self.options.seed if seed is None else seed,
-                                                                  self.options.scratch))
+        state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
+        rest = range(n)
+        if self.interpreter and self.isa.name == "arm64":
+            done = a64_interp.interpret(codes, state.input_table(self.isa, inputs), state.regs, state.scratch,
+                                        self.options.budget, outputs, outcomes)
+            rest = np.flatnonzero(~done).tolist()
+            if not rest:
+                return Result(outputs, outcomes)
+        tables = self._write_state(inputs, state)
         prepared, prepare = self._prepared, self._prepare
         if len(prepared) > _PREPARED_MAX:
             prepared.clear()
-        infos, slots = [], []
-        for code in codes:
+        infos, slots = {}, {}
+        for i in rest:
+            code = codes[i]
             entry = prepared.get(code)
             if entry is None:
                 entry = prepared[code] = prepare(code)
-            infos.append(entry[0])
-            slots.append(entry[1])
-        fast = [i for i, slot in enumerate(slots) if slot is not None]
-        slow = set(range(n)) - set(fast)
+            infos[i], slots[i] = entry
+        fast = [i for i in rest if slots[i] is not None]
+        slow = set(rest) - set(fast)
         cap = self._chunk_capacity(n_cases)
         run_fast = self._run_fast_arm64 if self.isa.name == "arm64" else self._run_fast
         for start in range(0, len(fast), cap):
