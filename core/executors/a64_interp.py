@@ -16,7 +16,10 @@ NZCV = Z|C. x30 (the harness's return address) and SP as a value are outside the
 Outcomes are OK or SIGILL: the subset cannot fault otherwise (no division trap, scratch
 accesses in bounds, only forward branches, so a genome of ``n`` words runs at most ``n + 1``
 instructions and never times out when ``n + 1 <= budget``). The reserved, unallocated and SVE
-encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72 and give SIGILL.
+encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72 and give SIGILL, as
+do the unallocated forms of the data-processing classes decoded here (imm6 >= 32 on W registers,
+N != sf, reserved bitmasks, ...); encodings that later architecture versions allocate (FlagM,
+PAuth, CSSC, MTE) are left to Unicorn.
 """
 from __future__ import annotations
 
@@ -29,7 +32,10 @@ from core.outcome import Outcome
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
     K_ADC, K_B, K_CBZ, K_TBZ, K_LDR, K_STR = range(18)
 
-# columns of the int64 control table
+# Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
+# destination, first, second and third source registers (indices into the register file, see
+# ZR_*); operand-2 form; shift/extend type (bitfield: immr); amount (bitfield: imms, tbz: bit,
+# ldr/str: scratch word); S (ccmp: the nzcv immediate); branch target (flat word index); condition.
 F_KIND, F_OP, F_SF, F_RD, F_RN, F_RM, F_RA, F_O2, F_SHT, F_AMT, F_FLAGS, F_TGT, F_COND = range(13)
 N_FIELDS = 13
 # columns of the uint64 immediate table
