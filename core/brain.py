@@ -60,6 +60,14 @@ def _grow(arr: np.ndarray, n: int, fill=0) -> np.ndarray:
     return out
 
 
+def _packed_offsets(start: int, lengths: np.ndarray) -> np.ndarray:
+    """Offsets of codes of ``lengths`` placed one after another from ``start``, each 8-byte
+    aligned (int64 [n])."""
+    first = start + (-start) % 8
+    sizes = lengths + (-lengths) % 8
+    return first + np.cumsum(sizes) - sizes
+
+
 class Brain:
     """Owner of the brain's arrays; validates inputs once and delegates to the kernels.
 
@@ -234,12 +242,7 @@ class Brain:
             raise ValueError(f"nodes {ids[self.kind[ids] == EXEC].tolist()} are already EXEC")
         lengths = np.array([len(c) for c in codes], np.int64)
         if offsets is None:
-            offs = np.zeros(n, np.int64)
-            pos = len(self.code_blob)
-            for i, ln in enumerate(lengths):
-                pos += (-pos) % 8
-                offs[i] = pos
-                pos += ln
+            offs = _packed_offsets(len(self.code_blob), lengths)
         else:
             offs = np.asarray(offsets, np.int64).ravel()
             if offs.size != n or (n and offs.min() < 0):
@@ -248,8 +251,13 @@ class Brain:
         end = int((offs + lengths).max()) if n else 0
         if end > len(self.code_blob):
             self.code_blob.extend(b"\x00" * (end - len(self.code_blob)))
-        for c, o in zip(codes, offs):
-            self.code_blob[o:o + len(c)] = c
+        if offsets is None and n:   # packed after the blob's end: one write
+            start = int(offs[0])
+            pads = (-lengths) % 8
+            self.code_blob[start:end] = b"".join(c + bytes(p) for c, p in zip(codes, pads.tolist()))[:end - start]
+        else:
+            for c, o in zip(codes, offs):
+                self.code_blob[o:o + len(c)] = c
         slots = np.arange(self.n_exec, self.n_exec + n)
         m = self.n_exec + n
         self.exec_node = _grow(self.exec_node, m)
@@ -321,14 +329,16 @@ class Brain:
 
     def compact_code(self) -> None:
         """Rewrite the code blob with only live EXEC code (offsets change, 8-byte aligned)."""
-        blob = bytearray()
-        for e in range(self.n_exec):
-            blob.extend(b"\x00" * ((-len(blob)) % 8))
-            o, ln = int(self.exec_offset[e]), int(self.exec_length[e])
-            code = self.code_blob[o:o + ln]
-            self.exec_offset[e] = len(blob)
-            blob.extend(code)
-        self.code_blob = blob
+        n = self.n_exec
+        old, lengths = self.exec_offset[:n].astype(np.int64), self.exec_length[:n].astype(np.int64)
+        new = _packed_offsets(0, lengths)
+        src = np.frombuffer(bytes(self.code_blob), np.uint8)
+        blob = np.zeros(int((new + lengths).max()) if n else 0, np.uint8)
+        # byte j of code e moves from old[e] + j to new[e] + j
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        blob[np.repeat(new, lengths) + within] = src[np.repeat(old, lengths) + within]
+        self.exec_offset[:n] = new
+        self.code_blob = bytearray(blob.tobytes())
 
     def slots_of(self, node_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """EXEC slots (int64) of EXEC node ids; raises ValueError for any other id."""

@@ -177,60 +177,77 @@ class Engine:
         return np.cumsum(base * guide.weights_array(rows, lengths, n), axis=1)
 
     # ----------------------------------------------------------------- evaluation
-    def _evaluate(self, inds: list) -> dict:
-        """Evaluate ``inds`` in one batch; returns outcome counts of this batch."""
+    def _evaluate(self, inds: list, codes: list | None = None, priors: np.ndarray | None = None,
+                  fresh: tuple | None = None) -> dict:
+        """Evaluate ``inds`` in one batch; returns outcome counts of this batch.
+
+        ``codes`` (their machine code), ``priors`` (float [n, 2]: EXEC node success and
+        threshold to start from) and ``fresh`` (see :meth:`_observe_fresh_genes`) may come
+        from the caller's arrays; by default they follow from the individuals."""
         if not inds:
             return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
-        codes = self.alphabet.encode_many(inds)
+        if codes is None:
+            codes = self.alphabet.encode_many(inds)
         outputs, outcomes = self.evaluator.run(codes, self.train_x, seed=self._exec_seed())
         errors = fit.case_errors(outputs, outcomes, self.train_y)
+        crashed = (outcomes != Outcome.OK).any(axis=1)
         thresholds = None
         if self.brain is not None:
-            priors = [ind.prior or (self.brain.params.initial_success, self.brain.params.initial_threshold)
-                      for ind in inds]
-            ids = self.brain.add_exec_nodes(codes, success_rate=[p[0] for p in priors],
-                                            threshold_ratio=[p[1] for p in priors])
+            p = self.brain.params
+            if priors is None:
+                priors = np.array([ind.prior or (p.initial_success, p.initial_threshold) for ind in inds], np.float64)
+            ids = self.brain.add_exec_nodes(codes, success_rate=priors[:, 0], threshold_ratio=priors[:, 1])
             self.brain.reinforce(ids, outcomes, link=False)
             stats = self.brain.node_stats(ids)
             thresholds = stats["threshold_ratio"]
-            self._observe_fresh_genes(inds, outcomes)
-            for ind, node, s, t in zip(inds, ids, stats["success_rate"], thresholds):
-                ind.node, ind.prior = int(node), (float(s), float(t))
-        lengths = np.array([len(ind) for ind in inds])
-        cost = fit.costs(errors, thresholds, lengths, self.cfg.max_len, self.weights)
-        exact = (errors == 0).sum(axis=1)
-        crashed = (outcomes != Outcome.OK).any(axis=1)
-        for i, ind in enumerate(inds):
-            ind.fitness.values = (float(cost[i]),)
+            if fresh is None:
+                fresh = self._fresh_of(inds)
+            self._observe_fresh_genes(fresh, outcomes, crashed)
+            for ind, node, s, t in zip(inds, ids.tolist(), stats["success_rate"].tolist(), thresholds.tolist()):
+                ind.node, ind.prior = node, (s, t)
+        lengths = np.fromiter(map(len, inds), np.int64, len(inds))
+        cost = fit.costs(errors, thresholds, lengths, self.cfg.max_len, self.weights).tolist()
+        exact = (errors == 0).sum(axis=1).tolist()
+        for i, (ind, c, x, k) in enumerate(zip(inds, cost, exact, crashed.tolist())):
+            ind.fitness.values = (c,)
             ind.errors = errors[i]
-            ind.exact = int(exact[i])
-            ind.crashed = bool(crashed[i])
+            ind.exact = x
+            ind.crashed = k
             ind.fresh = []      # observed once; a re-evaluation teaches nothing new
         self.evaluations += len(inds)
         hist = np.bincount(outcomes.ravel(), minlength=N_OUTCOMES)
         return {"cases": int(outcomes.size), "crashed": int(outcomes.size - hist[0]),
                 "outcomes": hist.tolist()}
 
-    def _observe_fresh_genes(self, inds: list, outcomes: np.ndarray) -> None:
+    @staticmethod
+    def _fresh_of(inds: list) -> tuple:
+        """``fresh`` for :meth:`_observe_fresh_genes` from the individuals' ``fresh`` lists
+        (None: every gene is new, as in the first population) and ``parent_crashed``."""
+        tokens, owner = [], []
+        for k, ind in enumerate(inds):
+            genes = [g[0] for g in ind] if ind.fresh is None else ind.fresh
+            tokens += genes
+            owner += [k] * len(genes)
+        parent_crashed = np.fromiter((ind.parent_crashed for ind in inds), bool, len(inds))
+        return np.asarray(owner, np.int64), np.asarray(tokens, np.int64), parent_crashed
+
+    def _observe_fresh_genes(self, fresh: tuple, outcomes: np.ndarray, crashed: np.ndarray) -> None:
         """Credit the genes each genome introduced (not inherited) with its executions.
 
-        Blame goes where the change was: a child of crash-free parents that crashes points at
-        its new genes; a crashing child of a crashing parent says nothing about them. Every
-        execution (test case) is one step of the seed's rule on the gene's pattern, as it is
-        for the genome's EXEC node."""
-        fresh, owner = [], []
-        for k, ind in enumerate(inds):
-            genes = ind.fresh
-            genes = [g[0] for g in ind] if genes is None else genes
-            if genes and not (ind.parent_crashed and (outcomes[k] != Outcome.OK).any()):
-                fresh += genes
-                owner += [k] * len(genes)
-        if fresh:
+        ``fresh`` is ``(owner int64 [m], token int64 [m], parent_crashed bool [n])``: gene
+        ``token`` is new in genome ``owner``. Blame goes where the change was: a child of
+        crash-free parents that crashes points at its new genes; a crashing child of a
+        crashing parent says nothing about them. Every execution (test case) is one step of
+        the seed's rule on the gene's pattern, as it is for the genome's EXEC node."""
+        owner, tokens, parent_crashed = fresh
+        keep = ~(parent_crashed & crashed)[owner]
+        owner, tokens = owner[keep], tokens[keep]
+        if tokens.size:
             n_cases = outcomes.shape[1]
             # one sequence per (gene, test case): each execution is one step of the rule
-            tokens = np.repeat(np.asarray(fresh, np.int64), n_cases)
+            tokens = np.repeat(tokens, n_cases)
             ptr = np.arange(tokens.size + 1, dtype=np.int64)
-            self.brain.observe_genes(None, (tokens, ptr), outcomes[np.asarray(owner)].reshape(-1, 1))
+            self.brain.observe_genes(None, (tokens, ptr), outcomes[owner].reshape(-1, 1))
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.
@@ -243,41 +260,57 @@ class Engine:
         cfg, tb = self.cfg, self.toolbox
         self.gen += 1
         picks = np.asarray(tb.select(self.pop, cfg.pop), np.int64)
-        genes, lengths = genome_array(self.pop, cfg.max_len)
+        pop = self.pop
+        genes, lengths = genome_array(pop, cfg.max_len)
         child_genes, child_len, second, cx, mut, fresh, same = tb.vary(genes, lengths, picks, self._draw_table())
+        # a child equal to its first parent inherits its evaluation; the others are evaluated
+        valid = np.fromiter((ind.fitness.valid for ind in pop), bool, len(pop))
+        inherit = same & valid[picks]
         labels = op_names(cx, mut)
         rows = child_genes.tolist()
-        fresh_ops = np.where(fresh, child_genes[:, :, 0], -1).tolist()
-        pop, brain = self.pop, self.brain is not None
+        uids = [ind.uid for ind in pop]
         offspring = []
         for k, (n, first, other) in enumerate(zip(child_len.tolist(), picks.tolist(), second.tolist())):
-            p1 = pop[first]
-            mates = (p1,) if other < 0 else (p1, pop[other])
-            child = self._new(list(map(tuple, rows[k][:n])), tuple(m.uid for m in mates), labels[k])
-            child.fresh = [t for t in fresh_ops[k][:n] if t >= 0]
-            child.parent_crashed = p1.crashed or (other >= 0 and mates[1].crashed)
-            if same[k] and p1.fitness.valid:
-                child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
-                child.node, child.prior = p1.node, p1.prior
-            elif brain:
-                priors = [m.prior for m in mates if m.prior is not None]
-                if priors:
-                    child.prior = (sum(p[0] for p in priors) / len(priors), sum(p[1] for p in priors) / len(priors))
+            self.uid += 1
+            parents = (uids[first],) if other < 0 else (uids[first], uids[other])
+            self.lineage[self.uid] = (parents, labels[k], self.gen, n)
+            child = new_individual(rows[k][:n], self.uid, parents, labels[k])
+            child.fresh = []
             offspring.append(child)
-        invalid = [ind for ind in offspring if not ind.fitness.valid]
-        batch = self._evaluate(invalid)
+        for k in np.flatnonzero(inherit).tolist():
+            child, p1 = offspring[k], pop[picks[k]]
+            child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
+            child.node, child.prior, child.crashed = p1.node, p1.prior, p1.crashed
+        todo = np.flatnonzero(~inherit)
+        invalid = [offspring[k] for k in todo.tolist()]
+        codes = self.alphabet.encode_array(child_genes[todo], child_len[todo])
+        priors = None
+        if self.brain is not None:
+            # an offspring's EXEC node starts from its parents' mean success and threshold
+            p = self.brain.params
+            prior = np.array([ind.prior or (p.initial_success, p.initial_threshold) for ind in pop], np.float64)
+            two = second[todo] >= 0
+            priors = np.where(two[:, None], (prior[picks[todo]] + prior[np.maximum(second[todo], 0)]) / 2,
+                              prior[picks[todo]])
+        crashed = np.fromiter((ind.crashed for ind in pop), bool, len(pop))
+        parent_crashed = crashed[picks[todo]] | ((second[todo] >= 0) & crashed[np.maximum(second[todo], 0)])
+        mask = fresh[todo] & (np.arange(fresh.shape[1])[None, :] < child_len[todo][:, None])
+        owner, pos = np.nonzero(mask)
+        fresh_genes = (owner.astype(np.int64), child_genes[todo][owner, pos, 0], parent_crashed)
+        batch = self._evaluate(invalid, codes, priors, fresh_genes)
         self._validate(offspring)
-        elite = sorted(self.pop, key=lambda ind: ind.fitness.values[0])[:cfg.elite]
-        self.pop = elite + sorted(offspring, key=lambda ind: ind.fitness.values[0])[:cfg.pop - len(elite)]
+        elite = [pop[i] for i in _cheapest(pop, cfg.elite)]
+        self.pop = elite + [offspring[i] for i in _cheapest(offspring, cfg.pop - len(elite))]
         return self._after_generation(invalid, t0, batch)
 
     def _validate(self, candidates: list) -> None:
         """Held-out validation of exact genomes; counterexamples join the training set."""
         n_train = len(self.train_y)
         todo, seen = [], set()
-        for ind in sorted(candidates, key=lambda ind: (len(ind), ind.fitness.values[0])):
+        exact = [ind for ind in candidates if ind.exact == n_train]
+        for ind in sorted(exact, key=lambda ind: (len(ind), ind.fitness.values[0])):
             key = tuple(ind)
-            if ind.exact == n_train and key not in self.validated_fail and key not in seen:
+            if key not in self.validated_fail and key not in seen:
                 seen.add(key)
                 todo.append(ind)
         if not todo or self.solved is not None:
@@ -316,8 +349,14 @@ class Engine:
     def _after_generation(self, evaluated: list, t0: float, batch: dict | None = None) -> dict:
         """Hall of fame, brain clean-up, metrics line, logbook."""
         batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
-        self.hof.update(self.pop)
-        self._prune_lineage(list(self.pop) + list(self.hof) + ([self.solved] if self.solved is not None else []))
+        costs = _costs(self.pop)
+        if len(self.hof) == self.hof.maxsize:   # only those that can enter (DEAP compares each)
+            worst = self.hof[-1].fitness.values[0]
+            self.hof.update([ind for ind, c in zip(self.pop, costs.tolist()) if c < worst])
+        else:
+            self.hof.update(self.pop)
+        if len(self.lineage) > 8 * len(self.pop) + 1000:    # bounded, amortised
+            self._prune_lineage(list(self.pop) + list(self.hof) + ([self.solved] if self.solved is not None else []))
         if self.brain is not None:
             alive = {ind.node for ind in list(self.pop) + list(self.hof)} | (
                 {self.solved.node} if self.solved is not None else set())
@@ -327,8 +366,7 @@ class Engine:
                 self.brain.remove_exec_nodes(dead)
         dt = time.perf_counter() - t0
         self.elapsed += dt
-        costs = np.array([ind.fitness.values[0] for ind in self.pop])
-        best = min(self.pop, key=lambda ind: ind.fitness.values[0])
+        best = self.pop[int(np.argmin(costs))]
         line = {
             "gen": self.gen, "evaluations": self.evaluations, "new_evaluations": len(evaluated),
             "evals_per_s": round(len(evaluated) / dt, 1) if dt > 0 else None, "seconds": round(self.elapsed, 3),
@@ -411,6 +449,17 @@ class Engine:
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
         self.brain = brain
+
+
+def _costs(inds) -> np.ndarray:
+    """float64 [n]: the individuals' costs (the fitness value; lower is better)."""
+    return np.fromiter((ind.fitness.values[0] for ind in inds), np.float64, len(inds))
+
+
+def _cheapest(inds, k: int) -> list[int]:
+    """Indices of the ``k`` cheapest individuals, cheapest first (ties: earlier first, as a
+    stable sort)."""
+    return np.argsort(_costs(inds), kind="stable")[:k].tolist()
 
 
 def build(cfg: RunConfig, evaluator: Evaluator | None = None) -> Engine:
