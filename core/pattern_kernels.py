@@ -450,3 +450,45 @@ def merge(otok, olen, ocount, olast, ook, ocrash, osucc, othr,
         pcrash[s] += ocrash[j]
         plast[s] = max(plast[s], meta[M_TICK])
     return created
+
+
+@njit(cache=True)
+def context_table(n_tokens, ptok, plen, pok, pcrash, pthr, min_exec, thr_min):
+    """:func:`context_weights` for every context of up to two tokens, from the patterns.
+
+    Row 0: no context; row ``1 + b``: after ``b``; row ``1 + n + a * n + b``: after ``a, b``.
+    One pass over the patterns instead of one index search per context: a unigram ``[g]``
+    scales column g of every row, a bigram ``[b, g]`` the rows whose last token is b, a trigram
+    ``[a, b, g]`` its one row. Same factors (``thr_min / threshold``) as ``context_weights``.
+    """
+    n = n_tokens
+    uni = np.ones(n, np.float64)
+    bi = np.ones((n, n), np.float64)
+    w = np.ones((1 + n + n * n, n), np.float64)
+    for s in range(plen.shape[0]):
+        L = plen[s]
+        if L == 0 or L > 3 or pok[s] + pcrash[s] < min_exec:
+            continue
+        ok = True
+        for t in range(L):
+            if ptok[s, t] < 0 or ptok[s, t] >= n:
+                ok = False
+        if not ok:
+            continue
+        f = thr_min / pthr[s]
+        g = ptok[s, L - 1]
+        if L == 1:
+            uni[g] *= f
+        elif L == 2:
+            bi[ptok[s, 0], g] *= f
+        else:
+            w[1 + n + ptok[s, 0] * n + ptok[s, 1], g] *= f
+    for r in range(w.shape[0]):
+        for g in range(n):
+            w[r, g] *= uni[g]
+    for b in range(n):
+        for g in range(n):
+            w[1 + b, g] *= bi[b, g]
+            for a in range(n):
+                w[1 + n + a * n + b, g] *= bi[b, g]
+    return w

@@ -193,6 +193,13 @@ class PatternTable:
         return Guide(h, slots, self.ptok.copy(), self.plen.copy(), self.pthr.copy(),
                      self.config.n_max, float(self.rule[R_MIN]))
 
+    def context_table(self, n_tokens: int, min_executions: int = 1) -> np.ndarray:
+        """float64 [1 + n + n * n, n]: the :class:`Guide` weights after every context of up
+        to two tokens (row 0: none; 1 + b: after b; 1 + n + a * n + b: after a, b), built in
+        one pass over the patterns (what a generation's gene draws need)."""
+        return pk.context_table(int(n_tokens), self.ptok, self.plen, self.pok, self.pcrash, self.pthr,
+                                int(min_executions), float(self.rule[R_MIN]))
+
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
         """Weights (float64 [n_tokens]) for the token after ``prefix`` (see :class:`Guide`)."""

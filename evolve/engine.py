@@ -163,18 +163,13 @@ class Engine:
     # ----------------------------------------------------------------- genes
     def _draw_table(self) -> np.ndarray:
         """Cumulative weights for drawing a new gene: base weights times the brain's pattern
-        weights, for every context of up to two genes, in one kernel call (row 0: no context;
-        1 + a: after gene a; 1 + n + a * n + b: after a, b). One row without the brain."""
-        n = self.alphabet.n_genes
+        weights after every context of up to two genes (row 0: no context; 1 + a: after gene
+        a; 1 + n + a * n + b: after a, b). One row without the brain, or before it has learned."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
-        guide = self.brain.gene_guide() if self.brain is not None and self.gen > 0 else None
-        if guide is None:
+        if self.brain is None or self.gen == 0:
             return np.cumsum(base)[None, :]
-        rows = np.zeros((1 + n + n * n, 2), np.int64)
-        rows[1:1 + n, 0] = np.arange(n)
-        rows[1 + n:] = np.stack(np.divmod(np.arange(n * n), n), axis=1)
-        lengths = np.concatenate([[0], np.ones(n, np.int64), np.full(n * n, 2, np.int64)])
-        return np.cumsum(base * guide.weights_array(rows, lengths, n), axis=1)
+        weights = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
+        return np.cumsum(base * weights, axis=1)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate(self, inds: list, codes: list | None = None, priors: np.ndarray | None = None,

@@ -184,3 +184,22 @@ def test_guide_matches_bruteforce():
                     expected *= 0.1 / float(g.pthr[slot])
             assert got[i, tok] == pytest.approx(expected, rel=1e-6)
     assert np.all(got[:, 9] == 1.0) and got[0, 4] < 0.1 and len(guide) > 0
+
+
+def test_context_table_equals_guide_weights_for_every_context():
+    """Check the one-pass table of draw weights against the guide's per-context search."""
+    from core.patterns import PatternConfig, PatternTable
+    rng = np.random.default_rng(3)
+    n = 12
+    table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))
+    seqs = [rng.integers(0, n, rng.integers(1, 9)).tolist() for _ in range(400)]
+    outcomes = rng.integers(0, 3, (400, 5)).astype(np.uint8)
+    tokens, ptr = np.concatenate([np.asarray(s, np.int64) for s in seqs]), np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    mptr, mslots = table.scan_sequences((tokens, ptr.astype(np.int64)), True)
+    table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
+    got = table.context_table(n)
+    contexts = [[]] + [[b] for b in range(n)] + [[a, b] for a in range(n) for b in range(n)]
+    want = table.guide().weights(contexts, n)
+    assert got.shape == want.shape == (1 + n + n * n, n)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert (got < 1).sum() > 50      # the test is not comparing all-ones tables
