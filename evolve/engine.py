@@ -16,7 +16,6 @@ resumed run continues exactly as if it had not stopped.
 """
 from __future__ import annotations
 
-import bisect
 import logging
 import random
 import time
@@ -29,8 +28,9 @@ from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
 from evolve.evaluate import Evaluator
-from evolve.genes import Alphabet, alphabet_for, genome_array
+from evolve.genes import Alphabet, alphabet_for
 from evolve.operators import op_names
+from evolve.population import Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,11 @@ class RunConfig:
 
 
 class Engine:
-    """One evolution run's state and loop. Use :meth:`fresh` or :meth:`from_state`."""
+    """One evolution run's state and loop. Use :meth:`start` or :meth:`restore`.
+
+    The population lives in :attr:`rows` (arrays, see ``evolve.population``); :attr:`pop`
+    gives it as DEAP individuals when something needs them.
+    """
 
     def __init__(self, cfg: RunConfig, task: T.Task, alphabet: Alphabet, evaluator: Evaluator):
         self.cfg, self.task, self.alphabet, self.evaluator = cfg, task, alphabet, evaluator
@@ -106,7 +110,8 @@ class Engine:
         self.evaluations = 0
         self.elapsed = 0.0
         self.solved = None          # the validated individual, once found
-        self.pop: list = []
+        self.rows: Rows | None = None
+        self._pop_view: list | None = None
         self.hof = hall_of_fame(cfg.hof_size)
         self.logbook = logbook()
         self.metrics: list[dict] = []
@@ -115,6 +120,18 @@ class Engine:
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
+
+    # ----------------------------------------------------------------- the population
+    @property
+    def pop(self) -> list:
+        """The population as DEAP individuals (built on first use after each change)."""
+        if self._pop_view is None:
+            self._pop_view = [] if self.rows is None else self.rows.individuals(range(len(self.rows)), self.lineage)
+        return self._pop_view
+
+    def _set_rows(self, rows: Rows) -> None:
+        self.rows = rows
+        self._pop_view = None
 
     # ----------------------------------------------------------------- set-up
     def start(self) -> None:
@@ -125,19 +142,31 @@ class Engine:
         self.valid_y = self.task.expected(self.valid_x)
         t0 = time.perf_counter()
         genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
-        rows = genes.tolist()
-        self.pop = [self._new(list(map(tuple, rows[k][:n])), (), "init") for k, n in enumerate(lengths.tolist())]
-        batch = self._evaluate(self.pop)
-        self._after_generation(self.pop, t0, batch)
+        uids = self._register(lengths, [()] * len(lengths), ["init"] * len(lengths))
+        rows = Rows.new(genes, lengths, uids, len(self.train_y))
+        fresh = self._all_fresh(rows)
+        batch = self._evaluate_rows(rows, fresh=fresh)
+        self._set_rows(rows)
+        self._validate_rows(rows)
+        self._after_generation(len(rows), t0, batch)
+
+    def _register(self, lengths: np.ndarray, parents: list, ops: list) -> np.ndarray:
+        """New uids for genomes born now, with their lineage records."""
+        first = self.uid + 1
+        self.uid += len(lengths)
+        lineage, gen = self.lineage, self.gen
+        for uid, p, op, n in zip(range(first, self.uid + 1), parents, ops, lengths.tolist()):
+            lineage[uid] = (p, op, gen, n)
+        return np.arange(first, self.uid + 1, dtype=np.int64)
 
     def _new(self, genes, parents, op):
         self.uid += 1
         self.lineage[self.uid] = (tuple(parents), op, self.gen, len(genes))
         return new_individual(genes, self.uid, parents, op)
 
-    def _prune_lineage(self, alive: list) -> None:
+    def _prune_lineage(self, alive_uids) -> None:
         """Keep only the records of living genomes and their ancestors (bounded memory)."""
-        keep, todo = set(), [ind.uid for ind in alive]
+        keep, todo = set(), list(alive_uids)
         while todo:
             uid = todo.pop()
             if uid in keep or uid not in self.lineage:
@@ -172,68 +201,80 @@ class Engine:
         return np.cumsum(base * weights, axis=1)
 
     # ----------------------------------------------------------------- evaluation
-    def _evaluate(self, inds: list, codes: list | None = None, priors: np.ndarray | None = None,
-                  fresh: tuple | None = None) -> dict:
-        """Evaluate ``inds`` in one batch; returns outcome counts of this batch.
+    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: tuple | None = None) -> dict:
+        """Evaluate rows ``idx`` (default: all) in one batch, writing cost, errors, exact,
+        crashed, node and prior; returns the batch's outcome counts.
 
-        ``codes`` (their machine code), ``priors`` (float [n, 2]: EXEC node success and
-        threshold to start from) and ``fresh`` (see :meth:`_observe_fresh_genes`) may come
-        from the caller's arrays; by default they follow from the individuals."""
-        if not inds:
+        Each genome becomes an EXEC node starting from its row's prior (nan: the brain's
+        initial values), and the seed's rule sees every execution. ``fresh`` credits the genes
+        each genome introduced (:meth:`_observe_fresh_genes`); None: nothing is credited."""
+        idx = np.arange(len(rows)) if idx is None else np.asarray(idx, np.int64)
+        if idx.size == 0:
             return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
-        if codes is None:
-            codes = self.alphabet.encode_many(inds)
+        n_cases = len(self.train_y)
+        if rows.errors.shape[1] != n_cases:
+            rows.errors = np.zeros((len(rows), n_cases), np.uint8)
+        codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
         outputs, outcomes = self.evaluator.run(codes, self.train_x, seed=self._exec_seed())
         errors = fit.case_errors(outputs, outcomes, self.train_y)
         crashed = (outcomes != Outcome.OK).any(axis=1)
         thresholds = None
         if self.brain is not None:
             p = self.brain.params
-            if priors is None:
-                priors = np.array([ind.prior or (p.initial_success, p.initial_threshold) for ind in inds], np.float64)
-            ids = self.brain.add_exec_nodes(codes, success_rate=priors[:, 0], threshold_ratio=priors[:, 1])
+            prior = rows.prior[idx]
+            prior = np.where(np.isnan(prior), [p.initial_success, p.initial_threshold], prior)
+            ids = self.brain.add_exec_nodes(codes, success_rate=prior[:, 0], threshold_ratio=prior[:, 1])
             self.brain.reinforce(ids, outcomes, link=False)
             stats = self.brain.node_stats(ids)
             thresholds = stats["threshold_ratio"]
-            if fresh is None:
-                fresh = self._fresh_of(inds)
-            self._observe_fresh_genes(fresh, outcomes, crashed)
-            for ind, node, s, t in zip(inds, ids.tolist(), stats["success_rate"].tolist(), thresholds.tolist()):
-                ind.node, ind.prior = node, (s, t)
-        lengths = np.fromiter(map(len, inds), np.int64, len(inds))
-        cost = fit.costs(errors, thresholds, lengths, self.cfg.max_len, self.weights).tolist()
-        exact = (errors == 0).sum(axis=1).tolist()
-        for i, (ind, c, x, k) in enumerate(zip(inds, cost, exact, crashed.tolist())):
-            ind.fitness.values = (c,)
-            ind.errors = errors[i]
-            ind.exact = x
-            ind.crashed = k
-            ind.fresh = []      # observed once; a re-evaluation teaches nothing new
-        self.evaluations += len(inds)
+            if fresh is not None:
+                self._observe_fresh_genes(fresh, outcomes, crashed)
+            rows.node[idx] = ids
+            rows.prior[idx, 0] = stats["success_rate"]
+            rows.prior[idx, 1] = thresholds
+        rows.cost[idx] = fit.costs(errors, thresholds, rows.length[idx], self.cfg.max_len, self.weights)
+        rows.errors[idx] = errors
+        rows.exact[idx] = (errors == 0).sum(axis=1)
+        rows.crashed[idx] = crashed
+        self.evaluations += int(idx.size)
+        if rows is self.rows:
+            self._pop_view = None
         hist = np.bincount(outcomes.ravel(), minlength=N_OUTCOMES)
         return {"cases": int(outcomes.size), "crashed": int(outcomes.size - hist[0]),
                 "outcomes": hist.tolist()}
 
+    def _evaluate(self, inds: list) -> dict:
+        """Evaluate individuals (migrants, tests): their attributes are set from the rows."""
+        if not inds:
+            return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
+        rows = Rows.from_individuals(inds, self.cfg.max_len, len(self.train_y))
+        fresh = self._all_fresh(rows, [i for i, ind in enumerate(inds) if ind.fresh is None])
+        batch = self._evaluate_rows(rows, fresh=fresh)
+        for i, ind in enumerate(inds):
+            ind.fitness.values = (float(rows.cost[i]),)
+            ind.errors = rows.errors[i].copy()
+            ind.exact, ind.crashed, ind.node = int(rows.exact[i]), bool(rows.crashed[i]), int(rows.node[i])
+            ind.prior = (float(rows.prior[i, 0]), float(rows.prior[i, 1])) if self.brain is not None else None
+            ind.fresh = []      # observed once; a re-evaluation teaches nothing new
+        return batch
+
     @staticmethod
-    def _fresh_of(inds: list) -> tuple:
-        """``fresh`` for :meth:`_observe_fresh_genes` from the individuals' ``fresh`` lists
-        (None: every gene is new, as in the first population) and ``parent_crashed``."""
-        tokens, owner = [], []
-        for k, ind in enumerate(inds):
-            genes = [g[0] for g in ind] if ind.fresh is None else ind.fresh
-            tokens += genes
-            owner += [k] * len(genes)
-        parent_crashed = np.fromiter((ind.parent_crashed for ind in inds), bool, len(inds))
-        return np.asarray(owner, np.int64), np.asarray(tokens, np.int64), parent_crashed
+    def _all_fresh(rows: Rows, which=None) -> tuple:
+        """``fresh`` for genomes with no parents here (the first population): all their genes."""
+        which = np.arange(len(rows)) if which is None else np.asarray(which, np.int64)
+        mask = np.zeros(rows.genes.shape[:2], bool)
+        mask[which] = np.arange(rows.genes.shape[1])[None, :] < rows.length[which][:, None]
+        owner, pos = np.nonzero(mask)
+        return owner.astype(np.int64), rows.genes[owner, pos, 0], np.zeros(len(rows), bool)
 
     def _observe_fresh_genes(self, fresh: tuple, outcomes: np.ndarray, crashed: np.ndarray) -> None:
         """Credit the genes each genome introduced (not inherited) with its executions.
 
         ``fresh`` is ``(owner int64 [m], token int64 [m], parent_crashed bool [n])``: gene
-        ``token`` is new in genome ``owner``. Blame goes where the change was: a child of
-        crash-free parents that crashes points at its new genes; a crashing child of a
-        crashing parent says nothing about them. Every execution (test case) is one step of
-        the seed's rule on the gene's pattern, as it is for the genome's EXEC node."""
+        ``token`` is new in genome ``owner`` (a row of the batch). Blame goes where the change
+        was: a child of crash-free parents that crashes points at its new genes; a crashing
+        child of a crashing parent says nothing about them. Every execution (test case) is one
+        step of the seed's rule on the gene's pattern, as it is for the genome's EXEC node."""
         owner, tokens, parent_crashed = fresh
         keep = ~(parent_crashed & crashed)[owner]
         owner, tokens = owner[keep], tokens[keep]
@@ -252,54 +293,57 @@ class Engine:
     def step(self) -> dict:
         """Run one generation; returns its metrics line."""
         t0 = time.perf_counter()
-        cfg, tb = self.cfg, self.toolbox
+        cfg, tb, pop = self.cfg, self.toolbox, self.rows
         self.gen += 1
-        picks = np.asarray(tb.select(self.pop, cfg.pop), np.int64)
-        pop = self.pop
-        genes, lengths = genome_array(pop, cfg.max_len)
-        child_genes, child_len, second, cx, mut, fresh, same = tb.vary(genes, lengths, picks, self._draw_table())
-        # a child equal to its first parent inherits its evaluation; the others are evaluated
-        valid = np.fromiter((ind.fitness.valid for ind in pop), bool, len(pop))
-        inherit = same & valid[picks]
+        picks = np.asarray(tb.select(pop, cfg.pop), np.int64)
+        genes, length, second, cx, mut, fresh, same = tb.vary(pop.genes, pop.length, picks, self._draw_table())
         labels = op_names(cx, mut)
-        rows = child_genes.tolist()
-        uids = [ind.uid for ind in pop]
-        offspring = []
-        for k, (n, first, other) in enumerate(zip(child_len.tolist(), picks.tolist(), second.tolist())):
-            self.uid += 1
-            parents = (uids[first],) if other < 0 else (uids[first], uids[other])
-            self.lineage[self.uid] = (parents, labels[k], self.gen, n)
-            child = new_individual(rows[k][:n], self.uid, parents, labels[k])
-            child.fresh = []
-            offspring.append(child)
-        for k in np.flatnonzero(inherit).tolist():
-            child, p1 = offspring[k], pop[picks[k]]
-            child.fitness.values, child.errors, child.exact = p1.fitness.values, p1.errors, p1.exact
-            child.node, child.prior, child.crashed = p1.node, p1.prior, p1.crashed
+        uid = pop.uid.tolist()
+        parents = [(uid[a],) if b < 0 else (uid[a], uid[b]) for a, b in zip(picks.tolist(), second.tolist())]
+        kids = Rows.new(genes, length, self._register(length, parents, labels), len(self.train_y))
+        # a child equal to its first parent inherits its evaluation; the others are evaluated
+        inherit = same & ~np.isnan(pop.cost[picks])
+        for name in ("cost", "errors", "exact", "crashed", "node", "prior"):
+            getattr(kids, name)[inherit] = getattr(pop, name)[picks[inherit]]
         todo = np.flatnonzero(~inherit)
-        invalid = [offspring[k] for k in todo.tolist()]
-        codes = self.alphabet.encode_array(child_genes[todo], child_len[todo])
-        priors = None
         if self.brain is not None:
             # an offspring's EXEC node starts from its parents' mean success and threshold
-            p = self.brain.params
-            prior = np.array([ind.prior or (p.initial_success, p.initial_threshold) for ind in pop], np.float64)
-            two = second[todo] >= 0
-            priors = np.where(two[:, None], (prior[picks[todo]] + prior[np.maximum(second[todo], 0)]) / 2,
-                              prior[picks[todo]])
-        crashed = np.fromiter((ind.crashed for ind in pop), bool, len(pop))
-        parent_crashed = crashed[picks[todo]] | ((second[todo] >= 0) & crashed[np.maximum(second[todo], 0)])
-        mask = fresh[todo] & (np.arange(fresh.shape[1])[None, :] < child_len[todo][:, None])
+            other = np.where(second >= 0, second, picks)
+            kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
+        parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
+        mask = fresh[todo] & (np.arange(fresh.shape[1])[None, :] < length[todo][:, None])
         owner, pos = np.nonzero(mask)
-        fresh_genes = (owner.astype(np.int64), child_genes[todo][owner, pos, 0], parent_crashed)
-        batch = self._evaluate(invalid, codes, priors, fresh_genes)
-        self._validate(offspring)
-        elite = [pop[i] for i in _cheapest(pop, cfg.elite)]
-        self.pop = elite + [offspring[i] for i in _cheapest(offspring, cfg.pop - len(elite))]
-        return self._after_generation(invalid, t0, batch)
+        batch = self._evaluate_rows(kids, todo, (owner.astype(np.int64), genes[todo][owner, pos, 0],
+                                                 parent_crashed[todo]))
+        self._validate_rows(kids)
+        elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
+        best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
+        self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
+        return self._after_generation(int(todo.size), t0, batch)
 
-    def _validate(self, candidates: list) -> None:
-        """Held-out validation of exact genomes; counterexamples join the training set."""
+    # ----------------------------------------------------------------- validation
+    def _validate_rows(self, rows: Rows) -> None:
+        """:meth:`_validate` for the exact genomes among ``rows``; penalties and re-evaluations
+        are written back to the rows."""
+        if self.solved is not None:
+            return
+        n_train = len(self.train_y)
+        idx = np.flatnonzero(rows.exact == n_train)
+        if idx.size == 0:
+            return
+        cands = rows.individuals(idx, self.lineage)
+        grew = self._validate(cands, rows if rows is not self.rows else None)
+        if not grew:
+            for i, ind in zip(idx.tolist(), cands):
+                rows.cost[i] = ind.fitness.values[0]     # a flag penalty, if any
+            if rows is self.rows:
+                self._pop_view = None
+
+    def _validate(self, candidates: list, batch: Rows | None = None) -> bool:
+        """Held-out validation of exact genomes; counterexamples join the training set.
+
+        On a counterexample the population, ``batch`` (offspring rows) and the candidates are
+        re-evaluated on the grown set. Returns whether the training set grew."""
         n_train = len(self.train_y)
         todo, seen = [], set()
         exact = [ind for ind in candidates if ind.exact == n_train]
@@ -309,7 +353,7 @@ class Engine:
                 seen.add(key)
                 todo.append(ind)
         if not todo or self.solved is not None:
-            return
+            return False
         # Flags are undefined at a function's entry: code that reads them first is no solution
         # (every backend starts a case with the same flags, so no test case can show it).
         for ind in [ind for ind in todo if fit.reads_entry_flags(self.alphabet.encode(ind), self.alphabet.isa)]:
@@ -317,7 +361,7 @@ class Engine:
             ind.fitness.values = (ind.fitness.values[0] + FLAG_PENALTY,)
             todo.remove(ind)
         if not todo:
-            return
+            return False
         todo = todo[:4]
         codes = self.alphabet.encode_many(todo)
         # Each chunk of the held-out set runs with other random values in the non-argument
@@ -330,43 +374,52 @@ class Engine:
         for ind, row in zip(todo, good):
             if row.all():
                 self.solved = ind
-                return
+                return False
         self.validated_fail.update(tuple(ind) for ind in todo)
         wrong = np.flatnonzero(~good.all(axis=0))[:self.cfg.counterexamples]
         log.info("validation found %d counterexamples; training set grows to %d",
                  len(wrong), n_train + len(wrong))
         self.train_x = np.concatenate([self.train_x, self.valid_x[wrong]])
         self.train_y = np.concatenate([self.train_y, self.valid_y[wrong]])
-        for ind in self.pop + candidates:     # fitness on the old set is stale
-            del ind.fitness.values
-        self._evaluate(list({id(ind): ind for ind in self.pop + candidates}.values()))
+        # fitness on the old set is stale
+        self._evaluate_rows(self.rows)
+        if batch is not None:
+            done = ~np.isnan(batch.cost)
+            batch.errors = np.zeros((len(batch), len(self.train_y)), np.uint8)
+            self._evaluate_rows(batch, np.flatnonzero(done))
+        self._evaluate(candidates)
+        return True
 
-    def _after_generation(self, evaluated: list, t0: float, batch: dict | None = None) -> dict:
+    # ----------------------------------------------------------------- book-keeping
+    def _after_generation(self, evaluated: int, t0: float, batch: dict | None = None) -> dict:
         """Hall of fame, brain clean-up, metrics line, logbook."""
         batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
-        costs = _costs(self.pop)
-        if len(self.hof) == self.hof.maxsize:   # only those that can enter (DEAP compares each)
-            worst = self.hof[-1].fitness.values[0]
-            self.hof.update([ind for ind, c in zip(self.pop, costs.tolist()) if c < worst])
+        rows = self.rows
+        costs = rows.cost
+        if len(self.hof) == self.hof.maxsize:   # only rows that can enter (DEAP compares each)
+            entrants = np.flatnonzero(costs < self.hof[-1].fitness.values[0])
         else:
-            self.hof.update(self.pop)
-        if len(self.lineage) > 8 * len(self.pop) + 1000:    # bounded, amortised
-            self._prune_lineage(list(self.pop) + list(self.hof) + ([self.solved] if self.solved is not None else []))
+            entrants = np.arange(len(rows))
+        if entrants.size:
+            self.hof.update(rows.individuals(entrants, self.lineage))
+        extra = [ind.uid for ind in self.hof] + ([self.solved.uid] if self.solved is not None else [])
+        if len(self.lineage) > 8 * len(rows) + 1000:    # bounded, amortised
+            self._prune_lineage(rows.uid.tolist() + extra)
         if self.brain is not None:
-            alive = {ind.node for ind in list(self.pop) + list(self.hof)} | (
-                {self.solved.node} if self.solved is not None else set())
+            alive = np.concatenate([rows.node, [ind.node for ind in self.hof],
+                                    [self.solved.node] if self.solved is not None else []]).astype(np.int64)
             table = self.brain.exec_table()["node"]
-            dead = table[~np.isin(table, np.fromiter(alive, np.int64, len(alive)))]
+            dead = table[~np.isin(table, alive)]
             if dead.size:
                 self.brain.remove_exec_nodes(dead)
         dt = time.perf_counter() - t0
         self.elapsed += dt
-        best = self.pop[int(np.argmin(costs))]
+        b = int(np.argmin(costs))
         line = {
-            "gen": self.gen, "evaluations": self.evaluations, "new_evaluations": len(evaluated),
-            "evals_per_s": round(len(evaluated) / dt, 1) if dt > 0 else None, "seconds": round(self.elapsed, 3),
-            "best_cost": float(costs.min()), "mean_cost": float(costs.mean()), "best_exact": best.exact,
-            "n_train": int(len(self.train_y)), "best_len": len(best),
+            "gen": self.gen, "evaluations": self.evaluations, "new_evaluations": evaluated,
+            "evals_per_s": round(evaluated / dt, 1) if dt > 0 else None, "seconds": round(self.elapsed, 3),
+            "best_cost": float(costs[b]), "mean_cost": float(costs.mean()), "best_exact": int(rows.exact[b]),
+            "n_train": int(len(self.train_y)), "best_len": int(rows.length[b]),
             "outcomes": {Outcome(i).name: c for i, c in enumerate(batch["outcomes"])},
             "offspring_crash_rate": batch["crashed"] / batch["cases"] if batch["cases"] else 0.0,
             "solved": self.solved is not None,
@@ -379,7 +432,7 @@ class Engine:
                              "mean_pattern_threshold": float(thr.mean()) if thr.size else None,
                              "crashes_handled": int(self.brain.crashes_handled)}
         self.metrics.append(line)
-        self.logbook.record(gen=self.gen, evals=len(evaluated), best=line["best_cost"], mean=line["mean_cost"],
+        self.logbook.record(gen=self.gen, evals=evaluated, best=line["best_cost"], mean=line["mean_cost"],
                             crash_rate=line["offspring_crash_rate"])
         return line
 
@@ -409,23 +462,25 @@ class Engine:
             ind.fresh = []           # not this island's variation: its genes earn no credit here
         self._evaluate(newcomers)
         self._validate(newcomers)
-        by_uid = {ind.uid: i for i, ind in enumerate(self.pop)}
+        rows = self.rows
+        by_uid = {uid: i for i, uid in enumerate(rows.uid.tolist())}
         taken: set = set()
         for ind, uid in zip(newcomers, list(replace) + [None] * len(newcomers)):
             slot = by_uid.get(uid) if uid is not None else None
             if slot is None or slot in taken:
-                free = [i for i in range(len(self.pop)) if i not in taken]
-                slot = max(free, key=lambda i: self.pop[i].fitness.values[0])
+                free = [i for i in range(len(rows)) if i not in taken]
+                slot = max(free, key=lambda i: rows.cost[i])
             taken.add(slot)
-            self.pop[slot] = ind
+            rows.put([slot], Rows.from_individuals([ind], rows.genes.shape[1], rows.errors.shape[1]))
+        self._set_rows(rows)
         self.hof.update(self.pop)
         return newcomers
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict:
         """Everything needed to continue exactly (the brain travels separately, as a file)."""
-        return {"version": 1, "config": asdict(self.cfg), "gen": self.gen, "uid": self.uid,
-                "evaluations": self.evaluations, "elapsed": self.elapsed, "pop": self.pop,
+        return {"version": 2, "config": asdict(self.cfg), "gen": self.gen, "uid": self.uid,
+                "evaluations": self.evaluations, "elapsed": self.elapsed, "rows": asdict(self.rows),
                 "hof": self.hof, "logbook": self.logbook, "metrics": self.metrics,
                 "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
@@ -433,28 +488,21 @@ class Engine:
                 "lineage": self.lineage}
 
     def restore(self, state: dict, brain: Brain | None) -> None:
-        for key in ("gen", "uid", "evaluations", "elapsed", "pop", "hof", "logbook", "metrics", "train_x",
+        for key in ("gen", "uid", "evaluations", "elapsed", "hof", "logbook", "metrics", "train_x",
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
         self.lineage = state.get("lineage", {})
-        for ind in list(self.pop) + list(self.hof) + ([self.solved] if self.solved is not None else []):
-            for name, default in (("crashed", False), ("fresh", None), ("parent_crashed", False)):
+        for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
+            for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions
                     setattr(ind, name, default)
+        if "rows" in state:
+            self._set_rows(Rows(**state["rows"]))
+        else:                                    # version 1: a list of individuals
+            self._set_rows(Rows.from_individuals(state["pop"], self.cfg.max_len, len(self.train_y)))
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
         self.brain = brain
-
-
-def _costs(inds) -> np.ndarray:
-    """float64 [n]: the individuals' costs (the fitness value; lower is better)."""
-    return np.fromiter((ind.fitness.values[0] for ind in inds), np.float64, len(inds))
-
-
-def _cheapest(inds, k: int) -> list[int]:
-    """Indices of the ``k`` cheapest individuals, cheapest first (ties: earlier first, as a
-    stable sort)."""
-    return np.argsort(_costs(inds), kind="stable")[:k].tolist()
 
 
 def build(cfg: RunConfig, evaluator: Evaluator | None = None) -> Engine:

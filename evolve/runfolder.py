@@ -108,7 +108,7 @@ def load_checkpoint(folder: Path):
         state = pickle.loads(path.read_bytes())
     except Exception as exc:
         raise RunFolderError(f"{str(path)!r} is corrupt ({type(exc).__name__}); cannot resume") from None
-    if not isinstance(state, dict) or state.get("version") != 1:
+    if not isinstance(state, dict) or state.get("version") not in (1, 2):
         raise RunFolderError(f"{str(path)!r} is not a Melvin checkpoint of a known version")
     brain = None
     if state.get("brain_file"):

@@ -39,7 +39,7 @@ class Individual(list):
     A plain class rather than ``creator.create``'s: the creator's ``__init__`` inspects the
     class attributes on every instance (~30 us), and a generation makes a thousand of them.
     Attributes set by the engine: uid, parents, op, node (brain EXEC node), prior (success,
-    threshold), errors (uint8 per training case), exact, crashed, fresh, parent_crashed.
+    threshold), errors (uint8 per training case), exact, crashed, fresh.
     """
 
     def __init__(self, genes=()):
@@ -55,7 +55,7 @@ def new_individual(genes: Sequence[Gene], uid: int, parents: tuple = (), op: str
     ind = Individual(map(tuple, genes))
     ind.uid, ind.parents, ind.op = uid, tuple(parents), op
     ind.node, ind.prior, ind.errors, ind.exact = -1, None, None, 0
-    ind.crashed, ind.fresh, ind.parent_crashed = False, None, False
+    ind.crashed, ind.fresh = False, None
     return ind
 
 
@@ -67,7 +67,7 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     * ``init(n, table)`` -> (genes int64 [n, max_len, 5], lengths): random genomes;
     * ``vary(genes, lengths, first, table)``: offspring of the parents ``first`` by crossover
       and/or mutation (``evolve.operators.vary``'s tuple);
-    * ``select(population, k)`` -> indices of the selected individuals;
+    * ``select(rows, k)`` -> indices of the selected rows (``evolve.population.Rows``);
     * ``clone``: a deep copy.
     """
     tb = base.Toolbox()
@@ -79,12 +79,10 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     def vary(genes: np.ndarray, lengths: np.ndarray, first: np.ndarray, table: np.ndarray):
         return ops.vary(var, genes, lengths, first, cxpb, mutpb, table, rng)
 
-    def select(population: Sequence, k: int) -> list:
+    def select(rows, k: int) -> list:
         if selection == "lexicase":
-            errors = np.stack([ind.errors for ind in population])
-            return ops.sel_lexicase(errors, k, rng)
-        costs = np.array([ind.fitness.values[0] for ind in population])
-        return ops.sel_tournament(costs, k, rng, tournament_size)
+            return ops.sel_lexicase(rows.errors, k, rng)
+        return ops.sel_tournament(rows.cost, k, rng, tournament_size)
 
     tb.register("init", init)
     tb.register("vary", vary)

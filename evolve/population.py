@@ -1,0 +1,95 @@
+"""The population as arrays, one row per genome; DEAP individuals made only when asked for.
+
+A generation makes a thousand genomes. As Python objects (a list of gene tuples, a fitness, a
+dozen attributes) they cost ~15 us each to build, more than evaluating them; as rows of arrays
+they cost nothing, and the kernels (variation, encoding, selection, the brain) take arrays
+anyway. Individuals (``evolve.toolbox.Individual``) are built for what needs one: the hall of
+fame's entrants, validation candidates, emigrants, results, ``Engine.pop``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from evolve.genes import genome_array
+from evolve.toolbox import Individual, new_individual
+
+
+@dataclass
+class Rows:
+    """Genomes and their evaluation, row i of every array describing genome i."""
+
+    genes: np.ndarray     #: int64 [n, L, 5]: op, a, b, c, imm per gene (zero padding)
+    length: np.ndarray    #: int64 [n]
+    uid: np.ndarray       #: int64 [n]
+    cost: np.ndarray      #: float64 [n] (nan: not evaluated)
+    errors: np.ndarray    #: [n, n_cases] wrong bits per training case
+    exact: np.ndarray     #: int64 [n]: training cases exactly right
+    crashed: np.ndarray   #: bool [n]: some case did not end OK
+    node: np.ndarray      #: int64 [n]: the brain's EXEC node (-1: none)
+    prior: np.ndarray     #: float64 [n, 2]: EXEC node success rate, threshold (nan: none yet)
+
+    @classmethod
+    def new(cls, genes: np.ndarray, length: np.ndarray, uid: np.ndarray, n_cases: int) -> "Rows":
+        n = len(length)
+        return cls(genes, np.asarray(length, np.int64), np.asarray(uid, np.int64), np.full(n, np.nan),
+                   np.zeros((n, n_cases), np.uint8), np.zeros(n, np.int64), np.zeros(n, bool),
+                   np.full(n, -1, np.int64), np.full((n, 2), np.nan))
+
+    @classmethod
+    def from_individuals(cls, inds: list, width: int, n_cases: int) -> "Rows":
+        """Rows of evaluated or new individuals (their attributes where set)."""
+        genes, length = genome_array(inds, width)
+        rows = cls.new(genes, length, [ind.uid for ind in inds], n_cases)
+        for i, ind in enumerate(inds):
+            if ind.fitness.valid:
+                rows.cost[i] = ind.fitness.values[0]
+            if ind.errors is not None and len(ind.errors) == n_cases:
+                rows.errors[i] = ind.errors
+            rows.exact[i], rows.crashed[i], rows.node[i] = ind.exact, ind.crashed, ind.node
+            if ind.prior is not None:
+                rows.prior[i] = ind.prior
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def take(self, idx) -> "Rows":
+        idx = np.asarray(idx, np.int64)
+        return Rows(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def put(self, idx, other: "Rows") -> None:
+        """Overwrite rows ``idx`` with ``other``'s rows (same width and cases)."""
+        for f in fields(self):
+            getattr(self, f.name)[idx] = getattr(other, f.name)
+
+    @staticmethod
+    def concat(a: "Rows", b: "Rows") -> "Rows":
+        width = max(a.genes.shape[1], b.genes.shape[1])
+        out = []
+        for f in fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            if f.name == "genes" and x.shape[1] != y.shape[1]:
+                x, y = (np.pad(v, ((0, 0), (0, width - v.shape[1]), (0, 0))) for v in (x, y))
+            out.append(np.concatenate([x, y]))
+        return Rows(*out)
+
+    def gene_tuples(self, i: int) -> list[tuple]:
+        return list(map(tuple, self.genes[i, :self.length[i]].tolist()))
+
+    def individual(self, i: int, lineage: dict) -> Individual:
+        """Row ``i`` as a DEAP individual (parents and operator from ``lineage``)."""
+        uid = int(self.uid[i])
+        parents, op = lineage.get(uid, ((), "init"))[:2]
+        ind = new_individual(self.gene_tuples(i), uid, parents, op)
+        if not np.isnan(self.cost[i]):
+            ind.fitness.values = (float(self.cost[i]),)
+        ind.errors = self.errors[i].copy()
+        ind.exact, ind.crashed, ind.node = int(self.exact[i]), bool(self.crashed[i]), int(self.node[i])
+        ind.prior = None if np.isnan(self.prior[i, 0]) else (float(self.prior[i, 0]), float(self.prior[i, 1]))
+        ind.fresh = []
+        return ind
+
+    def individuals(self, idx, lineage: dict) -> list[Individual]:
+        return [self.individual(int(i), lineage) for i in idx]
