@@ -242,3 +242,25 @@ def test_flag_dependent_genome_is_not_a_solution():
     engine._validate([cset])
     assert engine.solved is None
     assert cset.fitness.values[0] == pytest.approx(cost + FLAG_PENALTY)
+
+
+def test_a_version_1_checkpoint_state_continues_like_the_rows_it_held():
+    """Check that a state holding the population as individuals (checkpoint version 1) resumes
+    exactly like the same state holding it as rows (version 2)."""
+    import copy
+    from evolve.engine import RunConfig, build
+    cfg = RunConfig(task="avg", pop=40, generations=10, time_limit=None, backend="emulated", seed=2)
+    engine = build(cfg)
+    engine.start()
+    for _ in range(3):
+        engine.step()
+    v2 = engine.state()
+    v1 = {k: v for k, v in v2.items() if k != "rows"}
+    v1["version"], v1["pop"] = 1, engine.pop
+    runs = []
+    for state in (v1, v2):
+        other = build(RunConfig(**{**cfg.__dict__}))
+        other.restore(copy.deepcopy(state), copy.deepcopy(engine.brain))
+        runs.append([other.step()["best_cost"] for _ in range(3)] + [other.rows.uid.tolist(), other.evaluations])
+    assert runs[0] == runs[1]
+    assert runs[0][-1] > engine.evaluations
