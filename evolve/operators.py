@@ -318,38 +318,49 @@ def sel_lexicase(errors: np.ndarray, k: int, rng: random.Random) -> list[int]:
     """Indices of ``k`` lexicase picks: filter on shuffled cases, keep the best on each in turn.
 
     ``errors`` is [n_individuals, n_cases] (lower is better). Specialists that are right on cases
-    the others get wrong survive, which keeps diversity for program synthesis. The case orders and
-    tie-breaks come from one draw of ``rng``; the filtering runs in a Numba kernel."""
-    n, n_cases = errors.shape
-    gen = np.random.default_rng(rng.getrandbits(64))
-    orders = np.argsort(gen.random((k, n_cases)), axis=1)
-    ties = gen.random(k)
-    return _lexicase_kernel(np.ascontiguousarray(errors, np.int64), orders, ties).tolist()
+    the others get wrong survive, which keeps diversity for program synthesis. Everything runs in
+    a Numba kernel seeded from ``rng``: each pick shuffles the case order only as far as it reads
+    it (the pool is usually down to one after a few cases), and its first filter starts from
+    the precomputed best individuals of that case instead of scanning the population."""
+    errors = np.ascontiguousarray(errors)
+    best = errors.min(axis=0)
+    at_best = errors == best[None, :]
+    members = np.nonzero(at_best.T)          # (case, individual), sorted by case
+    ptr = np.zeros(errors.shape[1] + 1, np.int64)
+    np.cumsum(np.bincount(members[0], minlength=errors.shape[1]), out=ptr[1:])
+    seed = int(np.random.default_rng(rng.getrandbits(64)).integers(1, 2**62))
+    return _lexicase_kernel(errors, ptr, members[1].astype(np.int64), k, seed).tolist()
 
 
 @njit(cache=True)
-def _lexicase_kernel(errors, orders, ties):
-    n = errors.shape[0]
-    k, n_cases = orders.shape
+def _lexicase_kernel(errors, best_ptr, best_members, k, seed):
+    np.random.seed(seed)
+    n, n_cases = errors.shape
     picks = np.empty(k, np.int64)
     pool = np.empty(n, np.int64)
+    order = np.arange(n_cases)
     for s in range(k):
-        size = n
-        for i in range(n):
-            pool[i] = i
-        for j in range(n_cases):
-            case = orders[s, j]
-            best = errors[pool[0], case]
+        # the first case: its best individuals, precomputed
+        r = np.random.randint(0, n_cases)
+        order[0], order[r] = order[r], order[0]
+        case = order[0]
+        size = best_ptr[case + 1] - best_ptr[case]
+        pool[:size] = best_members[best_ptr[case]:best_ptr[case + 1]]
+        j = 1
+        while size > 1 and j < n_cases:
+            r = np.random.randint(j, n_cases)   # Fisher-Yates, one step at a time
+            order[j], order[r] = order[r], order[j]
+            case = order[j]
+            j += 1
+            lowest = errors[pool[0], case]
             for i in range(1, size):
-                if errors[pool[i], case] < best:
-                    best = errors[pool[i], case]
+                if errors[pool[i], case] < lowest:
+                    lowest = errors[pool[i], case]
             kept = 0
             for i in range(size):
-                if errors[pool[i], case] == best:
+                if errors[pool[i], case] == lowest:
                     pool[kept] = pool[i]
                     kept += 1
             size = kept
-            if size == 1:
-                break
-        picks[s] = pool[min(int(ties[s] * size), size - 1)]
+        picks[s] = pool[np.random.randint(0, size)] if size > 1 else pool[0]
     return picks
