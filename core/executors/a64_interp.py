@@ -11,13 +11,18 @@ it and the result provably equals Unicorn's, bit for bit (``tests/test_a64_inter
 
 The machine a genome finds is :mod:`core.executors.batch_state`'s: x0-x3 the case's row of
 the input table, x4-x29 the batch's random values, scratch ``[sp, sp + scratch)`` its template,
-NZCV = Z|C. x30 (the harness's return address) and SP as a value are outside the subset.
+the SIMD registers the batch's, NZCV = Z|C. x30 (the harness's return address) and SP as a
+value are outside the subset.
 
-Outcomes are OK or SIGILL: the subset cannot fault otherwise (no division trap, scratch
-accesses in bounds, only forward branches, so a genome of ``n`` words runs at most ``n + 1``
-instructions and never times out when ``n + 1 <= budget``). The reserved, unallocated and SVE
-encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72 and give SIGILL, as
-do the unallocated forms of the data-processing classes decoded here (imm6 >= 32 on W registers,
+PC-relative code (adr/adrp, literal loads), backward branches and branches out of the code
+always take triage's slow lane, which runs them in the solo slot at ``harness.SOLO_BASE``: the
+interpreter gives them that address, the slot's bytes (code, ``ret``, zero padding up to the
+mapped page's end) and the slow lane's instruction budget (see :func:`execute`). Loads and
+stores are decided per case at run time (:mod:`core.executors.a64_mem`); a genome whose access
+may reach memory the interpreter does not model is reported back (deferred) and runs in Unicorn.
+Outcomes are OK, SIGILL, SIGSEGV or TIMEOUT. The reserved, unallocated and SVE encoding groups
+(bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72 and give SIGILL, as do the
+unallocated forms of the data-processing classes decoded here (imm6 >= 32 on W registers,
 N != sf, reserved bitmasks, ...); encodings that later architecture versions allocate (FlagM,
 PAuth, CSSC, MTE) are left to Unicorn.
 """
@@ -26,18 +31,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from core.executors import a64_mem as MEM
+from core.executors import harness as H
 from core.outcome import Outcome
 
 # micro-op kinds
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
-    K_ADC, K_B, K_CBZ, K_TBZ, K_LDR, K_STR = range(18)
+    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM = range(17)
 
 # Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
 # destination, first, second and third source registers (indices into the register file, see
 # ZR_*); operand-2 form; shift/extend type (bitfield: immr); amount (bitfield: imms, tbz: bit,
-# ldr/str: scratch word); S (ccmp: the nzcv immediate); branch target (flat word index); condition.
-F_KIND, F_OP, F_SF, F_RD, F_RN, F_RM, F_RA, F_O2, F_SHT, F_AMT, F_FLAGS, F_TGT, F_COND = range(13)
-N_FIELDS = 13
+# loads/stores: register shift); S (ccmp: the nzcv immediate); branch target (flat word index;
+# literal loads: the word's index in its genome); condition; loads/stores: second transfer
+# register, a64_mem.M_* flags, log2 of the access size, writeback mode.
+F_KIND, F_OP, F_SF, F_RD, F_RN, F_RM, F_RA, F_O2, F_SHT, F_AMT, F_FLAGS, F_TGT, F_COND, \
+    F_RT2, F_MEMF, F_SIZE, F_WB = range(17)
+N_FIELDS = 17
 # columns of the uint64 immediate table
 I_IMM, I_IMM2 = 0, 1
 
@@ -49,6 +59,8 @@ ZR_WRITE = 32   # register-file index that absorbs writes to XZR/WZR
 
 OK = int(Outcome.OK)
 SIGILL = int(Outcome.SIGILL)
+SIGSEGV = int(Outcome.SIGSEGV)
+TIMEOUT = int(Outcome.TIMEOUT)
 
 M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 M32 = np.uint64(0xFFFFFFFF)
@@ -248,8 +260,8 @@ def _undefined(ctl):
 
 
 @njit(cache=True)
-def _decode_word(w, pos, end, scratch, ctl, imm):
-    """Fill one micro-op row from word ``w`` at flat index ``pos`` of a genome ending at ``end``.
+def _decode_word(w, pos, start, end, solo_size, ctl, imm):
+    """Fill one micro-op row from word ``w`` at flat index ``pos`` of genome ``[start, end)``.
 
     Returns False when the word is outside the subset (the genome then goes to Unicorn)."""
     rd = w & 31
@@ -267,6 +279,10 @@ def _decode_word(w, pos, end, scratch, ctl, imm):
     ctl[F_FLAGS] = 0
     ctl[F_TGT] = 0
     ctl[F_COND] = 0
+    ctl[F_RT2] = 0
+    ctl[F_MEMF] = 0
+    ctl[F_SIZE] = 0
+    ctl[F_WB] = 0
     imm[I_IMM] = U0
     imm[I_IMM2] = U0
     group = (w >> 25) & 15
@@ -341,7 +357,21 @@ def _decode_word(w, pos, end, scratch, ctl, imm):
             ctl[F_KIND] = K_EXTR
             ctl[F_AMT] = imms
             return True
-        return False                        # adr/adrp, add/sub with tags
+        if kind <= 0b001:                   # adr/adrp: a constant, as PC-relative code runs in
+            if rd == 30:                    # the solo slot (triage's slow lane) at a fixed address
+                return False
+            pc = H.SOLO_BASE + 4 * (pos - start)
+            off = _sext(np.uint64((((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)), 21)
+            if sf:
+                value = np.uint64(pc & ~0xFFF) + (off << np.uint64(12))
+            else:
+                value = np.uint64(pc) + off
+            ctl[F_KIND] = K_MOVW
+            ctl[F_OP] = 2
+            ctl[F_SF] = 1
+            imm[I_IMM] = value
+            return True
+        return False                        # add/sub with tags
     if (w >> 25) & 15 == 0b0101 or (w >> 25) & 15 == 0b1101:   # data processing (register)
         # x30 in a register field: unsupported, unless the encoding is unallocated anyway
         ccmp_imm = (w >> 21) & 0xFF == 0b11010010 and (w >> 11) & 1
@@ -448,31 +478,24 @@ def _decode_word(w, pos, end, scratch, ctl, imm):
             return True
         return False
     if (w >> 26) == 0b000101:               # b
-        off = w & 0x3FFFFFF
-        if off >> 25:
-            return False
-        tgt = pos + off
-        if off == 0 or tgt > end:
+        tgt = pos + _sxi(w & 0x3FFFFFF, 26)
+        if not _reachable(tgt - start, solo_size):
             return False
         ctl[F_KIND] = K_B
         ctl[F_COND] = 14
         ctl[F_TGT] = tgt
         return True
     if (w >> 24) == 0b01010100:             # b.cond
-        off = (w >> 5) & 0x7FFFF
-        if (w >> 4) & 1 or off >> 18:
-            return False
-        tgt = pos + off
-        if off == 0 or tgt > end:
+        tgt = pos + _sxi((w >> 5) & 0x7FFFF, 19)
+        if (w >> 4) & 1:
             return False
         ctl[F_KIND] = K_B
         ctl[F_COND] = w & 15
         ctl[F_TGT] = tgt
         return True
     if (w >> 25) & 0x3F == 0b011010:        # cbz/cbnz
-        off = (w >> 5) & 0x7FFFF
-        tgt = pos + off
-        if off >> 18 or off == 0 or tgt > end or rd == 30:
+        tgt = pos + _sxi((w >> 5) & 0x7FFFF, 19)
+        if rd == 30:
             return False
         ctl[F_KIND] = K_CBZ
         ctl[F_OP] = (w >> 24) & 1
@@ -480,9 +503,8 @@ def _decode_word(w, pos, end, scratch, ctl, imm):
         ctl[F_TGT] = tgt
         return True
     if (w >> 25) & 0x3F == 0b011011:        # tbz/tbnz
-        off = (w >> 5) & 0x3FFF
-        tgt = pos + off
-        if off >> 13 or off == 0 or tgt > end or rd == 30:
+        tgt = pos + _sxi((w >> 5) & 0x3FFF, 14)
+        if rd == 30:
             return False
         ctl[F_KIND] = K_TBZ
         ctl[F_OP] = (w >> 24) & 1
@@ -490,21 +512,48 @@ def _decode_word(w, pos, end, scratch, ctl, imm):
         ctl[F_AMT] = (sf << 5) | ((w >> 19) & 31)
         ctl[F_TGT] = tgt
         return True
-    if w & 0xFFC003E0 == 0xF94003E0 or w & 0xFFC003E0 == 0xF90003E0:   # ldr/str Xt, [sp, #imm]
-        disp = ((w >> 10) & 0xFFF) * 8
-        if disp + 8 > scratch or rd == 30:
-            return False
-        ctl[F_KIND] = K_LDR if (w >> 22) & 1 else K_STR
-        ctl[F_RN] = rd                       # the stored register (XZR reads 0)
-        ctl[F_AMT] = disp // 8
+    st, flags, size, wb, rt, rt2, rn, rm, form, opt, amt, off = MEM.decode_mem(w)
+    if st != MEM.DECODED:
+        return False
+    if flags & MEM.M_PRFM:                  # prefetch: a hint, never faults
+        ctl[F_KIND] = K_NOP
         return True
-    return False
+    vec = flags & MEM.M_VEC
+    if (not vec and (rt == 30 or (flags & MEM.M_PAIR and rt2 == 30))) or rn == 30 or (form == MEM.A_REG and rm == 30):
+        return False
+    ctl[F_KIND] = K_MEM
+    ctl[F_RD] = rt
+    ctl[F_RT2] = rt2
+    ctl[F_RN] = rn
+    ctl[F_RM] = rm
+    ctl[F_O2] = form
+    ctl[F_SHT] = opt
+    ctl[F_AMT] = amt
+    ctl[F_MEMF] = flags
+    ctl[F_SIZE] = size
+    ctl[F_WB] = wb
+    ctl[F_TGT] = pos - start
+    imm[I_IMM] = np.uint64(off)
+    return True
+
+
+@njit(cache=True, inline="always")
+def _sxi(v, bits):
+    return v - (1 << bits) if (v >> (bits - 1)) & 1 else v
+
+
+@njit(cache=True, inline="always")
+def _reachable(rel, solo_size):
+    """Whether a branch to word ``rel`` of the solo slot stays clear of the arena (nothing else
+    is mapped between the solo page and the arena; below the solo page nothing is mapped)."""
+    return H.SOLO_BASE + 4 * rel < H.ARENA_BASE - MEM.MARGIN
 
 
 @njit(cache=True)
-def decode(words, offsets, scratch, budget):
+def decode(words, offsets, scratch, budget, solo_size=4096):
     """Micro-op tables for the genomes ``words[offsets[g]:offsets[g + 1]]``.
 
+    ``scratch`` and ``budget`` are checked at run time (kept for the call's shape).
     Returns (ctl int64 [n_words, N_FIELDS], imm uint64 [n_words, 2], supported bool [n])."""
     n = offsets.shape[0] - 1
     total = words.shape[0]
@@ -513,11 +562,11 @@ def decode(words, offsets, scratch, budget):
     supported = np.zeros(n, dtype=np.bool_)
     for g in range(n):
         start, end = offsets[g], offsets[g + 1]
-        ok = end - start + 1 <= budget
+        ok = True
         for pos in range(start, end):
             if not ok:
                 break
-            ok = _decode_word(np.int64(words[pos]), pos, end, scratch, ctl[pos], imm[pos])
+            ok = _decode_word(np.int64(words[pos]), pos, start, end, solo_size, ctl[pos], imm[pos])
         supported[g] = ok
     return ctl, imm, supported
 
@@ -541,32 +590,125 @@ def _add_flags(x, y, carry, sf):
     return r, n, 1 if r == U0 else 0, c, v
 
 
+DEFER = -1   # a memory access may touch mapped memory the interpreter does not model
+
+
 @njit(cache=True)
-def execute(ctl, imm, offsets, rows, table, init_regs, scratch_tmpl, outputs, outcomes):
+def _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_size):
+    """One load/store: OK, SIGSEGV (nothing changed) or DEFER; see :mod:`core.executors.a64_mem`."""
+    flags = ctl[pc, F_MEMF]
+    n1 = 1 << ctl[pc, F_SIZE]
+    count = 2 if flags & MEM.M_PAIR else 1
+    n = n1 * count
+    load = flags & MEM.M_LOAD
+    vec = flags & MEM.M_VEC
+    rn = ctl[pc, F_RN]
+    base = U0
+    offset = imm[pc, I_IMM]
+    lit = flags & MEM.M_LIT
+    if lit:                                 # the solo slot: this genome, its return, zeros
+        at = 4 * ctl[pc, F_TGT] + np.int64(offset)
+        if at < 0 or at + n > solo_size:
+            return SIGSEGV
+    else:
+        base = np.uint64(sp_init) if rn == 31 else regs[rn]
+        if ctl[pc, F_O2] == MEM.A_REG:
+            offset = _extend(regs[ctl[pc, F_RM]], ctl[pc, F_SHT], ctl[pc, F_AMT], 1)
+        addr = base if ctl[pc, F_WB] == MEM.WB_POST else base + offset
+        d = addr - np.uint64(sp_init)
+        if rn == 31 and n <= mem.shape[0] and d <= np.uint64(mem.shape[0] - n):
+            at = np.int64(d)
+        elif MEM.maybe_mapped(addr, n, solo_size):
+            return DEFER
+        else:
+            return SIGSEGV
+    for k in range(count):
+        rt = ctl[pc, F_RD] if k == 0 else ctl[pc, F_RT2]
+        o = at + k * n1
+        if load:
+            if vec:
+                for b in range(16):
+                    vregs[rt, b] = 0
+                for b in range(n1):
+                    vregs[rt, b] = MEM.solo_byte(words, start, end, o + b) if lit else mem[o + b]
+            elif rt != 31:
+                if lit:
+                    v = U0
+                    for b in range(n1 - 1, -1, -1):
+                        v = (v << np.uint64(8)) | np.uint64(MEM.solo_byte(words, start, end, o + b))
+                else:
+                    v = MEM.read_le(mem, o, n1)
+                if flags & MEM.M_SIGNED:
+                    v = _sext(v, 8 * n1)
+                if flags & MEM.M_W32:
+                    v &= M32
+                regs[rt] = v
+        elif vec:
+            for b in range(n1):
+                mem[o + b] = vregs[rt, b]
+        else:
+            MEM.write_le(mem, o, n1, regs[rt])
+    if ctl[pc, F_WB] != MEM.WB_NONE:
+        regs[rn] = base + offset
+    return OK
+
+
+@njit(cache=True)
+def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd_tmpl, budget, post, sp_init,
+            solo_size, outputs, outcomes, deferred):
     """Run genomes ``rows`` on every case; fills their rows of ``outputs`` / ``outcomes``.
 
     ``table``: uint64 [n_cases, 4] argument registers; ``init_regs``: uint64 [32] the batch's
-    random register values; ``scratch_tmpl``: uint64 [scratch // 8] the scratch template."""
+    random register values; ``scratch_tmpl``: uint8 [scratch] the scratch template;
+    ``simd_tmpl``: uint8 [32, 16] the SIMD registers (the slow lane loads them). A genome
+    whose memory access may reach modelled-nowhere memory is flagged in ``deferred`` instead.
+
+    Counting follows the slow lane's ``count``: the genome may execute ``budget`` instructions,
+    the appended return included, to end OK; an instruction that traps still traps as the
+    ``budget + post``-th (``post``: the harness instructions after the return); past that, or
+    on a return past ``budget``, the case is TIMEOUT. A branch to unmapped memory faults as
+    soon as the branch has executed."""
     n_cases = table.shape[0]
     regs = np.zeros(33, dtype=np.uint64)
+    vregs = simd_tmpl.copy()
     mem = scratch_tmpl.copy()
+    limit = budget + post
     for gi in range(rows.shape[0]):
         g = rows[gi]
         start, end = offsets[g], offsets[g + 1]
-        stores = False
+        n_words = end - start
+        memops = False
         for pc in range(start, end):
-            if ctl[pc, F_KIND] == K_STR:
-                stores = True
+            if ctl[pc, F_KIND] == K_MEM:
+                memops = True
         for case in range(n_cases):
             for k in range(4):
                 regs[k] = table[case, k]
             for k in range(4, 31):
                 regs[k] = init_regs[k]
             regs[ZR_READ] = U0
+            if memops:
+                mem[:] = scratch_tmpl
+                vregs[:, :] = simd_tmpl
             fn, fz, fc, fv = 0, 1, 1, 0
             status = OK
             pc = start
-            while pc < end:
+            steps = 0
+            while True:
+                if pc < start or pc >= end:
+                    rel = pc - start
+                    if rel == n_words:               # the appended return
+                        if steps + 1 > budget:
+                            status = TIMEOUT
+                    elif rel < 0 or 4 * rel >= solo_size:
+                        status = SIGSEGV             # fetch from unmapped memory
+                    else:                            # the slot's zero padding: udf #0
+                        status = TIMEOUT if steps + 1 > limit else SIGILL
+                    break
+                steps += 1
+                if steps > limit:
+                    status = TIMEOUT
+                    break
                 kind = ctl[pc, F_KIND]
                 sf = ctl[pc, F_SF]
                 mask = M64 if sf else M32
@@ -626,6 +768,9 @@ def execute(ctl, imm, offsets, rows, table, init_regs, scratch_tmpl, outputs, ou
                 elif kind == K_B:
                     if _holds(ctl[pc, F_COND], fn, fz, fc, fv):
                         nxt = ctl[pc, F_TGT]
+                        if nxt == pc:                # "b ." spins, changing nothing, till the budget
+                            status = TIMEOUT
+                            break
                 elif kind == K_CBZ:
                     t = regs[ctl[pc, F_RN]] & mask
                     if (t != U0) == (ctl[pc, F_OP] == 1):
@@ -690,10 +835,11 @@ def execute(ctl, imm, offsets, rows, table, init_regs, scratch_tmpl, outputs, ou
                     else:
                         r = a + p
                     regs[ctl[pc, F_RD]] = r & mask
-                elif kind == K_LDR:
-                    regs[ctl[pc, F_RD]] = mem[ctl[pc, F_AMT]]
-                elif kind == K_STR:
-                    mem[ctl[pc, F_AMT]] = regs[ctl[pc, F_RN]]
+                elif kind == K_MEM:
+                    r = _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_size)
+                    if r != OK:
+                        status = r
+                        break
                 elif kind == K_BFM:
                     size = 64 if sf else 32
                     src = regs[ctl[pc, F_RN]] & mask
@@ -753,12 +899,11 @@ def execute(ctl, imm, offsets, rows, table, init_regs, scratch_tmpl, outputs, ou
                     break
                 # K_NOP: nothing
                 pc = nxt
+            if status == DEFER:
+                deferred[g] = True
+                break
             outcomes[g, case] = status
             outputs[g, case] = regs[0] if status == OK else U0
-            if stores:
-                for pc in range(start, end):
-                    if ctl[pc, F_KIND] == K_STR:
-                        mem[ctl[pc, F_AMT]] = scratch_tmpl[ctl[pc, F_AMT]]
 
 
 def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
@@ -770,17 +915,23 @@ def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
     return words, offsets
 
 
-def interpret(codes, table, regs, scratch: bytes, budget: int, outputs, outcomes) -> np.ndarray:
+def interpret(codes, table, regs, scratch: bytes, budget: int, outputs, outcomes, *, simd: bytes = bytes(512),
+              solo_size: int = 4096, post: int = 3) -> np.ndarray:
     """Run every supported genome of ``codes``; returns the bool mask of those it ran.
 
     ``table``: uint64 [n_cases, 4] the input table (``BatchState.input_table``); ``regs``:
-    uint64 [32] the batch's register values; ``scratch``: the scratch template's bytes. Rows of
-    ``outputs`` / ``outcomes`` of unsupported genomes are left untouched."""
+    uint64 [32] the batch's register values; ``scratch``, ``simd``: the scratch template's and
+    the SIMD registers' bytes; ``solo_size``: bytes mapped at ``harness.SOLO_BASE``; ``post``:
+    harness instructions between the genome's return and the end of a slow-lane case. Rows of
+    ``outputs`` / ``outcomes`` of genomes not run (unsupported or deferred) are left untouched."""
     words, offsets = flatten(codes)
-    ctl, imm, supported = decode(words, offsets, len(scratch), budget)
+    ctl, imm, supported = decode(words, offsets, len(scratch), budget, solo_size)
     rows = np.flatnonzero(supported)
     if rows.size:
-        tmpl = np.frombuffer(scratch, dtype="<u8").astype(np.uint64)
-        execute(ctl, imm, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
-                np.ascontiguousarray(regs, dtype=np.uint64), tmpl, outputs, outcomes)
+        deferred = np.zeros(len(codes), dtype=np.bool_)
+        execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
+                np.ascontiguousarray(regs, dtype=np.uint64), np.frombuffer(scratch, dtype=np.uint8).copy(),
+                np.frombuffer(simd, dtype=np.uint8).reshape(32, 16).copy(), budget, post,
+                H.STACK_TOP - len(scratch), solo_size, outputs, outcomes, deferred)
+        supported &= ~deferred
     return supported
