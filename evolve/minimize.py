@@ -21,7 +21,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from core.isa import get_isa
 from core.outcome import Outcome
+from evolve.fitness import reads_entry_flags
 
 #: Seeds of the random registers for the training and validation checks (arbitrary, distinct).
 SEEDS = (0x6D31, 0x6D32)
@@ -57,7 +59,7 @@ def equivalent_rows(outputs: np.ndarray, outcomes: np.ndarray, ref_out: np.ndarr
 
 
 def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x: np.ndarray,
-             valid_x: np.ndarray) -> Minimized:
+             valid_x: np.ndarray, isa=None) -> Minimized:
     """Greedy intron removal (see the module docstring).
 
     Parameters
@@ -71,11 +73,20 @@ def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x
     train_x, valid_x : uint64 [n, arity]
         Cases for the batch screen and for verification.
 
+    isa : Isa or name, optional
+        When given, no deletion may leave code that reads the condition flags before setting
+        them (``evolve.fitness.reads_entry_flags``): every executor starts a case with the same
+        flags, so such a deletion would look equivalent on every case and still be wrong.
+
     Returns
     -------
     Minimized
     """
     units = list(units)
+    if isa is not None:
+        isa = get_isa(isa)
+        if reads_entry_flags(encode(units), isa):
+            isa = None          # it already does: nothing to protect
     refs = []
     for cases, seed in ((train_x, SEEDS[0]), (valid_x, SEEDS[1])):
         refs.append(reference(executor, encode(units), cases, seed))
@@ -86,7 +97,7 @@ def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x
         # ``lsl x1, x2, #15; lsr x0, x0, x1`` whose halves are not introns alone).
         found = None
         for width in (1, 2):
-            found = _round(units, alive, width, encode, executor, train_x, valid_x, refs)
+            found = _round(units, alive, width, encode, executor, train_x, valid_x, refs, isa)
             rounds += 1
             if found is not None:
                 break
@@ -98,16 +109,19 @@ def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x
     return Minimized(kept, encode(kept), removed, rounds)
 
 
-def _round(units: list, alive: list[int], width: int, encode, executor, train_x, valid_x, refs):
+def _round(units: list, alive: list[int], width: int, encode, executor, train_x, valid_x, refs, isa=None):
     """The first deletion of ``width`` units from ``alive`` that stays equivalent, or None."""
     from itertools import combinations
     candidates, codes = [], []
     for drop in combinations(range(len(alive)), width):
         trial = [i for k, i in enumerate(alive) if k not in drop]
         try:
-            codes.append(encode([units[i] for i in trial]))
+            code = encode([units[i] for i in trial])
         except ValueError:
             continue
+        if isa is not None and reads_entry_flags(code, isa):
+            continue
+        codes.append(code)
         candidates.append(trial)
     if not candidates:
         return None

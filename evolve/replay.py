@@ -245,7 +245,7 @@ def _minimize(run: RunData, genome: Genome, ex, task, train_x, valid_x) -> dict:
     else:
         units, encode = genome.asm, (lambda lines: assemble(lines, isa))
         render = list
-    m = mz.minimize(units, encode, ex, train_x, valid_x)
+    m = mz.minimize(units, encode, ex, train_x, valid_x, isa=isa)
     return {"length": m.length, "original_length": len(units), "removed": m.removed,
             "asm": render(m.units), "code_hex": m.code.hex(), "rounds": m.rounds,
             "verified_on": {"training": int(len(train_x)), "validation": int(len(valid_x))}}

@@ -30,20 +30,10 @@ from evolve.runload import RunLoadError, load_run  # noqa: E402
 
 def reads_flags_first(code: bytes, isa: str) -> bool:
     """True when an instruction may read the flags before any instruction has written them
-    (capstone's access lists; conservative: capstone lists cbz as a flag reader)."""
-    from core.asm import disassembler, listing
-    cs = disassembler(isa, detail=True)
-    flags = {"nzcv", "rflags", "eflags"}
-    for _, chunk, _ in listing(code, isa):
-        insn = next(cs.disasm(chunk, 0, 1), None)
-        if insn is None:
-            return True
-        read, written = insn.regs_access()
-        if flags & {insn.reg_name(r) for r in read}:
-            return True
-        if flags & {insn.reg_name(r) for r in written}:
-            return False
-    return False
+    (the engine's own test, ``evolve.fitness.reads_entry_flags``)."""
+    from core.isa import get_isa
+    from evolve.fitness import reads_entry_flags
+    return reads_entry_flags(code, get_isa(isa))
 
 
 def main(argv: list[str] | None = None) -> int:
