@@ -319,33 +319,42 @@ def sel_lexicase(errors: np.ndarray, k: int, rng: random.Random) -> list[int]:
 
     ``errors`` is [n_individuals, n_cases] (lower is better). Specialists that are right on cases
     the others get wrong survive, which keeps diversity for program synthesis. Everything runs in
-    a Numba kernel seeded from ``rng``: each pick shuffles the case order only as far as it reads
-    it (the pool is usually down to one after a few cases), and its first filter starts from
-    the precomputed best individuals of that case instead of scanning the population."""
+    a Numba kernel seeded from ``rng``, on the distinct error rows (a converged population holds
+    many copies of one row, and copies never separate): each pick shuffles the case order only
+    as far as it reads it, its first filter starts from the case's precomputed best rows, and
+    the survivor is drawn in proportion to the rows' copies, then uniformly among them: the
+    same distribution as filtering individuals one by one."""
     errors = np.ascontiguousarray(errors)
-    best = errors.min(axis=0)
-    at_best = errors == best[None, :]
-    members = np.nonzero(at_best.T)          # (case, individual), sorted by case
-    ptr = np.zeros(errors.shape[1] + 1, np.int64)
-    np.cumsum(np.bincount(members[0], minlength=errors.shape[1]), out=ptr[1:])
+    n, n_cases = errors.shape
+    narrow = errors.astype(np.uint8) if errors.size and 0 <= errors.min() and errors.max() < 256 else errors.astype(np.int64)
+    keys = np.ascontiguousarray(narrow).view(np.dtype((np.void, narrow.itemsize * n_cases))).ravel()
+    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    rows = errors[first]
+    members = np.argsort(inverse, kind="stable").astype(np.int64)       # individuals grouped by row
+    start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    at_best = rows == rows.min(axis=0)[None, :]
+    case_rows = np.nonzero(at_best.T)          # (case, row), sorted by case
+    ptr = np.zeros(n_cases + 1, np.int64)
+    np.cumsum(np.bincount(case_rows[0], minlength=n_cases), out=ptr[1:])
     seed = int(np.random.default_rng(rng.getrandbits(64)).integers(1, 2**62))
-    return _lexicase_kernel(errors, ptr, members[1].astype(np.int64), k, seed).tolist()
+    return _lexicase_kernel(rows, ptr, case_rows[1].astype(np.int64), counts.astype(np.int64), members, start,
+                            k, seed).tolist()
 
 
 @njit(cache=True)
-def _lexicase_kernel(errors, best_ptr, best_members, k, seed):
+def _lexicase_kernel(errors, best_ptr, best_rows, counts, members, start, k, seed):
     np.random.seed(seed)
-    n, n_cases = errors.shape
+    m, n_cases = errors.shape
     picks = np.empty(k, np.int64)
-    pool = np.empty(n, np.int64)
+    pool = np.empty(m, np.int64)
     order = np.arange(n_cases)
     for s in range(k):
-        # the first case: its best individuals, precomputed
+        # the first case: its best rows, precomputed
         r = np.random.randint(0, n_cases)
         order[0], order[r] = order[r], order[0]
         case = order[0]
         size = best_ptr[case + 1] - best_ptr[case]
-        pool[:size] = best_members[best_ptr[case]:best_ptr[case + 1]]
+        pool[:size] = best_rows[best_ptr[case]:best_ptr[case + 1]]
         j = 1
         while size > 1 and j < n_cases:
             r = np.random.randint(j, n_cases)   # Fisher-Yates, one step at a time
@@ -362,5 +371,16 @@ def _lexicase_kernel(errors, best_ptr, best_members, k, seed):
                     pool[kept] = pool[i]
                     kept += 1
             size = kept
-        picks[s] = pool[np.random.randint(0, size)] if size > 1 else pool[0]
+        row = pool[0]
+        if size > 1:   # survivors' copies are equally likely
+            total = 0
+            for i in range(size):
+                total += counts[pool[i]]
+            u = np.random.randint(0, total)
+            for i in range(size):
+                if u < counts[pool[i]]:
+                    row = pool[i]
+                    break
+                u -= counts[pool[i]]
+        picks[s] = members[start[row] + np.random.randint(0, counts[row])]
     return picks

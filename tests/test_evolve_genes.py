@@ -157,3 +157,13 @@ def test_selection():
     errors = np.array([[0, 9, 5], [9, 0, 5], [1, 1, 5]])   # two specialists and a generalist
     picks = ops.sel_lexicase(errors, 60, rng)
     assert picks.count(0) > 5 and picks.count(1) > 5 and picks.count(2) == 0
+
+
+def test_lexicase_treats_copies_as_individuals():
+    """Check that identical error rows are picked as often as separate individuals would be:
+    two copies of a specialist share its half, each about a quarter."""
+    errors = np.array([[0, 9, 5], [9, 0, 5], [1, 1, 5], [0, 9, 5]])
+    picks = ops.sel_lexicase(errors, 8000, random.Random(11))
+    counts = [picks.count(i) for i in range(4)]
+    assert counts[2] == 0
+    assert abs(counts[1] - 4000) < 250 and abs(counts[0] - 2000) < 200 and abs(counts[3] - 2000) < 200

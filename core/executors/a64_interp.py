@@ -37,7 +37,7 @@ from core.outcome import Outcome
 
 # micro-op kinds
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
-    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM = range(17)
+    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64 = range(18)
 
 # Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
 # destination, first, second and third source registers (indices into the register file, see
@@ -567,8 +567,26 @@ def decode(words, offsets, scratch, budget, solo_size=4096):
             if not ok:
                 break
             ok = _decode_word(np.int64(words[pos]), pos, start, end, solo_size, ctl[pos], imm[pos])
+            if ok and ctl[pos, F_KIND] == K_MEM:
+                _narrow_scratch_access(ctl[pos], imm[pos], scratch)
         supported[g] = ok
     return ctl, imm, supported
+
+
+@njit(cache=True, inline="always")
+def _narrow_scratch_access(ctl, imm, scratch):
+    """``ldr/str Xt, [sp, #8k]`` inside the scratch area (the gene alphabet's own memory genes,
+    most of the accesses evolution makes) becomes K_SP64: one aligned word, no address checks."""
+    flags = ctl[F_MEMF]
+    off = np.int64(imm[I_IMM])
+    if (flags & (MEM.M_VEC | MEM.M_PAIR | MEM.M_LIT | MEM.M_SIGNED | MEM.M_W32 | MEM.M_PRFM)) == 0 \
+            and ctl[F_RN] == 31 and ctl[F_O2] == MEM.A_IMM and ctl[F_WB] == MEM.WB_NONE \
+            and ctl[F_SIZE] == 3 and off >= 0 and off % 8 == 0 and off + 8 <= scratch:
+        ctl[F_KIND] = K_SP64
+        ctl[F_OP] = 1 if flags & MEM.M_LOAD else 0
+        ctl[F_AMT] = off // 8
+        if ctl[F_OP] and ctl[F_RD] == 31:
+            ctl[F_RD] = ZR_WRITE
 
 
 # ----------------------------------------------------------------------------- interpreter
@@ -671,16 +689,23 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     n_cases = table.shape[0]
     regs = np.zeros(33, dtype=np.uint64)
     vregs = simd_tmpl.copy()
-    mem = scratch_tmpl.copy()
+    mem = np.zeros(scratch_tmpl.shape[0] + (-scratch_tmpl.shape[0]) % 8, dtype=np.uint8)
+    mem[:scratch_tmpl.shape[0]] = scratch_tmpl
+    tmpl = mem.copy()
+    mem64 = mem.view(np.uint64)        # the same bytes, as words (little-endian hosts)
+    tmpl64 = tmpl.view(np.uint64)
     limit = budget + post
     for gi in range(rows.shape[0]):
         g = rows[gi]
         start, end = offsets[g], offsets[g + 1]
         n_words = end - start
         memops = False
+        vecops = False
         for pc in range(start, end):
-            if ctl[pc, F_KIND] == K_MEM:
+            if ctl[pc, F_KIND] == K_MEM or ctl[pc, F_KIND] == K_SP64:
                 memops = True
+            if ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & MEM.M_VEC:
+                vecops = True
         for case in range(n_cases):
             for k in range(4):
                 regs[k] = table[case, k]
@@ -688,7 +713,8 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                 regs[k] = init_regs[k]
             regs[ZR_READ] = U0
             if memops:
-                mem[:] = scratch_tmpl
+                mem64[:] = tmpl64
+            if vecops:
                 vregs[:, :] = simd_tmpl
             fn, fz, fc, fv = 0, 1, 1, 0
             status = OK
@@ -835,6 +861,11 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     else:
                         r = a + p
                     regs[ctl[pc, F_RD]] = r & mask
+                elif kind == K_SP64:
+                    if ctl[pc, F_OP]:
+                        regs[ctl[pc, F_RD]] = mem64[ctl[pc, F_AMT]]
+                    else:
+                        mem64[ctl[pc, F_AMT]] = regs[ctl[pc, F_RD]]
                 elif kind == K_MEM:
                     r = _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_size)
                     if r != OK:
