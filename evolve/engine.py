@@ -11,6 +11,10 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
    register values; a failure adds its counterexamples to the training set;
 4. the next population is the elite of parents and offspring plus the offspring.
 
+The population is kept as arrays (``evolve.population.Rows``) and every step above is a batch
+call on them (~30 us per offspring in all, measured with pop 1000): Python never loops over
+genes, and DEAP individuals are made only where one is needed.
+
 State (population, hall of fame, logbook, random states, cases, brain) is checkpointed so that a
 resumed run continues exactly as if it had not stopped.
 """

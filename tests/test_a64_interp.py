@@ -199,18 +199,25 @@ def _class_genome(rng: np.random.Generator, name: str) -> bytes:
     return b"".join(w.to_bytes(4, "little") for w in words)
 
 
-def test_encoding_classes_agree(ex):
-    rng = np.random.default_rng(11)
+def _by_class(rng, classes, per_class, make, minimum) -> list[bytes]:
+    """``per_class`` genomes ``make(rng, name)`` per class, after checking that the interpreter
+    takes at least ``minimum(name)`` of each class (a coverage guard)."""
     codes, names = [], []
-    for name in CLASSES:
-        for _ in range(300):
-            codes.append(_class_genome(rng, name))
+    for name in classes:
+        for _ in range(per_class):
+            codes.append(make(rng, name))
             names.append(name)
     supported = _supported(codes)
     names = np.array(names)
-    for name in CLASSES:
+    for name in classes:
         share = supported[names == name].mean()
-        assert share >= MIN_SUPPORTED.get(name, 0.7), f"{name}: only {share:.0%} interpreted"
+        assert share >= minimum(name), f"{name}: only {share:.0%} interpreted"
+    return codes
+
+
+def test_encoding_classes_agree(ex):
+    codes = _by_class(np.random.default_rng(11), CLASSES, 300, _class_genome,
+                      lambda name: MIN_SUPPORTED.get(name, 0.7))
     fast, ref = _both(ex, codes, _inputs(5, 32), seed=5)
     _assert_same(codes, fast, ref)
 
@@ -408,16 +415,8 @@ def test_memory_forms_agree(ex):
     """Every addressing form, both register files, addresses random, small, in the scratch area
     and near each mapped region's edges (tagged ones too): faults, deferrals and loads agree."""
     rng = np.random.default_rng(21)
-    codes, names = [], []
-    for form in MEM_FORMS:
-        for _ in range(250):
-            codes.append(_mem_genome(rng, form))
-            names.append(form)
+    codes = _by_class(rng, MEM_FORMS, 250, _mem_genome, MEM_MIN_SUPPORTED.__getitem__)
     supported = _supported(codes)
-    names = np.array(names)
-    for form in MEM_FORMS:
-        share = supported[names == form].mean()
-        assert share >= MEM_MIN_SUPPORTED[form], f"{form}: only {share:.0%} interpreted"
     outs = np.zeros((len(codes), 16), dtype=np.uint64)
     ran = _interpret(ex, codes, _inputs(22, 16), 22, outs)
     assert (ran <= supported).all() and ran.mean() >= 0.75 * supported.mean(), f"only {ran.mean():.0%} run"
