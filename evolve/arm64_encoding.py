@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from core.asm import assemble
 from evolve import genes as G
@@ -37,10 +38,14 @@ def _word(line: str) -> int:
     return int.from_bytes(assemble([line], "arm64"), "little")
 
 
+# how a gene's word is completed (``_Tables.kind``)
+_NONE, _LINEAR_K, _TABLE_K, _BCOND, _CBZ, _RAW = range(6)
+
+
 class _Tables:
     """Per operation: base word, per-register unit words, immediate unit or table (all int64)."""
 
-    NONE, LINEAR, TABLE, BCOND, CBZ, RAW = range(6)
+    NONE, LINEAR, TABLE, BCOND, CBZ, RAW = _NONE, _LINEAR_K, _TABLE_K, _BCOND, _CBZ, _RAW
 
     def __init__(self, slots: int):
         ops = G.ARM64_ALPHABET
@@ -114,23 +119,35 @@ class _Tables:
     def encode(self, genes: np.ndarray, remaining: np.ndarray, n_regs: int) -> np.ndarray:
         """uint32 words of ``genes`` (int64 [k, 5]: op, a, b, c, imm) given the instructions
         from each gene to its genome's end (``remaining``, a branch's farthest distance)."""
-        op, a, b, c, imm = (genes[:, i] for i in range(5))
-        kind = self.kind[op]
-        u = self.units[op]
-        word = (self.base[op] + (a % n_regs) * u[:, 0] + (b % n_regs) * u[:, 1] + (c % n_regs) * u[:, 2]
-                + ((a + b + c) % n_regs) * u[:, 3])
-        n_cond = len(G.CONDITIONS)
-        tabled = (kind == self.TABLE) | (kind == self.BCOND)
-        idx = np.where(kind == self.BCOND, imm % n_cond, imm % self.tab_len[op])
-        word += np.where(tabled, self.table[np.where(tabled, self.tab_off[op] + idx, 0)], 0)
-        mode = self.lin_mode[op]
-        lin = np.where(mode == 1, imm & 0x3FFFF, np.where(mode == 2, imm % self.slots, imm))
-        lin = np.where(kind == self.BCOND, np.minimum(1 + imm // n_cond, remaining), lin)
-        lin = np.where(kind == self.CBZ, np.minimum(imm, remaining), lin)
-        word += np.where((kind == self.LINEAR) | (kind == self.BCOND) | (kind == self.CBZ),
-                         lin * self.imm_unit[op], 0)
-        word = np.where(kind == self.RAW, imm & 0xFFFFFFFF, word)
-        return word.astype(np.uint32)
+        return _encode(np.ascontiguousarray(genes, np.int64), np.ascontiguousarray(remaining, np.int64),
+                       n_regs, self.kind, self.lin_mode, self.base, self.units, self.imm_unit, self.tab_off,
+                       self.tab_len, self.table, self.slots, len(G.CONDITIONS))
+
+
+@njit(cache=True)
+def _encode(genes, remaining, n_regs, kind, lin_mode, base, units, imm_unit, tab_off, tab_len, table, slots,
+            n_cond):
+    out = np.empty(genes.shape[0], np.uint32)
+    for i in range(genes.shape[0]):
+        op, a, b, c, imm = genes[i, 0], genes[i, 1], genes[i, 2], genes[i, 3], genes[i, 4]
+        k = kind[op]
+        if k == _RAW:
+            out[i] = np.uint32(imm & 0xFFFFFFFF)
+            continue
+        word = (base[op] + (a % n_regs) * units[op, 0] + (b % n_regs) * units[op, 1]
+                + (c % n_regs) * units[op, 2] + ((a + b + c) % n_regs) * units[op, 3])
+        if k == _TABLE_K:
+            word += table[tab_off[op] + imm % tab_len[op]]
+        elif k == _LINEAR_K:
+            mode = lin_mode[op]
+            value = imm & 0x3FFFF if mode == 1 else (imm % slots if mode == 2 else imm)
+            word += value * imm_unit[op]
+        elif k == _BCOND:
+            word += table[tab_off[op] + imm % n_cond] + min(1 + imm // n_cond, remaining[i]) * imm_unit[op]
+        elif k == _CBZ:
+            word += min(imm, remaining[i]) * imm_unit[op]
+        out[i] = np.uint32(word)
+    return out
 
 
 @lru_cache(maxsize=8)

@@ -406,6 +406,10 @@ class Engine:
             entrants = np.flatnonzero(costs < self.hof[-1].fitness.values[0])
         else:
             entrants = np.arange(len(rows))
+        if entrants.size > 1:   # a later copy of the same genes never enters: skip copies
+            flat = np.concatenate([rows.genes[entrants].reshape(entrants.size, -1), rows.length[entrants, None]], axis=1)
+            keys = np.ascontiguousarray(flat).view(np.dtype((np.void, flat.shape[1] * 8))).ravel()
+            entrants = entrants[np.sort(np.unique(keys, return_index=True)[1])]
         if entrants.size:
             self.hof.update(rows.individuals(entrants, self.lineage))
         extra = [ind.uid for ind in self.hof] + ([self.solved.uid] if self.solved is not None else [])

@@ -82,16 +82,10 @@ def init_genomes(var: Variation, n: int, init_len: int, table: np.ndarray, rng: 
 
 def op_names(cx: np.ndarray, mut: np.ndarray) -> list[str]:
     """Lineage labels (``cx_two_point+mut_tweak``) of a batch of offspring."""
-    cx_names, mut_names = list(CROSSOVERS), list(MUTATIONS)
-    labels = {}
-    out = []
-    for c, m in zip(cx.tolist(), mut.tolist()):
-        label = labels.get((c, m))
-        if label is None:
-            parts = ([f"cx_{cx_names[c]}"] if c >= 0 else []) + ([f"mut_{mut_names[m]}"] if m >= 0 else [])
-            label = labels[(c, m)] = "+".join(parts)
-        out.append(label)
-    return out
+    cx_names = [[]] + [[f"cx_{n}"] for n in CROSSOVERS]
+    mut_names = [[]] + [[f"mut_{n}"] for n in MUTATIONS]
+    table = np.array(["+".join(c + m) for c in cx_names for m in mut_names], dtype=object)
+    return table[(np.asarray(cx) + 1) * len(mut_names) + np.asarray(mut) + 1].tolist()
 
 
 # ----------------------------------------------------------------------------- kernels
