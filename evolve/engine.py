@@ -410,6 +410,9 @@ class Engine:
             flat = np.concatenate([rows.genes[entrants].reshape(entrants.size, -1), rows.length[entrants, None]], axis=1)
             keys = np.ascontiguousarray(flat).view(np.dtype((np.void, flat.shape[1] * 8))).ravel()
             entrants = entrants[np.sort(np.unique(keys, return_index=True)[1])]
+        if entrants.size > self.hof.maxsize:   # beyond the maxsize-th cost, all would be evicted
+            cut = np.sort(costs[entrants])[self.hof.maxsize - 1]
+            entrants = entrants[costs[entrants] <= cut]
         if entrants.size:
             self.hof.update(rows.individuals(entrants, self.lineage))
         extra = [ind.uid for ind in self.hof] + ([self.solved.uid] if self.solved is not None else [])
