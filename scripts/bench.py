@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"x{r['ratio']:>8.2f}" if r.get("ratio") is not None else " " * 9
         print(f"{r['name']:<{width}}  {r['value']:>14,.2f} {r['unit']:<10} {ratio}  {r['notes']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "results": rows}, indent=2))
+        def plain(value):   # strict JSON: infinities and NaN (e.g. "never solved") become null
+            return None if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")) \
+                else value
+        rows_json = [{k: plain(v) for k, v in row.items()} for row in rows]
+        Path(args.json).write_text(json.dumps({"machine": info, "results": rows_json}, indent=2))
     return 0
 
 

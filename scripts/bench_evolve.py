@@ -110,17 +110,21 @@ def _ablation(tasks, seeds, time_limit: float) -> list[dict]:
                 crash.append(float(np.mean(rates)) if rates else 0.0)
                 if engine.solved is not None:
                     solved += 1
-                    evals.append(engine.evaluations)
+                # an unsolved run counts as never solving (a censored median, not one of the
+                # solved runs only, which would favour the side that solves fewer)
+                evals.append(engine.evaluations if engine.solved is not None else float("inf"))
         label = "brain" if brain else "no brain"
         rows.append({"name": f"evolve ablation {label}: offspring crash rate", "value": 100 * statistics.mean(crash),
                      "unit": "%", "baseline": None, "ratio": None,
                      "notes": f"mean over {len(crash)} runs ({', '.join(tasks)}; seeds {list(seeds)})"})
-        rows.append({"name": f"evolve ablation {label}: evaluations to solution (median)",
+        rows.append({"name": f"evolve ablation {label}: evaluations to solution (median, unsolved = inf)",
                      "value": statistics.median(evals) if evals else float("nan"), "unit": "evals",
-                     "baseline": None, "ratio": None, "notes": f"{solved}/{len(crash)} runs solved within {time_limit:.0f} s"})
+                     "baseline": None, "ratio": None,
+                     "notes": f"{solved}/{len(crash)} runs solved within {time_limit:.0f} s; per run: "
+                              + ", ".join("-" if e == float("inf") else f"{e:.0f}" for e in evals)})
     for metric in (0, 1):
         with_brain, without = rows[metric], rows[metric + 2]
-        if without["value"] and without["value"] == without["value"]:
+        if without["value"] and without["value"] == without["value"] and without["value"] != float("inf"):
             with_brain["baseline"] = without["value"]
             with_brain["ratio"] = with_brain["value"] / without["value"]
     return rows
