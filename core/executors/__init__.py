@@ -117,7 +117,14 @@ def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[l
         raise ValueError("codes must be a sequence of bytes objects, one per genome")
     if len(codes) == 0:
         raise ValueError("codes is empty: expected at least one genome")
-    out = []
+    out: list = []
+    if all(type(code) is bytes for code in codes):
+        # the usual batch (a population's codes): lengths checked in one numpy pass; with a
+        # bad one, the loop below finds and names it
+        lengths = np.fromiter(map(len, codes), np.int64, len(codes))
+        bad = (lengths > options.max_code_bytes) | ((lengths % isa.insn_size != 0) if isa.insn_size else False)
+        if not bad.any():
+            out, codes = list(codes), ()
     for i, code in enumerate(codes):
         if not isinstance(code, (bytes, bytearray, memoryview)):
             raise ValueError(f"codes[{i}] must be bytes, got {type(code).__name__}")
