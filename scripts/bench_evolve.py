@@ -121,7 +121,7 @@ def _ablation(tasks, seeds, time_limit: float) -> list[dict]:
         rows.append({"name": f"evolve ablation {label}: evaluations to solution (median, unsolved = inf)",
                      "value": statistics.median(evals) if evals else float("nan"), "unit": "evals",
                      "baseline": None, "ratio": None,
-                     "notes": f"{solved}/{len(crash)} runs solved within {time_limit:.0f} s; per run: "
+                     "notes": f"{solved}/{len(crash)} runs solved within 400 generations and {time_limit:.0f} s; per run: "
                               + ", ".join("-" if e == float("inf") else f"{e:.0f}" for e in evals)})
     for metric in (0, 1):
         with_brain, without = rows[metric], rows[metric + 2]
