@@ -451,6 +451,11 @@ def finish(run: IslandRun, folder: Path) -> dict:
     header = [f"// Melvin: {task.name} ({task.description}) on {run.cfg.isa}, island {best_island} of "
               f"{run.opts.islands}", f"// solved: {result['solved']}" if solved else "// not solved: best genome found"]
     rf.atomic_write(folder / "best.s", "\n".join(header + result["best"]["asm"]) + "\n")
+    for i, lines in enumerate(run.record["metrics"]):
+        if lines:
+            rf.plot_progress(folder / f"island-{i:02d}", lines, f"fitness, island {i}")
+    if run.record["metrics"][best_island]:
+        rf.plot_progress(folder, run.record["metrics"][best_island], f"fitness, island {best_island} (the best)")
     return result
 
 

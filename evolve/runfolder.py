@@ -119,7 +119,7 @@ def load_checkpoint(folder: Path):
     return state, brain
 
 
-def plot_progress(folder: Path, metrics: list[dict]) -> None:
+def plot_progress(folder: Path, metrics: list[dict], title: str = "fitness") -> None:
     """progress.png: best/mean cost and the outcome classes of new evaluations per generation."""
     import matplotlib
     matplotlib.use("Agg")
@@ -131,7 +131,7 @@ def plot_progress(folder: Path, metrics: list[dict]) -> None:
     ax1.set_ylabel("cost (lower is better)")
     ax1.set_yscale("symlog", linthresh=1e-3)
     ax1.legend()
-    ax1.set_title("fitness")
+    ax1.set_title(title)
     classes = [c for c in (metrics[0]["outcomes"] if metrics else {}) if c != "OK"]
     bottom = [0.0] * len(gens)
     for c in classes:

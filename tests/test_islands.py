@@ -54,8 +54,10 @@ def test_island_run_solves_clear_lowest_and_migrates(tmp_path, two_workers):
                    "--migration-every", "3", "--migrants", "4", "--scheduler", cluster.scheduler_address,
                    "--out", str(out)) == 0
     for name in ("config.json", "islands.json", "islands.pkl", "metrics.jsonl", "result.json",
-                 "hall_of_fame.json", "best.s", "island-00/metrics.jsonl", "island-01/metrics.jsonl"):
+                 "hall_of_fame.json", "best.s", "island-00/metrics.jsonl", "island-01/metrics.jsonl",
+                 "progress.png", "island-00/progress.png", "island-01/progress.png"):
         assert (out / name).is_file(), name
+    assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = json.loads((out / "result.json").read_text())
     assert result["solved"] is True and result["islands"] == 2 and result["solved_by"]
     record = json.loads((out / "islands.json").read_text())
