@@ -20,8 +20,8 @@ The evolution engine's calls::
     brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
     brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
     brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
-    guide = brain.gene_guide()                         # once per generation, then
-    w = guide.weights(prefixes, n_genes)               # mutation's gene weights
+    brain.gene_patterns.context_table(n_genes)         # mutation's gene weights after every
+                                                       # context of <= 2 genes (per generation)
     brain.merge_patterns(other_brain)                  # islands exchanging statistics
     brain.remove_exec_nodes(dead_ids); brain.compact_code()
 
@@ -572,7 +572,8 @@ class Brain:
 
         1.0 where nothing is known; each learned n-gram ``prefix[-k:] + [g]`` multiplies by
         ``threshold_min / threshold``, so a pattern suppressed to 3.0 weighs 1/30. For many
-        draws use :meth:`gene_guide` once and query it.
+        draws use :meth:`gene_guide` once and query it, or ``gene_patterns.context_table``
+        (every context of up to two genes at once: what evolution uses).
         """
         return self.gene_patterns.next_weights(prefix, n_genes, min_executions)
 

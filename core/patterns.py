@@ -301,16 +301,6 @@ class Guide:
                 rows[i, :lengths[i]] = _as_tokens(list(p))
         return pk.context_weights(rows, lengths, int(n_tokens), *self._args)
 
-    def weights_array(self, rows: np.ndarray, lengths: np.ndarray, n_tokens: int) -> np.ndarray:
-        """As :meth:`weights` for prefixes given as arrays (row i: ``rows[i, :lengths[i]]``),
-        so that thousands of contexts cost one kernel call and no Python loop."""
-        rows = np.ascontiguousarray(rows, np.int64)
-        lengths = np.ascontiguousarray(lengths, np.int64)
-        if rows.ndim != 2 or lengths.shape != (rows.shape[0],) or (lengths.size and (
-                lengths.min() < 0 or lengths.max() > rows.shape[1])):
-            raise ValueError("rows must be [m, L] and lengths [m] within [0, L]")
-        return pk.context_weights(rows, lengths, int(n_tokens), *self._args)
-
 
 def flatten_sequences(sequences) -> tuple[np.ndarray, np.ndarray]:
     """``(tokens int64 [n_tokens], ptr int64 [n_seq+1])`` from a list of sequences or a pair."""

@@ -4,9 +4,9 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
 
 1. parents are selected (tournament or lexicase); each offspring is a crossover and/or a
    mutation whose new genes are drawn with the brain's gene-pattern weights;
-2. every offspring with an invalid fitness is evaluated in one batch through the executor; each
-   becomes an EXEC node (prior: its parents' success and threshold), the seed's rule sees every
-   execution, and the genome's gene n-grams are credited with its verdict;
+2. every offspring that is not a copy of its first parent is evaluated in one batch through the
+   executor; each becomes an EXEC node (prior: its parents' success and threshold), the seed's
+   rule sees every execution, and the genes the offspring introduced are credited with them;
 3. genomes exact on every training case are validated on the held-out set with other random
    register values; a failure adds its counterexamples to the training set;
 4. the next population is the elite of parents and offspring plus the offspring.
@@ -164,11 +164,6 @@ class Engine:
         for uid, p, op, n in zip(range(first, self.uid + 1), parents, ops, lengths.tolist()):
             lineage[uid] = (p, op, gen, n)
         return np.arange(first, self.uid + 1, dtype=np.int64)
-
-    def _new(self, genes, parents, op):
-        self.uid += 1
-        self.lineage[self.uid] = (tuple(parents), op, self.gen, len(genes))
-        return new_individual(genes, self.uid, parents, op)
 
     def _prune_lineage(self, alive_uids) -> None:
         """Keep only the records of living genomes and their ancestors (bounded memory)."""
@@ -338,18 +333,19 @@ class Engine:
         if idx.size == 0:
             return
         cands = rows.individuals(idx, self.lineage)
-        grew = self._validate(cands, rows if rows is not self.rows else None)
+        grew = self._validate(cands, rows if rows is not self.rows else None, candidates_in_rows=True)
         if not grew:
             for i, ind in zip(idx.tolist(), cands):
                 rows.cost[i] = ind.fitness.values[0]     # a flag penalty, if any
             if rows is self.rows:
                 self._pop_view = None
 
-    def _validate(self, candidates: list, batch: Rows | None = None) -> bool:
+    def _validate(self, candidates: list, batch: Rows | None = None, candidates_in_rows: bool = False) -> bool:
         """Held-out validation of exact genomes; counterexamples join the training set.
 
         On a counterexample the population, ``batch`` (offspring rows) and the candidates are
-        re-evaluated on the grown set. Returns whether the training set grew."""
+        re-evaluated on the grown set (the candidates not again when they are rows of those,
+        ``candidates_in_rows``). Returns whether the training set grew."""
         n_train = len(self.train_y)
         todo, seen = [], set()
         exact = [ind for ind in candidates if ind.exact == n_train]
@@ -390,19 +386,18 @@ class Engine:
         # fitness on the old set is stale
         self._evaluate_rows(self.rows)
         if batch is not None:
-            done = ~np.isnan(batch.cost)
-            batch.errors = np.zeros((len(batch), len(self.train_y)), np.uint8)
-            self._evaluate_rows(batch, np.flatnonzero(done))
-        self._evaluate(candidates)
+            self._evaluate_rows(batch, np.flatnonzero(~np.isnan(batch.cost)))
+        if not candidates_in_rows:
+            self._evaluate(candidates)
         return True
 
     # ----------------------------------------------------------------- book-keeping
-    def _after_generation(self, evaluated: int, t0: float, batch: dict | None = None) -> dict:
-        """Hall of fame, brain clean-up, metrics line, logbook."""
-        batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
-        rows = self.rows
-        costs = rows.cost
-        if len(self.hof) == self.hof.maxsize:   # only rows that can enter (DEAP compares each)
+    def _update_hof(self) -> None:
+        """DEAP's ``HallOfFame.update`` with the population, given only the rows that can change
+        its outcome: those cheaper than its worst member, one per distinct genome, none beyond
+        the ``maxsize``-th cost (such a row would be evicted again)."""
+        rows, costs = self.rows, self.rows.cost
+        if len(self.hof) == self.hof.maxsize:
             entrants = np.flatnonzero(costs < self.hof[-1].fitness.values[0])
         else:
             entrants = np.arange(len(rows))
@@ -410,11 +405,23 @@ class Engine:
             flat = np.concatenate([rows.genes[entrants].reshape(entrants.size, -1), rows.length[entrants, None]], axis=1)
             keys = np.ascontiguousarray(flat).view(np.dtype((np.void, flat.shape[1] * 8))).ravel()
             entrants = entrants[np.sort(np.unique(keys, return_index=True)[1])]
-        if entrants.size > self.hof.maxsize:   # beyond the maxsize-th cost, all would be evicted
+        if entrants.size > self.hof.maxsize:
             cut = np.sort(costs[entrants])[self.hof.maxsize - 1]
             entrants = entrants[costs[entrants] <= cut]
         if entrants.size:
             self.hof.update(rows.individuals(entrants, self.lineage))
+
+    def best_individuals(self, k: int) -> list:
+        """The ``k`` cheapest individuals (ties: lower uid first), e.g. an island's emigrants."""
+        order = np.lexsort((self.rows.uid, self.rows.cost))[:k]
+        return self.rows.individuals(order, self.lineage)
+
+    def _after_generation(self, evaluated: int, t0: float, batch: dict | None = None) -> dict:
+        """Hall of fame, brain clean-up, metrics line, logbook."""
+        batch = batch or {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
+        rows = self.rows
+        costs = rows.cost
+        self._update_hof()
         extra = [ind.uid for ind in self.hof] + ([self.solved.uid] if self.solved is not None else [])
         if len(self.lineage) > 8 * len(rows) + 1000:    # bounded, amortised
             self._prune_lineage(rows.uid.tolist() + extra)
@@ -470,7 +477,9 @@ class Engine:
         """
         if not genomes:
             return []
-        newcomers = [self._new(genes, (), origin) for genes in genomes]
+        lengths = np.fromiter(map(len, genomes), np.int64, len(genomes))
+        uids = self._register(lengths, [()] * len(genomes), [origin] * len(genomes)).tolist()
+        newcomers = [new_individual(genes, uid, (), origin) for genes, uid in zip(genomes, uids)]
         for ind in newcomers:
             ind.fresh = []           # not this island's variation: its genes earn no credit here
         self._evaluate(newcomers)
@@ -486,7 +495,7 @@ class Engine:
             taken.add(slot)
             rows.put([slot], Rows.from_individuals([ind], rows.genes.shape[1], rows.errors.shape[1]))
         self._set_rows(rows)
-        self.hof.update(self.pop)
+        self._update_hof()
         return newcomers
 
     # ----------------------------------------------------------------- state

@@ -85,7 +85,10 @@ def reads_entry_flags(code: bytes, isa: Isa) -> bool:
     Conservative: a flag write counts only if no branch comes before it."""
     flags = _FLAGS[isa.name]
     written = branched = False
-    for insn in disassembler(isa, detail=True).disasm(bytes(code), 0):
+    code = bytes(code)
+    seen = 0
+    for insn in disassembler(isa, detail=True).disasm(code, 0):
+        seen = insn.address + insn.size
         try:
             reads, writes = insn.regs_access()
         except Exception:       # capstone cannot tell: assume the worst
@@ -98,4 +101,6 @@ def reads_entry_flags(code: bytes, isa: Isa) -> bool:
             written = True
         if insn.group(1) or insn.group(7):   # CS_GRP_JUMP, CS_GRP_BRANCH_RELATIVE
             branched = True
-    return False
+    # capstone stops at a word it cannot decode: what follows may read the flags (a branch can
+    # jump over that word), so code it could not read to the end counts as a reader
+    return seen < len(code) and not written

@@ -229,7 +229,7 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
         before = pattern_snapshot(engine.brain.gene_patterns)
     while engine.gen < until_gen and not (engine.solved is not None and cfg.stop_when_solved):
         engine.step()
-    best = sorted(engine.pop, key=lambda ind: (ind.fitness.values[0], ind.uid))[:n_emigrants]
+    best = engine.best_individuals(n_emigrants)
     return {"blob": pack_island(engine), "gen": engine.gen, "solved": engine.solved is not None,
             "emigrants": [([tuple(g) for g in ind], ind.uid, float(ind.fitness.values[0])) for ind in best],
             "arrived": [ind.uid for ind in arrived],

@@ -37,10 +37,6 @@ class Variation:
         self.raw_ops = alphabet.raw_op_table() if bool(self.operands[:, 0].any()) else np.zeros(16, np.int64)
         self.max_len = max_len
 
-    def context_count(self) -> int:
-        """Rows of a draw table: no context, one gene, two genes."""
-        return 1 + self.n_ops + self.n_ops * self.n_ops
-
 
 def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.ndarray, cxpb: float,
          mutpb: float, table: np.ndarray, rng: random.Random):
@@ -98,7 +94,7 @@ def _randint(lo, hi):
 @njit(cache=True)
 def _operands(op, operands, n_regs, gene):
     """``gene`` := operation ``op`` with random operands (Alphabet.random_operands' rules)."""
-    raw, lo, hi, prefix, small = operands[op, 0], operands[op, 1], operands[op, 2], operands[op, 3], operands[op, 4]
+    lo, hi, prefix, small = operands[op, 1], operands[op, 2], operands[op, 3], operands[op, 4]
     if prefix >= 0:
         imm = (prefix << 28) | _randint(0, (1 << 28) - 1)
     elif small == 1 and np.random.random() < 0.7:

@@ -43,13 +43,16 @@ class Rows:
         genes, length = genome_array(inds, width)
         rows = cls.new(genes, length, [ind.uid for ind in inds], n_cases)
         for i, ind in enumerate(inds):
+            # individuals of older checkpoints may lack attributes set since (crashed, ...)
+            get = ind.__dict__.get
             if ind.fitness.valid:
                 rows.cost[i] = ind.fitness.values[0]
-            if ind.errors is not None and len(ind.errors) == n_cases:
-                rows.errors[i] = ind.errors
-            rows.exact[i], rows.crashed[i], rows.node[i] = ind.exact, ind.crashed, ind.node
-            if ind.prior is not None:
-                rows.prior[i] = ind.prior
+            errors = get("errors")
+            if errors is not None and len(errors) == n_cases:
+                rows.errors[i] = errors
+            rows.exact[i], rows.crashed[i], rows.node[i] = get("exact", 0), get("crashed", False), get("node", -1)
+            if get("prior") is not None:
+                rows.prior[i] = get("prior")
         return rows
 
     def __len__(self) -> int:

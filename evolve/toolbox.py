@@ -7,7 +7,6 @@ call through the executor (``evolve.evaluate``).
 """
 from __future__ import annotations
 
-import copy
 import random
 from typing import Sequence
 
@@ -17,7 +16,7 @@ from deap import base, creator, tools
 from evolve import operators as ops
 from evolve.genes import Alphabet, Gene
 
-class _Fitness(base.Fitness):  # noqa: N801 (pickled as deap.creator.MelvinFitness)
+class _Fitness(base.Fitness):
     """DEAP's Fitness without its per-instance ``isinstance(weights, Sequence)``: that ABC check
     costs ~25 us when the ABC caches are cold, and every offspring creates a fitness."""
 
@@ -28,8 +27,10 @@ class _Fitness(base.Fitness):  # noqa: N801 (pickled as deap.creator.MelvinFitne
             self.values = values
 
 
-# Made by hand, not by ``creator.create``, whose ``__init__`` wrapper costs ~7 us per instance;
-# registered under the creator's name, where DEAP's recipe (and older checkpoints) look for it.
+# Made by hand, not by ``creator.create``, whose ``__init__`` wrapper costs ~7 us per instance.
+# Also published under the creator's name, where DEAP's recipe looks for it. (Checkpoints of
+# earlier versions rebuild their own creator classes when loaded; ``Rows.from_individuals``
+# reads those too.)
 creator.MelvinFitness = _Fitness
 
 
@@ -47,8 +48,7 @@ class Individual(list):
         self.fitness = creator.MelvinFitness()
 
 
-# Checkpoints written before this class existed name ``deap.creator.MelvinIndividual``.
-creator.MelvinIndividual = Individual
+creator.MelvinIndividual = Individual     # DEAP's recipe name, as for the fitness above
 
 
 def new_individual(genes: Sequence[Gene], uid: int, parents: tuple = (), op: str = "init") -> Individual:
@@ -67,8 +67,7 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     * ``init(n, table)`` -> (genes int64 [n, max_len, 5], lengths): random genomes;
     * ``vary(genes, lengths, first, table)``: offspring of the parents ``first`` by crossover
       and/or mutation (``evolve.operators.vary``'s tuple);
-    * ``select(rows, k)`` -> indices of the selected rows (``evolve.population.Rows``);
-    * ``clone``: a deep copy.
+    * ``select(rows, k)`` -> indices of the selected rows (``evolve.population.Rows``).
     """
     tb = base.Toolbox()
     var = ops.Variation(alphabet, max_len)
@@ -87,7 +86,6 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     tb.register("init", init)
     tb.register("vary", vary)
     tb.register("select", select)
-    tb.register("clone", copy.deepcopy)
     return tb
 
 

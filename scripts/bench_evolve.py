@@ -94,13 +94,13 @@ def _engine_rate(generations: int) -> dict:
             "mean_len": float(engine.rows.length.mean()), "generations": generations}
 
 
-def _ablation(tasks, seeds, time_limit: float) -> list[dict]:
+def _ablation(tasks, seeds, time_limit: float, generations: int = 400) -> list[dict]:
     rows = []
     for brain in (True, False):
         crash, evals, solved = [], [], 0
         for task in tasks:
             for seed in seeds:
-                cfg = RunConfig(task=task, pop=300, generations=400, time_limit=time_limit, seed=seed,
+                cfg = RunConfig(task=task, pop=300, generations=generations, time_limit=time_limit, seed=seed,
                                 brain=brain, backend="emulated")
                 engine = build(cfg)
                 engine.start()
@@ -121,7 +121,7 @@ def _ablation(tasks, seeds, time_limit: float) -> list[dict]:
         rows.append({"name": f"evolve ablation {label}: evaluations to solution (median, unsolved = inf)",
                      "value": statistics.median(evals) if evals else float("nan"), "unit": "evals",
                      "baseline": None, "ratio": None,
-                     "notes": f"{solved}/{len(crash)} runs solved within 400 generations and {time_limit:.0f} s; per run: "
+                     "notes": f"{solved}/{len(crash)} runs solved within {generations} generations and {time_limit:.0f} s; per run: "
                               + ", ".join("-" if e == float("inf") else f"{e:.0f}" for e in evals)})
     for metric in (0, 1):
         with_brain, without = rows[metric], rows[metric + 2]

@@ -52,7 +52,6 @@ def test_init_genomes_have_drawn_genes_within_limits():
     var, table = _variation(alphabet, 16)
     genes, lengths = ops.init_genomes(var, 500, 8, table, random.Random(1))
     assert lengths.min() == 1 and lengths.max() == 8
-    ref = random.Random(0)
     for k in range(500):
         for gene in genes[k, :lengths[k]].tolist():
             rows = alphabet.operand_table()[gene[0]]
@@ -63,7 +62,6 @@ def test_init_genomes_have_drawn_genes_within_limits():
                 assert rows[1] <= gene[4] <= rows[2]
         assert not genes[k, lengths[k]:].any()
     assert len({g[0] for g in genes[lengths[:, None] > np.arange(16)].tolist()}) > 0.9 * alphabet.n_genes
-    del ref
 
 
 @pytest.mark.parametrize("kind", range(len(ops.MUTATIONS)))
@@ -99,7 +97,7 @@ def test_each_mutation_keeps_limits_and_changes_what_it_should(kind):
 
 @pytest.mark.parametrize("kind", range(len(ops.CROSSOVERS)))
 def test_each_crossover_takes_genes_only_from_its_parents(kind):
-    """Check that crossover children are 1..max_len genes, all from the two parents, in order."""
+    """Check that crossover children are 1..max_len genes, all taken from the two parents."""
     alphabet = alphabet_for("arm64")
     var, table = _variation(alphabet, 8)
     parents, lengths = ops.init_genomes(var, 200, 8, table, random.Random(4))

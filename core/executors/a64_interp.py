@@ -954,7 +954,8 @@ def interpret(codes, table, regs, scratch: bytes, budget: int, outputs, outcomes
     uint64 [32] the batch's register values; ``scratch``, ``simd``: the scratch template's and
     the SIMD registers' bytes; ``solo_size``: bytes mapped at ``harness.SOLO_BASE``; ``post``:
     harness instructions between the genome's return and the end of a slow-lane case. Rows of
-    ``outputs`` / ``outcomes`` of genomes not run (unsupported or deferred) are left untouched."""
+    ``outputs`` / ``outcomes`` of unsupported genomes are left untouched; those of deferred ones
+    may hold the cases before the deferral (the caller re-runs them elsewhere)."""
     words, offsets = flatten(codes)
     ctl, imm, supported = decode(words, offsets, len(scratch), budget, solo_size)
     rows = np.flatnonzero(supported)
