@@ -165,3 +165,27 @@ def test_lexicase_treats_copies_as_individuals():
     counts = [picks.count(i) for i in range(4)]
     assert counts[2] == 0
     assert abs(counts[1] - 4000) < 250 and abs(counts[0] - 2000) < 200 and abs(counts[3] - 2000) < 200
+
+
+@pytest.mark.parametrize("isa", ["arm64", "x86_64"])
+def test_kernel_draws_operands_like_the_alphabet(isa):
+    """Check that the variation kernel's operand draws follow Alphabet.random_operands' rules
+    (ranges, the share of small constants, raw words' prefixes, registers), op by op."""
+    alphabet = alphabet_for(isa)
+    var = ops.Variation(alphabet, 1)
+    rng = random.Random(9)
+    for op in range(alphabet.n_genes):
+        weights = np.zeros(alphabet.n_genes)
+        weights[op] = 1.0
+        genes, _ = ops.init_genomes(var, 3000, 1, np.cumsum(weights)[None, :], rng)
+        kernel = genes[:, 0]
+        python = np.array([alphabet.random_operands(op, rng) for _ in range(3000)])
+        assert (kernel[:, 0] == op).all()
+        for col in (1, 2, 3):    # registers: uniform over the working registers
+            assert set(kernel[:, col].tolist()) == set(python[:, col].tolist())
+        imm_k, imm_p = kernel[:, 4], python[:, 4]
+        assert imm_k.min() >= imm_p.min() - 0.02 * (imm_p.max() - imm_p.min() + 1)
+        assert imm_k.max() <= imm_p.max() + 0.02 * (imm_p.max() - imm_p.min() + 1)
+        small_k, small_p = np.mean((imm_k >= -2) & (imm_k < 17)), np.mean((imm_p >= -2) & (imm_p < 17))
+        assert abs(small_k - small_p) < 0.06, (alphabet.ops[op], small_k, small_p)
+        assert set((imm_k >> 28).tolist()) == set((imm_p >> 28).tolist()) or imm_p.max() < 2**28
