@@ -461,7 +461,7 @@ def finish(run: IslandRun, folder: Path) -> dict:
 
 def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: list | None = None) -> int:
     """Epochs until the run is finished (or ``stop`` is non-empty); checkpoints after each.
-    Returns 0, or 130 when stopped early."""
+    Returns 0, or 128 + the signal's number when stopped early (130: Ctrl-C, 143: SIGTERM)."""
     import sys
     stop = stop if stop is not None else []
     while not run.finished() and not stop:
@@ -472,7 +472,7 @@ def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: 
             print(f"epoch {line['epoch']}: generation {line['gen']}, best cost {best:.4f}, "
                   f"solved by {[i for i, s in enumerate(line['solved']) if s]}, {line['seconds']:.1f} s",
                   file=sys.stderr)
-    return 130 if stop and not run.finished() else 0
+    return 128 + stop[0] if stop and not run.finished() else 0
 
 
 def run(args) -> int:
@@ -537,7 +537,7 @@ def run(args) -> int:
         client.close()
         if cluster is not None:
             cluster.close()
-    if status == 130:
+    if status in (130, 143):
         print(f"\ninterrupted at generation {isl.gen}: checkpoint saved; continue with "
               f"python -m evolve run --resume {folder}", file=sys.stderr)
     result = finish(isl, folder)

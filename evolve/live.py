@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -120,7 +121,7 @@ def _read(stream: BinaryIO, n: int) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run live mode; returns the exit status (0, 130 or 2)."""
+    """Run live mode; returns the exit status (0, 2, or 130/143 after Ctrl-C/SIGTERM)."""
     from core.brain_report import final_results, printable
     from core.executors import open_executor
 
@@ -138,6 +139,13 @@ def run(args: argparse.Namespace) -> int:
 
     interrupted = False
     budget = args.max_bytes
+    stopped_by = [signal.SIGINT]
+
+    def on_sigterm(signum, frame):   # a service stop saves like Ctrl-C does, then exits 143
+        stopped_by[0] = signum
+        raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         try:
             ex = open_executor("arm64", backend=args.backend, seed=args.seed)
@@ -169,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint()
             interrupted = True
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         if stream is not sys.stdin.buffer:
             stream.close()
     lines = final_results(brain, names)
@@ -176,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
                   f"crashes handled: {brain.crashes_handled}",
               f"Checkpoint: {os.fspath(args.brain)}" + (" (interrupted)" if interrupted else "")]
     print(printable("\n".join(lines), getattr(sys.stdout, "encoding", None)), flush=True)
-    return 130 if interrupted else 0
+    return 128 + int(stopped_by[0]) if interrupted else 0
 
 
 def _cycle(brain, ex, chunk: bytes) -> None:

@@ -2,8 +2,9 @@
 
 With no arguments it evolves ARM64 code for a built-in Hacker's Delight task on the emulator
 (or natively on an ARM64 host) and stops when a validated solution is found or after a minute.
-Everything lands in one run folder (see :mod:`evolve.runfolder`); Ctrl-C checkpoints and exits
-130, ``--resume DIR`` continues exactly where the checkpoint left off.
+Everything lands in one run folder (see :mod:`evolve.runfolder`); Ctrl-C (SIGTERM) finishes the
+generation, checkpoints and exits 130 (143), ``--resume DIR`` continues exactly where the
+checkpoint left off.
 """
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def _loop(engine, folder: Path, args) -> int:
             if bar is not None:
                 bar.close()
     if stop:
-        status = 130
+        status = 128 + stop[0]
         print(f"\ninterrupted at generation {engine.gen}: checkpoint saved; continue with "
               f"python -m evolve run --resume {folder}", file=sys.stderr)
     rf.save_checkpoint(folder, engine.state(), engine.brain)

@@ -25,21 +25,23 @@ CHECKPOINT = "checkpoint.pkl"
 
 @contextlib.contextmanager
 def deferred_interrupt():
-    """Within the block Ctrl-C only appends to the yielded list: the loop finishes its generation
-    (never interrupting numba or Unicorn mid-call), checkpoints and exits 130. A second Ctrl-C
-    raises KeyboardInterrupt at once."""
+    """Within the block Ctrl-C (SIGINT) or SIGTERM (a job scheduler, ``kill``) only appends the
+    signal's number to the yielded list: the loop finishes its generation (never interrupting
+    numba or Unicorn mid-call), checkpoints and exits 128 + the number (130, 143). A second
+    signal raises KeyboardInterrupt at once."""
     stop: list = []
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
         if stop:
             raise KeyboardInterrupt
         stop.append(signum)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class RunFolderError(ValueError):

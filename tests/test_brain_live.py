@@ -106,8 +106,10 @@ def test_live_bad_input_exits_2(work, capsys, case):
         assert brain.read_bytes() == b"precious"
 
 
-def test_live_ctrl_c_saves_and_exits_130(work):
-    """Check that SIGINT during a stdin stream saves a loadable checkpoint and exits 130."""
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_live_ctrl_c_or_sigterm_saves_and_exits(work, sig, status):
+    """Check that SIGINT (SIGTERM) during a stdin stream saves a loadable checkpoint and exits
+    130 (143)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "evolve", "live", *(str(work / n) for n in GENOMES),
            "--brain", str(work / "b.brain"), "--backend", "emulated", "--input", "-"]
@@ -118,12 +120,12 @@ def test_live_ctrl_c_saves_and_exits_130(work):
         assert line.startswith("live: learning from -"), line
         proc.stdin.write((work / "in.bin").read_bytes()[:2000])
         proc.stdin.flush()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == status
     assert "(interrupted)" in out.decode()
     brain = Brain.load(work / "b.brain")
     assert brain.n_exec == 3 and 0 <= brain.metadata["bytes_seen"] <= 2000
