@@ -8,7 +8,8 @@ wrapper makes it an ordinary AAPCS64 / System V function:
 * it saves the callee-saved registers the genome writes (found with capstone's register access
   lists; an instruction capstone cannot decode is assumed to write everything): x19-x28 and the
   low halves of v8-v15 on arm64, rbx and r12-r15 on x86-64; the frame record (x29, x30 / rbp) is
-  always saved;
+  always saved; on arm64 also FPCR (rounding mode and friends, which AAPCS64 asks a callee to
+  keep) when the genome may write it (``msr fpcr``);
 * it keeps the caller's stack pointer in a callee-saved register the genome does not write, so a
   genome that moves SP cannot unbalance the caller's stack;
 * on arm64 it reserves the 256-byte scratch area below the saved registers (``[sp, sp+256)`` at
@@ -83,6 +84,12 @@ def _pick_base(isa: str, written: set[str]) -> str:
                      "the stack pointer")
 
 
+def writes_fpcr(code: bytes) -> bool:
+    """True if an arm64 genome may write FPCR (an ``msr fpcr``, or a word capstone cannot read)."""
+    lines = [text for _, _, text in listing(code, "arm64")]
+    return any(re.match(r"msr\s+fpcr\b", t) or t.startswith(".") for t in lines)
+
+
 def arm64_source(name: str, code: bytes, comment: list[str]) -> str:
     """GNU as source of the AAPCS64 wrapper plus the genome (see the module docstring)."""
     written = written_registers(code, "arm64")
@@ -91,11 +98,16 @@ def arm64_source(name: str, code: bytes, comment: list[str]) -> str:
     gp = [r for r in ARM64_CALLEE if everything or r in written or r == base]
     simd = [f"d{r[1:]}" for r in ARM64_CALLEE_SIMD if everything or r in written]
     saves = [gp[i:i + 2] for i in range(0, len(gp), 2)] + [simd[i:i + 2] for i in range(0, len(simd), 2)]
+    if everything or writes_fpcr(code):
+        saves.append(["fpcr"])       # through x9, a temporary the wrapper may use
     body = f".Lmelvin_body_{name}"
     out = [f"/* {line} */" for line in comment] + [
         "\t.text", "\t.p2align 2", f"\t.globl {name}", f"\t.type {name}, %function", f"{name}:",
         "\tstp x29, x30, [sp, #-16]!", "\tmov x29, sp"]
     for pair in saves:
+        if pair == ["fpcr"]:
+            out += ["\tmrs x9, fpcr", "\tstr x9, [sp, #-16]!"]
+            continue
         out.append(f"\tstp {pair[0]}, {pair[1]}, [sp, #-16]!" if len(pair) == 2
                    else f"\tstr {pair[0]}, [sp, #-16]!")
     # x29 == sp right after the frame record, and the saves sit below it.
@@ -104,6 +116,9 @@ def arm64_source(name: str, code: bytes, comment: list[str]) -> str:
     out += [keep, f"\tsub sp, sp, #{SCRATCH}\t/* the genome's scratch area [sp, sp+{SCRATCH}) */",
             f"\tbl {body}", restore]
     for pair in reversed(saves):
+        if pair == ["fpcr"]:
+            out += ["\tldr x9, [sp], #16", "\tmsr fpcr, x9"]
+            continue
         out.append(f"\tldp {pair[0]}, {pair[1]}, [sp], #16" if len(pair) == 2 else f"\tldr {pair[0]}, [sp], #16")
     out += ["\tldp x29, x30, [sp], #16", "\tret", "\t.p2align 2", f"{body}:"]
     for _, chunk, text in listing(code, "arm64"):

@@ -34,10 +34,13 @@ static const uint64_t IN[][@ARITY@] = {@INPUTS@};
 static const uint64_t WANT[] = {@WANT@};
 static int call_checked(const uint64_t *a, uint64_t *got) {
 @DECL@
+    uint64_t mode_before = 0, mode_after = 0;
+@MODE_BEFORE@
     __asm__ volatile("" : @OPS@);
     *got = @NAME@(@ARGS@);
     __asm__ volatile("" : @OPS@);
-    int bad = 0;
+@MODE_AFTER@
+    int bad = mode_before != mode_after;
 @CHECK@
     return bad;
 }
@@ -70,6 +73,9 @@ def driver(name: str, task: T.Task, guard: list[str]) -> tuple[str, int]:
            .replace("@WANT@", ",".join(f"{int(v)}ULL" for v in want))
            .replace("@DECL@", decl).replace("@CHECK@", check)
            .replace("@OPS@", ", ".join(f'"+r"(g_{r})' for r in guard))
+           # arm64: the floating-point mode register FPCR must survive the call too
+           .replace("@MODE_BEFORE@", '    __asm__ volatile("mrs %0, fpcr" : "=r"(mode_before));' if guard is ARM64_GUARD else "")
+           .replace("@MODE_AFTER@", '    __asm__ volatile("mrs %0, fpcr" : "=r"(mode_after));' if guard is ARM64_GUARD else "")
            .replace("@ARGS@", ", ".join(f"a[{i}]" for i in range(task.arity))))
     return src, len(want)
 
@@ -118,9 +124,10 @@ def test_arm64_export_links_and_runs_under_qemu(arm64_run, tmp_path, capsys):
 
 @needs_arm64_tools
 def test_arm64_wrapper_preserves_what_the_genome_clobbers(arm64_run, tmp_path):
-    """Check that a genome writing x19-x28, x29, d8-d15 and SP, and using the scratch area,
-    still returns the right value and leaves the caller's registers and stack intact."""
+    """Check that a genome writing x19-x28, x29, d8-d15, SP and FPCR, and using the scratch area,
+    still returns the right value and leaves the caller's registers, FP mode and stack intact."""
     lines = ["str x0, [sp, #248]", "mov x19, #7", "mov x20, sp", "mov x29, #0", "fmov d8, x0",
+             "mov x1, #0x400000", "msr fpcr, x1",       # round towards +infinity
              "fmov d15, x19", "mov x28, #1", "movn x21, #0", "mov sp, x19", "ldr x1, [x20, #248]",
              "sub x2, x1, #1", "and x0, x1, x2", "mov x22, x0", "mov x23, x1", "mov x24, x2",
              "mov x25, x2", "mov x26, x2"]
@@ -129,6 +136,7 @@ def test_arm64_wrapper_preserves_what_the_genome_clobbers(arm64_run, tmp_path):
     assert evolve_main(["export", str(run), "--name", "hostile", "--out", str(out)]) == 0
     text = (out / "hostile.s").read_text()
     assert "stp d8, d15" in text and "stp x19, x20" in text and "stp x27, x28" in text
+    assert "mrs x9, fpcr" in text and "msr fpcr, x9" in text
     build_and_run(out, "hostile", T.get_task("clear_lowest"), "arm64")
 
 
