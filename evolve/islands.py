@@ -185,7 +185,8 @@ def _log_start(index: int, epoch: int) -> None:
 
 
 def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, until_gen: int,
-                   immigrants: list, replace_uids: list, deltas: list, n_emigrants: int) -> dict:
+                   immigrants: list, replace_uids: list, deltas: list, n_emigrants: int,
+                   seconds_left: float | None = None) -> dict:
     """The island task: advance island ``index`` to generation ``until_gen``.
 
     Parameters
@@ -204,6 +205,9 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
         Other islands' gene-pattern deltas, merged before evolving, in island order.
     n_emigrants : int
         How many of the best leave at the end (their uids are the next replacement slots).
+    seconds_left : float or None
+        What remains of the run's ``--time-limit``: the task stops after the generation that
+        exhausts it, even before ``until_gen`` (None: no limit).
 
     Returns
     -------
@@ -227,7 +231,8 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
             if len(delta):
                 engine.brain.gene_patterns.merge(delta)
         before = pattern_snapshot(engine.brain.gene_patterns)
-    while engine.gen < until_gen and not (engine.solved is not None and cfg.stop_when_solved):
+    while engine.gen < until_gen and not (engine.solved is not None and cfg.stop_when_solved) \
+            and (seconds_left is None or time.perf_counter() - t0 < seconds_left):
         engine.step()
     best = engine.best_individuals(n_emigrants)
     return {"blob": pack_island(engine), "gen": engine.gen, "solved": engine.solved is not None,
@@ -296,11 +301,12 @@ class IslandRun:
         t0 = time.perf_counter()
         n, opts, cfg = self.opts.islands, self.opts, self.cfg
         until = min(self.gen + opts.migration_every, cfg.generations)
+        left = None if cfg.time_limit is None else max(0.0, cfg.time_limit - self.elapsed)
         args = []
         for i in range(n):
             peers = [self.deltas[j] for j in range(n) if j != i and self.deltas[j] is not None]
             args.append((island_config(cfg, i), i, self.epoch, self.blobs[i], until, self.immigrants[i],
-                         self.replace_uids[i], peers, opts.migrants))
+                         self.replace_uids[i], peers, opts.migrants, left))
         results = _run_tasks(client, args, self.record["events"], self.epoch)
         seen_workers = _task_starts(client, self.epoch, n)
         for i, res in enumerate(results):

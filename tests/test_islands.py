@@ -168,3 +168,20 @@ def test_unreachable_scheduler_fails_fast(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_time_limit_stops_island_tasks_within_an_epoch(tmp_path, two_workers):
+    """Check that --time-limit ends a run whose first epoch alone would take far longer: each
+    island task stops after the generation that exhausts the limit."""
+    cluster, _ = two_workers
+    out = tmp_path / "run"
+    t0 = time.perf_counter()
+    # run_cli passes --time-limit 0; a later --time-limit wins (argparse keeps the last)
+    assert run_cli("--task", "popcount8", "--pop", "200", "--generations", "100000", "--islands", "2",
+                   "--migration-every", "100000", "--scheduler", cluster.scheduler_address,
+                   "--time-limit", "3", "--out", str(out)) == 0
+    took = time.perf_counter() - t0
+    result = json.loads((out / "result.json").read_text())
+    assert not result["solved"] and 1 <= result["generations"] < 100000
+    assert took < 40, f"the run took {took:.1f} s for a 3 s limit"
+    assert result["epochs"] == 1
