@@ -133,8 +133,10 @@ def _ablation(tasks, seeds, time_limit: float, generations: int = 400) -> list[d
 
 def run_evolve_benchmarks(quick: bool) -> list[dict]:
     # the baseline is short and noisy (one emu_start per case): the median of three
-    plain = statistics.median(_plain_deap_rate(60 if quick else 200) for _ in range(3))
-    eng = _engine_rate(4 if quick else 12)
+    plain = statistics.median(_plain_deap_rate(60 if quick else 400) for _ in range(3))
+    # 30 generations of pop 1000 take ~1 s: enough for the start-up (Numba loading its cached
+    # kernels, ~1 s once per process) to weigh as it does in a short run, not to dominate
+    eng = _engine_rate(4 if quick else 30)
     note = (f"emulated arm64, mean genome length {eng['mean_len']:.1f}; baseline: DEAP evaluate() per "
             f"individual with one emu_start per case ({plain:,.0f} evals/s)")
     rows = [{"name": f"evolve end-to-end evaluations/s (pop 1000, 64 cases, 1 core, start-up + "
