@@ -131,7 +131,14 @@ _EXEC = ("exec_node", "exec_offset", "exec_length", "exec_success", "exec_thresh
 
 
 def save_brain(brain, path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Write ``brain`` (a :class:`core.brain.Brain`) and JSON-able ``metadata`` to ``path``.
+    """Write ``brain`` (a :class:`core.brain.Brain`) and JSON-able ``metadata`` to ``path``
+    atomically (the bytes of :func:`brain_bytes`)."""
+    atomic_write(path, brain_bytes(brain, metadata))
+
+
+def brain_bytes(brain, metadata: dict | None = None) -> bytes:
+    """The brain file's bytes for ``brain`` and JSON-able ``metadata`` (no file involved:
+    island checkpoints travel as bytes).
 
     Arrays: ``node/*`` (kind, activation, port_value, CSR indptr/indices/weights), ``exec/*``
     (the EXEC columns, trimmed to ``n_exec``), ``code_blob`` (uint8), ``bytes/*`` and
@@ -149,7 +156,7 @@ def save_brain(brain, path: str | os.PathLike, metadata: dict | None = None) -> 
         tmeta, tarrays = table.to_arrays()
         meta[f"{prefix}_patterns"] = tmeta
         arrays.update({f"{prefix}/{k}": v for k, v in tarrays.items()})
-    write(path, meta, arrays)
+    return encode(meta, arrays)
 
 
 def load_brain(path: str | os.PathLike):
@@ -157,13 +164,19 @@ def load_brain(path: str | os.PathLike):
 
     Every inconsistency (shapes, ids, code ranges, parameters) raises :class:`BrainFileError`.
     """
-    meta, arrays = read(path)
+    with open(path, "rb") as fh:
+        return brain_from_bytes(fh.read(), str(path))
+
+
+def brain_from_bytes(blob: bytes, source: str = "<bytes>"):
+    """:func:`load_brain` for a brain file's bytes."""
+    meta, arrays = decode(blob, source)
     try:
         return _build(meta, arrays)
     except BrainFileError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
-        raise BrainFileError(f"{path}: inconsistent brain file ({type(exc).__name__}: {exc})"
+        raise BrainFileError(f"{source}: inconsistent brain file ({type(exc).__name__}: {exc})"
                              ) from None
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 import time
 import zlib
 from dataclasses import asdict, dataclass, replace
@@ -134,26 +133,21 @@ def pattern_delta(table, before: dict) -> PatternDelta:
 # --------------------------------------------------------------------- checkpoints as bytes
 def pack_island(engine: Engine) -> bytes:
     """An island checkpoint: engine state and its brain file, as one byte string."""
+    from core.brain_file import brain_bytes
     brain = None
     if engine.brain is not None:
-        with tempfile.TemporaryDirectory(prefix="melvin-island-") as tmp:
-            path = Path(tmp) / "brain.melvin"
-            engine.brain.save(path, {"generation": engine.gen})
-            # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
-            brain = zlib.compress(path.read_bytes(), 1)
+        # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
+        brain = zlib.compress(brain_bytes(engine.brain, {"generation": engine.gen}), 1)
     return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unpack_island(blob: bytes):
     """``(state, brain or None)`` of an island checkpoint."""
-    from core.brain import Brain
+    from core.brain_file import brain_from_bytes
     data = pickle.loads(blob)
     brain = None
     if data["brain"] is not None:
-        with tempfile.TemporaryDirectory(prefix="melvin-island-") as tmp:
-            path = Path(tmp) / "brain.melvin"
-            path.write_bytes(zlib.decompress(data["brain"]))
-            brain = Brain.load(path)
+        brain = brain_from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
     return data["state"], brain
 
 
