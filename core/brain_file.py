@@ -138,7 +138,12 @@ def save_brain(brain, path: str | os.PathLike, metadata: dict | None = None) -> 
 
 def brain_bytes(brain, metadata: dict | None = None) -> bytes:
     """The brain file's bytes for ``brain`` and JSON-able ``metadata`` (no file involved:
-    island checkpoints travel as bytes).
+    island checkpoints travel as bytes)."""
+    return encode(*brain_arrays(brain, metadata))
+
+
+def brain_arrays(brain, metadata: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` a brain file stores for ``brain``.
 
     Arrays: ``node/*`` (kind, activation, port_value, CSR indptr/indices/weights), ``exec/*``
     (the EXEC columns, trimmed to ``n_exec``), ``code_blob`` (uint8), ``bytes/*`` and
@@ -156,7 +161,7 @@ def brain_bytes(brain, metadata: dict | None = None) -> bytes:
         tmeta, tarrays = table.to_arrays()
         meta[f"{prefix}_patterns"] = tmeta
         arrays.update({f"{prefix}/{k}": v for k, v in tarrays.items()})
-    return encode(meta, arrays)
+    return meta, arrays
 
 
 def load_brain(path: str | os.PathLike):

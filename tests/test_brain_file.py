@@ -128,19 +128,8 @@ def test_object_arrays_refused():
 
 
 def _encode_args():
-    brain = _trained_brain()
-    captured = {}
-
-    def fake_write(path, meta, arrays):
-        captured["args"] = (meta, dict(arrays))
-
-    real = brain_file.write
-    brain_file.write = fake_write
-    try:
-        brain_file.save_brain(brain, "unused")
-    finally:
-        brain_file.write = real
-    return captured["args"]
+    meta, arrays = brain_file.brain_arrays(_trained_brain())
+    return meta, dict(arrays)
 
 
 def test_seed_from_keeps_proven_code(tmp_path):
