@@ -509,7 +509,10 @@ class Engine:
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "lineage": self.lineage}
 
-    def restore(self, state: dict, brain: Brain | None) -> None:
+    def restore(self, state: dict, brain: Brain | None, settle: bool = True) -> None:
+        """Continue from :meth:`state` (and its brain). ``settle``: freeze what is alive now out
+        of the collector's full passes (a run's process; an island task, one of many in a
+        worker, does not: each would freeze the last one's garbage)."""
         for key in ("gen", "uid", "evaluations", "elapsed", "hof", "logbook", "metrics", "train_x",
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
@@ -525,7 +528,8 @@ class Engine:
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
         self.brain = brain
-        _settle()
+        if settle:
+            _settle()
 
 
 def _settle() -> None:

@@ -217,7 +217,7 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
     if blob is None:
         engine.start()
     else:
-        engine.restore(*unpack_island(blob))
+        engine.restore(*unpack_island(blob), settle=False)
         first_line = len(engine.metrics)
     arrived = engine.accept_immigrants(immigrants, replace_uids) if immigrants else []
     if engine.brain is not None:
