@@ -510,9 +510,9 @@ class Engine:
                 "lineage": self.lineage}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True) -> None:
-        """Continue from :meth:`state` (and its brain). ``settle``: freeze what is alive now out
-        of the collector's full passes (a run's process; an island task, one of many in a
-        worker, does not: each would freeze the last one's garbage)."""
+        """Continue from :meth:`state` (and its brain). ``settle``: collect, then freeze what is
+        alive out of the collector's full passes, once for a run's process; island tasks (many
+        per worker, each a few generations) skip that full collection."""
         for key in ("gen", "uid", "evaluations", "elapsed", "hof", "logbook", "metrics", "train_x",
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
