@@ -35,7 +35,7 @@ from evolve import tasks as T
 from evolve.evaluate import Evaluator
 from evolve.genes import Alphabet, alphabet_for
 from evolve.operators import op_names
-from evolve.population import Rows
+from evolve.population import EVALUATION, Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
@@ -252,21 +252,15 @@ class Engine:
         fresh = self._all_fresh(rows, [i for i, ind in enumerate(inds) if ind.fresh is None])
         batch = self._evaluate_rows(rows, fresh=fresh)
         for i, ind in enumerate(inds):
-            ind.fitness.values = (float(rows.cost[i]),)
-            ind.errors = rows.errors[i].copy()
-            ind.exact, ind.crashed, ind.node = int(rows.exact[i]), bool(rows.crashed[i]), int(rows.node[i])
-            ind.prior = (float(rows.prior[i, 0]), float(rows.prior[i, 1])) if self.brain is not None else None
-            ind.fresh = []      # observed once; a re-evaluation teaches nothing new
+            rows.set_evaluation(i, ind)
         return batch
 
     @staticmethod
     def _all_fresh(rows: Rows, which=None) -> tuple:
         """``fresh`` for genomes with no parents here (the first population): all their genes."""
         which = np.arange(len(rows)) if which is None else np.asarray(which, np.int64)
-        mask = np.zeros(rows.genes.shape[:2], bool)
-        mask[which] = np.arange(rows.genes.shape[1])[None, :] < rows.length[which][:, None]
-        owner, pos = np.nonzero(mask)
-        return owner.astype(np.int64), rows.genes[owner, pos, 0], np.zeros(len(rows), bool)
+        owner, tokens = rows.gene_tokens(which, np.ones((which.size, rows.genes.shape[1]), bool))
+        return which[owner], tokens, np.zeros(len(rows), bool)
 
     def _observe_fresh_genes(self, fresh: tuple, outcomes: np.ndarray, crashed: np.ndarray) -> None:
         """Credit the genes each genome introduced (not inherited) with its executions.
@@ -304,7 +298,7 @@ class Engine:
         kids = Rows.new(genes, length, self._register(length, parents, labels), len(self.train_y))
         # a child equal to its first parent inherits its evaluation; the others are evaluated
         inherit = same & ~np.isnan(pop.cost[picks])
-        for name in ("cost", "errors", "exact", "crashed", "node", "prior"):
+        for name in EVALUATION:
             getattr(kids, name)[inherit] = getattr(pop, name)[picks[inherit]]
         todo = np.flatnonzero(~inherit)
         if self.brain is not None:
@@ -312,10 +306,7 @@ class Engine:
             other = np.where(second >= 0, second, picks)
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
-        mask = fresh[todo] & (np.arange(fresh.shape[1])[None, :] < length[todo][:, None])
-        owner, pos = np.nonzero(mask)
-        batch = self._evaluate_rows(kids, todo, (owner.astype(np.int64), genes[todo][owner, pos, 0],
-                                                 parent_crashed[todo]))
+        batch = self._evaluate_rows(kids, todo, (*kids.gene_tokens(todo, fresh[todo]), parent_crashed[todo]))
         self._validate_rows(kids)
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]

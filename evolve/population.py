@@ -16,6 +16,10 @@ from evolve.genes import genome_array
 from evolve.toolbox import Individual, new_individual
 
 
+#: the columns an evaluation writes (a child identical to its parent copies them)
+EVALUATION = ("cost", "errors", "exact", "crashed", "node", "prior")
+
+
 @dataclass
 class Rows:
     """Genomes and their evaluation, row i of every array describing genome i."""
@@ -81,17 +85,29 @@ class Rows:
     def gene_tuples(self, i: int) -> list[tuple]:
         return list(map(tuple, self.genes[i, :self.length[i]].tolist()))
 
-    def individual(self, i: int, lineage: dict) -> Individual:
-        """Row ``i`` as a DEAP individual (parents and operator from ``lineage``)."""
-        uid = int(self.uid[i])
-        parents, op = lineage.get(uid, ((), "init"))[:2]
-        ind = new_individual(self.gene_tuples(i), uid, parents, op)
+    def gene_tokens(self, idx: np.ndarray, select: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, token)`` of the genes of rows ``idx`` marked in ``select`` (bool
+        [len(idx), L]) and within their lengths: ``owner`` indexes ``idx``, ``token`` is the
+        gene's operation (what the brain's gene patterns count)."""
+        within = np.arange(self.genes.shape[1])[None, :] < self.length[idx][:, None]
+        owner, pos = np.nonzero(select & within)
+        return owner.astype(np.int64), self.genes[idx[owner], pos, 0]
+
+    def set_evaluation(self, i: int, ind: Individual) -> None:
+        """Give ``ind`` row ``i``'s evaluation (fitness, errors, exact, crashed, node, prior)."""
         if not np.isnan(self.cost[i]):
             ind.fitness.values = (float(self.cost[i]),)
         ind.errors = self.errors[i].copy()
         ind.exact, ind.crashed, ind.node = int(self.exact[i]), bool(self.crashed[i]), int(self.node[i])
         ind.prior = None if np.isnan(self.prior[i, 0]) else (float(self.prior[i, 0]), float(self.prior[i, 1]))
-        ind.fresh = []
+        ind.fresh = []      # observed once; a re-evaluation teaches nothing new
+
+    def individual(self, i: int, lineage: dict) -> Individual:
+        """Row ``i`` as a DEAP individual (parents and operator from ``lineage``)."""
+        uid = int(self.uid[i])
+        parents, op = lineage.get(uid, ((), "init"))[:2]
+        ind = new_individual(self.gene_tuples(i), uid, parents, op)
+        self.set_evaluation(i, ind)
         return ind
 
     def individuals(self, idx, lineage: dict) -> list[Individual]:
