@@ -167,7 +167,8 @@ def _add_flags(x, y, carry, sf: int):
     return r, (z3.Extract(top, top, r) == 1, r == 0, c, v)
 
 
-def _clz(v, bits: int):
+def clz(v, bits: int = 64):
+    """Count of leading zeros of the low ``bits`` of ``v``, as a 64-bit term (for specifications too)."""
     out = _bv(bits)
     for b in range(bits):              # the highest set bit wins: built from the bottom up
         out = z3.If(z3.Extract(b, b, v) == 1, _bv(bits - 1 - b), out)
@@ -361,10 +362,10 @@ def _step(ctl, imm, st: _State, scratch: int, word: int):
         elif op == 3:
             res = _bytes_reversed(x, 0, 8)
         elif op == 4:
-            res = _clz(x, bits)
+            res = clz(x, bits)
         else:
             low = (z3.LShR(x, 1) ^ x) & (_bv((1 << 63) - 1) if sf else _bv(0x7FFFFFFF))
-            res = _clz(low, 64) - _bv(1 if sf else 33)
+            res = clz(low, 64) - _bv(1 if sf else 33)
         r[rd] = res & mask
     elif kind == I.K_ADC:
         x, y = r[rn] & mask, r[rm] & mask
