@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from evolve import specs as S
+
 MASK = (1 << 64) - 1
 EDGE_VALUES = (0, 1, 2, 3, MASK, MASK - 1, 1 << 63, (1 << 63) - 1, (1 << 63) + 1, 0x5555555555555555,
                0xAAAAAAAAAAAAAAAA, 1 << 32, (1 << 32) - 1, 0xFF, 0x100, 7, 64)
@@ -36,6 +38,7 @@ class Task:
     arity: int
     func: Callable[..., int]
     description: str = ""
+    symbolic: Callable | None = None   #: the same function on z3 bit-vectors (evolve.specs), for proofs
 
     def expected(self, inputs: np.ndarray) -> np.ndarray:
         """uint64 [n_cases]: the task on each row of ``inputs`` (uint64 [n_cases, arity])."""
@@ -43,27 +46,40 @@ class Task:
         return np.fromiter((self.func(*r) & MASK for r in rows), dtype=np.uint64, count=len(rows))
 
 
+# Tasks made of +, -, *, &, |, ^ and ~ mean the same on Python ints (taken mod 2**64) and on
+# 64-bit z3 terms: one function is both the reference and its symbolic twin.
+def _clear_lowest(x): return x & (x - 1)
+def _isolate_lowest(x): return x & -x
+def _lowest_mask(x): return x ^ (x - 1)
+def _propagate_lowest(x): return x | (x - 1)
+def _set_lowest_zero(x): return x | (x + 1)
+def _isolate_lowest_zero(x): return ~x & (x + 1)
+def _clear_lowest_run(x): return ((x | (x - 1)) + 1) & x
+def _times7(x): return 7 * x
+def _poly(x, y): return 3 * x + y + 5
+
+
 BUILTIN: dict[str, Task] = {t.name: t for t in (
-    Task("add", 2, lambda x, y: x + y, "x + y"),
-    Task("sub", 2, lambda x, y: x - y, "x - y"),
-    Task("avg", 2, lambda x, y: (x + y) >> 1, "floor((x + y) / 2) without overflow (Hacker's Delight p14)"),
-    Task("max", 2, lambda x, y: max(x, y), "unsigned maximum"),
-    Task("min", 2, lambda x, y: min(x, y), "unsigned minimum"),
-    Task("smax", 2, lambda x, y: x if _s(x) > _s(y) else y, "signed maximum"),
-    Task("abs", 1, lambda x: abs(_s(x)), "absolute value of a signed int (p09)"),
-    Task("clear_lowest", 1, lambda x: x & (x - 1), "turn off the rightmost 1 bit (p01)"),
-    Task("isolate_lowest", 1, lambda x: x & -x, "isolate the rightmost 1 bit (p03)"),
-    Task("lowest_mask", 1, lambda x: x ^ (x - 1), "mask of the rightmost 1 and trailing 0s (p04)"),
-    Task("propagate_lowest", 1, lambda x: x | (x - 1), "right-propagate the rightmost 1 (p05)"),
-    Task("set_lowest_zero", 1, lambda x: x | (x + 1), "turn on the rightmost 0 bit (p06)"),
-    Task("isolate_lowest_zero", 1, lambda x: ~x & (x + 1), "isolate the rightmost 0 bit (p07)"),
-    Task("clear_lowest_run", 1, lambda x: ((x | (x - 1)) + 1) & x,
-         "turn off the rightmost contiguous run of 1s (p17)"),
-    Task("times7", 1, lambda x: 7 * x, "7 * x"),
-    Task("poly", 2, lambda x, y: 3 * x + y + 5, "3x + y + 5"),
-    Task("mulhi", 2, lambda x, y: (x * y) >> 64, "high 64 bits of the 128-bit product"),
-    Task("sign", 1, lambda x: (1 if _s(x) > 0 else -1 if _s(x) < 0 else 0), "sign of a signed int (p13)"),
-    Task("popcount8", 1, lambda x: bin(x & 0xFF).count("1"), "number of 1 bits in the low byte"),
+    Task("add", 2, lambda x, y: x + y, "x + y", lambda x, y: x + y),
+    Task("sub", 2, lambda x, y: x - y, "x - y", lambda x, y: x - y),
+    Task("avg", 2, lambda x, y: (x + y) >> 1, "floor((x + y) / 2) without overflow (Hacker's Delight p14)", S.avg),
+    Task("max", 2, lambda x, y: max(x, y), "unsigned maximum", S.umax),
+    Task("min", 2, lambda x, y: min(x, y), "unsigned minimum", S.umin),
+    Task("smax", 2, lambda x, y: x if _s(x) > _s(y) else y, "signed maximum", S.smax),
+    Task("abs", 1, lambda x: abs(_s(x)), "absolute value of a signed int (p09)", S.abs_),
+    Task("clear_lowest", 1, _clear_lowest, "turn off the rightmost 1 bit (p01)", _clear_lowest),
+    Task("isolate_lowest", 1, _isolate_lowest, "isolate the rightmost 1 bit (p03)", _isolate_lowest),
+    Task("lowest_mask", 1, _lowest_mask, "mask of the rightmost 1 and trailing 0s (p04)", _lowest_mask),
+    Task("propagate_lowest", 1, _propagate_lowest, "right-propagate the rightmost 1 (p05)", _propagate_lowest),
+    Task("set_lowest_zero", 1, _set_lowest_zero, "turn on the rightmost 0 bit (p06)", _set_lowest_zero),
+    Task("isolate_lowest_zero", 1, _isolate_lowest_zero, "isolate the rightmost 0 bit (p07)", _isolate_lowest_zero),
+    Task("clear_lowest_run", 1, _clear_lowest_run, "turn off the rightmost contiguous run of 1s (p17)",
+         _clear_lowest_run),
+    Task("times7", 1, _times7, "7 * x", _times7),
+    Task("poly", 2, _poly, "3x + y + 5", _poly),
+    Task("mulhi", 2, lambda x, y: (x * y) >> 64, "high 64 bits of the 128-bit product", S.mulhi),
+    Task("sign", 1, lambda x: (1 if _s(x) > 0 else -1 if _s(x) < 0 else 0), "sign of a signed int (p13)", S.sign),
+    Task("popcount8", 1, lambda x: bin(x & 0xFF).count("1"), "number of 1 bits in the low byte", S.popcount8),
 )}
 DEFAULT_TASK = "clear_lowest"
 
@@ -95,7 +111,10 @@ def _load_user_task(spec: str) -> Task:
     if not 1 <= arity <= 4:
         raise TaskError(f"task function {func_name!r} takes {arity} required arguments; expected 1 to 4")
     doc = (inspect.getdoc(func) or "").splitlines()
-    return Task(f"{path.stem}.{func_name}", arity, func, doc[0] if doc else f"user task {spec}")
+    twin = getattr(func, "symbolic", None) or getattr(module, f"{func_name}_symbolic", None)
+    if twin is not None and not callable(twin):
+        raise TaskError(f"the symbolic form of {func_name!r} is not a function")
+    return Task(f"{path.stem}.{func_name}", arity, func, doc[0] if doc else f"user task {spec}", twin)
 
 
 def validate_task(task: Task) -> Task:
@@ -109,7 +128,25 @@ def validate_task(task: Task) -> Task:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TaskError(f"task {task.name!r} returned {type(value).__name__} on inputs {args}; "
                             f"expected an int")
+    if task.symbolic is not None:
+        _check_symbolic(task)
     return task
+
+
+def _check_symbolic(task: Task) -> None:
+    """Probe the symbolic twin against the function on edge inputs; TaskError naming the first
+    input where they differ (a twin that is wrong would prove wrong programs)."""
+    for args in itertools.islice(itertools.product(EDGE_VALUES, repeat=task.arity), 400):
+        try:
+            twin = S.evaluate(task.symbolic, args)
+        except Exception as exc:
+            raise TaskError(f"the symbolic form of {task.name!r} failed on inputs {args}: "
+                            f"{type(exc).__name__}: {exc}") from None
+        value = task.func(*args) & MASK
+        if twin != value:
+            shown = ", ".join(hex(a) for a in args)
+            raise TaskError(f"the symbolic form of {task.name!r} disagrees with it on inputs ({shown}): "
+                            f"{twin:#x} instead of {value:#x}")
 
 
 def get_task(spec: str) -> Task:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evolve.tasks import BUILTIN, MASK, TaskError, edge_cases, get_task, training_cases, validation_cases
+from evolve.tasks import (BUILTIN, MASK, TaskError, edge_cases, get_task, training_cases, validate_task,
+                          validation_cases)
 
 
 def test_builtin_tasks_are_total_on_edge_values():
@@ -63,3 +64,34 @@ def test_case_sets():
     valid = validation_cases(task, rng)
     assert train.shape == (64, 2) and [0, 0] in train.tolist() and [MASK, MASK] in train.tolist()
     assert valid.shape[0] >= 10_000 + 17 * 17 and valid.shape[1] == 2
+
+
+def test_builtin_symbolic_forms_agree_with_their_functions():
+    """Check that every built-in task has a symbolic twin equal to it on every edge combination."""
+    for task in BUILTIN.values():
+        assert task.symbolic is not None, task.name
+        validate_task(task)
+
+
+def test_user_task_symbolic_twin(tmp_path):
+    """Check that a user's twin is found (attribute or <name>_symbolic) and probed at registration."""
+    f = tmp_path / "twin.py"
+    f.write_text("import z3\n"
+                 "def f(x, y):\n    return (x + y) >> 1\n"
+                 "def f_symbolic(x, y):\n    return (x & y) + z3.LShR(x ^ y, 1)\n"
+                 "def g(x):\n    return x >> 3\n"
+                 "g.symbolic = lambda x: z3.LShR(x, 3)\n")
+    assert get_task(f"{f}:f").symbolic is not None and get_task(f"{f}:g").symbolic is not None
+
+
+@pytest.mark.parametrize("twin,match", [
+    ("def f_symbolic(x, y):\n    return (x + y) >> 1\n", r"disagrees with it on inputs \("),   # z3 >> is arithmetic
+    ("def f_symbolic(x, y):\n    return 3\n", "failed on inputs"),
+    ("f_symbolic = 5\n", "not a function"),
+])
+def test_wrong_symbolic_twin_is_refused(tmp_path, twin, match):
+    """Check that a twin which disagrees with its task (or is no z3 function) is refused with the input."""
+    f = tmp_path / "badtwin.py"
+    f.write_text("def f(x, y):\n    return (x + y) >> 1\n" + twin)
+    with pytest.raises(TaskError, match=match):
+        get_task(f"{f}:f")
