@@ -180,10 +180,67 @@ def training_cases(task: Task, rng: np.random.Generator, n: int = 64) -> np.ndar
     return np.concatenate([edges, random_cases(rng, max(0, n - len(edges)), task.arity)])
 
 
+def _patterns() -> tuple[int, ...]:
+    """Values whose bit classes uniform inputs almost never hit: powers of two and their
+    neighbours, all-ones, sign boundaries, alternating and byte patterns."""
+    out = {0, MASK, 1 << 63, (1 << 63) - 1, (1 << 63) + 1, MASK - 1}
+    for k in range(64):
+        out |= {1 << k, ((1 << k) - 1) & MASK, ((1 << k) + 1) & MASK, MASK ^ (1 << k)}
+    for unit in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x00FF00FF00FF00FF,
+                 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF, 0x0101010101010101, 0x7F7F7F7F7F7F7F7F):
+        out |= {unit, MASK ^ unit}
+    return tuple(sorted(out))
+
+
+PATTERNS = _patterns()
+
+
+def _with_length(rng: np.random.Generator, lengths: np.ndarray) -> np.ndarray:
+    """uint64: random values of exactly ``lengths`` significant bits (0 gives 0)."""
+    raw = rng.integers(0, 2**64, size=lengths.shape, dtype=np.uint64, endpoint=False)
+    L = lengths.astype(np.uint64)
+    top = np.where(L > 0, np.uint64(1) << np.maximum(L, 1).astype(np.uint64) - np.uint64(1), np.uint64(0))
+    low = np.where(L > 0, raw >> (np.uint64(64) - np.maximum(L, 1)), np.uint64(0))
+    return low | top
+
+
+def stratified_cases(rng: np.random.Generator, n: int, arity: int) -> np.ndarray:
+    """uint64 [n, arity]: each column drawn from one of four strata per case: a bit length
+    (uniform 0..64), a bit density (each bit set with a probability uniform in [0, 1]), a
+    pattern value (:data:`PATTERNS`), or uniform. Functions of nlz, ntz or popcount see every class."""
+    out = np.empty((n, arity), dtype=np.uint64)
+    weights = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    for col in range(arity):
+        stratum = rng.integers(0, 4, n)
+        length = _with_length(rng, rng.integers(0, 65, n))
+        bits = rng.random((n, 64)) < rng.random((n, 1))
+        density = (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+        pattern = np.array(PATTERNS, dtype=np.uint64)[rng.integers(0, len(PATTERNS), n)]
+        uniform = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+        out[:, col] = np.choose(stratum, [length, density, pattern, uniform])
+    return out
+
+
+def length_grid(rng: np.random.Generator, arity: int, per_cell: int = 1) -> np.ndarray:
+    """uint64: a case for every bit length of the first argument (1 input), or every pair of
+    bit lengths of the first two (more): where nlz(x) <= nlz(y) goes wrong, a case is."""
+    lengths = np.arange(65)
+    grid = np.array(list(itertools.product(lengths, repeat=min(arity, 2))) * per_cell).reshape(-1, min(arity, 2))
+    cols = [_with_length(rng, grid[:, k]) for k in range(grid.shape[1])]
+    if arity > 2:
+        rest = stratified_cases(rng, len(grid), arity - 2)
+        cols += [rest[:, k] for k in range(arity - 2)]
+    return np.stack(cols, axis=1).astype(np.uint64)
+
+
 def validation_cases(task: Task, rng: np.random.Generator, n: int = 10_000) -> np.ndarray:
-    """Held-out set: ``n`` random inputs plus every edge-value combination."""
+    """Held-out set: ``n`` inputs, half uniform (a quarter of those small) and half stratified
+    (:func:`stratified_cases`), then the bit-length grid (:func:`length_grid`) and every
+    combination of the edge values."""
     edges = np.array(list(itertools.product(EDGE_VALUES, repeat=min(task.arity, 2))), dtype=np.uint64)
     if task.arity > 2:
         extra = random_cases(rng, len(edges), task.arity - 2)
         edges = np.concatenate([edges, extra], axis=1)
-    return np.concatenate([random_cases(rng, n, task.arity), edges])
+    per_cell = 4 if task.arity == 1 else 1
+    return np.concatenate([random_cases(rng, n - n // 2, task.arity), stratified_cases(rng, n // 2, task.arity),
+                           length_grid(rng, task.arity, per_cell), edges])

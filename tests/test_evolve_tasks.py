@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evolve.tasks import (BUILTIN, MASK, TaskError, edge_cases, get_task, training_cases, validate_task,
-                          validation_cases)
+from evolve.tasks import (BUILTIN, MASK, TaskError, edge_cases, get_task, length_grid, random_cases,
+                          stratified_cases, training_cases, validate_task, validation_cases)
 
 
 def test_builtin_tasks_are_total_on_edge_values():
@@ -95,3 +95,37 @@ def test_wrong_symbolic_twin_is_refused(tmp_path, twin, match):
     f.write_text("def f(x, y):\n    return (x + y) >> 1\n" + twin)
     with pytest.raises(TaskError, match=match):
         get_task(f"{f}:f")
+
+
+def test_stratified_cases_cover_every_length_and_density():
+    """Check that stratified inputs hold every bit length and every popcount of a 64-bit word."""
+    cases = stratified_cases(np.random.default_rng(1), 6000, 2)
+    for col in range(2):
+        values = [int(v) for v in cases[:, col]]
+        assert {v.bit_length() for v in values} == set(range(65))
+        assert {bin(v).count("1") for v in values} == set(range(65))
+    grid = length_grid(np.random.default_rng(2), 3)
+    assert grid.shape == (65 * 65, 3)
+    assert {(int(a).bit_length(), int(b).bit_length()) for a, b in grid[:, :2].tolist()} == \
+        {(i, j) for i in range(65) for j in range(65)}
+
+
+def test_validation_finds_the_nlz_claim():
+    """Check that held-out cases refute the nlz(x) <= nlz(y) claim uniform inputs let pass."""
+    from core.asm import assemble
+    from core.executors import open_executor
+    from test_proofs import NLZ_LE
+
+    def nlz_le(x, y):
+        return int((64 - x.bit_length()) <= (64 - y.bit_length()))
+
+    task = get_task("max")     # any two-input task: only its arity shapes the cases
+    valid = validation_cases(task, np.random.default_rng(3))
+    uniform = random_cases(np.random.default_rng(3), len(valid), 2)
+    with open_executor("arm64", backend="emulated") as ex:
+        wrong = []
+        for cases in (valid, uniform):
+            out = ex.run([assemble(NLZ_LE)], cases, seed=3).outputs[0]
+            want = np.array([nlz_le(a, b) for a, b in cases.tolist()], dtype=np.uint64)
+            wrong.append(int((out != want).sum()))
+    assert wrong[0] > 0 and wrong[1] == 0
