@@ -39,7 +39,7 @@ def _gene_name(alphabet, token: int) -> str:
 
 def brain_tables(run: RunData) -> dict | None:
     """Node and gene-pattern statistics of ``brain.melvin``; None when the run has no brain file."""
-    from core.brain_file import BrainFileError, read
+    from core.brain.file import BrainFileError, read
     path = run.folder / "brain.melvin"
     if not path.is_file():
         return None

@@ -81,7 +81,7 @@ def island_config(cfg: RunConfig, index: int) -> RunConfig:
 class PatternDelta:
     """Gene-pattern statistics learnt since a snapshot: the live rows ``PatternTable.merge`` reads.
 
-    Attributes mirror a :class:`core.patterns.PatternTable`'s (``ptok`` int64 [n, n_max],
+    Attributes mirror a :class:`core.brain.patterns.PatternTable`'s (``ptok`` int64 [n, n_max],
     ``plen`` uint8 [n], ``pcount``/``plast``/``pok``/``pcrash`` int64 [n], ``psucc``/``pthr``
     float32 [n]) so a delta is a valid ``merge`` source; counts are the increments, success and
     threshold the current values (weighted by the increments when merged).
@@ -133,7 +133,7 @@ def pattern_delta(table, before: dict) -> PatternDelta:
 # --------------------------------------------------------------------- checkpoints as bytes
 def pack_island(engine: Engine) -> bytes:
     """An island checkpoint: engine state and its brain file, as one byte string."""
-    from core.brain_file import brain_bytes
+    from core.brain.file import brain_bytes
     brain = None
     if engine.brain is not None:
         # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
@@ -143,7 +143,7 @@ def pack_island(engine: Engine) -> bytes:
 
 def unpack_island(blob: bytes):
     """``(state, brain or None)`` of an island checkpoint."""
-    from core.brain_file import brain_from_bytes
+    from core.brain.file import brain_from_bytes
     data = pickle.loads(blob)
     brain = None
     if data["brain"] is not None:

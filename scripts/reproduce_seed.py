@@ -35,7 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.asm import assemble  # noqa: E402
-from core.brain_report import final_results, printable  # noqa: E402
+from core.brain.report import final_results, printable  # noqa: E402
 from core.brain import Brain  # noqa: E402
 from core.outcome import Outcome  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.brain_file import read
+from core.brain.file import read
 from evolve.__main__ import main as evolve_main
 
 

@@ -7,9 +7,9 @@ import struct
 import numpy as np
 import pytest
 
-from core import brain_file
+import core.brain.file as brain_file
 from core.brain import Brain
-from core.brain_file import BrainFileError
+from core.brain.file import BrainFileError
 from core.outcome import Outcome
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from core.brain import ERROR_PORT, EXEC, FREE, NEGATIVE_PORT, Brain, BrainParams
+from core.brain import Brain, BrainParams
+from core.brain.graph import ERROR_PORT, EXEC, FREE, NEGATIVE_PORT
 from core.outcome import Outcome
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from core.brain import Brain, BrainParams
 from core.outcome import N_OUTCOMES, Outcome
-from core.patterns import PatternConfig, PatternTable
+from core.brain.params import PatternConfig
+from core.brain.patterns import PatternTable
 
 
 def _stream_with(motif: bytes, copies: int, seed: int = 0, gap: int = 40) -> bytes:
@@ -188,7 +189,6 @@ def test_guide_matches_bruteforce():
 
 def test_context_table_equals_guide_weights_for_every_context():
     """Check the one-pass table of draw weights against the guide's per-context search."""
-    from core.patterns import PatternConfig, PatternTable
     rng = np.random.default_rng(3)
     n = 12
     table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))

@@ -1,6 +1,6 @@
 """Numba kernels of the brain: activation, firing selection and the seed's reinforcement rule.
 
-Pure ``@njit(cache=True)`` functions on arrays (STYLE.md); :class:`core.brain.Brain` owns the
+Pure ``@njit(cache=True)`` functions on arrays (STYLE.md); :class:`core.brain.graph.Brain` owns the
 arrays, validates them once and is the only caller. Array contract:
 
 ===============  ======================  ==============================================
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# Layout of the rule's constants (defaults are the seed's, see core.brain.RuleParams).
+# Layout of the rule's constants (defaults are the seed's, see core.brain.params.RuleParams).
 R_KEEP, R_GAIN, R_HIGH, R_LOW, R_DOWN, R_UP, R_MIN, R_MAX = range(8)
 RULE_LEN = 8
 

@@ -4,7 +4,7 @@ Nodes are struct-of-arrays; node ids 0..255 are the ports. An EXEC node owns a p
 blob (a genome, for the evolution engine) and the seed's statistics: ``threshold_ratio`` and
 ``success_rate`` under the seed's rule, executions, and executions per outcome class
 (``core.outcome.Outcome``, column 0 = ok). Structural edges are a CSR of incoming edges;
-learned edges go from pattern nodes (:mod:`core.patterns`) to EXEC nodes.
+learned edges go from pattern nodes (:mod:`core.brain.patterns`) to EXEC nodes.
 
 One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve.live``)::
 
@@ -25,7 +25,7 @@ The evolution engine's calls::
     brain.merge_patterns(other_brain)                  # islands exchanging statistics
     brain.remove_exec_nodes(dead_ids); brain.compact_code()
 
-Kernels are in :mod:`core.brain_kernels`; the file format in :mod:`core.brain_file`.
+Kernels are in :mod:`core.brain.kernels`; the file format in :mod:`core.brain.file`.
 """
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ from typing import Sequence
 
 import numpy as np
 
-from core import brain_file
-from core import brain_kernels as bk
-from core.brain_params import BrainParams, RuleParams
+import core.brain.file as brain_file
+import core.brain.kernels as bk
+from core.brain.params import BrainParams, RuleParams
+from core.brain.patterns import PatternTable, flatten_sequences
 from core.outcome import N_OUTCOMES, Outcome
-from core.patterns import PatternTable, flatten_sequences
 
 __all__ = ["Brain", "BrainParams", "RuleParams", "N_PORTS", "FREE", "PORT", "INNER", "EXEC",
            "ERROR_PORT", "NEGATIVE_PORT"]
@@ -578,7 +578,7 @@ class Brain:
         return self.gene_patterns.next_weights(prefix, n_genes, min_executions)
 
     def gene_guide(self, min_executions: int = 1):
-        """A :class:`core.patterns.Guide` snapshot of the gene statistics (one per generation):
+        """A :class:`core.brain.patterns.Guide` snapshot of the gene statistics (one per generation):
         ``guide.weights(prefixes, n_genes)`` -> float64 [n_prefixes, n_genes]."""
         return self.gene_patterns.guide(min_executions)
 
@@ -596,7 +596,7 @@ class Brain:
 
     # ------------------------------------------------------------------ files
     def save(self, path, metadata: dict | None = None) -> None:
-        """Write a brain file atomically (see :mod:`core.brain_file`)."""
+        """Write a brain file atomically (see :mod:`core.brain.file`)."""
         brain_file.save_brain(self, path, metadata)
 
     @classmethod

@@ -1,7 +1,7 @@
 """Numba kernels of pattern learning: recurring n-grams of a token stream become patterns.
 
 Pure functions on arrays (STYLE.md): no classes, no globals, the random state lives in ``meta``.
-:class:`core.patterns.PatternTable` owns the arrays and is the only caller. Tokens are ``int64``
+:class:`core.brain.patterns.PatternTable` owns the arrays and is the only caller. Tokens are ``int64``
 >= 0, so the same kernels learn from byte streams (0..255) and from streams of gene ids.
 
 Array contract (``cap`` pattern slots, ``max_n`` tokens per pattern, ``K`` edges per pattern):
@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from core.brain_kernels import rule_step
+from core.brain.kernels import rule_step
 
 M_TICK, M_USED, M_TOMB, M_RNG, M_HIST, M_AGE, M_LIVE, M_EVICT, M_STAMP = range(9)
 META_LEN = 9

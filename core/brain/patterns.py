@@ -11,48 +11,18 @@ One class serves both of the brain's uses:
 
 Memory is bounded: at most ``capacity`` patterns (a full table evicts the least recently seen of
 a random sample) and ``2**candidate_bits`` candidate counters. The kernels are in
-:mod:`core.pattern_kernels`.
+:mod:`core.brain.pattern_kernels`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
 
-from core import pattern_kernels as pk
-from core.brain_kernels import R_MIN
-
-
-@dataclass(frozen=True)
-class PatternConfig:
-    """Shape and learning constants of a :class:`PatternTable`.
-
-    ``min_count`` occurrences (within ``age_interval`` tokens) make an n-gram a pattern;
-    ``edges_per_pattern`` bounds the pattern -> EXEC edges each pattern keeps.
-    """
-
-    capacity: int = 4096
-    n_min: int = 2
-    n_max: int = 4
-    min_count: int = 2
-    edges_per_pattern: int = 8
-    candidate_bits: int = 16
-    age_interval: int = 1 << 16
-    evict_sample: int = 8
-    seed: int = 0x5EED
-
-    def validate(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
-        if not 1 <= self.n_min <= self.n_max <= 16:
-            raise ValueError(f"need 1 <= n_min <= n_max <= 16, got {self.n_min}, {self.n_max}")
-        if self.min_count < 1 or self.edges_per_pattern < 1 or self.evict_sample < 1:
-            raise ValueError("min_count, edges_per_pattern and evict_sample must be >= 1")
-        if not 4 <= self.candidate_bits <= 26:
-            raise ValueError(f"candidate_bits must be in [4, 26], got {self.candidate_bits}")
-        if self.age_interval < 1:
-            raise ValueError("age_interval must be >= 1")
+import core.brain.pattern_kernels as pk
+from core.brain.kernels import R_MIN
+from core.brain.params import PatternConfig, RuleParams
 
 
 #: The arrays a table persists, in the order the kernels take them (``index``/``pmark`` are
@@ -80,15 +50,13 @@ class PatternTable:
     ----------
     config : PatternConfig
     rule : float32 [RULE_LEN]
-        The reinforcement rule's constants (``core.brain_kernels.R_*``); shared with the brain.
+        The reinforcement rule's constants (``core.brain.kernels.R_*``); shared with the brain.
     init_success, init_threshold : float
         Statistics a new pattern starts with.
     """
 
     def __init__(self, config: PatternConfig = PatternConfig(), rule: np.ndarray | None = None,
                  init_success: float = 0.5, init_threshold: float = 0.1) -> None:
-        from core.brain_params import RuleParams  # the rule's defaults live with the brain
-
         config.validate()
         self.config = config
         self.rule = RuleParams().as_array() if rule is None else np.asarray(rule, np.float32)

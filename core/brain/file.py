@@ -131,7 +131,7 @@ _EXEC = ("exec_node", "exec_offset", "exec_length", "exec_success", "exec_thresh
 
 
 def save_brain(brain, path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Write ``brain`` (a :class:`core.brain.Brain`) and JSON-able ``metadata`` to ``path``
+    """Write ``brain`` (a :class:`core.brain.graph.Brain`) and JSON-able ``metadata`` to ``path``
     atomically (the bytes of :func:`brain_bytes`)."""
     atomic_write(path, brain_bytes(brain, metadata))
 
@@ -165,7 +165,7 @@ def brain_arrays(brain, metadata: dict | None = None) -> tuple[dict, dict[str, n
 
 
 def load_brain(path: str | os.PathLike):
-    """Read a brain file into a new :class:`core.brain.Brain` (metadata in ``brain.metadata``).
+    """Read a brain file into a new :class:`core.brain.graph.Brain` (metadata in ``brain.metadata``).
 
     Every inconsistency (shapes, ids, code ranges, parameters) raises :class:`BrainFileError`.
     """
@@ -186,9 +186,9 @@ def brain_from_bytes(blob: bytes, source: str = "<bytes>"):
 
 
 def _build(meta: dict, arrays: dict[str, np.ndarray]):
-    from core.brain import EXEC, N_PORTS, PORT, Brain, BrainParams
+    from core.brain.graph import EXEC, N_PORTS, PORT, Brain, BrainParams
+    from core.brain.patterns import PatternTable
     from core.outcome import N_OUTCOMES
-    from core.patterns import PatternTable
 
     if meta.get("kind") != "melvin-brain":
         raise ValueError("not a brain (metadata kind)")
