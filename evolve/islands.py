@@ -133,21 +133,20 @@ def pattern_delta(table, before: dict) -> PatternDelta:
 # --------------------------------------------------------------------- checkpoints as bytes
 def pack_island(engine: Engine) -> bytes:
     """An island checkpoint: engine state and its brain file, as one byte string."""
-    from core.brain.file import brain_bytes
     brain = None
     if engine.brain is not None:
         # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
-        brain = zlib.compress(brain_bytes(engine.brain, {"generation": engine.gen}), 1)
+        brain = zlib.compress(engine.brain.to_bytes({"generation": engine.gen}), 1)
     return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unpack_island(blob: bytes):
     """``(state, brain or None)`` of an island checkpoint."""
-    from core.brain.file import brain_from_bytes
+    from core.brain import Brain
     data = pickle.loads(blob)
     brain = None
     if data["brain"] is not None:
-        brain = brain_from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
+        brain = Brain.from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
     return data["state"], brain
 
 

@@ -128,7 +128,7 @@ def test_object_arrays_refused():
 
 
 def _encode_args():
-    meta, arrays = brain_file.brain_arrays(_trained_brain())
+    meta, arrays = _trained_brain().to_arrays()
     return meta, dict(arrays)
 
 

@@ -1,5 +1,9 @@
 """Brain files: named arrays plus JSON metadata, versioned, checksummed, written atomically.
 
+This module knows arrays only (``dict`` name -> numpy array, plus a JSON-able ``meta``); a brain
+gives and takes them with ``Brain.to_arrays`` / ``Brain.from_arrays`` (``Brain.save``,
+``Brain.load``, ``Brain.to_bytes``, ``Brain.from_bytes`` call this module).
+
 Format, version 1 (all integers little-endian)::
 
     offset  size  content
@@ -122,123 +126,3 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     with open(path, "rb") as fh:
         blob = fh.read()
     return decode(blob, str(path))
-
-
-# ---------------------------------------------------------------------- brains
-_NODE = ("kind", "activation", "port_value", "indptr", "indices", "weights")
-_EXEC = ("exec_node", "exec_offset", "exec_length", "exec_success", "exec_threshold",
-         "exec_runs", "exec_outcomes", "exec_result")
-
-
-def save_brain(brain, path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """Write ``brain`` (a :class:`core.brain.graph.Brain`) and JSON-able ``metadata`` to ``path``
-    atomically (the bytes of :func:`brain_bytes`)."""
-    atomic_write(path, brain_bytes(brain, metadata))
-
-
-def brain_bytes(brain, metadata: dict | None = None) -> bytes:
-    """The brain file's bytes for ``brain`` and JSON-able ``metadata`` (no file involved:
-    island checkpoints travel as bytes)."""
-    return encode(*brain_arrays(brain, metadata))
-
-
-def brain_arrays(brain, metadata: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(meta, arrays)`` a brain file stores for ``brain``.
-
-    Arrays: ``node/*`` (kind, activation, port_value, CSR indptr/indices/weights), ``exec/*``
-    (the EXEC columns, trimmed to ``n_exec``), ``code_blob`` (uint8), ``bytes/*`` and
-    ``genes/*`` (the two pattern tables). Metadata: ``kind`` = "melvin-brain", ``params``,
-    counters, the pattern tables' configs and the caller's ``user`` dict.
-    """
-    n = brain.n_exec
-    arrays = {f"node/{k}": getattr(brain, k) for k in _NODE}
-    arrays.update({f"exec/{k}": getattr(brain, k)[:n] for k in _EXEC})
-    arrays["code_blob"] = np.frombuffer(bytes(brain.code_blob), np.uint8)
-    meta = {"kind": "melvin-brain", "params": brain.params.to_json(), "n_exec": n,
-            "crashes_handled": int(brain.crashes_handled), "steps": int(brain.steps),
-            "user": metadata or {}}
-    for prefix, table in (("bytes", brain.byte_patterns), ("genes", brain.gene_patterns)):
-        tmeta, tarrays = table.to_arrays()
-        meta[f"{prefix}_patterns"] = tmeta
-        arrays.update({f"{prefix}/{k}": v for k, v in tarrays.items()})
-    return meta, arrays
-
-
-def load_brain(path: str | os.PathLike):
-    """Read a brain file into a new :class:`core.brain.graph.Brain` (metadata in ``brain.metadata``).
-
-    Every inconsistency (shapes, ids, code ranges, parameters) raises :class:`BrainFileError`.
-    """
-    with open(path, "rb") as fh:
-        return brain_from_bytes(fh.read(), str(path))
-
-
-def brain_from_bytes(blob: bytes, source: str = "<bytes>"):
-    """:func:`load_brain` for a brain file's bytes."""
-    meta, arrays = decode(blob, source)
-    try:
-        return _build(meta, arrays)
-    except BrainFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BrainFileError(f"{source}: inconsistent brain file ({type(exc).__name__}: {exc})"
-                             ) from None
-
-
-def _build(meta: dict, arrays: dict[str, np.ndarray]):
-    from core.brain.graph import EXEC, N_PORTS, PORT, Brain, BrainParams
-    from core.brain.patterns import PatternTable
-    from core.outcome import N_OUTCOMES
-
-    if meta.get("kind") != "melvin-brain":
-        raise ValueError("not a brain (metadata kind)")
-    params = BrainParams.from_json(meta["params"])
-    kind = arrays["node/kind"]
-    n = kind.shape[0]
-    brain = Brain(max(n, N_PORTS), params)
-    if n < N_PORTS or kind.dtype != np.uint8 or kind.max() > EXEC \
-            or np.any(kind[:N_PORTS] != PORT):
-        raise ValueError("node kinds are inconsistent")
-    for k in _NODE:
-        ref = getattr(brain, k)
-        arr = arrays[f"node/{k}"]
-        if arr.dtype != ref.dtype or arr.ndim != ref.ndim:
-            raise ValueError(f"node/{k} has dtype {arr.dtype}, shape {arr.shape}")
-        setattr(brain, k, arr)
-    indptr, indices = brain.indptr, brain.indices
-    if brain.activation.shape != (n,) or indptr.shape != (n + 1,) or indptr[0] != 0 \
-            or np.any(np.diff(indptr) < 0) or indptr[-1] != indices.size \
-            or brain.weights.shape != indices.shape or brain.port_value.shape != (N_PORTS,):
-        raise ValueError("CSR arrays are inconsistent")
-    if indices.size and (indices.min() < 0 or indices.max() >= n):
-        raise ValueError("edge sources out of range")
-    brain._scratch = np.zeros(n, np.float32)
-    m = int(meta["n_exec"])
-    for k in _EXEC:
-        arr = arrays[f"exec/{k}"]
-        ref = getattr(brain, k)
-        if arr.dtype != ref.dtype or arr.shape[0] != m or arr.shape[1:] != ref.shape[1:]:
-            raise ValueError(f"exec/{k} has dtype {arr.dtype}, shape {arr.shape}")
-        setattr(brain, k, arr)
-    if brain.exec_outcomes.shape[1] != N_OUTCOMES:
-        raise ValueError("outcome classes differ")
-    brain.n_exec = m
-    blob = arrays["code_blob"]
-    nodes = brain.exec_node.astype(np.int64)
-    if m and (nodes.min() < N_PORTS or nodes.max() >= n or np.unique(nodes).size != m
-              or np.any(kind[nodes] != EXEC) or np.count_nonzero(kind == EXEC) != m
-              or brain.exec_offset.min() < 0 or brain.exec_length.min() < 0
-              or (brain.exec_offset + brain.exec_length).max() > blob.size):
-        raise ValueError("EXEC table is inconsistent")
-    brain.code_blob = bytearray(blob.tobytes())
-    brain.exec_slot = np.full(n, -1, np.int32)
-    brain.exec_slot[nodes] = np.arange(m, dtype=np.int32)
-    brain.crashes_handled = int(meta["crashes_handled"])
-    brain.steps = int(meta["steps"])
-    for prefix, attr in (("bytes", "byte_patterns"), ("genes", "gene_patterns")):
-        sub = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
-        table = PatternTable.from_arrays(meta[f"{prefix}_patterns"], sub, brain.rule)
-        table.forget_nodes(kind != EXEC)
-        setattr(brain, attr, table)
-    brain.metadata = meta.get("user", {})
-    return brain

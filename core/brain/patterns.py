@@ -285,3 +285,4 @@ def flatten_sequences(sequences) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(lens, out=ptr[1:])
     tokens = _as_tokens(np.fromiter((t for s in sequences for t in s), np.int64, int(ptr[-1])))
     return tokens, ptr
+
