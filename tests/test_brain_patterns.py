@@ -125,6 +125,21 @@ def test_merge_adds_statistics():
     assert ga.pok[s12] == 4 and ga.pcrash[s12] == 4 and ga.pcrash[s56] == 4
 
 
+
+def test_delta_since_snapshot_holds_the_increments():
+    """Check that a delta holds only what was observed since the snapshot, and merges as such."""
+    a, b = Brain(), Brain()
+    a.observe_genes(None, [[1, 2], [7, 8]], np.zeros((2, 4), np.uint8))
+    before = a.gene_patterns.snapshot()
+    a.observe_genes(None, [[1, 2], [5, 6]], np.ones((2, 4), np.uint8))
+    delta = a.gene_patterns.delta_since(before)
+    rows = {tuple(t[:n].tolist()) for t, n in zip(delta.ptok, delta.plen)}
+    assert (1, 2) in rows and (5, 6) in rows and (7, 8) not in rows and len(delta) == len(rows)
+    b.gene_patterns.merge(delta)
+    g = b.gene_patterns
+    assert g.pok[g.find([1, 2])] == 0 and g.pcrash[g.find([1, 2])] == 4
+    assert g.find([7, 8]) < 0
+
 def test_active_patterns_link_to_fired_nodes():
     """Check that active byte patterns get edges strengthened on success, weakened on crash."""
     brain = Brain()

@@ -15,7 +15,7 @@ a random sample) and ``2**candidate_bits`` candidate counters. The kernels are i
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
@@ -215,6 +215,36 @@ class PatternTable:
                 "count": self.pcount[slot], "n_ok": self.pok[slot], "n_crash": self.pcrash[slot],
                 "success_rate": self.psucc[slot], "threshold": self.pthr[slot]}
 
+    # ------------------------------------------------------------------ deltas
+    def snapshot(self) -> dict:
+        """``{tokens tuple: (count, n_ok, n_crash)}`` of the live patterns, for
+        :meth:`delta_since`."""
+        s = self.stats()
+        return {tuple(int(t) for t in tok[:n]): (int(c), int(o), int(k))
+                for tok, n, c, o, k in zip(s["tokens"], s["length"], s["count"], s["n_ok"],
+                                           s["n_crash"])}
+
+    def delta_since(self, snapshot: dict) -> "PatternDelta":
+        """What this table observed since ``snapshot`` (a :meth:`snapshot`); rows with no new
+        execution are left out. A pattern evicted and re-created since counts as new."""
+        s = self.stats()
+        keep, count, ok, crash = [], [], [], []
+        for row, (tok, n) in enumerate(zip(s["tokens"], s["length"])):
+            c, o, k = int(s["count"][row]), int(s["n_ok"][row]), int(s["n_crash"][row])
+            b = snapshot.get(tuple(int(t) for t in tok[:n]))
+            if b is not None and b[0] <= c and b[1] <= o and b[2] <= k:
+                c, o, k = c - b[0], o - b[1], k - b[2]
+            if o + k > 0:
+                keep.append(row)
+                count.append(c)
+                ok.append(o)
+                crash.append(k)
+        slots = s["slot"][np.asarray(keep, np.int64)]
+        return PatternDelta(self.config, self.ptok[slots].copy(), self.plen[slots].copy(),
+                            np.asarray(count, np.int64), self.plast[slots].copy(),
+                            np.asarray(ok, np.int64), np.asarray(crash, np.int64),
+                            self.psucc[slots].copy(), self.pthr[slots].copy())
+
     # ------------------------------------------------------------------ persistence
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able metadata, arrays) for a brain file; :meth:`from_arrays` inverts it."""
@@ -241,6 +271,30 @@ class PatternTable:
             raise ValueError("pattern table arrays are inconsistent")
         pk.rebuild_index(table.index, table.plen, table.phash, table.meta)
         return table
+
+
+@dataclass
+class PatternDelta:
+    """Pattern statistics learnt since a snapshot: the live rows ``PatternTable.merge`` reads.
+
+    Attributes mirror a :class:`PatternTable`'s (``ptok`` int64 [n, n_max], ``plen`` uint8 [n],
+    ``pcount``/``plast``/``pok``/``pcrash`` int64 [n], ``psucc``/``pthr`` float32 [n]) so a
+    delta is a valid ``merge`` source (islands exchange them); counts are the increments,
+    success and threshold the current values (weighted by the increments when merged).
+    """
+
+    config: PatternConfig
+    ptok: np.ndarray
+    plen: np.ndarray
+    pcount: np.ndarray
+    plast: np.ndarray
+    pok: np.ndarray
+    pcrash: np.ndarray
+    psucc: np.ndarray
+    pthr: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.plen.size)
 
 
 class Guide:
