@@ -33,7 +33,7 @@ def _reference_firing(brain: Brain) -> list[int]:
     for e in range(brain.n_exec):
         node = int(brain.exec_node[e])
         a = float(brain.activation[node])
-        if a > eps and a > float(brain.exec_threshold[e]) * mean:
+        if a > eps and a > float(brain.threshold_ratio[e]) * mean:
             fired.append(node)
     return sorted(fired)
 

@@ -4,11 +4,11 @@ This module knows arrays only (``dict`` name -> numpy array, plus a JSON-able ``
 gives and takes them with ``Brain.to_arrays`` / ``Brain.from_arrays`` (``Brain.save``,
 ``Brain.load``, ``Brain.to_bytes``, ``Brain.from_bytes`` call this module).
 
-Format, version 1 (all integers little-endian)::
+Format, version 2 (all integers little-endian)::
 
     offset  size  content
     0       8     magic b"MELVBRN\\x00"
-    8       4     uint32 format version (1)
+    8       4     uint32 format version (2)
     12      4     uint32 H, length of the header
     16      H     header, UTF-8 JSON: {"meta": {...}, "arrays": [{"name", "dtype", "shape",
                   "offset", "nbytes"}, ...]}; offsets are relative to the data section
@@ -16,8 +16,11 @@ Format, version 1 (all integers little-endian)::
     D       ...   data section: each array's C-order bytes at its offset (64-byte aligned)
     end-32  32    SHA-256 of every byte before it
 
+Version 1 is the same layout with older array names (``exec/exec_threshold``, ``genes/pthr``,
+...); :func:`decode` reads it and renames its arrays to version 2's (``V1_NAMES``).
+
 Only plain numeric dtypes are accepted (no objects, no pickle). A file that is truncated,
-corrupt, of another version, or not a brain file raises :class:`BrainFileError` (a
+corrupt, of an unknown version, or not a brain file raises :class:`BrainFileError` (a
 ``ValueError``) and is never modified. Writing goes to a temporary file in the same directory,
 is flushed to disk, then renamed over the target with ``os.replace``, so a reader sees either the
 old file or the new one.
@@ -34,7 +37,18 @@ import numpy as np
 from core.atomic import atomic_write
 
 MAGIC = b"MELVBRN\x00"
-VERSION = 1
+VERSION = 2
+#: Versions :func:`decode` reads.
+READABLE = (1, 2)
+#: Version 1's array names -> version 2's (one name per quantity: threshold_ratio, ...).
+V1_NAMES = {"exec/exec_success": "exec/success_rate", "exec/exec_threshold": "exec/threshold_ratio"}
+V1_NAMES.update({f"{table}/{old}": f"{table}/{new}" for table in ("bytes", "genes")
+                 for old, new in (("ptok", "tokens"), ("plen", "length"), ("phash", "gram_hash"),
+                                  ("pcount", "count"), ("plast", "last_seen"),
+                                  ("pact", "activation"), ("pok", "n_ok"), ("pcrash", "n_crash"),
+                                  ("psucc", "success_rate"), ("pthr", "threshold_ratio"),
+                                  ("edst", "edge_node"), ("ew", "edge_weight"),
+                                  ("cand", "candidates"), ("hist", "history"))})
 _ALIGN = 64
 _PREFIX = struct.Struct("<8sII")
 _DIGEST = 32
@@ -42,7 +56,8 @@ _DTYPES = {"|u1", "|i1", "|b1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f4",
 
 
 class BrainFileError(ValueError):
-    """The file is not a readable brain file of this version; it has not been modified."""
+    """The file is not a readable brain file (of a version this Melvin reads); it has not been
+    modified."""
 
 
 def _pad(n: int) -> int:
@@ -73,15 +88,16 @@ def encode(meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def decode(blob: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, np.ndarray]]:
-    """Inverse of :func:`encode`; every check failure raises :class:`BrainFileError`."""
+    """Inverse of :func:`encode`: ``(meta, arrays)`` under version 2's names, whatever the
+    file's version; every check failure raises :class:`BrainFileError`."""
     if len(blob) < _PREFIX.size + _DIGEST:
         raise BrainFileError(f"{source}: truncated ({len(blob)} bytes) or not a brain file")
     magic, version, hlen = _PREFIX.unpack_from(blob)
     if magic != MAGIC:
         raise BrainFileError(f"{source}: not a brain file (bad magic {magic!r})")
-    if version != VERSION:
+    if version not in READABLE:
         raise BrainFileError(f"{source}: brain file version {version}, this Melvin reads "
-                             f"version {VERSION}")
+                             f"versions {', '.join(map(str, READABLE))}")
     body, digest = blob[:-_DIGEST], blob[-_DIGEST:]
     if hashlib.sha256(body).digest() != digest:
         raise BrainFileError(f"{source}: checksum mismatch (file truncated or corrupt)")
@@ -113,6 +129,8 @@ def decode(blob: bytes, source: str = "<bytes>") -> tuple[dict, dict[str, np.nda
         if isinstance(exc, BrainFileError):
             raise
         raise BrainFileError(f"{source}: bad array directory ({exc})") from None
+    if version == 1:
+        arrays = {V1_NAMES.get(name, name): arr for name, arr in arrays.items()}
     return meta, arrays
 
 

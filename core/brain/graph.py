@@ -79,8 +79,8 @@ class Brain:
         self.exec_node = np.zeros(0, np.int32)
         self.exec_offset = np.zeros(0, np.int64)
         self.exec_length = np.zeros(0, np.int32)
-        self.exec_success = np.zeros(0, np.float32)
-        self.exec_threshold = np.zeros(0, np.float32)
+        self.success_rate = np.zeros(0, np.float32)
+        self.threshold_ratio = np.zeros(0, np.float32)
         self.exec_runs = np.zeros(0, np.int64)
         self.exec_outcomes = np.zeros((0, N_OUTCOMES), np.int64)
         self.exec_result = np.zeros(0, np.uint64)
@@ -223,8 +223,8 @@ class Brain:
         self.exec_node[slots] = ids
         self.exec_offset[slots] = offs
         self.exec_length[slots] = lengths
-        self.exec_success[slots] = p.initial_success if success_rate is None else success_rate
-        self.exec_threshold[slots] = (p.initial_threshold if threshold_ratio is None
+        self.success_rate[slots] = p.initial_success if success_rate is None else success_rate
+        self.threshold_ratio[slots] = (p.initial_threshold if threshold_ratio is None
                                       else threshold_ratio)
         self.exec_runs[slots] = 0
         self.exec_outcomes[slots] = 0
@@ -304,8 +304,8 @@ class Brain:
         n = self.n_exec
         return {"node": self.exec_node[:n].astype(np.int64), "offset": self.exec_offset[:n].copy(),
                 "length": self.exec_length[:n].astype(np.int64),
-                "threshold_ratio": self.exec_threshold[:n].copy(),
-                "success_rate": self.exec_success[:n].copy(),
+                "threshold_ratio": self.threshold_ratio[:n].copy(),
+                "success_rate": self.success_rate[:n].copy(),
                 "executions": self.exec_runs[:n].copy(),
                 "outcomes": self.exec_outcomes[:n].copy()}
 
@@ -314,8 +314,8 @@ class Brain:
         ``threshold_ratio``, ``success_rate`` float32, ``executions`` int64 [n] and
         ``outcomes`` int64 [n, N_OUTCOMES]."""
         slots = self.slots_of(node_ids)
-        return {"threshold_ratio": self.exec_threshold[slots],
-                "success_rate": self.exec_success[slots],
+        return {"threshold_ratio": self.threshold_ratio[slots],
+                "success_rate": self.success_rate[slots],
                 "executions": self.exec_runs[slots], "outcomes": self.exec_outcomes[slots]}
 
     # ------------------------------------------------------------------ activation
@@ -363,7 +363,7 @@ class Brain:
 
     def _firing_slots(self) -> np.ndarray:
         n = self.n_exec
-        return bk.select_firing(self.activation, self.exec_node[:n], self.exec_threshold[:n],
+        return bk.select_firing(self.activation, self.exec_node[:n], self.threshold_ratio[:n],
                                 self.mean_activation(), self.params.active_eps)
 
     def fire(self) -> np.ndarray:
@@ -394,7 +394,7 @@ class Brain:
         """
         slots = self.slots_of(node_ids)
         out = outcome_matrix(outcomes, slots.size)
-        crashes = int(bk.reinforce_outcomes(slots, out, self.exec_success, self.exec_threshold,
+        crashes = int(bk.reinforce_outcomes(slots, out, self.success_rate, self.threshold_ratio,
                                             self.exec_runs, self.exec_outcomes, self.rule))
         ok_frac = (out == Outcome.OK).mean(axis=1) if out.shape[1] else np.zeros(slots.size)
         self._after_verdict(slots, ok_frac, crashes, link and out.shape[1] > 0)
@@ -409,7 +409,7 @@ class Brain:
         """
         slots = self.slots_of(node_ids)
         cnt = count_matrix(counts, slots.size)
-        crashes = int(bk.reinforce_counts(slots, cnt, self.exec_success, self.exec_threshold,
+        crashes = int(bk.reinforce_counts(slots, cnt, self.success_rate, self.threshold_ratio,
                                           self.exec_runs, self.exec_outcomes, self.rule))
         total = cnt.sum(axis=1)
         ok_frac = np.divide(cnt[:, 0], total, out=np.zeros(slots.size), where=total > 0)
@@ -490,8 +490,8 @@ class Brain:
         return self.gene_patterns.next_weights(prefix, n_genes, min_executions)
 
     def gene_guide(self, min_executions: int = 1):
-        """A :class:`core.brain.patterns.Guide` snapshot of the gene statistics (one per generation):
-        ``guide.weights(prefixes, n_genes)`` -> float64 [n_prefixes, n_genes]."""
+        """A :class:`core.brain.patterns.Guide` snapshot of the gene statistics (one per
+        generation): ``guide.weights(prefixes, n_genes)`` -> float64 [n_prefixes, n_genes]."""
         return self.gene_patterns.guide(min_executions)
 
     def merge_patterns(self, other: "Brain", genes: bool = True, bytes_: bool = False) -> int:
@@ -595,7 +595,7 @@ class Brain:
         """A new brain holding the proven code of ``source`` (a Brain or a brain file path).
 
         Proven: ``success_rate >= min_success`` and ``executions >= min_executions``. Their
-        code, success rate and threshold carry over (counters restart at zero), as do the gene
+        code, success rate and threshold ratio carry over (counters restart at zero), as do the gene
         pattern statistics; activation, edges and byte patterns start fresh.
         """
         src = source if isinstance(source, Brain) else cls.load(source)

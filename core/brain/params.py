@@ -16,8 +16,8 @@ class RuleParams:
 
     ema_keep: float = 0.9        #: s = ema_keep * s + ema_gain * ok
     ema_gain: float = 0.1
-    high: float = 0.7            #: s > high -> threshold *= down
-    low: float = 0.3             #: s < low -> threshold *= up
+    high: float = 0.7            #: s > high -> threshold_ratio *= down
+    low: float = 0.3             #: s < low -> threshold_ratio *= up
     down: float = 0.99
     up: float = 1.01
     threshold_min: float = 0.1   #: clamp

@@ -16,13 +16,13 @@ node/weights           float32 [n_edges]
 exec/exec_node         int32 [n_exec]          node id of each EXEC slot
 exec/exec_offset       int64 [n_exec]          where its code starts in ``code_blob``
 exec/exec_length       int32 [n_exec]          its code's length in bytes
-exec/exec_success      float32 [n_exec]        the seed's success rate
-exec/exec_threshold    float32 [n_exec]        the seed's threshold ratio
+exec/success_rate      float32 [n_exec]        the seed's success rate
+exec/threshold_ratio   float32 [n_exec]        the seed's threshold ratio
 exec/exec_runs         int64 [n_exec]          executions
 exec/exec_outcomes     int64 [n_exec, N_OUT]   executions per outcome class (0 = ok)
 exec/exec_result       uint64 [n_exec]         the node's last output
 code_blob              uint8 [blob_size]       every EXEC node's code
-bytes/*, genes/*       see PatternTable        the two pattern tables
+bytes/*, genes/*       see ``STATE_ARRAYS``    the two pattern tables (core.brain.patterns)
 =====================  ======================  ==========================================
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ NODE_ARRAYS = {"kind": np.uint8, "activation": np.float32, "port_value": np.uint
                "indptr": np.int64, "indices": np.int32, "weights": np.float32}
 #: EXEC columns (``exec/<name>``, one row per EXEC slot) and their dtypes.
 EXEC_ARRAYS = {"exec_node": np.int32, "exec_offset": np.int64, "exec_length": np.int32,
-               "exec_success": np.float32, "exec_threshold": np.float32,
+               "success_rate": np.float32, "threshold_ratio": np.float32,
                "exec_runs": np.int64, "exec_outcomes": np.int64, "exec_result": np.uint64}
 
 
