@@ -6,26 +6,9 @@ blob (a genome, for the evolution engine) and the seed's statistics: ``threshold
 (``core.outcome.Outcome``, column 0 = ok). Structural edges are a CSR of incoming edges;
 learned edges go from pattern nodes (:mod:`core.brain.patterns`) to EXEC nodes.
 
-One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve.live``)::
-
-    brain.feed(chunk)              # bytes light their ports; recurring n-grams -> patterns
-    brain.step()                   # propagate and decay activation; patterns push to EXEC nodes
-    fired = brain.fire()           # EXEC nodes with activation > threshold_ratio * mean
-    brain.execute(ex, fired, x)    # run their code as one batch, then reinforce()
-
-The evolution engine's calls::
-
-    ids = brain.add_exec_nodes(codes)                  # a genome = an EXEC node
-    brain.reinforce(ids, res.outcomes)                 # rule per execution, vectorised
-    brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
-    brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
-    brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
-    brain.gene_patterns.context_table(n_genes)         # mutation's gene weights after every
-                                                       # context of <= 2 genes (per generation)
-    brain.merge_patterns(other_brain)                  # islands exchanging statistics
-    brain.remove_exec_nodes(dead_ids); brain.compact_code()
-
-Kernels are in :mod:`core.brain.kernels`; the file format in :mod:`core.brain.file`.
+The calls of one learning cycle and of the evolution engine are in :mod:`core.brain`.
+Kernels are in :mod:`core.brain.kernels`; array names, dtypes and checks in
+:mod:`core.brain.state`; the file format (arrays only) in :mod:`core.brain.file`.
 """
 from __future__ import annotations
 
@@ -37,16 +20,16 @@ import numpy as np
 import core.brain.file as brain_file
 import core.brain.kernels as bk
 from core.brain.file import BrainFileError
-from core.brain.params import BrainParams, RuleParams
+from core.brain.params import BrainParams
 from core.brain.patterns import PatternTable, flatten_sequences
 from core.brain.state import (EXEC, EXEC_ARRAYS, ERROR_PORT, FREE, INNER, N_PORTS, NEGATIVE_PORT,
                               NODE_ARRAYS, PORT, check_csr, check_overlap, check_state,
-                              compact_blob, csr_from_edges, grow, packed_offsets, write_codes)
+                              compact_blob, csr_from_edges, drop_edges_of, edge_lists, grow,
+                              packed_offsets, write_codes)
 from core.brain.verdicts import count_matrix, ok_crash_counts, outcome_matrix
 from core.outcome import N_OUTCOMES, Outcome
 
-__all__ = ["Brain", "BrainParams", "RuleParams", "N_PORTS", "FREE", "PORT", "INNER", "EXEC",
-           "ERROR_PORT", "NEGATIVE_PORT"]
+__all__ = ["Brain", "N_PORTS", "FREE", "PORT", "INNER", "EXEC", "ERROR_PORT", "NEGATIVE_PORT"]
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +122,7 @@ class Brain:
 
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The structural edges as ``(src int64, dst int64, weight float32)`` [n_edges]."""
-        dst = np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))
-        return self.indices.astype(np.int64), dst, self.weights.copy()
+        return edge_lists(self.indptr, self.indices, self.weights)
 
     def add_edges(self, src: np.ndarray, dst: np.ndarray, weight: np.ndarray | float = 1.0,
                   ) -> None:
@@ -259,12 +241,8 @@ class Brain:
         self.byte_patterns.forget_nodes(dead)
         self.gene_patterns.forget_nodes(dead)
         if self.n_edges:
-            src, dst, w = self.edges()
-            gone = np.zeros(self.n_nodes, bool)
-            gone[ids] = True
-            alive = ~(gone[src] | gone[dst])
-            if not alive.all():
-                self.set_edges(src[alive], dst[alive], w[alive])
+            self.indptr, self.indices, self.weights = drop_edges_of(
+                self.indptr, self.indices, self.weights, ids)
         live = int(self.exec_length[:self.n_exec].sum())
         if len(self.code_blob) > 2 * live + 4096:
             self.compact_code()
@@ -595,8 +573,8 @@ class Brain:
         """A new brain holding the proven code of ``source`` (a Brain or a brain file path).
 
         Proven: ``success_rate >= min_success`` and ``executions >= min_executions``. Their
-        code, success rate and threshold ratio carry over (counters restart at zero), as do the gene
-        pattern statistics; activation, edges and byte patterns start fresh.
+        code, success rate and threshold ratio carry over (counters restart at zero), as do the
+        gene pattern statistics; activation, edges and byte patterns start fresh.
         """
         src = source if isinstance(source, Brain) else cls.load(source)
         new = cls(N_PORTS, params or src.params)

@@ -6,8 +6,8 @@ One class serves both of the brain's uses:
   gets an edge to it, strengthened on success and weakened on crash, and later sends its
   activation along that edge (``push``);
 * genes: the evolution engine feeds each genome's gene ids as one sequence, with the genome's
-  outcomes; every gene n-gram keeps success/crash counts and its own threshold ratio under the seed's
-  rule, which ``next_weights`` turns into weights for drawing the next gene.
+  outcomes; every gene n-gram keeps success/crash counts and its own threshold ratio under the
+  seed's rule, which ``next_weights`` turns into weights for drawing the next gene.
 
 Memory is bounded: at most ``capacity`` patterns (a full table evicts the least recently seen of
 a random sample) and ``2**candidate_bits`` candidate counters. The kernels are in

@@ -124,6 +124,25 @@ def csr_from_edges(src: np.ndarray, dst: np.ndarray, weight: np.ndarray | float,
     return indptr, src[order].astype(np.int32), np.ascontiguousarray(w[order])
 
 
+def edge_lists(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR's edges as ``(src int64, dst int64, weight float32)`` [n_edges]."""
+    dst = np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    return indices.astype(np.int64), dst, weights.copy()
+
+
+def drop_edges_of(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray,
+                  nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR without the edges into or out of ``nodes`` (the same arrays if there is none)."""
+    src, dst, w = edge_lists(indptr, indices, weights)
+    gone = np.zeros(indptr.size - 1, bool)
+    gone[nodes] = True
+    alive = ~(gone[src] | gone[dst])
+    if alive.all():
+        return indptr, indices, weights
+    return csr_from_edges(src[alive], dst[alive], w[alive], indptr.size - 1)
+
+
 def check_csr(indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, n_nodes: int,
               ) -> None:
     """Raise ValueError unless the arrays are an incoming-edge CSR over ``n_nodes`` nodes."""
