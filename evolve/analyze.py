@@ -39,7 +39,7 @@ def _gene_name(alphabet, token: int) -> str:
 
 def brain_tables(run: RunData) -> dict | None:
     """Node and gene-pattern statistics of ``brain.melvin``; None when the run has no brain file."""
-    from core.brain_file import BrainFileError, read
+    from core.brain.file import BrainFileError, read
     path = run.folder / "brain.melvin"
     if not path.is_file():
         return None
@@ -48,21 +48,21 @@ def brain_tables(run: RunData) -> dict | None:
     except (BrainFileError, OSError) as exc:
         raise RunLoadError(f"brain file {str(path)!r} is unusable: {exc}") from None
     alphabet = alphabet_for(run.isa, n_regs=int(run.config.get("n_regs", 4)))
-    thr = arrays.get("exec/exec_threshold", np.zeros(0))
-    succ = arrays.get("exec/exec_success", np.zeros(0))
-    plen = arrays["genes/plen"]
-    live = np.flatnonzero(plen > 0)
+    thr = arrays.get("exec/threshold_ratio", np.zeros(0))
+    succ = arrays.get("exec/success_rate", np.zeros(0))
+    length = arrays["genes/length"]
+    live = np.flatnonzero(length > 0)
     patterns = []
     for s in live:
-        tokens = arrays["genes/ptok"][s][:plen[s]].tolist()
+        tokens = arrays["genes/tokens"][s][:length[s]].tolist()
         patterns.append({"pattern": " ; ".join(_gene_name(alphabet, t) for t in tokens),
-                         "tokens": tokens, "count": int(arrays["genes/pcount"][s]),
-                         "n_ok": int(arrays["genes/pok"][s]), "n_crash": int(arrays["genes/pcrash"][s]),
-                         "success_rate": round(float(arrays["genes/psucc"][s]), 4),
-                         "threshold": round(float(arrays["genes/pthr"][s]), 4)})
-    suppressed = sorted((p for p in patterns if p["threshold"] > 1.0), key=lambda p: -p["threshold"])
+                         "tokens": tokens, "count": int(arrays["genes/count"][s]),
+                         "n_ok": int(arrays["genes/n_ok"][s]), "n_crash": int(arrays["genes/n_crash"][s]),
+                         "success_rate": round(float(arrays["genes/success_rate"][s]), 4),
+                         "threshold_ratio": round(float(arrays["genes/threshold_ratio"][s]), 4)})
+    suppressed = sorted((p for p in patterns if p["threshold_ratio"] > 1.0), key=lambda p: -p["threshold_ratio"])
     return {"exec_nodes": int(thr.size),
-            "exec_threshold": _describe(thr), "exec_success": _describe(succ),
+            "threshold_ratio": _describe(thr), "success_rate": _describe(succ),
             "patterns": len(patterns), "suppressed": suppressed,
             "top_patterns": sorted(patterns, key=lambda p: -p["count"])[:20], "all_patterns": patterns}
 
@@ -147,9 +147,9 @@ def summary_text(results: list[dict]) -> str:
                   "  lengths (hall of fame): " + ", ".join(f"{k}: {v}" for k, v in r["lengths"].items())]
         b = r["brain"]
         if b:
-            lines.append(f"  brain: {b['exec_nodes']} EXEC nodes, threshold {b['exec_threshold']}, "
-                         f"success {b['exec_success']}; {b['patterns']} gene patterns, {len(b['suppressed'])} suppressed")
-            lines += [f"    suppressed {p['pattern']}: threshold {p['threshold']}, {p['n_crash']} crashes / "
+            lines.append(f"  brain: {b['exec_nodes']} EXEC nodes, threshold ratio {b['threshold_ratio']}, "
+                         f"success rate {b['success_rate']}; {b['patterns']} gene patterns, {len(b['suppressed'])} suppressed")
+            lines += [f"    suppressed {p['pattern']}: threshold ratio {p['threshold_ratio']}, {p['n_crash']} crashes / "
                       f"{p['n_ok']} ok" for p in b["suppressed"][:10]]
         lines.append("  lineage of the best: " + " <- ".join(
             f"#{x['uid']} ({x['op']})" if x["recorded"] else f"#{x['uid']}" for x in r["lineage"]))
@@ -206,7 +206,7 @@ def analyze(folders: list[Path], out: Path | None = None) -> Path:
                                                           for k, v in r["instructions"].items()], ["instruction", "count"]))
         if r["brain"]:
             atomic_write(out / f"patterns_{i}.csv", _csv(sorted(r["brain"]["all_patterns"], key=lambda p: -p["count"]),
-                                                         ["pattern", "count", "n_ok", "n_crash", "success_rate", "threshold"]))
+                                                         ["pattern", "count", "n_ok", "n_crash", "success_rate", "threshold_ratio"]))
             r["brain"].pop("all_patterns")
     atomic_write(out / "comparison.csv", _csv([r["summary"] for r in results],
                                               [k for k in results[0]["summary"] if k != "total_outcomes"]))

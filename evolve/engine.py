@@ -437,7 +437,7 @@ class Engine:
         }
         if self.brain is not None:
             gp = self.brain.gene_patterns.stats()
-            thr = np.asarray(gp.get("threshold", np.zeros(0)))
+            thr = np.asarray(gp.get("threshold_ratio", np.zeros(0)))
             line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(self.brain.gene_patterns)),
                              "suppressed_patterns": int((thr > 1.0).sum()),
                              "mean_pattern_threshold": float(thr.mean()) if thr.size else None,

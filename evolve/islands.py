@@ -76,78 +76,23 @@ def island_config(cfg: RunConfig, index: int) -> RunConfig:
     return replace(cfg, seed=island_seed(cfg.seed, index), workers=1)
 
 
-# --------------------------------------------------------------------- pattern deltas
-@dataclass
-class PatternDelta:
-    """Gene-pattern statistics learnt since a snapshot: the live rows ``PatternTable.merge`` reads.
-
-    Attributes mirror a :class:`core.patterns.PatternTable`'s (``ptok`` int64 [n, n_max],
-    ``plen`` uint8 [n], ``pcount``/``plast``/``pok``/``pcrash`` int64 [n], ``psucc``/``pthr``
-    float32 [n]) so a delta is a valid ``merge`` source; counts are the increments, success and
-    threshold the current values (weighted by the increments when merged).
-    """
-
-    config: object
-    ptok: np.ndarray
-    plen: np.ndarray
-    pcount: np.ndarray
-    plast: np.ndarray
-    pok: np.ndarray
-    pcrash: np.ndarray
-    psucc: np.ndarray
-    pthr: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.plen.size)
-
-
-def pattern_snapshot(table) -> dict:
-    """``{tokens tuple: (count, n_ok, n_crash)}`` of a table's live patterns."""
-    s = table.stats()
-    return {tuple(int(t) for t in tok[:n]): (int(c), int(o), int(k))
-            for tok, n, c, o, k in zip(s["tokens"], s["length"], s["count"], s["n_ok"], s["n_crash"])}
-
-
-def pattern_delta(table, before: dict) -> PatternDelta:
-    """What ``table`` observed since ``before`` (a :func:`pattern_snapshot`); rows with no new
-    execution are left out. A pattern evicted and re-created since counts as new."""
-    s = table.stats()
-    keep, count, ok, crash = [], [], [], []
-    for row, (tok, n) in enumerate(zip(s["tokens"], s["length"])):
-        c, o, k = int(s["count"][row]), int(s["n_ok"][row]), int(s["n_crash"][row])
-        b = before.get(tuple(int(t) for t in tok[:n]))
-        if b is not None and b[0] <= c and b[1] <= o and b[2] <= k:
-            c, o, k = c - b[0], o - b[1], k - b[2]
-        if o + k > 0:
-            keep.append(row)
-            count.append(c)
-            ok.append(o)
-            crash.append(k)
-    rows = np.asarray(keep, np.int64)
-    slots = s["slot"][rows]
-    return PatternDelta(table.config, table.ptok[slots].copy(), table.plen[slots].copy(),
-                        np.asarray(count, np.int64), table.plast[slots].copy(), np.asarray(ok, np.int64),
-                        np.asarray(crash, np.int64), table.psucc[slots].copy(), table.pthr[slots].copy())
-
-
 # --------------------------------------------------------------------- checkpoints as bytes
 def pack_island(engine: Engine) -> bytes:
     """An island checkpoint: engine state and its brain file, as one byte string."""
-    from core.brain_file import brain_bytes
     brain = None
     if engine.brain is not None:
         # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
-        brain = zlib.compress(brain_bytes(engine.brain, {"generation": engine.gen}), 1)
+        brain = zlib.compress(engine.brain.to_bytes({"generation": engine.gen}), 1)
     return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def unpack_island(blob: bytes):
     """``(state, brain or None)`` of an island checkpoint."""
-    from core.brain_file import brain_from_bytes
+    from core.brain import Brain
     data = pickle.loads(blob)
     brain = None
     if data["brain"] is not None:
-        brain = brain_from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
+        brain = Brain.from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
     return data["state"], brain
 
 
@@ -195,7 +140,7 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
         Stop after this generation (or earlier, once solved when the run stops at a solution).
     immigrants : list of gene lists
         Migrants arriving now; they replace the individuals whose uids are ``replace_uids``.
-    deltas : list of PatternDelta
+    deltas : list of core.brain.patterns.PatternDelta
         Other islands' gene-pattern deltas, merged before evolving, in island order.
     n_emigrants : int
         How many of the best leave at the end (their uids are the next replacement slots).
@@ -224,7 +169,7 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
         for delta in deltas:
             if len(delta):
                 engine.brain.gene_patterns.merge(delta)
-        before = pattern_snapshot(engine.brain.gene_patterns)
+        before = engine.brain.gene_patterns.snapshot()
     while engine.gen < until_gen and not (engine.solved is not None and cfg.stop_when_solved) \
             and (seconds_left is None or time.perf_counter() - t0 < seconds_left):
         engine.step()
@@ -232,7 +177,7 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
     return {"blob": pack_island(engine), "gen": engine.gen, "solved": engine.solved is not None,
             "emigrants": [([tuple(g) for g in ind], ind.uid, float(ind.fitness.values[0])) for ind in best],
             "arrived": [ind.uid for ind in arrived],
-            "delta": pattern_delta(engine.brain.gene_patterns, before) if engine.brain is not None else None,
+            "delta": engine.brain.gene_patterns.delta_since(before) if engine.brain is not None else None,
             "metrics": engine.metrics[first_line:], "evaluations": engine.evaluations,
             "seconds": time.perf_counter() - t0, "pid": os.getpid()}
 

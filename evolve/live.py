@@ -66,7 +66,7 @@ def _read_genome(path: Path) -> bytes:
 def _prepare(args: argparse.Namespace):
     """Validate everything and build the brain before anything is written."""
     from core.brain import Brain, BrainParams
-    from core.brain_file import BrainFileError
+    from core.brain.file import BrainFileError
 
     if args.chunk < 2 or args.checkpoint_every < 1 or args.max_patterns < 1 or args.seed < 0:
         raise LiveError("--chunk must be >= 2, --checkpoint-every and --max-patterns >= 1, "
@@ -122,7 +122,7 @@ def _read(stream: BinaryIO, n: int) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     """Run live mode; returns the exit status (0, 2, or 130/143 after Ctrl-C/SIGTERM)."""
-    from core.brain_report import final_results, printable
+    from core.brain.report import final_results, printable
     from core.executors import open_executor
 
     try:

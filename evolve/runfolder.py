@@ -99,7 +99,7 @@ def save_checkpoint(folder: Path, state: dict, brain) -> None:
 def load_checkpoint(folder: Path):
     """``(state, brain or None)``; RunFolderError with one line if anything is missing or corrupt."""
     from core.brain import Brain
-    from core.brain_file import BrainFileError
+    from core.brain.file import BrainFileError
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"run folder {str(folder)!r} does not exist")

@@ -61,7 +61,7 @@ def bench_propagation(n_nodes: int, n_edges: int, repeats: int) -> list[dict]:
     import numba
     import scipy.sparse as sp
 
-    from core import brain_kernels as bk
+    import core.brain.kernels as bk
 
     rng = np.random.default_rng(0)
     brain = _random_graph(n_nodes, n_edges, rng)

@@ -35,7 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.asm import assemble  # noqa: E402
-from core.brain_report import final_results, printable  # noqa: E402
+from core.brain.report import final_results, printable  # noqa: E402
 from core.brain import Brain  # noqa: E402
 from core.outcome import Outcome  # noqa: E402
 
@@ -96,7 +96,7 @@ def run_experiment(cycles: int, seed: int, backend: str) -> Experiment:
         probe = ex.run(brain.codes(ids), np.array([[1, 2]], np.uint64))
         ok = probe.outcomes[:, 0] == Outcome.OK
         slots = brain.slots_of(ids)
-        brain.exec_success[slots] = ok.astype(np.float32)
+        brain.success_rate[slots] = ok.astype(np.float32)
         t = brain.exec_table()
         initial = [(int(n), int(o), float(th), float(s)) for n, o, th, s in
                    zip(t["node"], t["offset"], t["threshold_ratio"], t["success_rate"])]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.brain_file import read
+from core.brain.file import read
 from evolve.__main__ import main as evolve_main
 
 
@@ -78,13 +78,13 @@ def test_instruction_and_pattern_tables(runs):
     assert counts[first] == sum(1 for r in hof for line in r["asm"] if line.split()[0] == first)
     _, arrays = read(brain_run / "brain.melvin")
     patterns = rows(report / "patterns_0.csv")
-    assert len(patterns) == int((arrays["genes/plen"] > 0).sum())
-    assert sorted(int(p["count"]) for p in patterns) == sorted(arrays["genes/pcount"][arrays["genes/plen"] > 0].tolist())
+    assert len(patterns) == int((arrays["genes/length"] > 0).sum())
+    assert sorted(int(p["count"]) for p in patterns) == sorted(arrays["genes/count"][arrays["genes/length"] > 0].tolist())
     data = json.loads((report / "analysis.json").read_text())["runs"][0]["brain"]
-    thr = arrays["genes/pthr"][arrays["genes/plen"] > 0]
+    thr = arrays["genes/threshold_ratio"][arrays["genes/length"] > 0]
     assert len(data["suppressed"]) == int((np.round(thr, 4) > 1.0).sum())
-    assert all(p["threshold"] > 1.0 for p in data["suppressed"])
-    assert data["exec_nodes"] == len(arrays["exec/exec_threshold"])
+    assert all(p["threshold_ratio"] > 1.0 for p in data["suppressed"])
+    assert data["exec_nodes"] == len(arrays["exec/threshold_ratio"])
 
 
 def test_lineage_starts_at_the_best(runs):

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core import brain_file
-from core.brain import Brain
-from core.brain_file import BrainFileError
+import core.brain.file as brain_file
+from core.brain import Brain, BrainParams
+from core.brain.file import BrainFileError
 from core.outcome import Outcome
+
+DATA = Path(__file__).parent / "data"
 
 
 def _trained_brain() -> Brain:
@@ -25,6 +29,24 @@ def _trained_brain() -> Brain:
         brain.step()
         brain.reinforce(ids, np.array([[0], [1], [2]], np.uint8))
     brain.observe_genes(ids, [[1, 2, 3], [4, 5], [1, 2]], np.array([[0], [1], [3]], np.uint8))
+    return brain
+
+
+def _small_brain() -> Brain:
+    """A brain in a few KB that fills every stored array: edges, EXEC columns, both pattern
+    tables with their pattern -> EXEC edges (no ``step``: propagation is a fastmath kernel whose
+    sums may differ in the last bit between machines)."""
+    base = BrainParams()
+    params = BrainParams(byte_patterns=replace(base.byte_patterns, capacity=32, candidate_bits=4),
+                         gene_patterns=replace(base.gene_patterns, capacity=32, candidate_bits=4))
+    brain = Brain(300, params)
+    ids = brain.add_exec_nodes([b"\x20\x00\x01\x8b", bytes(4)], node_ids=[280, 281],
+                               success_rate=[1.0, 0.0])
+    brain.set_edges([1, 2, 65], [280, 281, 280], 0.5)
+    for chunk in (b"ABAB", b"ABAB", b"CDCD"):
+        brain.feed(chunk)
+        brain.reinforce(ids, np.array([[0, 0], [1, 3]], np.uint8))
+    brain.observe_genes(ids, [[1, 2, 3], [4, 5]], np.array([[0], [1]], np.uint8), link=True)
     return brain
 
 
@@ -128,7 +150,7 @@ def test_object_arrays_refused():
 
 
 def _encode_args():
-    meta, arrays = brain_file.brain_arrays(_trained_brain())
+    meta, arrays = _trained_brain().to_arrays()
     return meta, dict(arrays)
 
 
@@ -144,3 +166,25 @@ def test_seed_from_keeps_proven_code(tmp_path):
     assert new.exec_table()["executions"][0] == 0
     assert new.gene_patterns.find([1, 2]) >= 0 and len(new.byte_patterns) == 0
     assert new.crashes_handled == 0 and Outcome.OK == 0
+
+
+def test_version_1_file_loads_with_old_names():
+    """Check that a version-1 file (old array names, written by _small_brain under the code
+    before the renaming) loads as the brain the same calls build now."""
+    path = DATA / "brain_v1.melvin"
+    assert struct.unpack_from("<I", path.read_bytes(), 8) == (1,)
+    _, arrays = brain_file.read(path)
+    assert "exec/threshold_ratio" in arrays and "genes/threshold_ratio" in arrays
+    assert not any(name.endswith(("/pthr", "/exec_threshold")) for name in arrays)
+    loaded = Brain.load(path)
+    _assert_same(_small_brain(), loaded)
+    assert loaded.metadata == {"written_by": "version 1"}
+
+
+def test_current_version_written(tmp_path):
+    """Check that a saved brain is a version-2 file with one name for the threshold ratio."""
+    path = tmp_path / "b.brain"
+    _small_brain().save(path)
+    assert struct.unpack_from("<I", path.read_bytes(), 8) == (brain_file.VERSION,) == (2,)
+    _, arrays = brain_file.read(path)
+    assert {"exec/threshold_ratio", "bytes/threshold_ratio", "genes/success_rate"} <= set(arrays)

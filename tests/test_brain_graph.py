@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from core.brain import ERROR_PORT, EXEC, FREE, NEGATIVE_PORT, Brain, BrainParams
+from core.brain import Brain, BrainParams
+from core.brain.graph import ERROR_PORT, EXEC, FREE, NEGATIVE_PORT
 from core.outcome import Outcome
 
 
@@ -32,7 +33,7 @@ def _reference_firing(brain: Brain) -> list[int]:
     for e in range(brain.n_exec):
         node = int(brain.exec_node[e])
         a = float(brain.activation[node])
-        if a > eps and a > float(brain.exec_threshold[e]) * mean:
+        if a > eps and a > float(brain.threshold_ratio[e]) * mean:
             fired.append(node)
     return sorted(fired)
 

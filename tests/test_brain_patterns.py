@@ -6,7 +6,8 @@ import pytest
 
 from core.brain import Brain, BrainParams
 from core.outcome import N_OUTCOMES, Outcome
-from core.patterns import PatternConfig, PatternTable
+from core.brain.params import PatternConfig
+from core.brain.patterns import PatternTable
 
 
 def _stream_with(motif: bytes, copies: int, seed: int = 0, gap: int = 40) -> bytes:
@@ -27,7 +28,7 @@ def test_planted_ngrams_are_found():
     for gram in (b"ME", b"EL", b"LV", b"MEL", b"ELV", b"MELV"):
         slot = table.find(gram)
         assert slot >= 0, gram
-        assert table.pcount[slot] >= 30
+        assert table.count[slot] >= 30
     st = table.stats()
     top = st["count"].argsort()[::-1][:6]
     tops = {bytes(st["tokens"][i][:st["length"][i]].astype(np.uint8)) for i in top}
@@ -85,9 +86,9 @@ def test_gene_patterns_learn_which_ngram_crashes():
     slot = brain.gene_patterns.find([7, 9])
     assert slot >= 0
     st = brain.gene_patterns
-    assert st.pthr[slot] > 1.0 and st.psucc[slot] < 0.1 and st.pcrash[slot] > 0
+    assert st.threshold_ratio[slot] > 1.0 and st.success_rate[slot] < 0.1 and st.n_crash[slot] > 0
     good = brain.gene_patterns.find([1, 2])
-    assert st.pthr[good] == pytest.approx(0.1) and st.pok[good] > 0
+    assert st.threshold_ratio[good] == pytest.approx(0.1) and st.n_ok[good] > 0
     w = brain.gene_weights([3, 7], 10)
     assert w.shape == (10,) and w[9] < 0.1 and w[2] == pytest.approx(1.0)
     assert brain.gene_weights([3, 4], 10)[9] > w[9]
@@ -109,7 +110,7 @@ def test_gene_counts_input():
     counts[0, Outcome.SIGSEGV] = 5
     brain.observe_genes(None, [[4, 5]], counts)
     slot = brain.gene_patterns.find([4, 5])
-    assert brain.gene_patterns.pok[slot] == 3 and brain.gene_patterns.pcrash[slot] == 5
+    assert brain.gene_patterns.n_ok[slot] == 3 and brain.gene_patterns.n_crash[slot] == 5
 
 
 def test_merge_adds_statistics():
@@ -121,8 +122,23 @@ def test_merge_adds_statistics():
     ga = a.gene_patterns
     s12, s56 = ga.find([1, 2]), ga.find([5, 6])
     assert created >= 3 and s56 >= 0
-    assert ga.pok[s12] == 4 and ga.pcrash[s12] == 4 and ga.pcrash[s56] == 4
+    assert ga.n_ok[s12] == 4 and ga.n_crash[s12] == 4 and ga.n_crash[s56] == 4
 
+
+
+def test_delta_since_snapshot_holds_the_increments():
+    """Check that a delta holds only what was observed since the snapshot, and merges as such."""
+    a, b = Brain(), Brain()
+    a.observe_genes(None, [[1, 2], [7, 8]], np.zeros((2, 4), np.uint8))
+    before = a.gene_patterns.snapshot()
+    a.observe_genes(None, [[1, 2], [5, 6]], np.ones((2, 4), np.uint8))
+    delta = a.gene_patterns.delta_since(before)
+    rows = {tuple(t[:n].tolist()) for t, n in zip(delta.tokens, delta.length)}
+    assert (1, 2) in rows and (5, 6) in rows and (7, 8) not in rows and len(delta) == len(rows)
+    b.gene_patterns.merge(delta)
+    g = b.gene_patterns
+    assert g.n_ok[g.find([1, 2])] == 0 and g.n_crash[g.find([1, 2])] == 4
+    assert g.find([7, 8]) < 0
 
 def test_active_patterns_link_to_fired_nodes():
     """Check that active byte patterns get edges strengthened on success, weakened on crash."""
@@ -130,12 +146,12 @@ def test_active_patterns_link_to_fired_nodes():
     good, bad = brain.add_exec_nodes([bytes(4)] * 2)
     brain.feed(b"xyxyxy")
     slot = brain.byte_patterns.find(b"xy")
-    assert slot >= 0 and brain.byte_patterns.pact[slot] > brain.params.link_eps
+    assert slot >= 0 and brain.byte_patterns.activation[slot] > brain.params.link_eps
     brain.reinforce([good], np.zeros((1, 1), np.uint8))
     brain.reinforce([bad], np.ones((1, 1), np.uint8))
-    edst = brain.byte_patterns.edst[slot].tolist()
-    ew = brain.byte_patterns.ew[slot]
-    assert ew[edst.index(good)] > 0 and ew[edst.index(bad)] < 0
+    edge_node = brain.byte_patterns.edge_node[slot].tolist()
+    edge_weight = brain.byte_patterns.edge_weight[slot]
+    assert edge_weight[edge_node.index(good)] > 0 and edge_weight[edge_node.index(bad)] < 0
     brain.activation[:] = 0.0
     brain.step()  # the active pattern pushes into the good node only
     assert brain.activation[good] > 0 and brain.activation[bad] == 0.0
@@ -147,10 +163,10 @@ def test_patterns_forget_removed_nodes():
     ids = brain.add_exec_nodes([bytes(4)] * 2)
     brain.feed(b"abababab")
     brain.reinforce(ids, np.zeros((2, 1), np.uint8))
-    assert np.isin(ids[0], brain.byte_patterns.edst)
+    assert np.isin(ids[0], brain.byte_patterns.edge_node)
     brain.remove_exec_nodes(ids[:1])
-    assert not np.isin(ids[0], brain.byte_patterns.edst)
-    assert np.isin(ids[1], brain.byte_patterns.edst)
+    assert not np.isin(ids[0], brain.byte_patterns.edge_node)
+    assert np.isin(ids[1], brain.byte_patterns.edge_node)
 
 
 def test_brain_params_cap_patterns():
@@ -181,14 +197,13 @@ def test_guide_matches_bruteforce():
                     break
                 slot = g.find(list(prefix[len(prefix) - k:]) + [tok])
                 if slot >= 0:
-                    expected *= 0.1 / float(g.pthr[slot])
+                    expected *= 0.1 / float(g.threshold_ratio[slot])
             assert got[i, tok] == pytest.approx(expected, rel=1e-6)
     assert np.all(got[:, 9] == 1.0) and got[0, 4] < 0.1 and len(guide) > 0
 
 
 def test_context_table_equals_guide_weights_for_every_context():
     """Check the one-pass table of draw weights against the guide's per-context search."""
-    from core.patterns import PatternConfig, PatternTable
     rng = np.random.default_rng(3)
     n = 12
     table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))

@@ -6,12 +6,12 @@ One class serves both of the brain's uses:
   gets an edge to it, strengthened on success and weakened on crash, and later sends its
   activation along that edge (``push``);
 * genes: the evolution engine feeds each genome's gene ids as one sequence, with the genome's
-  outcomes; every gene n-gram keeps success/crash counts and its own threshold under the seed's
-  rule, which ``next_weights`` turns into weights for drawing the next gene.
+  outcomes; every gene n-gram keeps success/crash counts and its own threshold ratio under the
+  seed's rule, which ``next_weights`` turns into weights for drawing the next gene.
 
 Memory is bounded: at most ``capacity`` patterns (a full table evicts the least recently seen of
 a random sample) and ``2**candidate_bits`` candidate counters. The kernels are in
-:mod:`core.pattern_kernels`.
+:mod:`core.brain.pattern_kernels`.
 """
 from __future__ import annotations
 
@@ -20,45 +20,16 @@ from typing import Sequence
 
 import numpy as np
 
-from core import pattern_kernels as pk
-from core.brain_kernels import R_MIN
+import core.brain.pattern_kernels as pk
+from core.brain.kernels import R_MIN
+from core.brain.params import PatternConfig, RuleParams
 
 
-@dataclass(frozen=True)
-class PatternConfig:
-    """Shape and learning constants of a :class:`PatternTable`.
-
-    ``min_count`` occurrences (within ``age_interval`` tokens) make an n-gram a pattern;
-    ``edges_per_pattern`` bounds the pattern -> EXEC edges each pattern keeps.
-    """
-
-    capacity: int = 4096
-    n_min: int = 2
-    n_max: int = 4
-    min_count: int = 2
-    edges_per_pattern: int = 8
-    candidate_bits: int = 16
-    age_interval: int = 1 << 16
-    evict_sample: int = 8
-    seed: int = 0x5EED
-
-    def validate(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
-        if not 1 <= self.n_min <= self.n_max <= 16:
-            raise ValueError(f"need 1 <= n_min <= n_max <= 16, got {self.n_min}, {self.n_max}")
-        if self.min_count < 1 or self.edges_per_pattern < 1 or self.evict_sample < 1:
-            raise ValueError("min_count, edges_per_pattern and evict_sample must be >= 1")
-        if not 4 <= self.candidate_bits <= 26:
-            raise ValueError(f"candidate_bits must be in [4, 26], got {self.candidate_bits}")
-        if self.age_interval < 1:
-            raise ValueError("age_interval must be >= 1")
-
-
-#: The arrays a table persists, in the order the kernels take them (``index``/``pmark`` are
+#: The arrays a table persists, in the order the kernels take them (``index``/``mark`` are
 #: rebuilt on load, not stored).
-STATE_ARRAYS = ("ptok", "plen", "phash", "pcount", "plast", "pact", "pok", "pcrash", "psucc",
-                "pthr", "edst", "ew", "cand", "hist", "meta")
+STATE_ARRAYS = ("tokens", "length", "gram_hash", "count", "last_seen", "activation", "n_ok",
+                "n_crash", "success_rate", "threshold_ratio", "edge_node", "edge_weight",
+                "candidates", "history", "meta")
 
 
 def _as_tokens(tokens) -> np.ndarray:
@@ -80,38 +51,36 @@ class PatternTable:
     ----------
     config : PatternConfig
     rule : float32 [RULE_LEN]
-        The reinforcement rule's constants (``core.brain_kernels.R_*``); shared with the brain.
+        The reinforcement rule's constants (``core.brain.kernels.R_*``); shared with the brain.
     init_success, init_threshold : float
         Statistics a new pattern starts with.
     """
 
     def __init__(self, config: PatternConfig = PatternConfig(), rule: np.ndarray | None = None,
                  init_success: float = 0.5, init_threshold: float = 0.1) -> None:
-        from core.brain_params import RuleParams  # the rule's defaults live with the brain
-
         config.validate()
         self.config = config
         self.rule = RuleParams().as_array() if rule is None else np.asarray(rule, np.float32)
         self.init_success = np.float32(init_success)
         self.init_threshold = np.float32(init_threshold)
         cap, n, k = config.capacity, config.n_max, config.edges_per_pattern
-        self.ptok = np.zeros((cap, n), np.int64)
-        self.plen = np.zeros(cap, np.uint8)
-        self.phash = np.zeros(cap, np.uint64)
-        self.pcount = np.zeros(cap, np.int64)
-        self.plast = np.zeros(cap, np.int64)
-        self.pact = np.zeros(cap, np.float32)
-        self.pok = np.zeros(cap, np.int64)
-        self.pcrash = np.zeros(cap, np.int64)
-        self.psucc = np.zeros(cap, np.float32)
-        self.pthr = np.zeros(cap, np.float32)
-        self.edst = np.full((cap, k), -1, np.int32)
-        self.ew = np.zeros((cap, k), np.float32)
-        self.cand = np.zeros(1 << config.candidate_bits, np.uint16)
-        self.hist = np.zeros(n, np.int64)
+        self.tokens = np.zeros((cap, n), np.int64)
+        self.length = np.zeros(cap, np.uint8)
+        self.gram_hash = np.zeros(cap, np.uint64)
+        self.count = np.zeros(cap, np.int64)
+        self.last_seen = np.zeros(cap, np.int64)
+        self.activation = np.zeros(cap, np.float32)
+        self.n_ok = np.zeros(cap, np.int64)
+        self.n_crash = np.zeros(cap, np.int64)
+        self.success_rate = np.zeros(cap, np.float32)
+        self.threshold_ratio = np.zeros(cap, np.float32)
+        self.edge_node = np.full((cap, k), -1, np.int32)
+        self.edge_weight = np.zeros((cap, k), np.float32)
+        self.candidates = np.zeros(1 << config.candidate_bits, np.uint16)
+        self.history = np.zeros(n, np.int64)
         self.meta = np.zeros(pk.META_LEN, np.int64)
         self.meta[pk.M_RNG] = (config.seed & 0x7FFFFFFFFFFFFFFF) or 1
-        self.pmark = np.zeros(cap, np.int64)
+        self.mark = np.zeros(cap, np.int64)
         self.cfg = np.array([config.n_min, config.n_max, config.min_count, config.age_interval,
                              config.evict_sample], np.int64)
         hcap = 1 << int(np.ceil(np.log2(2 * cap + 1)))
@@ -119,8 +88,9 @@ class PatternTable:
 
     # ------------------------------------------------------------------ learning
     def _stats(self):
-        return (self.ptok, self.plen, self.phash, self.pcount, self.plast, self.pact, self.pmark,
-                self.pok, self.pcrash, self.psucc, self.pthr, self.edst, self.ew)
+        return (self.tokens, self.length, self.gram_hash, self.count, self.last_seen,
+                self.activation, self.mark, self.n_ok, self.n_crash, self.success_rate,
+                self.threshold_ratio, self.edge_node, self.edge_weight)
 
     def scan_stream(self, tokens, learn: bool = True, energy: float = 1.0) -> np.ndarray:
         """Continue the stream with ``tokens`` (bytes or ints >= 0); n-grams span calls.
@@ -131,7 +101,7 @@ class PatternTable:
         arr = _as_tokens(tokens)
         ptr = np.array([0, arr.size], np.int64)
         _, slots = pk.scan(arr, ptr, True, learn, np.float32(energy), *self._stats(), self.index,
-                           self.cand, self.hist, self.meta, self.cfg, self.init_success,
+                           self.candidates, self.history, self.meta, self.cfg, self.init_success,
                            self.init_threshold)
         return slots
 
@@ -151,7 +121,7 @@ class PatternTable:
         """
         tokens, ptr = flatten_sequences(sequences)
         return pk.scan(tokens, ptr, False, learn, np.float32(energy), *self._stats(), self.index,
-                       self.cand, self.hist, self.meta, self.cfg, self.init_success,
+                       self.candidates, self.history, self.meta, self.cfg, self.init_success,
                        self.init_threshold)
 
     def observe(self, match_ptr: np.ndarray, match_slots: np.ndarray, n_ok: np.ndarray,
@@ -160,45 +130,46 @@ class PatternTable:
         n_seq = match_ptr.size - 1
         n_ok = np.ascontiguousarray(n_ok, np.int64).reshape(n_seq)
         n_crash = np.ascontiguousarray(n_crash, np.int64).reshape(n_seq)
-        pk.observe(match_ptr, match_slots, n_ok, n_crash, self.pok, self.pcrash, self.psucc,
-                   self.pthr, self.rule)
+        pk.observe(match_ptr, match_slots, n_ok, n_crash, self.n_ok, self.n_crash,
+                   self.success_rate, self.threshold_ratio, self.rule)
 
     def link(self, match_ptr: np.ndarray, match_slots: np.ndarray, nodes: np.ndarray,
              deltas: np.ndarray, clip: float = 1.0) -> None:
         """Add ``deltas[q]`` to the edge (pattern -> ``nodes[q]``) of each match of sequence q."""
         pk.link(match_ptr, match_slots, np.ascontiguousarray(nodes, np.int64),
-                np.ascontiguousarray(deltas, np.float32), self.edst, self.ew, np.float32(clip))
+                np.ascontiguousarray(deltas, np.float32), self.edge_node, self.edge_weight,
+                np.float32(clip))
 
     def active(self, eps: float, limit: int) -> np.ndarray:
         """The (at most ``limit``) most active patterns with activation > eps, int32."""
-        idx = np.flatnonzero(self.pact > eps)
+        idx = np.flatnonzero(self.activation > eps)
         if idx.size > limit:
-            idx = idx[np.argpartition(self.pact[idx], idx.size - limit)[idx.size - limit:]]
+            idx = idx[np.argpartition(self.activation[idx], idx.size - limit)[idx.size - limit:]]
         return idx.astype(np.int32)
 
     def push(self, node_activation: np.ndarray, eps: float, keep: float) -> None:
         """Send active patterns' activation to their nodes, then decay it by ``keep``."""
-        pk.push(self.pact, self.edst, self.ew, node_activation, np.float32(eps),
+        pk.push(self.activation, self.edge_node, self.edge_weight, node_activation, np.float32(eps),
                 np.float32(keep))
 
     def forget_nodes(self, dead: np.ndarray) -> None:
         """Drop edges to the nodes marked in ``dead`` (bool [n_nodes]); others beyond it too."""
-        pk.forget_nodes(self.edst, self.ew, np.ascontiguousarray(dead, np.bool_))
+        pk.forget_nodes(self.edge_node, self.edge_weight, np.ascontiguousarray(dead, np.bool_))
 
     def guide(self, min_executions: int = 1) -> "Guide":
         """A snapshot of the patterns with >= ``min_executions`` executions, indexed by context,
         for drawing tokens (genes) many times per generation; see :class:`Guide`."""
-        h, slots = pk.context_index(self.ptok, self.plen, self.pok, self.pcrash, self.pthr,
-                                    int(min_executions))
-        return Guide(h, slots, self.ptok.copy(), self.plen.copy(), self.pthr.copy(),
+        h, slots = pk.context_index(self.tokens, self.length, self.n_ok, self.n_crash,
+                                    self.threshold_ratio, int(min_executions))
+        return Guide(h, slots, self.tokens.copy(), self.length.copy(), self.threshold_ratio.copy(),
                      self.config.n_max, float(self.rule[R_MIN]))
 
     def context_table(self, n_tokens: int, min_executions: int = 1) -> np.ndarray:
         """float64 [1 + n + n * n, n]: the :class:`Guide` weights after every context of up
         to two tokens (row 0: none; 1 + b: after b; 1 + n + a * n + b: after a, b), built in
         one pass over the patterns (what a generation's gene draws need)."""
-        return pk.context_table(int(n_tokens), self.ptok, self.plen, self.pok, self.pcrash, self.pthr,
-                                int(min_executions), float(self.rule[R_MIN]))
+        return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
+                                self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
 
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
@@ -213,16 +184,17 @@ class PatternTable:
         """
         if other.config.n_max > self.config.n_max:
             raise ValueError("cannot merge patterns longer than this table's n_max")
-        otok = np.zeros((other.ptok.shape[0], self.config.n_max), np.int64)
-        otok[:, :other.config.n_max] = other.ptok
-        live = other.plen > 0
-        too_short = live & (other.plen < self.config.n_min)
-        olen = np.where(too_short, 0, other.plen).astype(np.uint8)
-        return int(pk.merge(otok, olen, other.pcount, other.plast, other.pok, other.pcrash,
-                            other.psucc, other.pthr, self.ptok, self.plen, self.phash,
-                            self.pcount, self.plast, self.pact, self.pok, self.pcrash,
-                            self.psucc, self.pthr, self.edst, self.ew, self.index, self.meta,
-                            self.cfg))
+        other_tokens = np.zeros((other.tokens.shape[0], self.config.n_max), np.int64)
+        other_tokens[:, :other.config.n_max] = other.tokens
+        live = other.length > 0
+        too_short = live & (other.length < self.config.n_min)
+        other_length = np.where(too_short, 0, other.length).astype(np.uint8)
+        return int(pk.merge(other_tokens, other_length, other.count, other.last_seen, other.n_ok,
+                            other.n_crash, other.success_rate, other.threshold_ratio,
+                            self.tokens, self.length, self.gram_hash, self.count, self.last_seen,
+                            self.activation, self.n_ok, self.n_crash, self.success_rate,
+                            self.threshold_ratio, self.edge_node, self.edge_weight, self.index,
+                            self.meta, self.cfg))
 
     # ------------------------------------------------------------------ inspection
     def __len__(self) -> int:
@@ -237,15 +209,47 @@ class PatternTable:
         win = _as_tokens(gram)
         if not 1 <= win.size <= self.config.n_max:
             return -1
-        return int(pk.find_gram(self.index, self.ptok, self.plen, self.phash, win))
+        return int(pk.find_gram(self.index, self.tokens, self.length, self.gram_hash, win))
 
     def stats(self) -> dict[str, np.ndarray]:
         """Live patterns: ``slot`` int64, ``tokens`` int64 [n, n_max] (zero-padded), ``length``,
-        ``count``, ``n_ok``, ``n_crash`` int64, ``success_rate``, ``threshold`` float32."""
-        slot = np.flatnonzero(self.plen > 0)
-        return {"slot": slot, "tokens": self.ptok[slot], "length": self.plen[slot].astype(np.int64),
-                "count": self.pcount[slot], "n_ok": self.pok[slot], "n_crash": self.pcrash[slot],
-                "success_rate": self.psucc[slot], "threshold": self.pthr[slot]}
+        ``count``, ``n_ok``, ``n_crash`` int64, ``success_rate``, ``threshold_ratio`` float32."""
+        slot = np.flatnonzero(self.length > 0)
+        return {"slot": slot, "tokens": self.tokens[slot],
+                "length": self.length[slot].astype(np.int64), "count": self.count[slot],
+                "n_ok": self.n_ok[slot], "n_crash": self.n_crash[slot],
+                "success_rate": self.success_rate[slot],
+                "threshold_ratio": self.threshold_ratio[slot]}
+
+    # ------------------------------------------------------------------ deltas
+    def snapshot(self) -> dict:
+        """``{tokens tuple: (count, n_ok, n_crash)}`` of the live patterns, for
+        :meth:`delta_since`."""
+        s = self.stats()
+        return {tuple(int(t) for t in tok[:n]): (int(c), int(o), int(k))
+                for tok, n, c, o, k in zip(s["tokens"], s["length"], s["count"], s["n_ok"],
+                                           s["n_crash"])}
+
+    def delta_since(self, snapshot: dict) -> "PatternDelta":
+        """What this table observed since ``snapshot`` (a :meth:`snapshot`); rows with no new
+        execution are left out. A pattern evicted and re-created since counts as new."""
+        s = self.stats()
+        keep, count, ok, crash = [], [], [], []
+        for row, (tok, n) in enumerate(zip(s["tokens"], s["length"])):
+            c, o, k = int(s["count"][row]), int(s["n_ok"][row]), int(s["n_crash"][row])
+            b = snapshot.get(tuple(int(t) for t in tok[:n]))
+            if b is not None and b[0] <= c and b[1] <= o and b[2] <= k:
+                c, o, k = c - b[0], o - b[1], k - b[2]
+            if o + k > 0:
+                keep.append(row)
+                count.append(c)
+                ok.append(o)
+                crash.append(k)
+        slots = s["slot"][np.asarray(keep, np.int64)]
+        return PatternDelta(self.config, self.tokens[slots].copy(), self.length[slots].copy(),
+                            np.asarray(count, np.int64), self.last_seen[slots].copy(),
+                            np.asarray(ok, np.int64), np.asarray(crash, np.int64),
+                            self.success_rate[slots].copy(), self.threshold_ratio[slots].copy())
 
     # ------------------------------------------------------------------ persistence
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -267,26 +271,53 @@ class PatternTable:
                                  f"got {arr.dtype}{arr.shape}")
             setattr(table, name, np.ascontiguousarray(arr).copy())
         used = int(table.meta[pk.M_USED])
-        if not 0 <= used <= table.config.capacity or np.any(table.plen[used:] != 0) \
-                or np.any(table.plen > table.config.n_max) or table.meta[pk.M_RNG] == 0 \
-                or int(table.meta[pk.M_LIVE]) != int(np.count_nonzero(table.plen)):
+        if not 0 <= used <= table.config.capacity or np.any(table.length[used:] != 0) \
+                or np.any(table.length > table.config.n_max) or table.meta[pk.M_RNG] == 0 \
+                or int(table.meta[pk.M_LIVE]) != int(np.count_nonzero(table.length)):
             raise ValueError("pattern table arrays are inconsistent")
-        pk.rebuild_index(table.index, table.plen, table.phash, table.meta)
+        pk.rebuild_index(table.index, table.length, table.gram_hash, table.meta)
         return table
 
 
+@dataclass
+class PatternDelta:
+    """Pattern statistics learnt since a snapshot: the live rows ``PatternTable.merge`` reads.
+
+    Attributes mirror a :class:`PatternTable`'s (``tokens`` int64 [n, n_max], ``length`` uint8
+    [n], ``count``/``last_seen``/``n_ok``/``n_crash`` int64 [n], ``success_rate`` and
+    ``threshold_ratio`` float32 [n]) so a delta is a valid ``merge`` source (islands exchange
+    them); counts are the increments, success rate and threshold ratio the current values
+    (weighted by the increments when merged).
+    """
+
+    config: PatternConfig
+    tokens: np.ndarray
+    length: np.ndarray
+    count: np.ndarray
+    last_seen: np.ndarray
+    n_ok: np.ndarray
+    n_crash: np.ndarray
+    success_rate: np.ndarray
+    threshold_ratio: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.length.size)
+
+
 class Guide:
-    """Context-indexed snapshot of pattern thresholds, turned into token weights.
+    """Context-indexed snapshot of pattern threshold ratios, turned into token weights.
 
     ``weights(prefixes, n_tokens)`` gives, for each prefix, float64 [n_tokens]: 1.0 where no
     learned pattern speaks; each known pattern ``prefix[-k:] + [g]`` (k = 0 .. n_max-1, so
-    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``threshold_min / threshold``.
+    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``threshold_min / threshold_ratio``.
     A pattern the rule suppressed to 3.0 weighs 1/30; proven ones (0.1) keep 1.0. Build one
     per generation (``PatternTable.guide``), query it for every mutation.
     """
 
-    def __init__(self, ctx_hash, ctx_slot, ptok, plen, pthr, n_max: int, thr_min: float):
-        self._args = (ctx_hash, ctx_slot, ptok, plen, pthr, int(n_max), float(thr_min))
+    def __init__(self, ctx_hash, ctx_slot, tokens, length, threshold_ratio, n_max: int,
+                 threshold_min: float):
+        self._args = (ctx_hash, ctx_slot, tokens, length, threshold_ratio, int(n_max),
+                      float(threshold_min))
 
     def __len__(self) -> int:
         return int(self._args[0].size)
@@ -317,3 +348,4 @@ def flatten_sequences(sequences) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(lens, out=ptr[1:])
     tokens = _as_tokens(np.fromiter((t for s in sequences for t in s), np.int64, int(ptr[-1])))
     return tokens, ptr
+

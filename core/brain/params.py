@@ -1,14 +1,13 @@
-"""Parameters of the brain: the seed's rule constants and the dynamics' constants.
+"""Parameters of the brain: the seed's rule constants, the dynamics' constants and the pattern
+tables' shape.
 
-Both are frozen dataclasses that round-trip through JSON (brain files store them).
+All are frozen dataclasses that round-trip through JSON (brain files store them).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
-
-from core.patterns import PatternConfig
 
 
 @dataclass(frozen=True)
@@ -17,17 +16,49 @@ class RuleParams:
 
     ema_keep: float = 0.9        #: s = ema_keep * s + ema_gain * ok
     ema_gain: float = 0.1
-    high: float = 0.7            #: s > high -> threshold *= down
-    low: float = 0.3             #: s < low -> threshold *= up
+    high: float = 0.7            #: s > high -> threshold_ratio *= down
+    low: float = 0.3             #: s < low -> threshold_ratio *= up
     down: float = 0.99
     up: float = 1.01
     threshold_min: float = 0.1   #: clamp
     threshold_max: float = 3.0
 
     def as_array(self) -> np.ndarray:
-        """float32 [RULE_LEN] in the ``core.brain_kernels.R_*`` order."""
+        """float32 [RULE_LEN] in the ``core.brain.kernels.R_*`` order."""
         return np.array([self.ema_keep, self.ema_gain, self.high, self.low, self.down, self.up,
                          self.threshold_min, self.threshold_max], np.float32)
+
+
+@dataclass(frozen=True)
+class PatternConfig:
+    """Shape and learning constants of a :class:`PatternTable`.
+
+    ``min_count`` occurrences (within ``age_interval`` tokens) make an n-gram a pattern;
+    ``edges_per_pattern`` bounds the pattern -> EXEC edges each pattern keeps.
+    """
+
+    capacity: int = 4096
+    n_min: int = 2
+    n_max: int = 4
+    min_count: int = 2
+    edges_per_pattern: int = 8
+    candidate_bits: int = 16
+    age_interval: int = 1 << 16
+    evict_sample: int = 8
+    seed: int = 0x5EED
+
+    def validate(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
+        if not 1 <= self.n_min <= self.n_max <= 16:
+            raise ValueError(f"need 1 <= n_min <= n_max <= 16, got {self.n_min}, {self.n_max}")
+        if self.min_count < 1 or self.edges_per_pattern < 1 or self.evict_sample < 1:
+            raise ValueError("min_count, edges_per_pattern and evict_sample must be >= 1")
+        if not 4 <= self.candidate_bits <= 26:
+            raise ValueError(f"candidate_bits must be in [4, 26], got {self.candidate_bits}")
+        if self.age_interval < 1:
+            raise ValueError("age_interval must be >= 1")
+
 
 
 def _gene_config() -> PatternConfig:

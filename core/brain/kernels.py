@@ -1,7 +1,7 @@
 """Numba kernels of the brain: activation, firing selection and the seed's reinforcement rule.
 
-Pure ``@njit(cache=True)`` functions on arrays (STYLE.md); :class:`core.brain.Brain` owns the
-arrays, validates them once and is the only caller. Array contract:
+Pure ``@njit(cache=True)`` functions on arrays (STYLE.md); :class:`core.brain.graph.Brain` owns
+the arrays (same names), validates them once and is the only caller. Array contract:
 
 ===============  ======================  ==============================================
 name             dtype, shape            meaning
@@ -12,8 +12,8 @@ indptr           int64 [n_nodes + 1]     CSR of *incoming* edges: row i lists th
 indices          int32 [n_edges]         sources of node i with their weights, so a
 weights          float32 [n_edges]       propagation step is a matrix-vector product
 exec_node        int32 [n_exec]          node id of each EXEC slot
-exec_success     float32 [n_exec]        success rate (EMA of ok)
-exec_threshold   float32 [n_exec]        threshold ratio, in [thr_min, thr_max]
+success_rate     float32 [n_exec]        success rate (EMA of ok)
+threshold_ratio  float32 [n_exec]        in [threshold_min, threshold_max]
 exec_runs        int64 [n_exec]          executions
 exec_outcomes    int64 [n_exec, N_OUT]   executions by outcome class (column 0 = ok)
 rule             float32 [RULE_LEN]      the rule's constants, see ``R_*``
@@ -24,32 +24,35 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-# Layout of the rule's constants (defaults are the seed's, see core.brain.RuleParams).
+# Layout of the rule's constants (defaults are the seed's, see core.brain.params.RuleParams).
 R_KEEP, R_GAIN, R_HIGH, R_LOW, R_DOWN, R_UP, R_MIN, R_MAX = range(8)
 RULE_LEN = 8
 
 
 @njit(cache=True)
-def rule_step(s, thr, ok, rule):
-    """The seed's rule for one execution, in float32 like the seed's C.
+def rule_step(success_rate, threshold_ratio, ok, rule):
+    """The seed's rule for one execution, in float32 like the seed's C; returns the new
+    ``(success_rate, threshold_ratio)``.
 
-    ``s = keep*s + gain*ok``; ``s > high`` -> ``thr *= down``; else ``s < low`` ->
-    ``thr *= up``; then clamp ``thr`` to [min, max]. ``ok`` may be fractional (a batch verdict).
+    ``s = keep*s + gain*ok``; ``s > high`` -> ``ratio *= down``; else ``s < low`` ->
+    ``ratio *= up``; then clamp the ratio to [min, max]. ``ok`` may be fractional (a batch
+    verdict).
     """
-    s = rule[R_KEEP] * s + rule[R_GAIN] * ok
+    s = rule[R_KEEP] * success_rate + rule[R_GAIN] * ok
+    ratio = threshold_ratio
     if s > rule[R_HIGH]:
-        thr = thr * rule[R_DOWN]
+        ratio = ratio * rule[R_DOWN]
     elif s < rule[R_LOW]:
-        thr = thr * rule[R_UP]
-    if thr < rule[R_MIN]:
-        thr = rule[R_MIN]
-    elif thr > rule[R_MAX]:
-        thr = rule[R_MAX]
-    return s, thr
+        ratio = ratio * rule[R_UP]
+    if ratio < rule[R_MIN]:
+        ratio = rule[R_MIN]
+    elif ratio > rule[R_MAX]:
+        ratio = rule[R_MAX]
+    return s, ratio
 
 
 @njit(cache=True)
-def reinforce_outcomes(slots, outcomes, exec_success, exec_threshold, exec_runs,
+def reinforce_outcomes(slots, outcomes, success_rate, threshold_ratio, exec_runs,
                        exec_outcomes, rule):
     """Apply the rule once per execution, in case order.
 
@@ -70,24 +73,24 @@ def reinforce_outcomes(slots, outcomes, exec_success, exec_threshold, exec_runs,
     zero = np.float32(0.0)
     for i in range(slots.shape[0]):
         e = slots[i]
-        s = exec_success[e]
-        thr = exec_threshold[e]
+        s = success_rate[e]
+        ratio = threshold_ratio[e]
         for j in range(outcomes.shape[1]):
             o = outcomes[i, j]
             if o == 0:
-                s, thr = rule_step(s, thr, one, rule)
+                s, ratio = rule_step(s, ratio, one, rule)
             else:
-                s, thr = rule_step(s, thr, zero, rule)
+                s, ratio = rule_step(s, ratio, zero, rule)
                 crashes += 1
             exec_outcomes[e, o] += 1
-        exec_success[e] = s
-        exec_threshold[e] = thr
+        success_rate[e] = s
+        threshold_ratio[e] = ratio
         exec_runs[e] += outcomes.shape[1]
     return crashes
 
 
 @njit(cache=True)
-def reinforce_counts(slots, counts, exec_success, exec_threshold, exec_runs, exec_outcomes,
+def reinforce_counts(slots, counts, success_rate, threshold_ratio, exec_runs, exec_outcomes,
                      rule):
     """Apply the rule once per node with ``ok = counts[:, 0] / counts.sum(1)`` (a batch verdict).
 
@@ -105,8 +108,8 @@ def reinforce_counts(slots, counts, exec_success, exec_threshold, exec_runs, exe
             continue
         crashes += total - counts[i, 0]
         ok = np.float32(counts[i, 0] / total)
-        exec_success[e], exec_threshold[e] = rule_step(exec_success[e], exec_threshold[e], ok,
-                                                       rule)
+        success_rate[e], threshold_ratio[e] = rule_step(success_rate[e], threshold_ratio[e],
+                                                        ok, rule)
         exec_runs[e] += total
     return crashes
 
@@ -184,7 +187,7 @@ def mean_active(activation, eps):
 
 
 @njit(cache=True)
-def select_firing(activation, exec_node, exec_threshold, mean, eps):
+def select_firing(activation, exec_node, threshold_ratio, mean, eps):
     """EXEC slots whose node activation exceeds ``threshold_ratio * mean`` (and ``eps``).
 
     Returns int64 [n_fired], ascending.
@@ -194,7 +197,7 @@ def select_firing(activation, exec_node, exec_threshold, mean, eps):
     count = 0
     for e in range(n):
         a = activation[exec_node[e]]
-        if a > eps and a > exec_threshold[e] * mean:
+        if a > eps and a > threshold_ratio[e] * mean:
             mark[e] = True
             count += 1
     out = np.empty(count, np.int64)

@@ -1,27 +1,33 @@
 """Numba kernels of pattern learning: recurring n-grams of a token stream become patterns.
 
 Pure functions on arrays (STYLE.md): no classes, no globals, the random state lives in ``meta``.
-:class:`core.patterns.PatternTable` owns the arrays and is the only caller. Tokens are ``int64``
->= 0, so the same kernels learn from byte streams (0..255) and from streams of gene ids.
+:class:`core.brain.patterns.PatternTable` owns the arrays (same names) and is the only caller.
+Tokens are ``int64`` >= 0, so the same kernels learn from byte streams (0..255) and from streams
+of gene ids.
 
 Array contract (``cap`` pattern slots, ``max_n`` tokens per pattern, ``K`` edges per pattern):
 
-=========  =======================  =================================================
-name       dtype, shape             meaning
-=========  =======================  =================================================
-ptok       int64 [cap, max_n]       the n-gram, left-aligned, rest zero
-plen       uint8 [cap]              n, 0 for a free slot
-phash      uint64 [cap]             hash of the n-gram (``_hash``)
-pcount     int64 [cap]              occurrences seen
-plast      int64 [cap]              ``meta[M_TICK]`` when last seen (eviction is LRU)
-pact       float32 [cap]            activation (a pattern is "active" while it is high)
-pmark      int64 [cap]              scratch: de-duplicates matches within one sequence
-index      int32 [hcap]             open addressing: slot, -1 empty, -2 tombstone
-cand       uint16 [ccap]            hashed occurrence counters of not-yet-patterns
-hist       int64 [max_n]            the last tokens of the stream (shift register)
-meta       int64 [META_LEN]         counters, see ``M_*``
-cfg        int64 [CFG_LEN]          n_min, n_max, min_count, age_interval, evict_sample
-=========  =======================  =================================================
+===============  =======================  =================================================
+name             dtype, shape             meaning
+===============  =======================  =================================================
+tokens           int64 [cap, max_n]       the n-gram, left-aligned, rest zero
+length           uint8 [cap]              n, 0 for a free slot
+gram_hash        uint64 [cap]             hash of the n-gram (``_hash``)
+count            int64 [cap]              occurrences seen
+last_seen        int64 [cap]              ``meta[M_TICK]`` when last seen (eviction is LRU)
+activation       float32 [cap]            activation (a pattern is "active" while it is high)
+mark             int64 [cap]              scratch: de-duplicates matches within one sequence
+n_ok, n_crash    int64 [cap]              executions credited to the pattern, by verdict
+success_rate     float32 [cap]            the seed's rule, per pattern
+threshold_ratio  float32 [cap]
+edge_node        int32 [cap, K]           pattern -> node edges, -1 for a free edge slot
+edge_weight      float32 [cap, K]
+index            int32 [hcap]             open addressing: slot, -1 empty, -2 tombstone
+candidates       uint16 [ccap]            hashed occurrence counters of not-yet-patterns
+history          int64 [max_n]            the last tokens of the stream (shift register)
+meta             int64 [META_LEN]         counters, see ``M_*``
+cfg              int64 [CFG_LEN]          n_min, n_max, min_count, age_interval, evict_sample
+===============  =======================  =================================================
 
 ``hcap`` is a power of two >= 2 * cap and tombstones are purged when they pass cap / 2, so a
 probe always meets an empty entry. Candidate counters are approximate (hash collisions may
@@ -33,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from core.brain_kernels import rule_step
+from core.brain.kernels import rule_step
 
 M_TICK, M_USED, M_TOMB, M_RNG, M_HIST, M_AGE, M_LIVE, M_EVICT, M_STAMP = range(9)
 META_LEN = 9
@@ -71,7 +77,7 @@ def _rand(meta):
 
 
 @njit(cache=True)
-def find(index, ptok, plen, phash, h, win, start, n):
+def find(index, tokens, length, gram_hash, h, win, start, n):
     """Slot of the n-gram ``win[start:start+n]`` (hash ``h``), or -1."""
     mask = index.shape[0] - 1
     i = np.int64(h & np.uint64(mask))
@@ -79,10 +85,10 @@ def find(index, ptok, plen, phash, h, win, start, n):
         s = index[i]
         if s == EMPTY:
             return -1
-        if s >= 0 and phash[s] == h and plen[s] == n:
+        if s >= 0 and gram_hash[s] == h and length[s] == n:
             same = True
             for k in range(n):
-                if ptok[s, k] != win[start + k]:
+                if tokens[s, k] != win[start + k]:
                     same = False
                     break
             if same:
@@ -91,9 +97,9 @@ def find(index, ptok, plen, phash, h, win, start, n):
 
 
 @njit(cache=True)
-def find_gram(index, ptok, plen, phash, win):
+def find_gram(index, tokens, length, gram_hash, win):
     """Slot of the whole n-gram ``win`` (int64 [n]), or -1."""
-    return find(index, ptok, plen, phash, _hash(win, 0, win.shape[0]), win, 0, win.shape[0])
+    return find(index, tokens, length, gram_hash, _hash(win, 0, win.shape[0]), win, 0, win.shape[0])
 
 
 @njit(cache=True)
@@ -120,81 +126,83 @@ def _index_drop(index, h, slot):
 
 
 @njit(cache=True)
-def rebuild_index(index, plen, phash, meta):
+def rebuild_index(index, length, gram_hash, meta):
     """Re-insert every live slot into an emptied index (purges tombstones)."""
     index[:] = EMPTY
     for s in range(meta[M_USED]):
-        if plen[s] > 0:
-            _index_put(index, phash[s], s)
+        if length[s] > 0:
+            _index_put(index, gram_hash[s], s)
     meta[M_TOMB] = 0
 
 
 @njit(cache=True)
-def _victim(plast, pcount, meta, cfg):
+def _victim(last_seen, count, meta, cfg):
     """Approximate LRU: the least recently seen of ``evict_sample`` random slots."""
-    cap = plast.shape[0]
+    cap = last_seen.shape[0]
     best = np.int64(_rand(meta) % np.uint64(cap))
     for _ in range(cfg[C_SAMPLE] - 1):
         s = np.int64(_rand(meta) % np.uint64(cap))
-        if plast[s] < plast[best] or (plast[s] == plast[best] and pcount[s] < pcount[best]):
+        if last_seen[s] < last_seen[best] \
+                or (last_seen[s] == last_seen[best] and count[s] < count[best]):
             best = s
     return best
 
 
 @njit(cache=True)
-def create(win, start, n, h, count,
-           ptok, plen, phash, pcount, plast, pact, pok, pcrash, psucc, pthr, edst, ew,
-           index, meta, cfg, init_success, init_thr):
+def create(win, start, n, h, initial_count,
+           tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, success_rate,
+           threshold_ratio, edge_node, edge_weight, index, meta, cfg, init_success, init_threshold):
     """Make the n-gram a pattern in a free slot, evicting one when the table is full.
 
     Returns the slot. The evicted pattern's statistics and edges are cleared.
     """
-    cap = plen.shape[0]
+    cap = length.shape[0]
     if meta[M_USED] < cap:
         s = meta[M_USED]
         meta[M_USED] += 1
     else:
-        s = _victim(plast, pcount, meta, cfg)
-        _index_drop(index, phash[s], s)
+        s = _victim(last_seen, count, meta, cfg)
+        _index_drop(index, gram_hash[s], s)
         meta[M_TOMB] += 1
         meta[M_LIVE] -= 1
         meta[M_EVICT] += 1
-    for k in range(ptok.shape[1]):
-        ptok[s, k] = win[start + k] if k < n else 0
-    plen[s] = n
-    phash[s] = h
-    pcount[s] = count
-    plast[s] = meta[M_TICK]
-    pact[s] = 0.0
-    pok[s] = 0
-    pcrash[s] = 0
-    psucc[s] = init_success
-    pthr[s] = init_thr
-    edst[s, :] = -1
-    ew[s, :] = 0.0
+    for k in range(tokens.shape[1]):
+        tokens[s, k] = win[start + k] if k < n else 0
+    length[s] = n
+    gram_hash[s] = h
+    count[s] = initial_count
+    last_seen[s] = meta[M_TICK]
+    activation[s] = 0.0
+    n_ok[s] = 0
+    n_crash[s] = 0
+    success_rate[s] = init_success
+    threshold_ratio[s] = init_threshold
+    edge_node[s, :] = -1
+    edge_weight[s, :] = 0.0
     if _index_put(index, h, s):
         meta[M_TOMB] -= 1
     meta[M_LIVE] += 1
     if meta[M_TOMB] > cap // 2:
-        rebuild_index(index, plen, phash, meta)
+        rebuild_index(index, length, gram_hash, meta)
     return s
 
 
 @njit(cache=True)
-def scan(tokens, seq_ptr, stream, learn, energy,
-         ptok, plen, phash, pcount, plast, pact, pmark, pok, pcrash, psucc, pthr, edst, ew,
-         index, cand, hist, meta, cfg, init_success, init_thr):
+def scan(seq_tokens, seq_ptr, stream, learn, energy,
+         tokens, length, gram_hash, count, last_seen, activation, mark, n_ok, n_crash, success_rate,
+         threshold_ratio, edge_node, edge_weight, index, candidates, history, meta, cfg,
+         init_success, init_threshold):
     """Match (and optionally learn) the n-grams of token sequences.
 
     Parameters
     ----------
-    tokens : int64 [n_tokens]
+    seq_tokens : int64 [n_tokens]
         Concatenated sequences, every token >= 0.
     seq_ptr : int64 [n_seq + 1]
-        Sequence ``i`` is ``tokens[seq_ptr[i]:seq_ptr[i+1]]``.
+        Sequence ``i`` is ``seq_tokens[seq_ptr[i]:seq_ptr[i+1]]``.
     stream : bool
         True: one continuing stream (``seq_ptr`` must be ``[0, n_tokens]``); n-grams span calls
-        through ``hist`` and the tick advances per token. False: independent sequences (genomes);
+        through ``history`` and the tick advances per token. False: independent sequences (genomes);
         n-grams never cross a sequence boundary and the tick advances per sequence.
     learn : bool
         Count unknown n-grams and promote those seen ``min_count`` times.
@@ -208,11 +216,11 @@ def scan(tokens, seq_ptr, stream, learn, energy,
         The distinct patterns matched in each sequence (CSR).
     """
     n_min, n_max = cfg[C_NMIN], cfg[C_NMAX]
-    ccap_mask = np.uint64(cand.shape[0] - 1)
+    ccap_mask = np.uint64(candidates.shape[0] - 1)
     n_seq = seq_ptr.shape[0] - 1
     width = n_max - n_min + 1
     match_ptr = np.zeros(n_seq + 1, np.int64)
-    match_slots = np.empty(tokens.shape[0] * width, np.int32)
+    match_slots = np.empty(seq_tokens.shape[0] * width, np.int32)
     n_match = 0
     for q in range(n_seq):
         meta[M_STAMP] += 1
@@ -221,9 +229,9 @@ def scan(tokens, seq_ptr, stream, learn, energy,
             meta[M_HIST] = 0
             meta[M_TICK] += 1
         for t in range(seq_ptr[q], seq_ptr[q + 1]):
-            for k in range(hist.shape[0] - 1):
-                hist[k] = hist[k + 1]
-            hist[hist.shape[0] - 1] = tokens[t]
+            for k in range(history.shape[0] - 1):
+                history[k] = history[k + 1]
+            history[history.shape[0] - 1] = seq_tokens[t]
             if meta[M_HIST] < n_max:
                 meta[M_HIST] += 1
             if stream:
@@ -231,31 +239,32 @@ def scan(tokens, seq_ptr, stream, learn, energy,
             meta[M_AGE] += 1
             if meta[M_AGE] >= cfg[C_AGE]:
                 meta[M_AGE] = 0
-                for c in range(cand.shape[0]):
-                    cand[c] >>= 1
+                for c in range(candidates.shape[0]):
+                    candidates[c] >>= 1
             top = min(n_max, meta[M_HIST])
             for n in range(n_min, top + 1):
-                start = hist.shape[0] - n
-                h = _hash(hist, start, n)
-                s = find(index, ptok, plen, phash, h, hist, start, n)
+                start = history.shape[0] - n
+                h = _hash(history, start, n)
+                s = find(index, tokens, length, gram_hash, h, history, start, n)
                 if s < 0:
                     if not learn:
                         continue
                     c = np.int64((h >> np.uint64(32)) & ccap_mask)
-                    if cand[c] < 65535:
-                        cand[c] += 1
-                    if cand[c] < cfg[C_MINCOUNT]:
+                    if candidates[c] < 65535:
+                        candidates[c] += 1
+                    if candidates[c] < cfg[C_MINCOUNT]:
                         continue
-                    cand[c] = 0
-                    s = create(hist, start, n, h, cfg[C_MINCOUNT] - 1,
-                               ptok, plen, phash, pcount, plast, pact, pok, pcrash, psucc, pthr,
-                               edst, ew, index, meta, cfg, init_success, init_thr)
-                    pmark[s] = 0
-                pcount[s] += 1
-                plast[s] = meta[M_TICK]
-                pact[s] += energy
-                if pmark[s] != stamp:
-                    pmark[s] = stamp
+                    candidates[c] = 0
+                    s = create(history, start, n, h, cfg[C_MINCOUNT] - 1,
+                               tokens, length, gram_hash, count, last_seen, activation, n_ok,
+                               n_crash, success_rate, threshold_ratio, edge_node, edge_weight,
+                               index, meta, cfg, init_success, init_threshold)
+                    mark[s] = 0
+                count[s] += 1
+                last_seen[s] = meta[M_TICK]
+                activation[s] += energy
+                if mark[s] != stamp:
+                    mark[s] = stamp
                     match_slots[n_match] = s
                     n_match += 1
         match_ptr[q + 1] = n_match
@@ -263,33 +272,35 @@ def scan(tokens, seq_ptr, stream, learn, energy,
 
 
 @njit(cache=True)
-def observe(match_ptr, match_slots, n_ok, n_crash, pok, pcrash, psucc, pthr, rule):
+def observe(match_ptr, match_slots, seq_ok, seq_crash, n_ok, n_crash, success_rate,
+            threshold_ratio, rule):
     """Credit each matched pattern with its sequence's outcomes.
 
-    ``n_ok``/``n_crash`` are int64 [n_seq]. A sequence with executions counts once in the
-    pattern's rule (one step with ``ok = n_ok / (n_ok + n_crash)``), as a batch of test cases
-    of one genome is one verdict on that genome's patterns.
+    ``seq_ok``/``seq_crash`` are int64 [n_seq]. A sequence with executions counts once in the
+    pattern's rule (one step with ``ok = seq_ok / (seq_ok + seq_crash)``), as a batch of test
+    cases of one genome is one verdict on that genome's patterns.
     """
     for q in range(match_ptr.shape[0] - 1):
-        total = n_ok[q] + n_crash[q]
+        total = seq_ok[q] + seq_crash[q]
         if total <= 0:
             continue
-        ok = np.float32(n_ok[q] / total)
+        ok = np.float32(seq_ok[q] / total)
         for m in range(match_ptr[q], match_ptr[q + 1]):
             s = match_slots[m]
-            pok[s] += n_ok[q]
-            pcrash[s] += n_crash[q]
-            psucc[s], pthr[s] = rule_step(psucc[s], pthr[s], ok, rule)
+            n_ok[s] += seq_ok[q]
+            n_crash[s] += seq_crash[q]
+            success_rate[s], threshold_ratio[s] = rule_step(success_rate[s], threshold_ratio[s],
+                                                            ok, rule)
 
 
 @njit(cache=True)
-def link(match_ptr, match_slots, nodes, deltas, edst, ew, wclip):
+def link(match_ptr, match_slots, nodes, deltas, edge_node, edge_weight, wclip):
     """Strengthen (delta > 0) or weaken the edge pattern -> node for every match.
 
     A missing edge takes a free slot of the pattern's ``K`` slots, else replaces the weakest
     edge if the new one is stronger: a pattern keeps its ``K`` most decided associations.
     """
-    K = edst.shape[1]
+    K = edge_node.shape[1]
     for q in range(match_ptr.shape[0] - 1):
         node = nodes[q]
         d = deltas[q]
@@ -299,73 +310,74 @@ def link(match_ptr, match_slots, nodes, deltas, edst, ew, wclip):
             free = -1
             weakest = 0
             for k in range(K):
-                if edst[s, k] == node:
+                if edge_node[s, k] == node:
                     hit = k
                     break
-                if edst[s, k] < 0:
+                if edge_node[s, k] < 0:
                     if free < 0:
                         free = k
-                elif abs(ew[s, k]) < abs(ew[s, weakest]) or edst[s, weakest] < 0:
+                elif abs(edge_weight[s, k]) < abs(edge_weight[s, weakest]) \
+                        or edge_node[s, weakest] < 0:
                     weakest = k
             if hit < 0:
                 if free >= 0:
                     hit = free
-                elif abs(d) > abs(ew[s, weakest]):
+                elif abs(d) > abs(edge_weight[s, weakest]):
                     hit = weakest
                 else:
                     continue
-                edst[s, hit] = node
-                ew[s, hit] = 0.0
-            w = ew[s, hit] + d
-            ew[s, hit] = min(max(w, -wclip), wclip)
+                edge_node[s, hit] = node
+                edge_weight[s, hit] = 0.0
+            w = edge_weight[s, hit] + d
+            edge_weight[s, hit] = min(max(w, -wclip), wclip)
 
 
 @njit(cache=True)
-def push(pact, edst, ew, node_act, eps, keep):
+def push(activation, edge_node, edge_weight, node_act, eps, keep):
     """Send active patterns' activation along their edges, then decay them by ``keep``.
 
     Node activations never go below zero (an inhibiting edge can only silence a node).
     """
-    for s in range(pact.shape[0]):
-        a = pact[s]
+    for s in range(activation.shape[0]):
+        a = activation[s]
         if a <= eps:
             continue
-        for k in range(edst.shape[1]):
-            d = edst[s, k]
+        for k in range(edge_node.shape[1]):
+            d = edge_node[s, k]
             if d >= 0:
-                v = node_act[d] + a * ew[s, k]
+                v = node_act[d] + a * edge_weight[s, k]
                 node_act[d] = v if v > 0.0 else 0.0
-        pact[s] = a * keep
+        activation[s] = a * keep
 
 
 @njit(cache=True)
-def forget_nodes(edst, ew, dead):
+def forget_nodes(edge_node, edge_weight, dead):
     """Clear every edge whose target is marked in ``dead`` (bool [n_nodes])."""
-    for s in range(edst.shape[0]):
-        for k in range(edst.shape[1]):
-            d = edst[s, k]
+    for s in range(edge_node.shape[0]):
+        for k in range(edge_node.shape[1]):
+            d = edge_node[s, k]
             if d >= 0 and (d >= dead.shape[0] or dead[d]):
-                edst[s, k] = -1
-                ew[s, k] = 0.0
+                edge_node[s, k] = -1
+                edge_weight[s, k] = 0.0
 
 
 @njit(cache=True)
-def context_index(ptok, plen, pok, pcrash, pthr, min_exec):
+def context_index(tokens, length, n_ok, n_crash, threshold_ratio, min_exec):
     """Index the informative patterns by their context (all tokens but the last).
 
     Returns ``(ctx_hash uint64 [m] ascending, ctx_slot int32 [m])`` over the live patterns
     with at least ``min_exec`` executions: a snapshot :func:`context_weights` searches.
     """
     m = 0
-    for s in range(plen.shape[0]):
-        if plen[s] > 0 and pok[s] + pcrash[s] >= min_exec:
+    for s in range(length.shape[0]):
+        if length[s] > 0 and n_ok[s] + n_crash[s] >= min_exec:
             m += 1
     hashes = np.empty(m, np.uint64)
     slots = np.empty(m, np.int32)
     j = 0
-    for s in range(plen.shape[0]):
-        if plen[s] > 0 and pok[s] + pcrash[s] >= min_exec:
-            hashes[j] = _hash(ptok[s], 0, plen[s] - 1)
+    for s in range(length.shape[0]):
+        if length[s] > 0 and n_ok[s] + n_crash[s] >= min_exec:
+            hashes[j] = _hash(tokens[s], 0, length[s] - 1)
             slots[j] = s
             j += 1
     order = np.argsort(hashes)
@@ -373,8 +385,8 @@ def context_index(ptok, plen, pok, pcrash, pthr, min_exec):
 
 
 @njit(cache=True)
-def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, ptok, plen, pthr, n_max,
-                    thr_min):
+def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, tokens, length,
+                    threshold_ratio, n_max, threshold_min):
     """Weights for the token after each prefix.
 
     Parameters
@@ -387,7 +399,7 @@ def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, ptok, plen,
     -------
     float64 [m, n_tokens]
         For each known pattern ``prefix[-k:] + [g]`` in the index, the weight of ``g`` is
-        multiplied by ``thr_min / threshold``: patterns the rule suppressed (threshold near
+        multiplied by ``threshold_min / threshold``: patterns the rule suppressed (threshold near
         3.0) are drawn ~30x less often; unknown tokens and proven patterns keep weight 1.
     """
     m = prefixes.shape[0]
@@ -402,87 +414,92 @@ def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, ptok, plen,
             while j < ctx_hash.shape[0] and ctx_hash[j] == h:
                 s = ctx_slot[j]
                 j += 1
-                if plen[s] != k + 1:
+                if length[s] != k + 1:
                     continue
                 same = True
                 for t in range(k):
-                    if ptok[s, t] != prefixes[i, L - k + t]:
+                    if tokens[s, t] != prefixes[i, L - k + t]:
                         same = False
                         break
-                g = ptok[s, k]
+                g = tokens[s, k]
                 if same and g < n_tokens:
-                    w[i, g] *= thr_min / pthr[s]
+                    w[i, g] *= threshold_min / threshold_ratio[s]
     return w
 
 
 @njit(cache=True)
-def merge(otok, olen, ocount, olast, ook, ocrash, osucc, othr,
-          ptok, plen, phash, pcount, plast, pact, pok, pcrash, psucc, pthr, edst, ew,
-          index, meta, cfg):
+def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, other_n_crash,
+          other_success_rate, other_threshold_ratio,
+          tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, success_rate,
+          threshold_ratio, edge_node, edge_weight, index, meta, cfg):
     """Add another table's live patterns into this one (islands exchanging knowledge).
 
-    Counts add up; success rate and threshold become the execution-weighted means of both.
+    Counts add up; success rate and threshold ratio become the execution-weighted means of both.
     A pattern new here is created (possibly evicting one) with the other's statistics.
     Returns the number of patterns created.
     """
     created = 0
-    for j in range(olen.shape[0]):
-        n = olen[j]
+    for j in range(other_length.shape[0]):
+        n = other_length[j]
         if n == 0:
             continue
-        h = _hash(otok[j], 0, n)
-        s = find(index, ptok, plen, phash, h, otok[j], 0, n)
+        h = _hash(other_tokens[j], 0, n)
+        s = find(index, tokens, length, gram_hash, h, other_tokens[j], 0, n)
         if s < 0:
-            s = create(otok[j], 0, n, h, ocount[j], ptok, plen, phash, pcount, plast, pact,
-                       pok, pcrash, psucc, pthr, edst, ew, index, meta, cfg, osucc[j], othr[j])
-            pok[s] = ook[j]
-            pcrash[s] = ocrash[j]
+            s = create(other_tokens[j], 0, n, h, other_count[j], tokens, length, gram_hash, count,
+                       last_seen, activation, n_ok, n_crash, success_rate, threshold_ratio,
+                       edge_node, edge_weight, index, meta, cfg, other_success_rate[j],
+                       other_threshold_ratio[j])
+            n_ok[s] = other_n_ok[j]
+            n_crash[s] = other_n_crash[j]
             created += 1
             continue
-        a = pok[s] + pcrash[s]
-        b = ook[j] + ocrash[j]
+        a = n_ok[s] + n_crash[s]
+        b = other_n_ok[j] + other_n_crash[j]
         if a + b > 0:
             fa = a / (a + b)
-            psucc[s] = np.float32(fa * psucc[s] + (1.0 - fa) * osucc[j])
-            pthr[s] = np.float32(fa * pthr[s] + (1.0 - fa) * othr[j])
-        pcount[s] += ocount[j]
-        pok[s] += ook[j]
-        pcrash[s] += ocrash[j]
-        plast[s] = max(plast[s], meta[M_TICK])
+            success_rate[s] = np.float32(fa * success_rate[s] + (1.0 - fa) * other_success_rate[j])
+            threshold_ratio[s] = np.float32(fa * threshold_ratio[s]
+                                            + (1.0 - fa) * other_threshold_ratio[j])
+        count[s] += other_count[j]
+        n_ok[s] += other_n_ok[j]
+        n_crash[s] += other_n_crash[j]
+        last_seen[s] = max(last_seen[s], meta[M_TICK])
     return created
 
 
 @njit(cache=True)
-def context_table(n_tokens, ptok, plen, pok, pcrash, pthr, min_exec, thr_min):
+def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_exec,
+                  threshold_min):
     """:func:`context_weights` for every context of up to two tokens, from the patterns.
 
     Row 0: no context; row ``1 + b``: after ``b``; row ``1 + n + a * n + b``: after ``a, b``.
     One pass over the patterns instead of one index search per context: a unigram ``[g]``
     scales column g of every row, a bigram ``[b, g]`` the rows whose last token is b, a trigram
-    ``[a, b, g]`` its one row. Same factors (``thr_min / threshold``) as ``context_weights``.
+    ``[a, b, g]`` its one row. Same factors (``threshold_min / threshold``) as ``context_weights``.
     """
     n = n_tokens
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
     w = np.ones((1 + n + n * n, n), np.float64)
-    for s in range(plen.shape[0]):
-        L = plen[s]
-        if L == 0 or L > 3 or pok[s] + pcrash[s] < min_exec:
+    for s in range(length.shape[0]):
+        L = length[s]
+        if L == 0 or L > 3 or n_ok[s] + n_crash[s] < min_exec:
             continue
         ok = True
         for t in range(L):
-            if ptok[s, t] < 0 or ptok[s, t] >= n:
+            if tokens[s, t] < 0 or tokens[s, t] >= n:
                 ok = False
         if not ok:
             continue
-        f = thr_min / pthr[s]
-        g = ptok[s, L - 1]
+        f = threshold_min / threshold_ratio[s]
+        g = tokens[s, L - 1]
         if L == 1:
             uni[g] *= f
         elif L == 2:
-            bi[ptok[s, 0], g] *= f
+            bi[tokens[s, 0], g] *= f
         else:
-            w[1 + n + ptok[s, 0] * n + ptok[s, 1], g] *= f
+            w[1 + n + tokens[s, 0] * n + tokens[s, 1], g] *= f
     for r in range(w.shape[0]):
         for g in range(n):
             w[r, g] *= uni[g]

@@ -4,28 +4,11 @@ Nodes are struct-of-arrays; node ids 0..255 are the ports. An EXEC node owns a p
 blob (a genome, for the evolution engine) and the seed's statistics: ``threshold_ratio`` and
 ``success_rate`` under the seed's rule, executions, and executions per outcome class
 (``core.outcome.Outcome``, column 0 = ok). Structural edges are a CSR of incoming edges;
-learned edges go from pattern nodes (:mod:`core.patterns`) to EXEC nodes.
+learned edges go from pattern nodes (:mod:`core.brain.patterns`) to EXEC nodes.
 
-One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve.live``)::
-
-    brain.feed(chunk)              # bytes light their ports; recurring n-grams -> patterns
-    brain.step()                   # propagate and decay activation; patterns push to EXEC nodes
-    fired = brain.fire()           # EXEC nodes with activation > threshold_ratio * mean
-    brain.execute(ex, fired, x)    # run their code as one batch, then reinforce()
-
-The evolution engine's calls::
-
-    ids = brain.add_exec_nodes(codes)                  # a genome = an EXEC node
-    brain.reinforce(ids, res.outcomes)                 # rule per execution, vectorised
-    brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
-    brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
-    brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
-    brain.gene_patterns.context_table(n_genes)         # mutation's gene weights after every
-                                                       # context of <= 2 genes (per generation)
-    brain.merge_patterns(other_brain)                  # islands exchanging statistics
-    brain.remove_exec_nodes(dead_ids); brain.compact_code()
-
-Kernels are in :mod:`core.brain_kernels`; the file format in :mod:`core.brain_file`.
+The calls of one learning cycle and of the evolution engine are in :mod:`core.brain`.
+Kernels are in :mod:`core.brain.kernels`; array names, dtypes and checks in
+:mod:`core.brain.state`; the file format (arrays only) in :mod:`core.brain.file`.
 """
 from __future__ import annotations
 
@@ -34,38 +17,21 @@ from typing import Sequence
 
 import numpy as np
 
-from core import brain_file
-from core import brain_kernels as bk
-from core.brain_params import BrainParams, RuleParams
+import core.brain.file as brain_file
+import core.brain.kernels as bk
+from core.brain.file import BrainFileError
+from core.brain.params import BrainParams
+from core.brain.patterns import PatternTable, flatten_sequences
+from core.brain.state import (EXEC, EXEC_ARRAYS, ERROR_PORT, FREE, INNER, N_PORTS, NEGATIVE_PORT,
+                              NODE_ARRAYS, PORT, check_csr, check_overlap, check_state,
+                              compact_blob, csr_from_edges, drop_edges_of, edge_lists, grow,
+                              packed_offsets, write_codes)
+from core.brain.verdicts import count_matrix, ok_crash_counts, outcome_matrix
 from core.outcome import N_OUTCOMES, Outcome
-from core.patterns import PatternTable, flatten_sequences
 
-__all__ = ["Brain", "BrainParams", "RuleParams", "N_PORTS", "FREE", "PORT", "INNER", "EXEC",
-           "ERROR_PORT", "NEGATIVE_PORT"]
+__all__ = ["Brain", "N_PORTS", "FREE", "PORT", "INNER", "EXEC", "ERROR_PORT", "NEGATIVE_PORT"]
 
 log = logging.getLogger(__name__)
-
-N_PORTS = 256
-FREE, PORT, INNER, EXEC = 0, 1, 2, 3
-ERROR_PORT, NEGATIVE_PORT = 250, 31
-
-
-def _grow(arr: np.ndarray, n: int, fill=0) -> np.ndarray:
-    """``arr`` with its first axis at least ``n`` (capacity doubles), new rows = fill."""
-    if arr.shape[0] >= n:
-        return arr
-    cap = max(n, 2 * arr.shape[0], 16)
-    out = np.full((cap,) + arr.shape[1:], fill, arr.dtype)
-    out[:arr.shape[0]] = arr
-    return out
-
-
-def _packed_offsets(start: int, lengths: np.ndarray) -> np.ndarray:
-    """Offsets of codes of ``lengths`` placed one after another from ``start``, each 8-byte
-    aligned (int64 [n])."""
-    first = start + (-start) % 8
-    sizes = lengths + (-lengths) % 8
-    return first + np.cumsum(sizes) - sizes
 
 
 class Brain:
@@ -96,8 +62,8 @@ class Brain:
         self.exec_node = np.zeros(0, np.int32)
         self.exec_offset = np.zeros(0, np.int64)
         self.exec_length = np.zeros(0, np.int32)
-        self.exec_success = np.zeros(0, np.float32)
-        self.exec_threshold = np.zeros(0, np.float32)
+        self.success_rate = np.zeros(0, np.float32)
+        self.threshold_ratio = np.zeros(0, np.float32)
         self.exec_runs = np.zeros(0, np.int64)
         self.exec_outcomes = np.zeros((0, N_OUTCOMES), np.int64)
         self.exec_result = np.zeros(0, np.uint64)
@@ -140,21 +106,7 @@ class Brain:
         Stored as CSR of incoming edges (int64 indptr, int32 indices, float32 weights: 8 bytes
         per edge). Node ids must exist.
         """
-        src = np.ascontiguousarray(src, np.int64).ravel()
-        dst = np.ascontiguousarray(dst, np.int64).ravel()
-        w = np.broadcast_to(np.asarray(weight, np.float32), src.shape)
-        if src.shape != dst.shape:
-            raise ValueError(f"src and dst differ in length: {src.size} vs {dst.size}")
-        n = self.n_nodes
-        if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= n):
-            raise ValueError(f"edge endpoints must be node ids in [0, {n})")
-        if not np.all(np.isfinite(w)):
-            raise ValueError("edge weights must be finite")
-        order = np.argsort(dst, kind="stable")
-        self.indices = src[order].astype(np.int32)
-        self.weights = np.ascontiguousarray(w[order])
-        self.indptr = np.zeros(n + 1, np.int64)
-        np.cumsum(np.bincount(dst, minlength=n), out=self.indptr[1:])
+        self.indptr, self.indices, self.weights = csr_from_edges(src, dst, weight, self.n_nodes)
 
     def set_csr(self, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> None:
         """Adopt ready-made incoming-edge CSR arrays (row i = the sources of node i).
@@ -165,18 +117,12 @@ class Brain:
         indptr = np.ascontiguousarray(indptr, np.int64)
         indices = np.ascontiguousarray(indices, np.int32)
         weights = np.ascontiguousarray(weights, np.float32)
-        n = self.n_nodes
-        if indptr.shape != (n + 1,) or indptr[0] != 0 or indptr[-1] != indices.size \
-                or weights.shape != indices.shape or np.any(np.diff(indptr) < 0):
-            raise ValueError("inconsistent CSR arrays for this brain's node count")
-        if indices.size and (indices.min() < 0 or indices.max() >= n):
-            raise ValueError(f"edge sources must be node ids in [0, {n})")
+        check_csr(indptr, indices, weights, self.n_nodes)
         self.indptr, self.indices, self.weights = indptr, indices, weights
 
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The structural edges as ``(src int64, dst int64, weight float32)`` [n_edges]."""
-        dst = np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))
-        return self.indices.astype(np.int64), dst, self.weights.copy()
+        return edge_lists(self.indptr, self.indices, self.weights)
 
     def add_edges(self, src: np.ndarray, dst: np.ndarray, weight: np.ndarray | float = 1.0,
                   ) -> None:
@@ -242,38 +188,25 @@ class Brain:
             raise ValueError(f"nodes {ids[self.kind[ids] == EXEC].tolist()} are already EXEC")
         lengths = np.array([len(c) for c in codes], np.int64)
         if offsets is None:
-            offs = _packed_offsets(len(self.code_blob), lengths)
+            offs = packed_offsets(len(self.code_blob), lengths)
         else:
             offs = np.asarray(offsets, np.int64).ravel()
             if offs.size != n or (n and offs.min() < 0):
                 raise ValueError("offsets must be >= 0, one per code")
-            self._check_overlap(offs, lengths)
-        end = int((offs + lengths).max()) if n else 0
-        if end > len(self.code_blob):
-            self.code_blob.extend(b"\x00" * (end - len(self.code_blob)))
-        if offsets is None and n:   # packed after the blob's end: one write
-            start = int(offs[0])
-            pads = (-lengths) % 8
-            self.code_blob[start:end] = b"".join(c + bytes(p) for c, p in zip(codes, pads.tolist()))[:end - start]
-        else:
-            for c, o in zip(codes, offs):
-                self.code_blob[o:o + len(c)] = c
+            n_old = self.n_exec
+            check_overlap(np.concatenate([self.exec_offset[:n_old], offs]),
+                          np.concatenate([self.exec_length[:n_old], lengths]))
+        write_codes(self.code_blob, codes, offs, lengths, packed=offsets is None)
         slots = np.arange(self.n_exec, self.n_exec + n)
         m = self.n_exec + n
-        self.exec_node = _grow(self.exec_node, m)
-        self.exec_offset = _grow(self.exec_offset, m)
-        self.exec_length = _grow(self.exec_length, m)
-        self.exec_success = _grow(self.exec_success, m)
-        self.exec_threshold = _grow(self.exec_threshold, m)
-        self.exec_runs = _grow(self.exec_runs, m)
-        self.exec_outcomes = _grow(self.exec_outcomes, m)
-        self.exec_result = _grow(self.exec_result, m)
+        for name in EXEC_ARRAYS:
+            setattr(self, name, grow(getattr(self, name), m))
         p = self.params
         self.exec_node[slots] = ids
         self.exec_offset[slots] = offs
         self.exec_length[slots] = lengths
-        self.exec_success[slots] = p.initial_success if success_rate is None else success_rate
-        self.exec_threshold[slots] = (p.initial_threshold if threshold_ratio is None
+        self.success_rate[slots] = p.initial_success if success_rate is None else success_rate
+        self.threshold_ratio[slots] = (p.initial_threshold if threshold_ratio is None
                                       else threshold_ratio)
         self.exec_runs[slots] = 0
         self.exec_outcomes[slots] = 0
@@ -282,14 +215,6 @@ class Brain:
         self.exec_slot[ids] = slots
         self.n_exec = m
         return ids
-
-    def _check_overlap(self, offs: np.ndarray, lengths: np.ndarray) -> None:
-        n = self.n_exec
-        lo = np.concatenate([self.exec_offset[:n], offs])
-        hi = lo + np.concatenate([self.exec_length[:n], lengths])
-        order = np.argsort(lo, kind="stable")
-        if np.any(lo[order][1:] < hi[order][:-1]):
-            raise ValueError("code regions overlap")
 
     def remove_exec_nodes(self, node_ids: Sequence[int]) -> None:
         """Unregister EXEC nodes: their nodes become FREE and learned edges to them vanish.
@@ -304,8 +229,7 @@ class Brain:
         keep = np.ones(self.n_exec, bool)
         keep[slots] = False
         survivors = np.flatnonzero(keep)
-        for name in ("exec_node", "exec_offset", "exec_length", "exec_success", "exec_threshold",
-                     "exec_runs", "exec_outcomes", "exec_result"):
+        for name in EXEC_ARRAYS:
             arr = getattr(self, name)
             arr[:survivors.size] = arr[survivors]
         self.n_exec = survivors.size
@@ -317,12 +241,8 @@ class Brain:
         self.byte_patterns.forget_nodes(dead)
         self.gene_patterns.forget_nodes(dead)
         if self.n_edges:
-            src, dst, w = self.edges()
-            gone = np.zeros(self.n_nodes, bool)
-            gone[ids] = True
-            alive = ~(gone[src] | gone[dst])
-            if not alive.all():
-                self.set_edges(src[alive], dst[alive], w[alive])
+            self.indptr, self.indices, self.weights = drop_edges_of(
+                self.indptr, self.indices, self.weights, ids)
         live = int(self.exec_length[:self.n_exec].sum())
         if len(self.code_blob) > 2 * live + 4096:
             self.compact_code()
@@ -330,15 +250,8 @@ class Brain:
     def compact_code(self) -> None:
         """Rewrite the code blob with only live EXEC code (offsets change, 8-byte aligned)."""
         n = self.n_exec
-        old, lengths = self.exec_offset[:n].astype(np.int64), self.exec_length[:n].astype(np.int64)
-        new = _packed_offsets(0, lengths)
-        src = np.frombuffer(bytes(self.code_blob), np.uint8)
-        blob = np.zeros(int((new + lengths).max()) if n else 0, np.uint8)
-        # byte j of code e moves from old[e] + j to new[e] + j
-        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        blob[np.repeat(new, lengths) + within] = src[np.repeat(old, lengths) + within]
-        self.exec_offset[:n] = new
-        self.code_blob = bytearray(blob.tobytes())
+        self.code_blob, self.exec_offset[:n] = compact_blob(self.code_blob, self.exec_offset[:n],
+                                                            self.exec_length[:n])
 
     def slots_of(self, node_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """EXEC slots (int64) of EXEC node ids; raises ValueError for any other id."""
@@ -369,8 +282,8 @@ class Brain:
         n = self.n_exec
         return {"node": self.exec_node[:n].astype(np.int64), "offset": self.exec_offset[:n].copy(),
                 "length": self.exec_length[:n].astype(np.int64),
-                "threshold_ratio": self.exec_threshold[:n].copy(),
-                "success_rate": self.exec_success[:n].copy(),
+                "threshold_ratio": self.threshold_ratio[:n].copy(),
+                "success_rate": self.success_rate[:n].copy(),
                 "executions": self.exec_runs[:n].copy(),
                 "outcomes": self.exec_outcomes[:n].copy()}
 
@@ -379,8 +292,8 @@ class Brain:
         ``threshold_ratio``, ``success_rate`` float32, ``executions`` int64 [n] and
         ``outcomes`` int64 [n, N_OUTCOMES]."""
         slots = self.slots_of(node_ids)
-        return {"threshold_ratio": self.exec_threshold[slots],
-                "success_rate": self.exec_success[slots],
+        return {"threshold_ratio": self.threshold_ratio[slots],
+                "success_rate": self.success_rate[slots],
                 "executions": self.exec_runs[slots], "outcomes": self.exec_outcomes[slots]}
 
     # ------------------------------------------------------------------ activation
@@ -428,7 +341,7 @@ class Brain:
 
     def _firing_slots(self) -> np.ndarray:
         n = self.n_exec
-        return bk.select_firing(self.activation, self.exec_node[:n], self.exec_threshold[:n],
+        return bk.select_firing(self.activation, self.exec_node[:n], self.threshold_ratio[:n],
                                 self.mean_activation(), self.params.active_eps)
 
     def fire(self) -> np.ndarray:
@@ -458,16 +371,8 @@ class Brain:
             Crashed executions; each fed 0xFF on port 250 (energy 1.0) and port 31 (0.8).
         """
         slots = self.slots_of(node_ids)
-        out = np.asarray(outcomes)
-        if out.ndim == 1:
-            out = out[:, None]
-        if out.ndim != 2 or out.shape[0] != slots.size:
-            raise ValueError(f"outcomes must be [n] or [n, n_cases] with n={slots.size}, "
-                             f"got shape {np.shape(outcomes)}")
-        if out.size and (out.min() < 0 or out.max() >= N_OUTCOMES):
-            raise ValueError(f"outcomes must be Outcome values 0..{N_OUTCOMES - 1}")
-        out = np.ascontiguousarray(out, np.uint8)
-        crashes = int(bk.reinforce_outcomes(slots, out, self.exec_success, self.exec_threshold,
+        out = outcome_matrix(outcomes, slots.size)
+        crashes = int(bk.reinforce_outcomes(slots, out, self.success_rate, self.threshold_ratio,
                                             self.exec_runs, self.exec_outcomes, self.rule))
         ok_frac = (out == Outcome.OK).mean(axis=1) if out.shape[1] else np.zeros(slots.size)
         self._after_verdict(slots, ok_frac, crashes, link and out.shape[1] > 0)
@@ -481,10 +386,8 @@ class Brain:
         test cases). Counters grow by all executions. Returns crashed executions.
         """
         slots = self.slots_of(node_ids)
-        cnt = np.ascontiguousarray(counts, np.int64)
-        if cnt.shape != (slots.size, N_OUTCOMES) or (cnt.size and cnt.min() < 0):
-            raise ValueError(f"counts must be non-negative [n, {N_OUTCOMES}], got {cnt.shape}")
-        crashes = int(bk.reinforce_counts(slots, cnt, self.exec_success, self.exec_threshold,
+        cnt = count_matrix(counts, slots.size)
+        crashes = int(bk.reinforce_counts(slots, cnt, self.success_rate, self.threshold_ratio,
                                           self.exec_runs, self.exec_outcomes, self.rule))
         total = cnt.sum(axis=1)
         ok_frac = np.divide(cnt[:, 0], total, out=np.zeros(slots.size), where=total > 0)
@@ -541,20 +444,7 @@ class Brain:
         (match_ptr, match_slots) : the gene patterns of each genome (CSR), as ``scan_sequences``.
         """
         tokens, ptr = flatten_sequences(sequences)
-        n_seq = ptr.size - 1
-        out = np.asarray(outcomes)
-        if out.ndim != 2 or out.shape[0] != n_seq:
-            raise ValueError(f"outcomes must have one row per sequence ({n_seq})")
-        if out.dtype == np.uint8:
-            if out.size and out.max() >= N_OUTCOMES:
-                raise ValueError("outcomes must be Outcome values")
-            n_ok = (out == Outcome.OK).sum(axis=1)
-            n_crash = out.shape[1] - n_ok
-        else:
-            if out.shape[1] != N_OUTCOMES or (out.size and out.min() < 0):
-                raise ValueError(f"counts must be non-negative [n_seq, {N_OUTCOMES}]")
-            n_ok = out[:, 0]
-            n_crash = out.sum(axis=1) - n_ok
+        n_ok, n_crash = ok_crash_counts(outcomes, ptr.size - 1)
         mptr, mslots = self.gene_patterns.scan_sequences((tokens, ptr), learn)
         self.gene_patterns.observe(mptr, mslots, n_ok, n_crash)
         if link:
@@ -578,8 +468,8 @@ class Brain:
         return self.gene_patterns.next_weights(prefix, n_genes, min_executions)
 
     def gene_guide(self, min_executions: int = 1):
-        """A :class:`core.patterns.Guide` snapshot of the gene statistics (one per generation):
-        ``guide.weights(prefixes, n_genes)`` -> float64 [n_prefixes, n_genes]."""
+        """A :class:`core.brain.patterns.Guide` snapshot of the gene statistics (one per
+        generation): ``guide.weights(prefixes, n_genes)`` -> float64 [n_prefixes, n_genes]."""
         return self.gene_patterns.guide(min_executions)
 
     def merge_patterns(self, other: "Brain", genes: bool = True, bytes_: bool = False) -> int:
@@ -595,14 +485,87 @@ class Brain:
         return created
 
     # ------------------------------------------------------------------ files
+    def to_arrays(self, metadata: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(meta, arrays)``: this brain as plain arrays (the names of :mod:`core.brain.state`),
+        which is what a brain file stores; :meth:`from_arrays` inverts it.
+
+        Arrays are views of the brain's own (``exec/*`` trimmed to ``n_exec``). Metadata:
+        ``kind`` = "melvin-brain", ``params``, ``n_exec``, the counters, the pattern tables'
+        metadata (``bytes_patterns``, ``genes_patterns``) and ``user`` = ``metadata`` (JSON-able).
+        """
+        n = self.n_exec
+        arrays = {f"node/{k}": getattr(self, k) for k in NODE_ARRAYS}
+        arrays.update({f"exec/{k}": getattr(self, k)[:n] for k in EXEC_ARRAYS})
+        arrays["code_blob"] = np.frombuffer(bytes(self.code_blob), np.uint8)
+        meta = {"kind": "melvin-brain", "params": self.params.to_json(), "n_exec": n,
+                "crashes_handled": int(self.crashes_handled), "steps": int(self.steps),
+                "user": metadata or {}}
+        for prefix, table in (("bytes", self.byte_patterns), ("genes", self.gene_patterns)):
+            tmeta, tarrays = table.to_arrays()
+            meta[f"{prefix}_patterns"] = tmeta
+            arrays.update({f"{prefix}/{k}": v for k, v in tarrays.items()})
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Brain":
+        """A brain from :meth:`to_arrays`'s ``(meta, arrays)`` (``meta["user"]`` becomes
+        ``brain.metadata``); the arrays are copied unless the brain can own them.
+
+        Any inconsistency (shapes, ids, code ranges, parameters) raises ValueError, or
+        KeyError for a missing entry.
+        """
+        if meta.get("kind") != "melvin-brain":
+            raise ValueError("not a brain (metadata kind)")
+        params = BrainParams.from_json(meta["params"])
+        m = int(meta["n_exec"])
+        check_state(arrays, m)
+        brain = cls(N_PORTS, params)
+        # np.require copies only arrays it may not own (views of another brain, read-only
+        # buffers), so a brain file's freshly decoded arrays are adopted as they are.
+        own = ("C", "W", "O")
+        for k in NODE_ARRAYS:
+            setattr(brain, k, np.require(arrays[f"node/{k}"], requirements=own))
+        for k in EXEC_ARRAYS:
+            setattr(brain, k, np.require(arrays[f"exec/{k}"], requirements=own))
+        n = brain.kind.shape[0]
+        brain._scratch = np.zeros(n, np.float32)
+        brain.n_exec = m
+        brain.code_blob = bytearray(arrays["code_blob"].tobytes())
+        brain.exec_slot = np.full(n, -1, np.int32)
+        brain.exec_slot[brain.exec_node] = np.arange(m, dtype=np.int32)
+        brain.crashes_handled = int(meta["crashes_handled"])
+        brain.steps = int(meta["steps"])
+        for prefix, attr in (("bytes", "byte_patterns"), ("genes", "gene_patterns")):
+            sub = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+            table = PatternTable.from_arrays(meta[f"{prefix}_patterns"], sub, brain.rule)
+            table.forget_nodes(brain.kind != EXEC)
+            setattr(brain, attr, table)
+        brain.metadata = meta.get("user", {})
+        return brain
+
+    def to_bytes(self, metadata: dict | None = None) -> bytes:
+        """The brain file's bytes (no file involved: island checkpoints travel as bytes)."""
+        return brain_file.encode(*self.to_arrays(metadata))
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, source: str = "<bytes>") -> "Brain":
+        """The brain of a brain file's bytes; raises ``BrainFileError`` on any defect."""
+        meta, arrays = brain_file.decode(blob, source)
+        try:
+            return cls.from_arrays(meta, arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BrainFileError(f"{source}: inconsistent brain file "
+                                 f"({type(exc).__name__}: {exc})") from None
+
     def save(self, path, metadata: dict | None = None) -> None:
-        """Write a brain file atomically (see :mod:`core.brain_file`)."""
-        brain_file.save_brain(self, path, metadata)
+        """Write a brain file atomically (see :mod:`core.brain.file`)."""
+        brain_file.write(path, *self.to_arrays(metadata))
 
     @classmethod
     def load(cls, path) -> "Brain":
         """Load a brain to continue learning; raises ``BrainFileError`` on any defect."""
-        return brain_file.load_brain(path)
+        with open(path, "rb") as fh:
+            return cls.from_bytes(fh.read(), str(path))
 
     @classmethod
     def seed_from(cls, source, min_success: float = 0.9, min_executions: int = 1,
@@ -610,8 +573,8 @@ class Brain:
         """A new brain holding the proven code of ``source`` (a Brain or a brain file path).
 
         Proven: ``success_rate >= min_success`` and ``executions >= min_executions``. Their
-        code, success rate and threshold carry over (counters restart at zero), as do the gene
-        pattern statistics; activation, edges and byte patterns start fresh.
+        code, success rate and threshold ratio carry over (counters restart at zero), as do the
+        gene pattern statistics; activation, edges and byte patterns start fresh.
         """
         src = source if isinstance(source, Brain) else cls.load(source)
         new = cls(N_PORTS, params or src.params)
@@ -628,9 +591,7 @@ class Brain:
         node = (self.kind.nbytes + self.activation.nbytes + self._scratch.nbytes
                 + self.exec_slot.nbytes + self.indptr.nbytes)
         edges = self.indices.nbytes + self.weights.nbytes
-        ex = sum(getattr(self, n).nbytes for n in (
-            "exec_node", "exec_offset", "exec_length", "exec_success", "exec_threshold",
-            "exec_runs", "exec_outcomes", "exec_result")) + len(self.code_blob)
+        ex = sum(getattr(self, n).nbytes for n in EXEC_ARRAYS) + len(self.code_blob)
         pats = sum(a.nbytes for t in (self.byte_patterns, self.gene_patterns)
                    for a in t.to_arrays()[1].values())
         return {"nodes": node, "edges": edges, "exec": ex, "patterns": pats}

@@ -1,0 +1,31 @@
+"""The brain: a graph of ports, inner nodes and EXEC nodes that learns from what its code does.
+
+Modules: :mod:`~core.brain.graph` (the :class:`Brain`), :mod:`~core.brain.kernels` (its Numba
+kernels), :mod:`~core.brain.patterns` and :mod:`~core.brain.pattern_kernels` (n-gram pattern
+tables), :mod:`~core.brain.params` (parameters), :mod:`~core.brain.file` (the file format, arrays
+only), :mod:`~core.brain.state` (array names, dtypes and checks), :mod:`~core.brain.verdicts`
+(outcome arrays validated) and :mod:`~core.brain.report` (the seed's results table).
+
+One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve.live``)::
+
+    brain.feed(chunk)              # bytes light their ports; recurring n-grams -> patterns
+    brain.step()                   # propagate and decay activation; patterns push to EXEC nodes
+    fired = brain.fire()           # EXEC nodes with activation > threshold_ratio * mean
+    brain.execute(ex, fired, x)    # run their code as one batch, then reinforce()
+
+The evolution engine's calls::
+
+    ids = brain.add_exec_nodes(codes)                  # a genome = an EXEC node
+    brain.reinforce(ids, res.outcomes)                 # rule per execution, vectorised
+    brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
+    brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
+    brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
+    brain.gene_patterns.context_table(n_genes)         # mutation's gene weights after every
+                                                       # context of <= 2 genes (per generation)
+    brain.merge_patterns(other_brain)                  # islands exchanging statistics
+    brain.remove_exec_nodes(dead_ids); brain.compact_code()
+"""
+from core.brain.graph import Brain
+from core.brain.params import BrainParams, PatternConfig, RuleParams
+
+__all__ = ["Brain", "BrainParams", "PatternConfig", "RuleParams"]
