@@ -24,7 +24,7 @@ import gc
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
@@ -32,6 +32,8 @@ from core.brain import Brain
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
+# RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
+from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
 from evolve.genes import Alphabet, alphabet_for
 from evolve.operators import op_names
@@ -44,57 +46,6 @@ log = logging.getLogger(__name__)
 VALIDATION_SEEDS = 16
 #: cost added to an exact genome that reads the flags before setting them (see _validate)
 FLAG_PENALTY = 0.25
-
-
-@dataclass
-class RunConfig:
-    """Every parameter of a run (written to config.json; enough to reproduce it)."""
-
-    task: str = T.DEFAULT_TASK
-    isa: str = "arm64"
-    backend: str = "auto"
-    pop: int = 300
-    generations: int = 500
-    time_limit: float | None = 60.0
-    max_len: int = 16
-    init_len: int = 8
-    n_regs: int = 4
-    seed: int = 0
-    workers: int = 1
-    brain: bool = True
-    selection: str = "lexicase"
-    tournament_size: int = 4
-    cxpb: float = 0.3
-    mutpb: float = 0.9
-    elite: int = 4
-    n_train: int = 64
-    n_valid: int = 10_000
-    budget: int = 256
-    hof_size: int = 10
-    counterexamples: int = 8
-    checkpoint_every: int = 10
-    stop_when_solved: bool = True
-    weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
-
-    def validate(self) -> None:
-        """Raise ValueError with one line for any nonsensical value."""
-        checks = [
-            (self.pop >= 2, f"--pop must be at least 2, got {self.pop}"),
-            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
-            (self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive, got {self.time_limit}"),
-            (1 <= self.max_len <= 256, f"--max-len must be in [1, 256], got {self.max_len}"),
-            (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
-            (self.seed >= 0, f"--seed must be non-negative, got {self.seed}"),
-            (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
-            (self.selection in ("tournament", "lexicase"), "--selection must be tournament or lexicase"),
-            (0 <= self.elite < self.pop, f"elite must be in [0, pop), got {self.elite}"),
-            (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
-            (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),
-            (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
 
 
 class Engine:

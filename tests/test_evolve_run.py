@@ -188,7 +188,8 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
 
 def test_counterexamples_join_the_training_set():
     """Check that a genome exact on training but wrong on validation adds counterexamples."""
-    from evolve.engine import RunConfig, build
+    from evolve.config import RunConfig
+    from evolve.engine import build
     from evolve.genes import ARM64_ALPHABET, ARM64_MASKS
     from evolve.toolbox import new_individual
     engine = build(RunConfig(task="clear_lowest", pop=10, generations=1, backend="emulated", n_train=16))
@@ -231,7 +232,8 @@ def test_reads_entry_flags(isa, lines, expected):
 
 def test_flag_dependent_genome_is_not_a_solution():
     """Check that an exact genome reading the entry flags is refused and penalised."""
-    from evolve.engine import FLAG_PENALTY, RunConfig, build
+    from evolve.config import RunConfig
+    from evolve.engine import FLAG_PENALTY, build
     from evolve.genes import ARM64_ALPHABET, CONDITIONS
     from evolve.toolbox import new_individual
     engine = build(RunConfig(task="sign", pop=10, generations=1, backend="emulated", n_train=16))
@@ -253,7 +255,8 @@ def test_a_version_1_checkpoint_state_continues_like_the_rows_it_held():
     """Check that a state holding the population as individuals (checkpoint version 1) resumes
     exactly like the same state holding it as rows (version 2)."""
     import copy
-    from evolve.engine import RunConfig, build
+    from evolve.config import RunConfig
+    from evolve.engine import build
     cfg = RunConfig(task="avg", pop=40, generations=10, time_limit=None, backend="emulated", seed=2)
     engine = build(cfg)
     engine.start()
