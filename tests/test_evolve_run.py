@@ -190,7 +190,8 @@ def test_counterexamples_join_the_training_set():
     """Check that a genome exact on training but wrong on validation adds counterexamples."""
     from evolve.config import RunConfig
     from evolve.engine import build
-    from evolve.genes import ARM64_ALPHABET, ARM64_MASKS
+    from evolve.alphabets.arm64 import MASKS as ARM64_MASKS
+    from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
     from evolve.toolbox import new_individual
     engine = build(RunConfig(task="clear_lowest", pop=10, generations=1, backend="emulated", n_train=16))
     engine.start()
@@ -234,7 +235,8 @@ def test_flag_dependent_genome_is_not_a_solution():
     """Check that an exact genome reading the entry flags is refused and penalised."""
     from evolve.config import RunConfig
     from evolve.engine import FLAG_PENALTY, build
-    from evolve.genes import ARM64_ALPHABET, CONDITIONS
+    from evolve.alphabets.arm64 import CONDITIONS
+    from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
     from evolve.toolbox import new_individual
     engine = build(RunConfig(task="sign", pop=10, generations=1, backend="emulated", n_train=16))
     engine.start()
