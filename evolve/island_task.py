@@ -96,7 +96,7 @@ def pack_island(engine: Engine) -> bytes:
     from core.brain_file import brain_bytes
     brain = None
     if engine.brain is not None:
-        # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
+        # Pattern tables are mostly zeros: compressed, a checkpoint is far smaller on the wire.
         brain = zlib.compress(brain_bytes(engine.brain, {"generation": engine.gen}), 1)
     return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
 
