@@ -20,7 +20,7 @@ import numpy as np
 
 from core.isa import Isa, get_isa
 from evolve.alphabets import BY_ISA
-from evolve.alphabets.base import SMALL_SIGNED, SMALL_UNSIGNED, Gene, IsaGenes, Op
+from evolve.alphabets.base import Gene, IsaGenes, Op
 
 __all__ = ["Alphabet", "Gene", "Op", "alphabet_for", "genome_array"]
 
@@ -55,15 +55,14 @@ class Alphabet:
         raise ValueError("alphabet has no raw-word gene")
 
     def operand_table(self) -> np.ndarray:
-        """int64 [n_ops, 5] for the variation kernels, one row per operation: raw word (0/1),
-        immediate low, high (inclusive), raw prefix (-1: none), small constants
-        (``SMALL_NONE``; ``SMALL_UNSIGNED``: [0, 17) w.p. 0.7; ``SMALL_SIGNED``: [-2, 17) w.p.
-        0.7) -- the rules of :meth:`random_operands`."""
+        """int64 [n_ops, 6] for the variation kernels, one row per operation: raw word (0/1),
+        immediate low, high (inclusive), raw prefix (-1: none), small constants' low, high
+        (inclusive, drawn w.p. 0.7; high < low: none) -- the rules of :meth:`random_operands`."""
         rows = []
         for entry in self.ops:
             lo, hi = self.isa_genes.imm_range[entry.kind]
-            small = self.isa_genes.small.get(entry.kind, 0)
-            rows.append((int(entry.kind == "raw"), lo, hi, entry.prefix, small))
+            small = self.isa_genes.small.get(entry.kind, (0, -1))
+            rows.append((int(entry.kind == "raw"), lo, hi, entry.prefix, *small))
         return np.asarray(rows, np.int64)
 
     def raw_op_table(self) -> np.ndarray:
@@ -74,13 +73,11 @@ class Alphabet:
         """A gene for operation ``op`` with random operands."""
         entry = self.ops[op]
         lo, hi = self.isa_genes.imm_range[entry.kind]
-        small = self.isa_genes.small.get(entry.kind, 0)
+        small = self.isa_genes.small.get(entry.kind)
         if entry.prefix >= 0:
             imm = (entry.prefix << 28) | rng.getrandbits(28)
-        elif small == SMALL_UNSIGNED and rng.random() < 0.7:
-            imm = rng.randrange(17)
-        elif small == SMALL_SIGNED and rng.random() < 0.7:
-            imm = rng.randrange(-2, 17)
+        elif small is not None and rng.random() < 0.7:
+            imm = rng.randrange(small[0], small[1] + 1)
         else:
             imm = rng.randint(lo, hi)
         n = len(self.regs)

@@ -119,15 +119,12 @@ def _randint(lo, hi):
 @njit(cache=True)
 def _operands(op, operands, n_regs, gene):
     """``gene`` := operation ``op`` with random operands (Alphabet.random_operands' rules)."""
-    lo, hi, prefix, small = operands[op, 1], operands[op, 2], operands[op, 3], operands[op, 4]
+    lo, hi, prefix = operands[op, 1], operands[op, 2], operands[op, 3]
+    small_lo, small_hi = operands[op, 4], operands[op, 5]
     if prefix >= 0:
         imm = (prefix << 28) | _randint(0, (1 << 28) - 1)
-    # 1, 2: evolve.alphabets.base.SMALL_UNSIGNED, SMALL_SIGNED (literals here: Numba's cache
-    # would not notice a constant of another module change)
-    elif small == 1 and np.random.random() < 0.7:
-        imm = _randint(0, 16)
-    elif small == 2 and np.random.random() < 0.7:
-        imm = _randint(-2, 16)
+    elif small_hi >= small_lo and np.random.random() < 0.7:
+        imm = _randint(small_lo, small_hi)
     else:
         imm = _randint(lo, hi)
     gene[0] = op

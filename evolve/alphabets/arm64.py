@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from core.asm import assemble
-from evolve.alphabets.base import SMALL_UNSIGNED, Gene, IsaGenes, Op
+from evolve.alphabets.base import Gene, IsaGenes, Op
 
 CONDITIONS = ("eq", "ne", "hs", "lo", "mi", "pl", "hi", "ls", "ge", "lt", "gt", "le")
 MASKS = (0x1, 0x3, 0xF, 0xFF, 0xFFFF, 0xFFFFFFFF, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000,
@@ -246,7 +246,7 @@ class Arm64Genes(IsaGenes):
     ops = OPS
     regs = REGS
     imm_range = IMM_RANGE
-    small = {"r2i12": SMALL_UNSIGNED, "cmpi": SMALL_UNSIGNED}
+    small = {"r2i12": (0, 16), "cmpi": (0, 16)}
 
     def scratch_slots(self, scratch: int) -> int:
         return max(1, scratch // 8 - 1)

@@ -13,10 +13,6 @@ import numpy as np
 
 Gene = tuple  # (op, a, b, c, imm)
 
-#: how an operation's immediate is drawn besides uniformly in its range (``IsaGenes.small``):
-#: small constants are the useful ones, so most draws of these kinds take one
-SMALL_NONE, SMALL_UNSIGNED, SMALL_SIGNED = 0, 1, 2
-
 
 @dataclass(frozen=True)
 class Op:
@@ -41,7 +37,9 @@ class IsaGenes:
     ops: tuple                         #: tuple of Op, index = gene token
     regs: tuple                        #: every register a working set may use, in order
     imm_range: dict                    #: kind -> (low, high) of ``imm``, inclusive
-    small: dict = {}                   #: kind -> SMALL_UNSIGNED or SMALL_SIGNED
+    #: kind -> (low, high) of the small constants drawn w.p. 0.7 instead of the whole range:
+    #: small constants are the useful ones
+    small: dict = {}
 
     def scratch_slots(self, scratch: int) -> int:
         """Scratch slots (8 bytes each) that fit in ``scratch`` bytes."""

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from core.asm import assemble
-from evolve.alphabets.base import SMALL_SIGNED, Gene, IsaGenes, Op
+from evolve.alphabets.base import Gene, IsaGenes, Op
 
 CONDITIONS = ("e", "ne", "b", "ae", "be", "a", "l", "ge", "le", "g", "s", "ns")
 REGS = ("rax", "rdi", "rsi", "rdx", "rcx", "r8", "r9", "r10")
@@ -109,7 +109,7 @@ class X86Genes(IsaGenes):
     ops = OPS
     regs = REGS
     imm_range = IMM_RANGE
-    small = {"x_imm": SMALL_SIGNED}
+    small = {"x_imm": (-2, 16)}
 
     def scratch_slots(self, scratch: int) -> int:
         return max(1, scratch // 8)
