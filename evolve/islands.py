@@ -68,7 +68,6 @@ class IslandOptions:
             raise ValueError(f"--scheduler must be 'local' or tcp://HOST:PORT, got {self.scheduler!r}")
 
 
-
 # --------------------------------------------------------------------- the coordinator
 def connect(scheduler: str, timeout: float = 8.0, n_workers: int | None = None):
     """``(client, cluster or None)``: a LocalCluster (one single-threaded worker process per core,

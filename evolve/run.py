@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from evolve import config as C
+from evolve import islands
 from evolve import results as R
 from evolve import runfolder as rf
 from evolve.config import RunConfig
@@ -38,10 +39,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     """Entry point of ``python -m evolve run``; returns the exit status."""
-    islands = getattr(args, "islands", None)
-    if islands is not None or (args.resume is not None and (Path(args.resume) / "islands.pkl").is_file()):
-        # the coordinator is imported only here: a single run never loads Dask
-        from evolve import islands
+    if getattr(args, "islands", None) is not None or (
+            args.resume is not None and (Path(args.resume) / islands.STATE).is_file()):
         return islands.run(args)
     try:
         if args.resume is not None:
