@@ -277,3 +277,19 @@ def test_a_version_1_checkpoint_state_continues_like_the_rows_it_held():
         runs.append([other.step()["best_cost"] for _ in range(3)] + [other.rows.uid.tolist(), other.evaluations])
     assert runs[0] == runs[1]
     assert runs[0][-1] > engine.evaluations
+
+
+def test_resume_overrides_and_stop_test_are_shared():
+    """Check that a resume changes only the limits (0 s: no time limit) and that the stop test
+    reads solved, generations and time the same way for single and island runs."""
+    import argparse
+
+    from evolve.config import RunConfig, apply_resume_overrides
+    from evolve.results import should_stop
+    cfg = RunConfig(generations=10, time_limit=5.0)
+    apply_resume_overrides(cfg, argparse.Namespace(generations=20, time_limit=0))
+    assert (cfg.generations, cfg.time_limit) == (20, None)
+    assert not should_stop(cfg, False, 19, 1e9)
+    assert should_stop(cfg, False, 20, 0.0) and should_stop(cfg, True, 0, 0.0)
+    cfg.stop_when_solved, cfg.time_limit = False, 3.0
+    assert not should_stop(cfg, True, 0, 2.9) and should_stop(cfg, True, 0, 3.0)
