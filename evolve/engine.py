@@ -9,11 +9,11 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
    rule sees every execution, and the genes the offspring introduced are credited with them;
 3. genomes exact on every training case are validated on the held-out set with other random
    register values; a failure adds its counterexamples to the training set;
-4. the next population is the elite of parents and offspring plus the offspring.
+4. the next population is the parents' elite plus the cheapest offspring.
 
 The population is kept as arrays (``evolve.population.Rows``) and every step above is a batch
-call on them (~30 us per offspring in all, measured with pop 1000): Python never loops over
-genes, and DEAP individuals are made only where one is needed.
+call on them: Python never loops over genes, and DEAP individuals are made only where one is
+needed (the README gives the figures).
 
 State (population, hall of fame, logbook, random states, cases, brain) is checkpointed so that a
 resumed run continues exactly as if it had not stopped.
@@ -24,7 +24,7 @@ import gc
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
@@ -32,10 +32,12 @@ from core.brain import Brain
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
+# RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
+from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
 from evolve.genes import Alphabet, alphabet_for
 from evolve.operators import op_names
-from evolve.population import EVALUATION, Rows
+from evolve.population import EVALUATION, FreshGenes, Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
@@ -44,57 +46,6 @@ log = logging.getLogger(__name__)
 VALIDATION_SEEDS = 16
 #: cost added to an exact genome that reads the flags before setting them (see _validate)
 FLAG_PENALTY = 0.25
-
-
-@dataclass
-class RunConfig:
-    """Every parameter of a run (written to config.json; enough to reproduce it)."""
-
-    task: str = T.DEFAULT_TASK
-    isa: str = "arm64"
-    backend: str = "auto"
-    pop: int = 300
-    generations: int = 500
-    time_limit: float | None = 60.0
-    max_len: int = 16
-    init_len: int = 8
-    n_regs: int = 4
-    seed: int = 0
-    workers: int = 1
-    brain: bool = True
-    selection: str = "lexicase"
-    tournament_size: int = 4
-    cxpb: float = 0.3
-    mutpb: float = 0.9
-    elite: int = 4
-    n_train: int = 64
-    n_valid: int = 10_000
-    budget: int = 256
-    hof_size: int = 10
-    counterexamples: int = 8
-    checkpoint_every: int = 10
-    stop_when_solved: bool = True
-    weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
-
-    def validate(self) -> None:
-        """Raise ValueError with one line for any nonsensical value."""
-        checks = [
-            (self.pop >= 2, f"--pop must be at least 2, got {self.pop}"),
-            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
-            (self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive, got {self.time_limit}"),
-            (1 <= self.max_len <= 256, f"--max-len must be in [1, 256], got {self.max_len}"),
-            (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
-            (self.seed >= 0, f"--seed must be non-negative, got {self.seed}"),
-            (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
-            (self.selection in ("tournament", "lexicase"), "--selection must be tournament or lexicase"),
-            (0 <= self.elite < self.pop, f"elite must be in [0, pop), got {self.elite}"),
-            (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
-            (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),
-            (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
 
 
 class Engine:
@@ -202,7 +153,7 @@ class Engine:
         return np.cumsum(base * weights, axis=1)
 
     # ----------------------------------------------------------------- evaluation
-    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: tuple | None = None) -> dict:
+    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None) -> dict:
         """Evaluate rows ``idx`` (default: all) in one batch, writing cost, errors, exact,
         crashed, node and prior; returns the batch's outcome counts.
 
@@ -256,23 +207,22 @@ class Engine:
         return batch
 
     @staticmethod
-    def _all_fresh(rows: Rows, which=None) -> tuple:
-        """``fresh`` for genomes with no parents here (the first population): all their genes."""
+    def _all_fresh(rows: Rows, which=None) -> FreshGenes:
+        """``fresh`` for genomes with no parents here (the first population, ``which`` rows of
+        a batch of migrants): all their genes."""
         which = np.arange(len(rows)) if which is None else np.asarray(which, np.int64)
-        owner, tokens = rows.gene_tokens(which, np.ones((which.size, rows.genes.shape[1]), bool))
-        return which[owner], tokens, np.zeros(len(rows), bool)
+        genes = rows.gene_tokens(which, np.ones((which.size, rows.genes.shape[1]), bool))
+        return FreshGenes(which[genes.owner], genes.token, np.zeros(len(rows), bool))
 
-    def _observe_fresh_genes(self, fresh: tuple, outcomes: np.ndarray, crashed: np.ndarray) -> None:
+    def _observe_fresh_genes(self, fresh: FreshGenes, outcomes: np.ndarray, crashed: np.ndarray) -> None:
         """Credit the genes each genome introduced (not inherited) with its executions.
 
-        ``fresh`` is ``(owner int64 [m], token int64 [m], parent_crashed bool [n])``: gene
-        ``token`` is new in genome ``owner`` (a row of the batch). Blame goes where the change
-        was: a child of crash-free parents that crashes points at its new genes; a crashing
-        child of a crashing parent says nothing about them. Every execution (test case) is one
-        step of the seed's rule on the gene's pattern, as it is for the genome's EXEC node."""
-        owner, tokens, parent_crashed = fresh
-        keep = ~(parent_crashed & crashed)[owner]
-        owner, tokens = owner[keep], tokens[keep]
+        Blame goes where the change was: a child of crash-free parents that crashes points at
+        its new genes; a crashing child of a crashing parent says nothing about them. Every
+        execution (test case) is one step of the seed's rule on the gene's pattern, as it is
+        for the genome's EXEC node."""
+        keep = ~(fresh.parent_crashed & crashed)[fresh.owner]
+        owner, tokens = fresh.owner[keep], fresh.token[keep]
         if tokens.size:
             n_cases = outcomes.shape[1]
             # one sequence per (gene, test case): each execution is one step of the rule
@@ -291,13 +241,14 @@ class Engine:
         cfg, tb, pop = self.cfg, self.toolbox, self.rows
         self.gen += 1
         picks = np.asarray(tb.select(pop, cfg.pop), np.int64)
-        genes, length, second, cx, mut, fresh, same = tb.vary(pop.genes, pop.length, picks, self._draw_table())
-        labels = op_names(cx, mut)
+        off = tb.vary(pop.genes, pop.length, picks, self._draw_table())
+        second = off.second
         uid = pop.uid.tolist()
         parents = [(uid[a],) if b < 0 else (uid[a], uid[b]) for a, b in zip(picks.tolist(), second.tolist())]
-        kids = Rows.new(genes, length, self._register(length, parents, labels), len(self.train_y))
+        kids = Rows.new(off.genes, off.length, self._register(off.length, parents, op_names(off.cx, off.mut)),
+                        len(self.train_y))
         # a child equal to its first parent inherits its evaluation; the others are evaluated
-        inherit = same & ~np.isnan(pop.cost[picks])
+        inherit = off.same & ~np.isnan(pop.cost[picks])
         for name in EVALUATION:
             getattr(kids, name)[inherit] = getattr(pop, name)[picks[inherit]]
         todo = np.flatnonzero(~inherit)
@@ -306,7 +257,8 @@ class Engine:
             other = np.where(second >= 0, second, picks)
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
-        batch = self._evaluate_rows(kids, todo, (*kids.gene_tokens(todo, fresh[todo]), parent_crashed[todo]))
+        fresh = FreshGenes(*kids.gene_tokens(todo, off.fresh[todo]), parent_crashed[todo])
+        batch = self._evaluate_rows(kids, todo, fresh)
         self._validate_rows(kids)
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
@@ -525,8 +477,8 @@ class Engine:
 
 def _settle() -> None:
     """Move everything alive now (modules, compiled kernels, cases) out of the collector's
-    reach: it lives for the whole run, and each full collection re-scanned it (~90 ms every
-    few generations, measured on pop 1000). Garbage made later is collected as usual."""
+    reach: it lives for the whole run, and each full collection would re-scan it every few
+    generations. Garbage made later is collected as usual."""
     gc.collect()
     gc.freeze()
 

@@ -1,8 +1,6 @@
-"""Island-model evolution on Dask distributed, surviving lost workers.
+"""Island-model evolution on Dask distributed, surviving lost workers: the coordinator.
 
-N island engines evolve as Dask tasks. One task advances one island K generations from its
-checkpoint (bytes: engine state + brain file) and returns the new checkpoint, its emigrants and
-the gene-pattern statistics it learnt in those K generations (a delta). Between epochs the
+N island engines evolve as Dask tasks (:mod:`evolve.island_task`). Between epochs the
 coordinator (this process) moves migrants along a ring with DEAP's ``tools.migRing`` (the best M
 of island i replace the emigrants of island i+1, and are re-evaluated there) and hands every
 island the deltas of all the others, merged with ``PatternTable.merge``: each observation is
@@ -14,29 +12,33 @@ scheduler gives up (``KilledWorker``) the coordinator resubmits it from the same
 task start is logged as a Dask event, so the record (``islands.json``) says which task ran where
 and which ran twice.
 
-Determinism: an island's seed derives from the run seed and its index, a task's result depends
-only on its inputs, migrations happen at fixed generations and merges in island order. The same
-seed gives the same run whatever the number of workers and whichever worker runs which island.
+Determinism: migrations happen at fixed generations and merges in island order, and a task's
+result depends only on its inputs: the same seed gives the same run whatever the number of
+workers and whichever worker runs which island.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
+import sys
 import time
-import zlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from evolve.engine import Engine, RunConfig, build
+from evolve import config as C
+from evolve import results as R
+from evolve import runfolder as rf
+from evolve.config import RunConfig
+from evolve.genes import alphabet_for
+from evolve.island_task import EVENT_TOPIC, advance_island, island_config, island_seed, unpack_island
+from evolve.tasks import TaskError, get_task
 
 log = logging.getLogger(__name__)
 
 #: Coordinator checkpoint (every island's checkpoint plus the pending migrants and deltas).
 STATE = "islands.pkl"
-EVENT_TOPIC = "melvin-islands"
 #: Resubmissions of one island task after the scheduler gave up on it, before the run fails.
 MAX_ATTEMPTS = 4
 
@@ -64,122 +66,6 @@ class IslandOptions:
             raise ValueError(f"--migrants must be in [0, pop), got {self.migrants}")
         if self.scheduler != "local" and not self.scheduler.startswith(("tcp://", "tls://")):
             raise ValueError(f"--scheduler must be 'local' or tcp://HOST:PORT, got {self.scheduler!r}")
-
-
-def island_seed(seed: int, index: int) -> int:
-    """The seed of island ``index``: independent streams from (run seed, index)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] % (2**31))
-
-
-def island_config(cfg: RunConfig, index: int) -> RunConfig:
-    """Island ``index``'s configuration: its own seed, evaluation in the worker process."""
-    return replace(cfg, seed=island_seed(cfg.seed, index), workers=1)
-
-
-# --------------------------------------------------------------------- checkpoints as bytes
-def pack_island(engine: Engine) -> bytes:
-    """An island checkpoint: engine state and its brain file, as one byte string."""
-    brain = None
-    if engine.brain is not None:
-        # Pattern tables are mostly zeros: compressed, a checkpoint is ~100x smaller on the wire.
-        brain = zlib.compress(engine.brain.to_bytes({"generation": engine.gen}), 1)
-    return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack_island(blob: bytes):
-    """``(state, brain or None)`` of an island checkpoint."""
-    from core.brain import Brain
-    data = pickle.loads(blob)
-    brain = None
-    if data["brain"] is not None:
-        brain = Brain.from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
-    return data["state"], brain
-
-
-_EVALUATORS: dict = {}
-
-
-def _engine(cfg: RunConfig) -> Engine:
-    """An engine in a worker process; the executor is opened once per process and reused."""
-    import numba
-
-    from evolve.evaluate import Evaluator
-    # A worker process is one core's worth of work (one thread per process): numba's parallel
-    # kernels must not compete with the neighbouring workers for the other cores.
-    numba.set_num_threads(1)
-    key = (cfg.isa, cfg.backend, cfg.budget)
-    if key not in _EVALUATORS:
-        _EVALUATORS[key] = Evaluator(cfg.isa, cfg.backend, 1, budget=cfg.budget)
-    return build(cfg, evaluator=_EVALUATORS[key])
-
-
-def _log_start(index: int, epoch: int) -> None:
-    try:
-        from distributed import get_worker
-        worker = get_worker()
-    except (ImportError, ValueError):
-        return          # run outside a Dask worker (tests of the task function itself)
-    worker.log_event(EVENT_TOPIC, {"island": index, "epoch": epoch, "worker": worker.address,
-                                   "pid": os.getpid(), "time": time.time()})
-
-
-def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, until_gen: int,
-                   immigrants: list, replace_uids: list, deltas: list, n_emigrants: int,
-                   seconds_left: float | None = None) -> dict:
-    """The island task: advance island ``index`` to generation ``until_gen``.
-
-    Parameters
-    ----------
-    cfg : RunConfig
-        The island's configuration (:func:`island_config`).
-    index, epoch : int
-        Island index and epoch number (for the record).
-    blob : bytes or None
-        The island's last checkpoint (:func:`pack_island`); None starts the island.
-    until_gen : int
-        Stop after this generation (or earlier, once solved when the run stops at a solution).
-    immigrants : list of gene lists
-        Migrants arriving now; they replace the individuals whose uids are ``replace_uids``.
-    deltas : list of core.brain.patterns.PatternDelta
-        Other islands' gene-pattern deltas, merged before evolving, in island order.
-    n_emigrants : int
-        How many of the best leave at the end (their uids are the next replacement slots).
-    seconds_left : float or None
-        What remains of the run's ``--time-limit``: the task stops after the generation that
-        exhausts it, even before ``until_gen`` (None: no limit).
-
-    Returns
-    -------
-    dict
-        ``blob`` (the new checkpoint), ``emigrants`` (genes, uid, cost), ``delta`` (what this
-        task learnt), ``metrics`` (this task's generation lines), ``gen``, ``solved``,
-        ``evaluations``, ``seconds``, ``pid``.
-    """
-    t0 = time.perf_counter()
-    _log_start(index, epoch)
-    engine = _engine(cfg)
-    first_line = 0                  # a new island reports its generation 0 too
-    if blob is None:
-        engine.start()
-    else:
-        engine.restore(*unpack_island(blob), settle=False)
-        first_line = len(engine.metrics)
-    arrived = engine.accept_immigrants(immigrants, replace_uids) if immigrants else []
-    if engine.brain is not None:
-        for delta in deltas:
-            if len(delta):
-                engine.brain.gene_patterns.merge(delta)
-        before = engine.brain.gene_patterns.snapshot()
-    while engine.gen < until_gen and not (engine.solved is not None and cfg.stop_when_solved) \
-            and (seconds_left is None or time.perf_counter() - t0 < seconds_left):
-        engine.step()
-    best = engine.best_individuals(n_emigrants)
-    return {"blob": pack_island(engine), "gen": engine.gen, "solved": engine.solved is not None,
-            "emigrants": [([tuple(g) for g in ind], ind.uid, float(ind.fitness.values[0])) for ind in best],
-            "arrived": [ind.uid for ind in arrived],
-            "delta": engine.brain.gene_patterns.delta_since(before) if engine.brain is not None else None,
-            "metrics": engine.metrics[first_line:], "evaluations": engine.evaluations,
-            "seconds": time.perf_counter() - t0, "pid": os.getpid()}
 
 
 # --------------------------------------------------------------------- the coordinator
@@ -227,11 +113,8 @@ class IslandRun:
         self.record = self.record or {"epochs": [], "migrations": [], "events": [], "metrics": [[] for _ in range(n)]}
 
     def finished(self) -> bool:
-        if self.epoch > 0 and any(self.solved) and self.cfg.stop_when_solved:
-            return True
-        if self.epoch > 0 and self.gen >= self.cfg.generations:
-            return True
-        return self.epoch > 0 and self.cfg.time_limit is not None and self.elapsed >= self.cfg.time_limit
+        """The single run's stop test, once the first epoch has run."""
+        return self.epoch > 0 and R.should_stop(self.cfg, any(self.solved), self.gen, self.elapsed)
 
     def step(self, client) -> dict:
         """One epoch: every island advances to the next migration generation, then migrants move
@@ -339,18 +222,8 @@ def _run_tasks(client, args: list, events: list, epoch: int) -> list:
 
 
 # --------------------------------------------------------------------- run folder and command line
-def _record(alphabet, ind, island: int) -> dict:
-    code = alphabet.encode(ind)
-    return {"island": island, "asm": alphabet.render(ind), "code_hex": code.hex(),
-            "fitness": ind.fitness.values[0], "length": len(ind), "exact_train": int(ind.exact),
-            "uid": ind.uid, "op": ind.op, "genes": [list(g) for g in ind]}
-
-
 def _save(run: IslandRun, folder: Path) -> None:
     """Coordinator checkpoint, the record and per-island metrics (each file atomic)."""
-    import json
-
-    from evolve import runfolder as rf
     rf.atomic_write(folder / STATE, pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
     record = {k: v for k, v in run.record.items() if k != "metrics"}
     # The short answer to "what happened": every island task that started more than once.
@@ -367,9 +240,6 @@ def _save(run: IslandRun, folder: Path) -> None:
 
 def finish(run: IslandRun, folder: Path) -> dict:
     """result.json, hall_of_fame.json (all islands), best.s and each island's brain file."""
-    from evolve import runfolder as rf
-    from evolve.genes import alphabet_for
-    from evolve.tasks import get_task
     alphabet = alphabet_for(run.cfg.isa, n_regs=run.cfg.n_regs)
     task = get_task(run.cfg.task)
     solved, fame, evaluations, n_train = [], [], 0, []
@@ -385,17 +255,15 @@ def finish(run: IslandRun, folder: Path) -> dict:
     fame.sort(key=lambda x: x[:3])
     best_island, best = solved[0] if solved else (fame[0][1], fame[0][3])
     result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _ in solved],
-              "best": _record(alphabet, best, best_island), "evaluations": evaluations, "generations": run.gen,
-              "epochs": run.epoch, "seconds": round(run.elapsed, 3), "n_train": n_train, "seed": run.cfg.seed,
-              "islands": run.opts.islands, "brain": run.cfg.brain,
+              "best": R.genome_record(alphabet, best, best_island), "evaluations": evaluations,
+              "generations": run.gen, "epochs": run.epoch, "seconds": round(run.elapsed, 3), "n_train": n_train,
+              "seed": run.cfg.seed, "islands": run.opts.islands, "brain": run.cfg.brain,
               "workers_lost": sum(e["event"] == "worker_lost" for e in run.record["events"]),
               "tasks_rerun": sum(sum(len(w) > 1 for w in line["workers"]) for line in run.record["epochs"]),
               "tasks_resubmitted": sum(e["event"] == "resubmitted" for e in run.record["events"])}
-    rf.write_json(folder / "result.json", result)
-    rf.write_json(folder / "hall_of_fame.json", [_record(alphabet, ind, i) for _, i, _, ind in fame[:run.cfg.hof_size]])
-    header = [f"// Melvin: {task.name} ({task.description}) on {run.cfg.isa}, island {best_island} of "
-              f"{run.opts.islands}", f"// solved: {result['solved']}" if solved else "// not solved: best genome found"]
-    rf.atomic_write(folder / "best.s", "\n".join(header + result["best"]["asm"]) + "\n")
+    header = R.best_header(task, run.cfg, bool(solved), island=best_island, n_islands=run.opts.islands)
+    R.write_results(folder, result, [R.genome_record(alphabet, ind, i) for _, i, _, ind in fame[:run.cfg.hof_size]],
+                    header)
     for i, lines in enumerate(run.record["metrics"]):
         if lines:
             rf.plot_progress(folder / f"island-{i:02d}", lines, f"fitness, island {i}")
@@ -407,7 +275,6 @@ def finish(run: IslandRun, folder: Path) -> dict:
 def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: list | None = None) -> int:
     """Epochs until the run is finished (or ``stop`` is non-empty); checkpoints after each.
     Returns 0, or 128 + the signal's number when stopped early (130: Ctrl-C, 143: SIGTERM)."""
-    import sys
     stop = stop if stop is not None else []
     while not run.finished() and not stop:
         line = run.step(client)
@@ -422,12 +289,6 @@ def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: 
 
 def run(args) -> int:
     """``python -m evolve run --islands N ...`` (and ``--resume`` of an island run)."""
-    import json
-    import sys
-
-    from evolve import runfolder as rf
-    from evolve.run import _config_from_args, _fail
-    from evolve.tasks import TaskError, get_task
     if not getattr(args, "verbose", False):
         # Dask logs every worker start and stop at INFO; the run's own lines are enough.
         logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -438,26 +299,21 @@ def run(args) -> int:
                 isl = pickle.loads((folder / STATE).read_bytes())
             except Exception as exc:
                 raise rf.RunFolderError(f"{str(folder / STATE)!r} is unusable ({type(exc).__name__})") from None
-            if args.generations is not None:
-                isl.cfg.generations = args.generations
-            if args.time_limit is not None:
-                isl.cfg.time_limit = None if args.time_limit == 0 else args.time_limit
+            C.apply_resume_overrides(isl.cfg, args)
             isl.opts.scheduler = args.scheduler
         else:
-            cfg = _config_from_args(args)
+            cfg = C.config_from_args(args)
             cfg.validate()
             opts = IslandOptions(islands=args.islands, scheduler=args.scheduler,
                                  migration_every=args.migration_every, migrants=args.migrants)
             opts.validate(cfg.pop)
             task = get_task(cfg.task)
-            folder = args.out or rf.default_run_dir(cfg.task)
-            if folder.exists() and any(folder.iterdir()):
-                return _fail(f"{str(folder)!r} already holds a run; use --resume {folder} or another --out")
+            folder = C.new_run_folder(args, cfg.task)
             isl = IslandRun(cfg, opts)
         isl.opts.validate(isl.cfg.pop)
         client, cluster = connect(isl.opts.scheduler)
     except (rf.RunFolderError, TaskError, ValueError, OSError, IslandError) as exc:
-        return _fail(str(exc))
+        return C.fail(str(exc))
     try:
         # Ctrl-C: the epoch in progress finishes and checkpoints (a second one interrupts)
         with rf.deferred_interrupt() as stop:
@@ -469,14 +325,14 @@ def run(args) -> int:
                                                        "environment": rf.environment()})
             status = run_islands(isl, folder, client, quiet=args.quiet, stop=stop)
     except IslandError as exc:
-        return _fail(str(exc))
+        return C.fail(str(exc))
     except (ModuleNotFoundError, RuntimeError) as exc:
         # A scheduler or worker that cannot unpickle the island task (Dask wraps the import
         # error in a RuntimeError about the task graph's deserialization).
         missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
         if not isinstance(missing, ModuleNotFoundError):
             raise
-        return _fail(f"the Dask cluster cannot import Melvin ({missing}); start `dask scheduler` and "
+        return C.fail(f"the Dask cluster cannot import Melvin ({missing}); start `dask scheduler` and "
                      f"`dask worker` with this repository on PYTHONPATH")
     finally:
         client.close()
@@ -486,10 +342,6 @@ def run(args) -> int:
         print(f"\ninterrupted at generation {isl.gen}: checkpoint saved; continue with "
               f"python -m evolve run --resume {folder}", file=sys.stderr)
     result = finish(isl, folder)
-    print(f"{'solved' if result['solved'] else 'not solved'}: {result['task']} on {isl.opts.islands} islands in "
-          f"{result['generations']} generations, {result['evaluations']} evaluations, {result['seconds']:.1f} s "
-          f"-> {folder}")
-    for line in result["best"]["asm"]:
-        print(f"    {line}")
+    print(R.summary(result, f" on {isl.opts.islands} islands", result["seconds"], folder))
     log.info("record: %s", json.dumps({k: result[k] for k in ("workers_lost", "tasks_rerun", "tasks_resubmitted")}))
     return status

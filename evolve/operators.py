@@ -3,7 +3,7 @@
 Families as DEAP names them: mutation (one parent), crossover (two parents), selection. A
 generation's offspring are made by one Numba kernel call (:func:`vary`) on the parents' genes
 as an array ``int64 [n, max_len, 5]`` (``op, a, b, c, imm`` per gene, see ``evolve.genes``):
-Python never loops over genes, so variation costs ~1 us per offspring instead of ~40.
+Python never loops over genes.
 
 Every random choice derives from the ``rng`` passed in (one ``random.Random`` per run,
 checkpointed), so runs are reproducible and independent of the number of workers. New genes are
@@ -14,17 +14,44 @@ or with the alphabet's base weights (``--no-brain``).
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from evolve.genes import Alphabet
 
-#: mutation kind -> weight (index = the kernel's kind code)
+#: mutation kind -> weight; a kind's code (what the kernels get) is its index here
 MUTATIONS = {"replace": 3.0, "tweak": 3.0, "insert": 2.0, "delete": 2.0, "swap": 1.0, "flip": 0.5}
-#: crossover kind -> weight
+#: crossover kind -> weight; a kind's code is its index here
 CROSSOVERS = {"one_point": 1.0, "two_point": 1.0, "homologous": 1.0}
-_TWEAK = 1
+
+
+def _codes(table: dict, kinds: tuple) -> tuple:
+    """The codes of ``kinds`` in ``table``: a kind the kernels do not implement, or one they
+    implement that the table lacks, fails at import instead of mutating the wrong way."""
+    if set(table) != set(kinds):
+        raise ValueError(f"operator table {sorted(table)} != the kernels' kinds {sorted(kinds)}")
+    return tuple(list(table).index(k) for k in kinds)
+
+
+# Derived from the tables, in the kernels' own module: Numba compiles module globals in as
+# constants, and its cache is invalidated by a change to this file only.
+MUT_REPLACE, MUT_TWEAK, MUT_INSERT, MUT_DELETE, MUT_SWAP, MUT_FLIP = _codes(
+    MUTATIONS, ("replace", "tweak", "insert", "delete", "swap", "flip"))
+CX_ONE_POINT, CX_TWO_POINT, CX_HOMOLOGOUS = _codes(CROSSOVERS, ("one_point", "two_point", "homologous"))
+
+
+class Offspring(NamedTuple):
+    """What :func:`vary` returns: one row per child."""
+
+    genes: np.ndarray     #: int64 [n, max_len, 5]
+    length: np.ndarray    #: int64 [n]
+    second: np.ndarray    #: int64 [n]: index of the second parent (-1: no crossover)
+    cx: np.ndarray        #: int64 [n]: crossover code (-1: none)
+    mut: np.ndarray       #: int64 [n]: mutation code (-1: none)
+    fresh: np.ndarray     #: bool [n, max_len]: the gene is in neither parent
+    same: np.ndarray      #: bool [n]: the child equals its first parent
 
 
 class Variation:
@@ -39,7 +66,7 @@ class Variation:
 
 
 def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.ndarray, cxpb: float,
-         mutpb: float, table: np.ndarray, rng: random.Random):
+         mutpb: float, table: np.ndarray, rng: random.Random) -> Offspring:
     """Offspring of ``parents`` (int64 [P, L, 5], ``lengths`` [P]), one per entry of ``first``
     (indices of the first parents, e.g. the selected ones, in order).
 
@@ -48,9 +75,7 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
     no crossover; kind by :data:`MUTATIONS` weights). ``table`` is float64 [contexts, n_ops] of
     cumulative draw weights (a single row: no context).
 
-    Returns ``(genes int64 [n, max_len, 5], lengths int64 [n], second int64 [n] (-1: none),
-    cx int64 [n] (-1: none), mut int64 [n] (-1: none), fresh bool [n, max_len] (a gene in
-    neither parent), same bool [n] (the child equals its first parent))``.
+    Returns an :class:`Offspring`.
     """
     n = len(first)
     gen = np.random.default_rng(rng.getrandbits(64))
@@ -66,7 +91,7 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
         np.ascontiguousarray(parents, np.int64), np.ascontiguousarray(lengths, np.int64),
         np.ascontiguousarray(first, np.int64), second, cx, mut, np.ascontiguousarray(table, np.float64),
         var.operands, var.raw_ops, var.n_regs, var.max_len, seed)
-    return out, out_len, second, cx, mut, fresh, same
+    return Offspring(out, out_len, second, cx, mut, fresh, same)
 
 
 def init_genomes(var: Variation, n: int, init_len: int, table: np.ndarray, rng: random.Random):
@@ -94,13 +119,12 @@ def _randint(lo, hi):
 @njit(cache=True)
 def _operands(op, operands, n_regs, gene):
     """``gene`` := operation ``op`` with random operands (Alphabet.random_operands' rules)."""
-    lo, hi, prefix, small = operands[op, 1], operands[op, 2], operands[op, 3], operands[op, 4]
+    lo, hi, prefix = operands[op, 1], operands[op, 2], operands[op, 3]
+    small_lo, small_hi = operands[op, 4], operands[op, 5]
     if prefix >= 0:
         imm = (prefix << 28) | _randint(0, (1 << 28) - 1)
-    elif small == 1 and np.random.random() < 0.7:
-        imm = _randint(0, 16)
-    elif small == 2 and np.random.random() < 0.7:
-        imm = _randint(-2, 16)
+    elif small_hi >= small_lo and np.random.random() < 0.7:
+        imm = _randint(small_lo, small_hi)
     else:
         imm = _randint(lo, hi)
     gene[0] = op
@@ -133,13 +157,13 @@ def _draw(genes, i, table, operands, n_regs, gene):
 @njit(cache=True)
 def _mutate(g, n, kind, table, operands, raw_ops, n_regs, max_len, tmp):
     """Mutate ``g[:n]`` in place; returns the new length."""
-    if kind == 5:   # flip 1-3 bits of a raw word (no raw word: an operand tweak)
+    if kind == MUT_FLIP:   # flip 1-3 bits of a raw word (no raw word: an operand tweak)
         count = 0
         for i in range(n):
             if operands[g[i, 0], 0] == 1:
                 count += 1
         if count == 0:
-            kind = _TWEAK
+            kind = MUT_TWEAK
         else:
             pick = _randint(0, count - 1)
             for i in range(n):
@@ -156,28 +180,28 @@ def _mutate(g, n, kind, table, operands, raw_ops, n_regs, max_len, tmp):
                         g[i, 0] = raw_ops[(word >> 28) & 15]   # the token follows the nibble
                         return n
                     pick -= 1
-    if kind == 0:     # replace one gene by a newly drawn one
+    if kind == MUT_REPLACE:     # replace one gene by a newly drawn one
         i = _randint(0, n - 1)
         _draw(g, i, table, operands, n_regs, g[i])
-    elif kind == 1:   # tweak one operand (a register or the immediate) of one gene
+    elif kind == MUT_TWEAK:   # tweak one operand (a register or the immediate) of one gene
         i = _randint(0, n - 1)
         _operands(g[i, 0], operands, n_regs, tmp)
         field = _randint(1, 4)
         g[i, field] = tmp[field]
-    elif kind == 2:   # insert a newly drawn gene (below the length limit)
+    elif kind == MUT_INSERT:   # insert a newly drawn gene (below the length limit)
         if n < max_len:
             i = _randint(0, n)
             for j in range(n, i, -1):
                 g[j] = g[j - 1]
             _draw(g, i, table, operands, n_regs, g[i])
             n += 1
-    elif kind == 3:   # delete one gene (never the last one)
+    elif kind == MUT_DELETE:   # delete one gene (never the last one)
         if n > 1:
             i = _randint(0, n - 1)
             for j in range(i, n - 1):
                 g[j] = g[j + 1]
             n -= 1
-    elif kind == 4:   # exchange two genes
+    elif kind == MUT_SWAP:   # exchange two genes
         if n > 1:
             i = _randint(0, n - 1)
             j = _randint(0, n - 2)
@@ -195,9 +219,9 @@ def _cross(a, na, b, nb, kind, max_len, out):
 
     one point: head of a up to a random cut, tail of b from its own cut; two point: a with a
     random segment replaced by a random segment of b; homologous: both cut at one position."""
-    if kind == 0:
+    if kind == CX_ONE_POINT:
         parts = ((0, _randint(1, na)), (_randint(0, nb - 1), nb))
-    elif kind == 1:
+    elif kind == CX_TWO_POINT:
         i, j = _randint(0, na), _randint(0, na)
         if j < i:
             i, j = j, i
@@ -209,7 +233,7 @@ def _cross(a, na, b, nb, kind, max_len, out):
         n = _copy_into(out, 0, a, 0, i, max_len)
         n = _copy_into(out, n, b, k, m, max_len)
         return _copy_into(out, n, a, j, na, max_len)
-    else:
+    else:   # CX_HOMOLOGOUS
         cut = _randint(1, max(1, min(na, nb)))
         parts = ((0, cut), (cut, nb))
     n = _copy_into(out, 0, a, parts[0][0], parts[0][1], max_len)

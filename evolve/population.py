@@ -1,7 +1,7 @@
 """The population as arrays, one row per genome; DEAP individuals made only when asked for.
 
 A generation makes a thousand genomes. As Python objects (a list of gene tuples, a fitness, a
-dozen attributes) they cost ~15 us each to build, more than evaluating them; as rows of arrays
+dozen attributes) they cost more to build than evaluating them; as rows of arrays
 they cost nothing, and the kernels (variation, encoding, selection, the brain) take arrays
 anyway. Individuals (``evolve.toolbox.Individual``) are built for what needs one: the hall of
 fame's entrants, validation candidates, emigrants, results, ``Engine.pop``.
@@ -9,6 +9,7 @@ fame's entrants, validation candidates, emigrants, results, ``Engine.pop``.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,6 +19,22 @@ from evolve.toolbox import Individual, new_individual
 
 #: the columns an evaluation writes (a child identical to its parent copies them)
 EVALUATION = ("cost", "errors", "exact", "crashed", "node", "prior")
+
+
+class GeneTokens(NamedTuple):
+    """Selected genes of some rows (:meth:`Rows.gene_tokens`), one entry per gene."""
+
+    owner: np.ndarray     #: int64 [m]: the gene's row, as a position in the rows asked for
+    token: np.ndarray     #: int64 [m]: its operation (what the brain's gene patterns count)
+
+
+class FreshGenes(NamedTuple):
+    """The genes each genome of an evaluated batch introduced (in neither parent), which the
+    brain credits with the genome's executions (``Engine._observe_fresh_genes``)."""
+
+    owner: np.ndarray           #: int64 [m]: the genome, a row of the batch
+    token: np.ndarray           #: int64 [m]: the gene's operation
+    parent_crashed: np.ndarray  #: bool [n]: per row of the batch, a parent of it crashed
 
 
 @dataclass
@@ -85,13 +102,12 @@ class Rows:
     def gene_tuples(self, i: int) -> list[tuple]:
         return list(map(tuple, self.genes[i, :self.length[i]].tolist()))
 
-    def gene_tokens(self, idx: np.ndarray, select: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(owner, token)`` of the genes of rows ``idx`` marked in ``select`` (bool
-        [len(idx), L]) and within their lengths: ``owner`` indexes ``idx``, ``token`` is the
-        gene's operation (what the brain's gene patterns count)."""
+    def gene_tokens(self, idx: np.ndarray, select: np.ndarray) -> GeneTokens:
+        """The genes of rows ``idx`` marked in ``select`` (bool [len(idx), L]) and within their
+        lengths."""
         within = np.arange(self.genes.shape[1])[None, :] < self.length[idx][:, None]
         owner, pos = np.nonzero(select & within)
-        return owner.astype(np.int64), self.genes[idx[owner], pos, 0]
+        return GeneTokens(owner.astype(np.int64), self.genes[idx[owner], pos, 0])
 
     def set_evaluation(self, i: int, ind: Individual) -> None:
         """Give ``ind`` row ``i``'s evaluation (fitness, errors, exact, crashed, node, prior)."""

@@ -2,8 +2,8 @@
 
 ``config.json`` (parameters, versions, host), ``metrics.jsonl`` (a line per generation),
 ``checkpoint.pkl`` + ``brain-<gen>.melvin`` (the brain file it names; written first, so the
-pair is consistent at every instant), ``hall_of_fame.json``, ``best.s``, ``progress.png`` and
-``result.json``. A checkpoint is a pickle of plain state (DEAP's recipe): load only your own.
+pair is consistent at every instant), ``progress.png``, the final ``brain.melvin``, and the
+results :mod:`evolve.results` writes (``result.json``, ``hall_of_fame.json``, ``best.s``). A checkpoint is a pickle of plain state (DEAP's recipe): load only your own.
 """
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 The fitness and individual classes are defined here at import time (and registered in DEAP's
 ``creator``), so worker processes and checkpoint loading see the same classes. The engine uses
-only the toolbox's aliases: ``init``, ``vary``, ``select``, ``clone``; evaluation is a batch
-call through the executor (``evolve.evaluate``).
+only the toolbox's aliases: ``init``, ``vary`` and ``select``, on the population's arrays
+(``evolve.population.Rows``), so nothing is cloned; evaluation is a batch call through the
+executor (``evolve.evaluate``).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from evolve import operators as ops
 from evolve.genes import Alphabet, Gene
 
 class _Fitness(base.Fitness):
-    """DEAP's Fitness without its per-instance ``isinstance(weights, Sequence)``: that ABC check
-    costs ~25 us when the ABC caches are cold, and every offspring creates a fitness."""
+    """DEAP's Fitness without its per-instance ``isinstance(weights, Sequence)``: an ABC check
+    is slow when the ABC caches are cold, and every offspring creates a fitness."""
 
     weights = (-1.0,)
 
@@ -27,7 +28,7 @@ class _Fitness(base.Fitness):
             self.values = values
 
 
-# Made by hand, not by ``creator.create``, whose ``__init__`` wrapper costs ~7 us per instance.
+# Made by hand, not by ``creator.create``, whose ``__init__`` wrapper runs on every instance.
 # Also published under the creator's name, where DEAP's recipe looks for it. (Checkpoints of
 # earlier versions rebuild their own creator classes when loaded; ``Rows.from_individuals``
 # reads those too.)
@@ -38,7 +39,7 @@ class Individual(list):
     """A genome: a list of gene tuples with a DEAP fitness.
 
     A plain class rather than ``creator.create``'s: the creator's ``__init__`` inspects the
-    class attributes on every instance (~30 us), and a generation makes a thousand of them.
+    class attributes on every instance, and a generation makes a thousand of them.
     Attributes set by the engine: uid, parents, op, node (brain EXEC node), prior (success,
     threshold), errors (uint8 per training case), exact, crashed, fresh.
     """
@@ -65,8 +66,8 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     gene weights per context, see ``evolve.operators``).
 
     * ``init(n, table)`` -> (genes int64 [n, max_len, 5], lengths): random genomes;
-    * ``vary(genes, lengths, first, table)``: offspring of the parents ``first`` by crossover
-      and/or mutation (``evolve.operators.vary``'s tuple);
+    * ``vary(genes, lengths, first, table)`` -> ``evolve.operators.Offspring``: children of the
+      parents ``first`` by crossover and/or mutation;
     * ``select(rows, k)`` -> indices of the selected rows (``evolve.population.Rows``).
     """
     tb = base.Toolbox()

@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from evolve.engine import RunConfig, build  # noqa: E402
+from evolve.config import RunConfig  # noqa: E402
+from evolve.engine import build  # noqa: E402
 
 
 def _plain_deap_rate(n: int) -> float:

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evolve.engine import RunConfig  # noqa: E402
+from evolve.config import RunConfig  # noqa: E402
 from evolve.islands import EVENT_TOPIC, IslandOptions, IslandRun, run_islands  # noqa: E402
 
 

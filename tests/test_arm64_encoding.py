@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from core.asm import assemble
-from evolve import arm64_encoding as E
-from evolve.genes import ARM64_ALPHABET, _encode_arm64, alphabet_for
+from evolve.alphabets import arm64 as E
+from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
+from evolve.alphabets.arm64 import encode_gene as _encode_arm64
+from evolve.genes import alphabet_for
 
 
 @pytest.mark.parametrize("n_regs", [2, 4, 8])

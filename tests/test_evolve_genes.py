@@ -189,3 +189,15 @@ def test_kernel_draws_operands_like_the_alphabet(isa):
         small_k, small_p = np.mean((imm_k >= -2) & (imm_k < 17)), np.mean((imm_p >= -2) & (imm_p < 17))
         assert abs(small_k - small_p) < 0.06, (alphabet.ops[op], small_k, small_p)
         assert set((imm_k >> 28).tolist()) == set((imm_p >> 28).tolist()) or imm_p.max() < 2**28
+
+
+def test_operator_codes_follow_the_tables():
+    """Check that the kernels' mutation and crossover codes are the tables' indices, and that a
+    table naming a kind the kernels lack (or missing one) fails instead of mislabelling."""
+    assert [ops.MUT_REPLACE, ops.MUT_TWEAK, ops.MUT_INSERT, ops.MUT_DELETE, ops.MUT_SWAP, ops.MUT_FLIP] == [
+        list(ops.MUTATIONS).index(k) for k in ("replace", "tweak", "insert", "delete", "swap", "flip")]
+    assert [ops.CX_ONE_POINT, ops.CX_TWO_POINT, ops.CX_HOMOLOGOUS] == [
+        list(ops.CROSSOVERS).index(k) for k in ("one_point", "two_point", "homologous")]
+    assert ops._codes({"b": 1.0, "a": 2.0}, ("a", "b")) == (1, 0)
+    with pytest.raises(ValueError):
+        ops._codes({"a": 1.0, "renamed": 1.0}, ("a", "b"))

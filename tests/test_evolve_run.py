@@ -188,8 +188,10 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
 
 def test_counterexamples_join_the_training_set():
     """Check that a genome exact on training but wrong on validation adds counterexamples."""
-    from evolve.engine import RunConfig, build
-    from evolve.genes import ARM64_ALPHABET, ARM64_MASKS
+    from evolve.config import RunConfig
+    from evolve.engine import build
+    from evolve.alphabets.arm64 import MASKS as ARM64_MASKS
+    from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
     from evolve.toolbox import new_individual
     engine = build(RunConfig(task="clear_lowest", pop=10, generations=1, backend="emulated", n_train=16))
     engine.start()
@@ -231,8 +233,10 @@ def test_reads_entry_flags(isa, lines, expected):
 
 def test_flag_dependent_genome_is_not_a_solution():
     """Check that an exact genome reading the entry flags is refused and penalised."""
-    from evolve.engine import FLAG_PENALTY, RunConfig, build
-    from evolve.genes import ARM64_ALPHABET, CONDITIONS
+    from evolve.config import RunConfig
+    from evolve.engine import FLAG_PENALTY, build
+    from evolve.alphabets.arm64 import CONDITIONS
+    from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
     from evolve.toolbox import new_individual
     engine = build(RunConfig(task="sign", pop=10, generations=1, backend="emulated", n_train=16))
     engine.start()
@@ -253,7 +257,8 @@ def test_a_version_1_checkpoint_state_continues_like_the_rows_it_held():
     """Check that a state holding the population as individuals (checkpoint version 1) resumes
     exactly like the same state holding it as rows (version 2)."""
     import copy
-    from evolve.engine import RunConfig, build
+    from evolve.config import RunConfig
+    from evolve.engine import build
     cfg = RunConfig(task="avg", pop=40, generations=10, time_limit=None, backend="emulated", seed=2)
     engine = build(cfg)
     engine.start()
@@ -272,3 +277,19 @@ def test_a_version_1_checkpoint_state_continues_like_the_rows_it_held():
         runs.append([other.step()["best_cost"] for _ in range(3)] + [other.rows.uid.tolist(), other.evaluations])
     assert runs[0] == runs[1]
     assert runs[0][-1] > engine.evaluations
+
+
+def test_resume_overrides_and_stop_test_are_shared():
+    """Check that a resume changes only the limits (0 s: no time limit) and that the stop test
+    reads solved, generations and time the same way for single and island runs."""
+    import argparse
+
+    from evolve.config import RunConfig, apply_resume_overrides
+    from evolve.results import should_stop
+    cfg = RunConfig(generations=10, time_limit=5.0)
+    apply_resume_overrides(cfg, argparse.Namespace(generations=20, time_limit=0))
+    assert (cfg.generations, cfg.time_limit) == (20, None)
+    assert not should_stop(cfg, False, 19, 1e9)
+    assert should_stop(cfg, False, 20, 0.0) and should_stop(cfg, True, 0, 0.0)
+    cfg.stop_when_solved, cfg.time_limit = False, 3.0
+    assert not should_stop(cfg, True, 0, 2.9) and should_stop(cfg, True, 0, 3.0)

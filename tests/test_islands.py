@@ -14,7 +14,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from evolve.__main__ import main  # noqa: E402
-from evolve.engine import RunConfig  # noqa: E402
+from evolve.config import RunConfig  # noqa: E402
 from evolve.islands import EVENT_TOPIC, IslandOptions, IslandRun, finish, run_islands  # noqa: E402
 
 TIMING = {"evals_per_s", "seconds"}

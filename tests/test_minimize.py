@@ -8,7 +8,8 @@ from core.asm import assemble
 from core.executors import open_executor
 from core.outcome import Outcome
 from evolve import tasks as T
-from evolve.genes import ARM64_ALPHABET, alphabet_for
+from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
+from evolve.genes import alphabet_for
 from evolve.minimize import minimize
 
 TASK = T.get_task("clear_lowest")

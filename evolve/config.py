@@ -1,0 +1,159 @@
+"""Run configuration, shared by single and island runs: the parameters, the command line that
+sets them, what a resume may change, and the checks made before a run folder is written.
+
+Both :mod:`evolve.run` and :mod:`evolve.islands` read their arguments through this module, so a
+flag means the same thing in both and an error is reported the same way (one line, exit 2).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from evolve import fitness as fit
+from evolve import runfolder as rf
+from evolve import tasks as T
+
+
+@dataclass
+class RunConfig:
+    """Every parameter of a run (written to config.json; enough to reproduce it)."""
+
+    task: str = T.DEFAULT_TASK
+    isa: str = "arm64"
+    backend: str = "auto"
+    pop: int = 300
+    generations: int = 500
+    time_limit: float | None = 60.0
+    max_len: int = 16
+    init_len: int = 8
+    n_regs: int = 4
+    seed: int = 0
+    workers: int = 1
+    brain: bool = True
+    selection: str = "lexicase"
+    tournament_size: int = 4
+    cxpb: float = 0.3
+    mutpb: float = 0.9
+    elite: int = 4
+    n_train: int = 64
+    n_valid: int = 10_000
+    budget: int = 256
+    hof_size: int = 10
+    counterexamples: int = 8
+    checkpoint_every: int = 10
+    stop_when_solved: bool = True
+    weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        """The configuration a checkpoint recorded; keys this version does not know are ignored
+        (a checkpoint of a later version still resumes)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def validate(self) -> None:
+        """Raise ValueError with one line for any nonsensical value."""
+        checks = [
+            (self.pop >= 2, f"--pop must be at least 2, got {self.pop}"),
+            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
+            (self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive, got {self.time_limit}"),
+            (1 <= self.max_len <= 256, f"--max-len must be in [1, 256], got {self.max_len}"),
+            (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
+            (self.seed >= 0, f"--seed must be non-negative, got {self.seed}"),
+            (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
+            (self.selection in ("tournament", "lexicase"), "--selection must be tournament or lexicase"),
+            (0 <= self.elite < self.pop, f"elite must be in [0, pop), got {self.elite}"),
+            (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
+            (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),
+            (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except where there is none to show (None, False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The arguments of ``python -m evolve run`` (single and island runs)."""
+    d = RunConfig()
+    ap.add_argument("--task", default=d.task, help="built-in task name, or path/file.py:function "
+                    "(1-4 int arguments in [0, 2**64), result taken mod 2**64)")
+    ap.add_argument("--isa", default=d.isa, choices=["arm64", "x86_64"], help="instruction set to evolve")
+    ap.add_argument("--backend", default=d.backend, choices=["auto", "emulated", "native"],
+                    help="auto: native when the host runs the ISA, else the Unicorn emulator")
+    ap.add_argument("--pop", type=int, default=d.pop, help="population size")
+    ap.add_argument("--generations", type=int, default=None, help=f"maximum generations (default {d.generations})")
+    ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                    help=f"stop after this much evolution time (default {d.time_limit:.0f}; 0 = no limit)")
+    ap.add_argument("--max-len", type=int, default=d.max_len, help="maximum genome length (instructions)")
+    ap.add_argument("--regs", type=int, default=d.n_regs, help="working registers (the first hold the inputs)")
+    ap.add_argument("--selection", default=d.selection, choices=["lexicase", "tournament"],
+                    help="parent selection: lexicase keeps specialists (shuffled cases), tournament by cost")
+    ap.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
+    ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>_<task>)")
+    ap.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
+    ap.add_argument("--workers", type=int, default=d.workers, help="evaluation worker processes")
+    ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
+    ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
+    ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    isl = ap.add_argument_group("islands (Dask distributed; see evolve/islands.py)")
+    isl.add_argument("--islands", type=int, default=None, metavar="N",
+                     help="evolve N island populations of --pop each as Dask tasks")
+    isl.add_argument("--scheduler", default="local", metavar="ADDR",
+                     help="tcp://HOST:8786 (a running `dask scheduler`) or local (a LocalCluster, "
+                          "one worker process per core)")
+    isl.add_argument("--migration-every", type=int, default=5, metavar="K",
+                     help="generations between migrations (and island checkpoints)")
+    isl.add_argument("--migrants", type=int, default=5, metavar="M", help="individuals per migration (ring)")
+
+
+def _time_limit(seconds: float) -> float | None:
+    """``--time-limit``'s value: 0 means no limit."""
+    return None if seconds == 0 else seconds
+
+
+def config_from_args(args) -> RunConfig:
+    """The configuration of a new run from its command line (not yet validated)."""
+    d = RunConfig()
+    if args.time_limit is not None and args.time_limit < 0:
+        raise ValueError(f"--time-limit must be >= 0, got {args.time_limit}")
+    return RunConfig(task=args.task, isa=args.isa, backend=args.backend, pop=args.pop,
+                     generations=d.generations if args.generations is None else args.generations,
+                     time_limit=d.time_limit if args.time_limit is None else _time_limit(args.time_limit),
+                     max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
+                     brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going)
+
+
+def apply_resume_overrides(cfg: RunConfig, args) -> None:
+    """What a resume may change in a checkpoint's configuration: the generation and time limits
+    (everything else would make the continued run differ from an uninterrupted one)."""
+    if args.generations is not None:
+        cfg.generations = args.generations
+    if args.time_limit is not None:
+        cfg.time_limit = _time_limit(args.time_limit)
+
+
+def new_run_folder(args, task: str) -> Path:
+    """The folder a new run writes (``--out`` or ``runs/<date-time>_<task>``); raises
+    RunFolderError when it already holds a run, which only ``--resume`` may continue."""
+    folder = args.out or rf.default_run_dir(task)
+    if folder.exists() and any(folder.iterdir()):
+        raise rf.RunFolderError(f"{str(folder)!r} already holds a run; use --resume {folder} or another --out")
+    return folder
+
+
+def fail(message: str) -> int:
+    """Report a run that cannot start (or continue) in one line on stderr; the exit status, 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
