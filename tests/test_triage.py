@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from core.asm import assemble, disassemble
-from core.executors import emulated, open_executor
-from core.executors.a64_fastdecode import decode
-from core.executors.triage import Trap, _arm64_word_capstone, triage
+from core.executors import open_executor, tiered
+from core.executors.unicorn.fastdecode import decode
+from core.executors.unicorn.triage import Trap, _arm64_word_capstone, triage
 from core.isa import ARM64, X86_64
 
 # Top bytes of the integer classes evolution produces most, to bias random words towards them.
@@ -136,7 +136,7 @@ def test_fast_lane_equals_slow_lane(monkeypatch):
     with open_executor("arm64", backend="emulated", budget=300, seed=2) as ex:
         fast = ex.run(codes, inputs)
     assert sum(triage(c, ARM64, 256).fast for c in codes) > 60
-    monkeypatch.setattr(emulated, "triage",
+    monkeypatch.setattr(tiered, "triage",
                         lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch), fast=False))
     with open_executor("arm64", backend="emulated", budget=300, seed=2) as ex:
         slow = ex.run(codes, inputs)
@@ -157,5 +157,5 @@ def test_fast_lane_equals_slow_lane(monkeypatch):
 ])
 def test_x86_light_entry_classes(lines, kind):
     """Check which x86-64 code the native trampoline may enter without the full state reset."""
-    from core.executors.triage import x86_light
+    from core.executors.native.light import x86_light
     assert x86_light(assemble(lines, "x86_64")) == kind

@@ -12,6 +12,12 @@ Each code is a function body; the executor appends a return instruction. The cal
 convention (inputs, random non-argument registers, scratch area) is described in
 :mod:`core.isa`. Loops over genomes and cases run inside emulated or native code, never one
 Python call per case.
+
+The package is laid out by tier: ``interp/`` (the Numba interpreter over the one AArch64
+decoder), ``unicorn/`` (harness, triage, the Unicorn engine), ``native/`` (llvmlite trampoline,
+sandbox workers, :class:`~core.executors.native.backend.NativeExecutor`), ``tiered.py`` (the
+emulated backend: interpreter, then Unicorn's lanes), ``memory_map.py`` (the address space all
+tiers and the native stub share) and ``batch_state.py`` (what a genome finds at entry).
 """
 from __future__ import annotations
 
@@ -155,7 +161,7 @@ def native_available(isa: Isa) -> bool:
     if not isa.is_host():
         return False
     try:
-        from core.executors import native  # noqa: F401
+        from core.executors.native import backend  # noqa: F401
     except ImportError:
         return False
     return True
@@ -184,10 +190,10 @@ def open_executor(isa: str | Isa = "arm64", backend: str = "auto", **options) ->
                              f"{host.name if host else 'unsupported'}; use backend='emulated'")
         if not native_available(isa):
             raise ValueError("the native backend is not available on this host; use backend='emulated'")
-        from core.executors.native import NativeExecutor
+        from core.executors.native.backend import NativeExecutor
         return NativeExecutor(isa, opts)
-    from core.executors.emulated import EmulatedExecutor
-    return EmulatedExecutor(isa, opts)
+    from core.executors.tiered import TieredExecutor
+    return TieredExecutor(isa, opts)
 
 
 __all__ = ["open_executor", "ExecutorOptions", "Result", "Executor", "validate_batch", "BACKENDS",

@@ -14,20 +14,8 @@ the scratch area holds its template.
 * arm64 slow lane and x86-64: state in memory (the control block), one genome call per case;
   x86-64 fast-lane slots append an epilogue that restores what the genome wrote.
 
-Memory map (both ISAs; every region mapped once per executor):
-
-============  ==============  ========================================================
-region        address         contents
-============  ==============  ========================================================
-solo          0x0800_0000     the slow lane's one slot, nothing else within 1 MiB, r-x
-arena         0x1000_0000     genome slots (code, epilogue, return, fault padding), r-x
-stack         0x2000_0000     64 KiB stack; the scratch area sits at its top, rw-
-data          0x6000_0000     control block, random values, scratch template, entry and
-                              input tables, r-- (a genome cannot corrupt another's inputs)
-state         0x7e00_0000_0000  current case and output table, rw-
-harness       0x7000_0000     this code, r-x, > 128 MiB from the arena so no direct
-                              branch of a genome can reach it
-============  ==============  ========================================================
+The memory map (regions, control block and state block offsets) is
+:mod:`core.executors.memory_map`'s.
 """
 from __future__ import annotations
 
@@ -38,34 +26,11 @@ import keystone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
+from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, DATA_BASE, HARNESS_BASE,
+                                      RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STACK_TOP,
+                                      STATE_BASE)
 from core.isa import Isa
 from core.outcome import Outcome
-
-SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see EmulatedExecutor._load_slow_slot
-ARENA_BASE = 0x1000_0000
-ARENA_SIZE = 16 << 20
-STACK_BASE = 0x2000_0000
-STACK_SIZE = 64 << 10
-STACK_TOP = STACK_BASE + STACK_SIZE
-DATA_BASE = 0x6000_0000
-DATA_SIZE = 96 << 20
-HARNESS_BASE = 0x7000_0000
-HARNESS_SIZE = 64 << 10
-
-# Read-only control block: u64 fields at DATA_BASE. The entry table ends with the address of
-# ``all_done``, which stops the loop after the last case.
-CTL_IN_END, CTL_IN_BASE, CTL_SP, CTL_SIMD, CTL_RET = 24, 32, 48, 56, 64   # CTL_RET: x86 return point
-# The only guest-writable harness memory: the current case (OUT/IN/ENTRY pointers; arm64's fast
-# loop keeps them in d28-d30 instead) and the output table, at an address no genome stumbles on.
-STATE_BASE = 0x7E00_0000_0000
-STATE_SIZE = 128 << 20
-ST_OUT, ST_IN, ST_ENTRY = 0, 8, 16
-OUTPUTS_OFF = 4096
-RAND_OFF = 256             # 32 x u64: value of register k at RAND_OFF + 8k (x86: see X86_RAND_SLOT)
-SIMD_OFF = 512             # 32 x 16 bytes
-SCRATCH_TMPL_OFF = 1024    # up to 4096 bytes
-TABLES_OFF = 8192          # entry table, inputs, outputs (per batch)
-
 
 
 @dataclass(frozen=True)

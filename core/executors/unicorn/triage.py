@@ -11,6 +11,7 @@ scratch words it may store to.
 Every other genome takes the slow lane, where each case is bounded by an exact instruction budget
 and "trap points" apply Linux rules Unicorn lacks (SP alignment, ``eret``, ``wfi``, privileged x86
 instructions). Triage only chooses a lane; outcomes always come from execution.
+
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from functools import lru_cache
 import capstone
 
 from core.asm import disassembler
-from core.executors.a64_fastdecode import decode as fast_decode
+from core.executors.batch_state import X86_GPR
+from core.executors.unicorn.fastdecode import decode as fast_decode
 from core.isa import Isa, get_isa
 
 
@@ -66,21 +68,6 @@ _X86_PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "ou
                    "xsetbv", "monitor", "mwait", "vmcall", "vmlaunch", "vmresume", "vmxoff", "int1"}
 
 
-def _x86_gpr_table() -> dict[str, str]:
-    table = {}
-    legacy = {"rax": "eax ax al ah", "rbx": "ebx bx bl bh", "rcx": "ecx cx cl ch", "rdx": "edx dx dl dh",
-              "rsi": "esi si sil", "rdi": "edi di dil", "rbp": "ebp bp bpl"}
-    for full, parts in legacy.items():
-        table[full] = full
-        table.update({p: full for p in parts.split()})
-    for i in range(8, 16):
-        table.update({f"r{i}{s}": f"r{i}" for s in ("", "d", "w", "b")})
-    return table
-
-
-_X86_GPR = _x86_gpr_table()
-
-
 def _control_flow(insn, m: str) -> tuple[int | None, str]:
     """(relative direct target or None, reason) for a return, branch or call; ("", ...) else.
 
@@ -114,7 +101,7 @@ class _Word:
     writes: frozenset = frozenset()
     sp_mem: tuple = ()          # (disp, is_store) of each SP-based memory operand
     writes_sp: bool = False
-    exact: bool = False         # decoded by a64_fastdecode (writes known exactly)
+    exact: bool = False         # decoded by fastdecode (writes known exactly)
     plain: bool = False         # exact, and no reason, branch or stack access: only writes matter
     sp_value: bool = False      # reads SP as a value (may then store anywhere on the stack)
     machine_state: bool = False  # system instruction, or SIMD/FP/system registers
@@ -311,15 +298,15 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
                     lo = scratch + op.mem.disp
                     words.update(w for w in range(lo // 8 * 8, lo + op.size, 8))
         for r in {insn.reg_name(x) for x in writes}:
-            if r in _X86_GPR:
-                clobbered.add(_X86_GPR[r])
+            if r in X86_GPR:
+                clobbered.add(X86_GPR[r])
             elif r not in ("rflags", "rip"):
                 reason = reason or f"writes {r} at +{off}"
         for r in {insn.reg_name(x) for x in reads}:
             if r == "rsp":
                 if not rsp_base:
                     reason = reason or f"reads rsp as a value at +{off}"
-            elif r not in _X86_GPR and r not in ("rflags", "rip"):
+            elif r not in X86_GPR and r not in ("rflags", "rip"):
                 reason = reason or f"reads {r} at +{off}"
         if not rsp_mem_ok:
             reason = reason or f"stack access outside the red zone at +{off}"
@@ -338,51 +325,3 @@ def _triage_cached(code: bytes, isa_name: str, scratch: int) -> Triage:
 def triage(code: bytes, isa: Isa | str, scratch: int) -> Triage:
     """Decide the lane for ``code`` given a scratch area of ``scratch`` bytes (cached)."""
     return _triage_cached(bytes(code), get_isa(isa).name, scratch)
-
-
-# Instructions that change state the native light entry does not restore, whatever capstone
-# says about their registers (DF/AC, MXCSR, x87 control, segment bases, extended state).
-_X86_HEAVY = {"std", "popf", "popfq", "popfd", "stac", "clac", "ldmxcsr", "fldcw", "fldenv", "frstor",
-              "fxrstor", "fxrstor64", "xrstor", "xrstor64", "xrstors", "xrstors64", "wrfsbase",
-              "wrgsbase", "fninit", "finit", "emms", "femms", "vzeroupper", "vzeroall"}
-
-
-@lru_cache(maxsize=1 << 16)
-def x86_light(code: bytes) -> int:
-    """How the native trampoline may enter x86-64 ``code``: 0 full entry; 1 light entry, the
-    code never uses rsp (the red zone need not be refilled); 2 light entry with the red zone.
-
-    Light: the code provably touches only general registers, flags and memory, so the native
-    trampoline skips loading SIMD/x87 state before the call and restoring FP control, DF/AC
-    and the TLS base after it: such code can read or change none of them. Any doubt (an
-    undecodable byte, a register capstone names outside the general set, a listed
-    instruction) gives 0. Decided per instruction (cached), as genomes share instructions."""
-    kind, decoded = 1, 0
-    for address, size, _, _ in disassembler("x86_64").disasm_lite(bytes(code), 0):
-        k = _x86_insn_light(bytes(code[address:address + size]))
-        if k == 0:
-            return 0
-        kind = max(kind, k)
-        decoded = address + size
-    return kind if decoded == len(code) else 0
-
-
-@lru_cache(maxsize=1 << 18)
-def _x86_insn_light(insn_bytes: bytes) -> int:
-    insn = next(disassembler("x86_64", detail=True).disasm(insn_bytes, 0, 1), None)
-    if insn is None or insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")):
-        return 0
-    try:
-        reads, writes = insn.regs_access()
-    except capstone.CsError:
-        return 0
-    kind = 1
-    for r in {insn.reg_name(x) for x in (*reads, *writes)}:
-        if r in ("rsp", "esp", "sp", "spl"):
-            kind = 2
-        elif r not in _X86_GPR and r not in ("rflags", "rip"):
-            return 0
-    for op in insn.operands:
-        if op.type == capstone.CS_OP_MEM and op.mem.segment:
-            return 0   # fs:/gs: addressing reads the TLS bases
-    return kind
