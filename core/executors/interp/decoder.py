@@ -1,9 +1,11 @@
-"""The interpreter's AArch64 decoder: machine words -> the micro-op table it runs.
+"""The one AArch64 decoder: machine words -> the micro-op table every consumer reads.
 
 :func:`decode` turns the words of a whole population (one flat ``uint32`` array plus CSR
 offsets) into a control table (one int64 row per word: kind, registers, operand form, branch
 target, memory flags, see ``F_*``), an immediate table and a per-genome "supported" flag. The
-interpreter (:mod:`core.executors.interp.execute`) runs those rows.
+interpreter (:mod:`core.executors.interp.execute`) runs those rows; Unicorn's triage reads the
+same rows through :func:`word_facts` (registers written, branch target, stack accesses) and
+asks capstone only about words outside it.
 
 A genome is supported only if every word is in the subset and the result provably equals
 Unicorn's, bit for bit (``tests/test_a64_interp.py`` checks): integer data processing, forward
@@ -183,10 +185,14 @@ def _undefined(ctl):
 
 
 @njit(cache=True)
-def _decode_word(w, pos, start, end, solo_size, ctl, imm):
+def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
     """Fill one micro-op row from word ``w`` at flat index ``pos`` of genome ``[start, end)``.
 
-    Returns False when the word is outside the subset (the genome then goes to Unicorn)."""
+    Returns False when the word is outside the subset (the genome then goes to Unicorn).
+    ``strict`` False (triage, see :func:`word_facts`): also decode the words the interpreter
+    refuses only for what they would need at run time (x30, a far branch, smulh with Ra != 31),
+    so that their registers and targets are known."""
+    x30 = 30 if strict else -1             # x30 holds the harness's return address: not modelled
     rd = w & 31
     rn = (w >> 5) & 31
     rm = (w >> 16) & 31
@@ -220,7 +226,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
         kind = (w >> 23) & 7
         if kind == 0b010:                   # add/sub (immediate)
             s = (w >> 29) & 1
-            if rn == 31 or (rd == 31 and not s) or rn == 30 or rd == 30:
+            if rn == 31 or (rd == 31 and not s) or rn == x30 or rd == x30:
                 return False
             ctl[F_KIND] = K_ADDSUB
             ctl[F_OP] = (w >> 30) & 1
@@ -233,7 +239,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
             ok, wmask, _t = bitmasks(n, (w >> 10) & 0x3F, (w >> 16) & 0x3F, True, 64 if sf else 32)
             if (not sf and n) or not ok:
                 return _undefined(ctl)
-            if (rd == 31 and opc != 3) or rn == 30 or rd == 30:
+            if (rd == 31 and opc != 3) or rn == x30 or rd == x30:
                 return False
             ctl[F_KIND] = K_LOGIC
             ctl[F_OP] = opc
@@ -244,7 +250,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
             hw = (w >> 21) & 3
             if opc == 1 or (not sf and hw >= 2):
                 return _undefined(ctl)
-            if rd == 30:
+            if rd == x30:
                 return False
             ctl[F_KIND] = K_MOVW
             ctl[F_OP] = opc
@@ -258,7 +264,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
             imms = (w >> 10) & 0x3F
             if opc == 3 or n != sf or (not sf and (immr >= 32 or imms >= 32)):
                 return _undefined(ctl)
-            if rn == 30 or rd == 30:
+            if rn == x30 or rd == x30:
                 return False
             ok, wmask, tmask = bitmasks(n, imms, immr, False, 64 if sf else 32)
             if not ok:
@@ -275,13 +281,13 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
             imms = (w >> 10) & 0x3F
             if (w >> 22) & 1 != sf or (w >> 29) & 3 or (w >> 21) & 1 or (not sf and imms >= 32):
                 return _undefined(ctl)
-            if rn == 30 or rd == 30 or rm == 30:
+            if rn == x30 or rd == x30 or rm == x30:
                 return False
             ctl[F_KIND] = K_EXTR
             ctl[F_AMT] = imms
             return True
         if kind <= 0b001:                   # adr/adrp: a constant, as PC-relative code runs in
-            if rd == 30:                    # the solo slot (triage's slow lane) at a fixed address
+            if rd == x30:                    # the solo slot (triage's slow lane) at a fixed address
                 return False
             pc = SOLO_BASE + 4 * (pos - start)
             off = sext(np.uint64((((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)), 21)
@@ -298,7 +304,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
     if (w >> 25) & 15 == 0b0101 or (w >> 25) & 15 == 0b1101:   # data processing (register)
         # x30 in a register field: unsupported, unless the encoding is unallocated anyway
         ccmp_imm = (w >> 21) & 0xFF == 0b11010010 and (w >> 11) & 1
-        lr = rd == 30 or rn == 30 or (rm == 30 and not ccmp_imm)
+        lr = rd == x30 or rn == x30 or (rm == x30 and not ccmp_imm)
         op1 = (w >> 28) & 1
         b24_21 = (w >> 21) & 15
         if not op1:
@@ -393,7 +399,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
             o0 = (w >> 15) & 1
             if (w >> 29) & 3 or op31 in (3, 4, 7) or (op31 in (2, 6) and o0) or (not sf and op31):
                 return _undefined(ctl)
-            if lr or ra == 30 or (op31 in (2, 6) and ra != 31):   # smulh/umulh: Ra should be 31
+            if lr or ra == x30 or (strict and op31 in (2, 6) and ra != 31):   # smulh/umulh: Ra should be 31
                 return False
             ctl[F_KIND] = K_DP3
             ctl[F_OP] = (op31 << 1) | o0
@@ -402,7 +408,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
         return False
     if (w >> 26) == 0b000101:               # b
         tgt = pos + _sxi(w & 0x3FFFFFF, 26)
-        if not _reachable(tgt - start, solo_size):
+        if strict and not _reachable(tgt - start, solo_size):
             return False
         ctl[F_KIND] = K_B
         ctl[F_COND] = 14
@@ -418,7 +424,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
         return True
     if (w >> 25) & 0x3F == 0b011010:        # cbz/cbnz
         tgt = pos + _sxi((w >> 5) & 0x7FFFF, 19)
-        if rd == 30:
+        if rd == x30:
             return False
         ctl[F_KIND] = K_CBZ
         ctl[F_OP] = (w >> 24) & 1
@@ -427,7 +433,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
         return True
     if (w >> 25) & 0x3F == 0b011011:        # tbz/tbnz
         tgt = pos + _sxi((w >> 5) & 0x3FFF, 14)
-        if rd == 30:
+        if rd == x30:
             return False
         ctl[F_KIND] = K_TBZ
         ctl[F_OP] = (w >> 24) & 1
@@ -442,7 +448,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm):
         ctl[F_KIND] = K_NOP
         return True
     vec = flags & M_VEC
-    if (not vec and (rt == 30 or (flags & M_PAIR and rt2 == 30))) or rn == 30 or (form == A_REG and rm == 30):
+    if (not vec and (rt == x30 or (flags & M_PAIR and rt2 == x30))) or rn == x30 or (form == A_REG and rm == x30):
         return False
     ctl[F_KIND] = K_MEM
     ctl[F_RD] = rt
@@ -489,7 +495,7 @@ def decode(words, offsets, scratch, budget, solo_size=4096):
         for pos in range(start, end):
             if not ok:
                 break
-            ok = _decode_word(np.int64(words[pos]), pos, start, end, solo_size, ctl[pos], imm[pos])
+            ok = _decode_word(np.int64(words[pos]), pos, start, end, solo_size, ctl[pos], imm[pos], True)
             if ok and ctl[pos, F_KIND] == K_MEM:
                 _narrow_scratch_access(ctl[pos], imm[pos], scratch)
         supported[g] = ok
@@ -511,3 +517,49 @@ def _narrow_scratch_access(ctl, imm, scratch):
         if ctl[F_OP] and ctl[F_RD] == 31:
             ctl[F_RD] = ZR_WRITE
 
+
+NOP = 0xD503201F
+#: kinds whose row writes the register in F_RD (loads: see word_facts)
+_WRITES_RD = (K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_ADC)
+
+
+@njit(cache=True)
+def word_facts(w):
+    """What static triage needs about word ``w``, read from its decoded row.
+
+    Returns (known, writes, has_branch, branch, has_sp, sp_disp, sp_store): ``writes`` the bit
+    mask of the general registers x0-x30 written; ``branch`` the relative byte target of a
+    direct branch; ``sp_disp``/``sp_store`` the displacement and direction of an SP-based
+    access (a pair counts once). ``known`` is False where the answer is not certain from the
+    row alone, and capstone decides: words outside the decoder, unallocated encodings (SIGILL
+    here, but capstone may name registers they touch), PC-relative words, prefetches, SIMD/FP
+    and register-offset or writeback accesses, pairs other than the signed-offset form."""
+    ctl = np.zeros(N_FIELDS, dtype=np.int64)
+    imm = np.zeros(2, dtype=np.uint64)
+    unknown = (False, 0, False, 0, False, 0, False)
+    if not _decode_word(np.int64(w), 0, 0, 1, 0, ctl, imm, False):
+        return unknown
+    kind = ctl[F_KIND]
+    if kind == K_SIGILL or (kind == K_NOP and w != NOP) or (w & 0x1F000000) == 0x10000000:
+        return unknown
+    writes = 0
+    rd = ctl[F_RD]
+    if kind in _WRITES_RD and rd < 31:
+        writes = 1 << rd
+    if kind == K_B or kind == K_CBZ or kind == K_TBZ:
+        return (True, writes, True, 4 * ctl[F_TGT], False, 0, False)
+    if kind != K_MEM:
+        return (True, writes, False, 0, False, 0, False)
+    flags = ctl[F_MEMF]
+    if flags & (M_VEC | M_LIT | M_PRFM) or ctl[F_WB] != WB_NONE or ctl[F_O2] == A_REG \
+            or (flags & M_PAIR and (w >> 23) & 3 != 2):
+        return unknown
+    load = flags & M_LOAD != 0
+    if load:
+        if rd < 31:
+            writes |= 1 << rd
+        if flags & M_PAIR and ctl[F_RT2] < 31:
+            writes |= 1 << ctl[F_RT2]
+    if ctl[F_RN] == 31:
+        return (True, writes, False, 0, True, np.int64(imm[I_IMM]), not load)
+    return (True, writes, False, 0, False, 0, False)

@@ -12,6 +12,10 @@ Every other genome takes the slow lane, where each case is bounded by an exact i
 and "trap points" apply Linux rules Unicorn lacks (SP alignment, ``eret``, ``wfi``, privileged x86
 instructions). Triage only chooses a lane; outcomes always come from execution.
 
+On arm64 each word's facts (registers written, direct branch target, SP-based accesses) come from
+the interpreter's decoder (:func:`core.executors.interp.decoder.word_facts`, one Numba call per
+new word); capstone (~70 us a word through its Python binding) decides only the words that
+decoder does not answer with certainty. ``tests/test_triage.py`` checks that both agree.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import capstone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_GPR
-from core.executors.unicorn.fastdecode import decode as fast_decode
+from core.executors.interp.decoder import word_facts
 from core.isa import Isa, get_isa
 
 
@@ -101,7 +105,7 @@ class _Word:
     writes: frozenset = frozenset()
     sp_mem: tuple = ()          # (disp, is_store) of each SP-based memory operand
     writes_sp: bool = False
-    exact: bool = False         # decoded by fastdecode (writes known exactly)
+    exact: bool = False         # answered by the decoder's word_facts (writes known exactly)
     plain: bool = False         # exact, and no reason, branch or stack access: only writes matter
     sp_value: bool = False      # reads SP as a value (may then store anywhere on the stack)
     machine_state: bool = False  # system instruction, or SIMD/FP/system registers
@@ -109,11 +113,13 @@ class _Word:
 
 @lru_cache(maxsize=1 << 18)
 def _arm64_word(word: bytes) -> _Word:
-    facts = fast_decode(int.from_bytes(word, "little"))
-    if facts is not None:
-        reason = "writes x30" if "x30" in facts.writes else ""
-        plain = not reason and facts.branch is None and not facts.sp_mem
-        return _Word(reason, None, facts.branch, facts.writes, facts.sp_mem, False, True, plain)
+    known, writes, has_branch, branch, has_sp, disp, store = word_facts(int.from_bytes(word, "little"))
+    if known:
+        reason = "writes x30" if writes >> 30 & 1 else ""
+        sp_mem = ((disp, store),) if has_sp else ()
+        branch = branch if has_branch else None
+        plain = not reason and branch is None and not sp_mem
+        return _Word(reason, None, branch, _names(writes), sp_mem, False, True, plain)
     return _arm64_word_capstone(word)
 
 
@@ -212,12 +218,12 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
             mask |= bits
             continue  # the common case: an integer instruction with no branch or stack access
         off = 4 * index
-        facts = fast_decode(value)
-        if facts is not None and facts.branch is None and not facts.sp_mem and "x30" not in facts.writes:
+        known, bits, has_branch, _, has_sp, _, _ = word_facts(value)
+        if known and not has_branch and not has_sp and not bits >> 30 & 1:
             # plain (see _Word.plain), decided without building the word's full facts
             if len(plain_mask) > _PLAIN_MAX:
                 plain_mask.clear()
-            plain_mask[value] = bits = sum(1 << int(r[1:]) for r in facts.writes)
+            plain_mask[value] = bits
             mask |= bits
             continue
         info = _arm64_word(code[off:off + 4])
