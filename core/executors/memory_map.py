@@ -50,7 +50,7 @@ STACK_BASE, STACK_SIZE = 0x2000_0000, 64 << 10
 STACK_TOP = STACK_BASE + STACK_SIZE
 
 # ---------------------------------------------------------------- Unicorn (and the interpreter)
-SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see UnicornEngine.load_slow_slot
+SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see UnicornEngine._load_slow_slot
 DATA_BASE, DATA_SIZE = 0x6000_0000, 96 << 20
 HARNESS_BASE, HARNESS_SIZE = 0x7000_0000, 64 << 10
 STATE_BASE, STATE_SIZE = 0x7E00_0000_0000, 128 << 20

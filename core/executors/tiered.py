@@ -5,9 +5,9 @@ Every genome of a batch goes to the first tier that takes it:
 1. the interpreter (:mod:`core.executors.interp`, arm64 only): the decoder's micro-op table of
    the whole population at once, then every genome whose every word is in its subset (integer
    data processing, branches and loops, PC-relative code, loads and stores that hit the scratch
-   area or certainly fault: ~87% of alphabet genomes with raw words). It needs no translation
-   and agrees with Unicorn bit for bit (``tests/test_a64_interp.py``); Unicorn spends ~45 us
-   translating each genome it has not seen, and evolution's genomes are nearly all new. A
+   area or certainly fault: most alphabet genomes, raw words included). It needs no
+   translation and agrees with Unicorn bit for bit (``tests/test_a64_interp.py``); Unicorn
+   translates each genome it has not seen, and evolution's genomes are nearly all new. A
    genome whose access may reach other mapped memory is deferred to Unicorn, as is every genome
    outside the subset. ``TieredExecutor.interpreter = False`` turns this tier off;
 2. Unicorn's fast lane (:meth:`UnicornEngine.run_fast`): genomes that triage

@@ -482,7 +482,8 @@ def _reachable(rel, solo_size):
 def decode(words, offsets, scratch, budget, solo_size=4096):
     """Micro-op tables for the genomes ``words[offsets[g]:offsets[g + 1]]``.
 
-    ``scratch`` and ``budget`` are checked at run time (kept for the call's shape).
+    ``scratch``: bytes of the scratch area (aligned 64-bit SP accesses inside it become K_SP64
+    rows); ``budget`` and ``solo_size`` are checked at run time (kept for the call's shape).
     Returns (ctl int64 [n_words, N_FIELDS], imm uint64 [n_words, 2], supported bool [n])."""
     n = offsets.shape[0] - 1
     total = words.shape[0]

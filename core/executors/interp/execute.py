@@ -1,6 +1,6 @@
 """The interpreter tier: runs the decoder's micro-op rows of every supported genome on every case.
 
-Unicorn translates every genome it has not seen before (~45 us), which caps evolution far
+Unicorn translates every genome it has not seen before, which caps evolution far
 below its target rate; random genomes are nearly all new. Most of them use only integer data
 processing, forward branches and the scratch loads/stores of the gene alphabet, and those are
 cheap to interpret straight from their decoded words (:mod:`core.executors.interp.decoder`):

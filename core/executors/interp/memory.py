@@ -1,7 +1,7 @@
 """The interpreter's memory model: where a load or store of a genome goes, decided per case.
 
 Most memory words of random genomes use random register values as addresses: Unicorn faults on
-them (SIGSEGV), and each such genome cost ~0.8-2.5 ms there. The interpreter
+them (SIGSEGV), and each fault costs a genome dearly there. The interpreter
 (:func:`core.executors.interp.execute.execute`) decides per case, at run time, where an access
 goes:
 

@@ -14,9 +14,10 @@ offsets   uint64 [n_genomes + 1] into the code blob    owner
 blob      the genomes' code, concatenated              owner
 ========  ===========================================  ======================
 
-Workers are fresh interpreters (``python -m core.executors.native.sandbox``) connected by a socket pair:
-nothing of the owner's state (threads, locks, the user's ``__main__``) leaks into them. A worker never trusts its own survival: the owner judges
-it by its exit, its deadline and the sentinel genomes' results (:mod:`core.executors.native.backend`).
+Workers are fresh interpreters (``python -m core.executors.native.sandbox``) connected by a socket
+pair: nothing of the owner's state (threads, locks, the user's ``__main__``) leaks into them. A
+worker never trusts its own survival: the owner judges it by its exit, its deadline and the
+sentinel genomes' results (:mod:`core.executors.native.backend`).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ which lane (from :mod:`core.executors.unicorn.triage`), and calls:
   exactly its own budget (TIMEOUT) and never the other cases'.
 
 Unicorn runs with its virtual TLB (identity mapping, the same permission checks): in this
-build the CPU TLB sends every guest store through a slow path (~40-60 ns vs ~4 ns measured).
+build the CPU TLB sends every guest store through a slow path (README: executor figures).
 ARM64 runs at EL0 with Linux's SCTLR_EL1 user bits; system-register accesses go through a hook
 that applies Linux's EL0 rules, since Unicorn's MRS hook bypasses its own access checks.
 """
@@ -88,8 +88,8 @@ _EL0_SYS = {(3, 7, 4, 1), (3, 7, 10, 1), (3, 7, 11, 1), (3, 7, 14, 1), (3, 7, 12
 class _Watchdog:
     """Stops a fast-lane ``emu_start`` that overruns its deadline, from one long-lived thread.
 
-    Unicorn's own ``timeout`` starts a thread per ``emu_start`` (~115 us each, measured), and
-    ``count`` instruments every instruction (~2x slower); fast-lane code cannot hang by
+    Unicorn's own ``timeout`` starts a thread per ``emu_start``, and ``count`` instruments
+    every instruction (README: executor figures); fast-lane code cannot hang by
     construction, so a cheap deadline is the right safety net.
     """
 
@@ -309,8 +309,8 @@ class UnicornEngine:
         """Place ready slots in the arena; returns their entry addresses.
 
         The arena is content-addressed: a slot already resident keeps its address and its
-        translated code, so re-running a genome costs no new translation (Unicorn spends
-        ~10-25 us translating each new genome, more than 64 cases of executing it).
+        translated code, so re-running a genome costs no new translation (translating a new
+        genome costs Unicorn more than 64 cases of executing it).
         """
         uc, size = self.uc, self.slot_size
         if len(slots) > self._n_slots:
@@ -330,7 +330,7 @@ class UnicornEngine:
             else:
                 self._resident.move_to_end(content)
             addrs.append(MM.ARENA_BASE + index * size)
-        # One write per run of consecutive slots: each write costs Unicorn ~20 us.
+        # One write per run of consecutive slots: each write is dear in Unicorn.
         new.sort()
         start = 0
         while start < len(new):
@@ -471,7 +471,7 @@ class UnicornEngine:
                 self._watchdog.arm(5.0 + 20e-6 * total)
                 fault = self._emu(begin, hz.all_done)
                 fired = self._watchdog.disarm()
-                pc = uc.reg_read(self._pc) if fault is None else -1   # each read costs ~1 us
+                pc = uc.reg_read(self._pc) if fault is None else -1   # a register read is dear: skip it after a fault
                 if pc == hz.all_done:
                     break
                 k = (uc.reg_read(A.UC_ARM64_REG_D31) - out0) // 8

@@ -173,7 +173,7 @@ _SLOT_PROLOGUE = ("fmov x0, d30", "ldp x2, x3, [x0, #16]", "ldp x0, x1, [x0]",
 _SLOT_STORE = ("fmov x1, d31", "str x0, [x1], #8", "fmov d31, x1")
 # Next case of this slot (its address is the current entry, [d27]) or next_genome (d28): one
 # TB per slot and one indirect branch per case; a direct loop branch would need a second TB
-# per slot for the exit path, ~10 us more of translation per new genome.
+# per slot for the exit path, more translation per new genome (README: executor figures).
 _SLOT_LOOP = ("fmov x0, d30", "add x0, x0, #32", "fmov d30, x0", "fmov x1, d29", "cmp x0, x1",
               "fmov x2, d27", "ldr x2, [x2]", "fmov x3, d28", "csel x0, x2, x3, lo", "br x0")
 
@@ -203,7 +203,7 @@ def _str_sp(rt: int, offset: int) -> int:
 def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
     """Words that give back the random values of what a fast-lane genome wrote.
 
-    Encoded bit by bit (not through keystone, ~50 us a call): evolution makes many distinct sets.
+    Encoded bit by bit (not through keystone, slow per call): evolution makes many distinct sets.
     x0-x3 are reloaded by the slot itself; x1 and x2 serve as base and temporary.
     """
     regs = sorted(int(r[1:]) for r in clobbered if r[1:].isdigit() and 3 < int(r[1:]) < 30)
@@ -224,7 +224,7 @@ def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> 
 
 # Instructions that trap whatever the machine state: (mask, value, outcome). They are rewritten
 # in fast-lane slots into a branch to a stub that reports the outcome inside the guest: the same
-# outcome at the same point of execution, without the Python hook (~7 us) a trap costs.
+# outcome at the same point of execution, without the Python hook a trap costs (README: executor figures).
 _STATIC_TRAPS = ((0xFFFF0000, 0x00000000, Outcome.SIGILL),    # udf #imm16: permanently undefined
                  (0xFFE0001F, 0xD4000001, Outcome.SYSCALL),   # svc #imm16
                  (0xFFE0001F, 0xD4200000, Outcome.SIGTRAP))   # brk #imm16

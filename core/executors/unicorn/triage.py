@@ -14,7 +14,7 @@ instructions). Triage only chooses a lane; outcomes always come from execution.
 
 On arm64 each word's facts (registers written, direct branch target, SP-based accesses) come from
 the interpreter's decoder (:func:`core.executors.interp.decoder.word_facts`, one Numba call per
-new word); capstone (~70 us a word through its Python binding) decides only the words that
+new word); capstone (far dearer through its Python binding) decides only the words that
 decoder does not answer with certainty. ``tests/test_triage.py`` checks that both agree.
 """
 from __future__ import annotations
