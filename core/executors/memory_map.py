@@ -30,6 +30,7 @@ control block  ``CTL_BASE``          native     loop state, saved host registers
 
 The native worker puts ``PROT_NONE`` guard pages (``PAGE``) around each of its regions and
 keeps an alternate signal stack of ``ALT_SIZE`` wherever mmap places it.
+The stack pointer a genome finds at entry is the same on every tier: :func:`genome_sp`.
 
 Where the layouts differ, on purpose: Unicorn keeps the batch's read-only data (``DATA_BASE``)
 apart from the little the guest harness writes (``STATE_BASE``), so that a genome cannot
@@ -48,6 +49,14 @@ PAGE = 4096
 ARENA_BASE, ARENA_SIZE = 0x1000_0000, 16 << 20
 STACK_BASE, STACK_SIZE = 0x2000_0000, 64 << 10
 STACK_TOP = STACK_BASE + STACK_SIZE
+X86_ENTRY_RSP = STACK_TOP - 72   # x86-64: the return address at [rsp], the red zone (scratch) below
+
+
+def genome_sp(isa: str, scratch: int) -> int:
+    """The stack pointer a genome finds at entry on every tier: arm64 ``STACK_TOP - scratch``
+    (the scratch area ``[sp, sp + scratch)`` is the stack's top), x86-64 ``X86_ENTRY_RSP``."""
+    return X86_ENTRY_RSP if isa == "x86_64" else STACK_TOP - scratch
+
 
 # ---------------------------------------------------------------- Unicorn (and the interpreter)
 SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see UnicornEngine._load_slow_slot

@@ -30,7 +30,7 @@ from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND
                                            K_LOGIC, K_MEM, K_MOVW, K_SIGILL, K_SP64, K_TBZ, M_LIT, M_LOAD, M_PAIR,
                                            M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE, WB_POST, ZR_READ,
                                            decode)
-from core.executors.memory_map import STACK_TOP
+from core.executors.memory_map import genome_sp
 from core.outcome import Outcome
 
 OK = int(Outcome.OK)
@@ -394,6 +394,6 @@ def interpret(codes, table, regs, scratch: bytes, budget: int, outputs, outcomes
         execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
                 np.ascontiguousarray(regs, dtype=np.uint64), np.frombuffer(scratch, dtype=np.uint8).copy(),
                 np.frombuffer(simd, dtype=np.uint8).reshape(32, 16).copy(), budget, post,
-                STACK_TOP - len(scratch), solo_size, outputs, outcomes, deferred)
+                genome_sp("arm64", len(scratch)), solo_size, outputs, outcomes, deferred)
         supported &= ~deferred
     return supported

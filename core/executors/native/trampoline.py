@@ -16,7 +16,7 @@ from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
                                       JMPBUF, LAST_TICK, LIGHT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
                                       SAVED_FP, SAVED_REGS, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, TMPL,
-                                      X86_FP0)
+                                      X86_FP0, genome_sp)
 
 
 def _x86_asm(scratch: int) -> list[str]:
@@ -24,7 +24,7 @@ def _x86_asm(scratch: int) -> list[str]:
         return f"qword ptr [{CTL_BASE + off:#x}]"
 
     saved = ("rbx", "rbp", "r12", "r13", "r14", "r15")
-    sp0 = STACK_TOP - 72   # as the emulator: return address at [rsp], red zone below
+    sp0 = genome_sp("x86_64", scratch)   # the return address at [rsp], the red zone below
     a = [".intel_syntax noprefix", ".text", ".globl melvin_enter", ".globl melvin_fixup", ".p2align 4",
          "melvin_enter:", "test rdx, rdx", "jnz 7f"]
     a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
@@ -93,6 +93,7 @@ def _arm64_asm(scratch: int) -> list[str]:
           "mrs x17, tpidr_el0", f"str x17, [x16, #{SAVED_TLS}]",
           "mrs x17, fpcr", f"str x17, [x16, #{SAVED_FP}]",
           "mov x30, x0", "mov x9, x1",
+          # sp = memory_map.genome_sp("arm64", scratch), that is STACK_TOP - scratch
           f"movz x17, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x17, x17, #{scratch}", "mov sp, x17",
           f"add x10, x16, #{TMPL}"]
     a += ["ldp x11, x12, [x10], #16", "stp x11, x12, [x17], #16"] * (scratch // 16)

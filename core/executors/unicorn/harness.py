@@ -27,8 +27,8 @@ import keystone
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, DATA_BASE, HARNESS_BASE,
-                                      RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STACK_TOP,
-                                      STATE_BASE)
+                                      RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STATE_BASE,
+                                      genome_sp)
 from core.isa import Isa
 from core.outcome import Outcome
 
@@ -56,7 +56,7 @@ def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
     state after a fault. Its loop state lives in d26-d31, which fast-lane genomes never touch:
     in this Unicorn build a guest store is dear and an indirect branch costs a TB lookup, so the
     loop keeps both out of the per-case path (one output store, one ``br`` per case)."""
-    sp_init = STACK_TOP - scratch
+    sp_init = genome_sp("arm64", scratch)
     base = f"movz x16, #{DATA_BASE >> 16}, lsl #16"
     src = ["full_reset:", base,
            f"ldr x17, [x16, #{CTL_SP}]", "mov sp, x17"]
@@ -104,7 +104,7 @@ def _x86_source(scratch: int) -> tuple[list[str], int, int]:
     read through r9) so that r9 can take its random value just before the jump."""
     # At entry rsp = sp_init - 8 with the return address at [rsp]; the genome's red zone (its
     # scratch) is [sp_init - 8 - scratch, sp_init - 8).
-    sp_init = STACK_TOP - 64
+    sp_init = genome_sp("x86_64", scratch) + 8
     scratch_base = sp_init - 8 - scratch
 
     def q(off: int) -> str:
