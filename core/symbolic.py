@@ -3,7 +3,7 @@
 Testing can miss the inputs a program gets wrong (uniform 64-bit values almost never have many
 leading zeros) and the machine states it depends on (a register that is not an argument). A
 proof cannot: :func:`translate` reads the code through the interpreter tier's decoder, the same
-micro-op rows :func:`core.executors.a64_interp.execute` runs, and builds for loop-free code
+micro-op rows :func:`core.executors.interp.execute.execute` runs, and builds for loop-free code
 
 * ``result``: x0 at the return, a 64-bit term over the entry state;
 * ``crashes``: when the code does not return normally (an undefined word, a branch out of it);
@@ -28,8 +28,8 @@ try:
 except ImportError as exc:  # a clear message at first use, naming the package
     raise ImportError("Melvin's proofs need the z3 SMT solver: pip install z3-solver") from exc
 
-from core.executors import a64_interp as I
-from core.executors import a64_mem as MEM
+from core.executors.interp import decoder as I
+from core.executors.interp.execute import flatten
 
 W64 = 64
 ENTRY_FLAGS = (0, 1, 1, 0)   # NZCV = Z|C: what every executor gives a genome (batch_state)
@@ -219,23 +219,23 @@ def _store(mem, at: int, n: int, value) -> None:
 
 def _mem_op(ctl, imm: int, st: _State, scratch: int, word: int) -> None:
     flags = int(ctl[I.F_MEMF])
-    if flags & (MEM.M_VEC | MEM.M_LIT) or ctl[I.F_RN] != 31 or ctl[I.F_O2] != MEM.A_IMM or ctl[I.F_WB]:
+    if flags & (I.M_VEC | I.M_LIT) or ctl[I.F_RN] != 31 or ctl[I.F_O2] != I.A_IMM or ctl[I.F_WB]:
         raise Unsupported(f"word {word:#010x}: memory other than the scratch area at a fixed offset")
     n1 = 1 << int(ctl[I.F_SIZE])
-    count = 2 if flags & MEM.M_PAIR else 1
+    count = 2 if flags & I.M_PAIR else 1
     off = int(np.int64(np.uint64(imm)))
     if off < 0 or off + n1 * count > scratch:
         raise Unsupported(f"word {word:#010x}: an access outside the scratch area")
     for k in range(count):
         rt = int(ctl[I.F_RD] if k == 0 else ctl[I.F_RT2])
         at = off + k * n1
-        if flags & MEM.M_LOAD:
+        if flags & I.M_LOAD:
             if rt == 31:
                 continue
             v = _load(st.mem, at, n1)
-            if flags & MEM.M_SIGNED:
+            if flags & I.M_SIGNED:
                 v = _sext(v, 8 * n1)
-            if flags & MEM.M_W32:
+            if flags & I.M_W32:
                 v = v & M32
             st.regs[rt] = v
         else:
@@ -396,7 +396,7 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
     """The symbolic meaning of ``code`` (a body, as executors take it); raises Unsupported."""
     if len(code) % 4:
         raise Unsupported("code length is not a multiple of 4")
-    words, offsets = I.flatten([code])
+    words, offsets = flatten([code])
     ctl, imm, supported = I.decode(words, offsets, scratch, budget, solo_size)
     n = len(words)
     if not supported[0]:

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from core.asm import assemble
-from core.executors import a64_interp, open_executor
+from core.executors import memory_map as MM
+from core.executors import open_executor
+from core.executors.interp import decoder, execute
 from core.outcome import Outcome
 from evolve.genes import alphabet_for
 
@@ -49,8 +51,8 @@ def _both(ex, codes, inputs, seed=0):
 
 
 def _supported(codes, scratch=256, budget=2048) -> np.ndarray:
-    words, offsets = a64_interp.flatten(codes)
-    return a64_interp.decode(words, offsets, scratch, budget)[2]
+    words, offsets = execute.flatten(codes)
+    return decoder.decode(words, offsets, scratch, budget)[2]
 
 
 def _assert_same(codes, fast, ref, only=None):
@@ -249,8 +251,8 @@ def test_unallocated_data_processing_words_are_sigill(ex):
     words = rng.integers(0, 2**32, 40000, dtype=np.uint64).astype(np.uint32)
     group = (words >> 25) & 15
     words = words[(group == 5) | (group == 13) | (group == 8) | (group == 9)]
-    ctl, _, supported = a64_interp.decode(words, np.arange(len(words) + 1, dtype=np.int64), 256, 2048)
-    undefined = words[supported & (ctl[:, a64_interp.F_KIND] == a64_interp.K_SIGILL)][:3000]
+    ctl, _, supported = decoder.decode(words, np.arange(len(words) + 1, dtype=np.int64), 256, 2048)
+    undefined = words[supported & (ctl[:, decoder.F_KIND] == decoder.K_SIGILL)][:3000]
     assert len(undefined) >= 2000
     codes = [int(w).to_bytes(4, "little") for w in undefined]
     fast, ref = _both(ex, codes, _inputs(15, 2), seed=15)
@@ -384,10 +386,9 @@ MEM_MIN_SUPPORTED = {"literal": 0.7, "pair": 0.32, "uimm": 0.55, "reg": 0.4, "un
 
 def _near_region_setup(rng) -> list[int]:
     """movz/movk words putting an address close to a mapped region's edge into x1 or x2."""
-    from core.executors import harness as H
-    base, size = [(H.SOLO_BASE, 4096), (H.ARENA_BASE, H.ARENA_SIZE), (H.STACK_BASE, H.STACK_SIZE),
-                  (H.DATA_BASE, H.DATA_SIZE), (H.HARNESS_BASE, H.HARNESS_SIZE),
-                  (H.STATE_BASE, H.STATE_SIZE)][int(rng.integers(0, 6))]
+    base, size = [(MM.SOLO_BASE, 4096), (MM.ARENA_BASE, MM.ARENA_SIZE), (MM.STACK_BASE, MM.STACK_SIZE),
+                  (MM.DATA_BASE, MM.DATA_SIZE), (MM.HARNESS_BASE, MM.HARNESS_SIZE),
+                  (MM.STATE_BASE, MM.STATE_SIZE)][int(rng.integers(0, 6))]
     edge = base + (size if rng.random() < 0.5 else 0)
     addr = (edge + int(rng.integers(-(1 << 21), 1 << 21))) & MASK
     if rng.random() < 0.2:
@@ -429,18 +430,17 @@ def _interpret(ex, codes, inputs, seed, outputs):
     from core.executors.batch_state import BatchState
     state = BatchState.from_seed(seed, ex.options.scratch)
     outcomes = np.zeros(outputs.shape, dtype=np.uint8)
-    return a64_interp.interpret(codes, state.input_table(ex.isa, inputs), state.regs, state.scratch,
+    return execute.interpret(codes, state.input_table(ex.isa, inputs), state.regs, state.scratch,
                                 ex.options.budget, outputs, outcomes, simd=state.simd,
-                                solo_size=ex._solo_size, post=ex._post)
+                                solo_size=ex.unicorn.solo_size, post=ex.unicorn.post)
 
 
 def test_wild_addresses_fault_like_unicorn(ex):
     """Thousands of addresses (random, small, tagged, near every region): the interpreter's
     SIGSEGV / deferral split never claims a fault where Unicorn reads memory."""
-    from core.executors import harness as H
     rng = np.random.default_rng(23)
-    bases = np.array([H.SOLO_BASE, H.ARENA_BASE, H.STACK_BASE, H.DATA_BASE, H.HARNESS_BASE, H.STATE_BASE,
-                      H.STACK_BASE + H.STACK_SIZE, H.ARENA_BASE + H.ARENA_SIZE, H.DATA_BASE + H.DATA_SIZE],
+    bases = np.array([MM.SOLO_BASE, MM.ARENA_BASE, MM.STACK_BASE, MM.DATA_BASE, MM.HARNESS_BASE, MM.STATE_BASE,
+                      MM.STACK_BASE + MM.STACK_SIZE, MM.ARENA_BASE + MM.ARENA_SIZE, MM.DATA_BASE + MM.DATA_SIZE],
                      dtype=np.uint64)
     n = 4000
     near = bases[rng.integers(0, len(bases), n)] + rng.integers(-(1 << 22), 1 << 22, n).astype(np.uint64)

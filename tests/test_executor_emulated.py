@@ -6,7 +6,7 @@ import pytest
 
 from core.asm import assemble
 from core.executors import open_executor
-from core.executors.triage import triage
+from core.executors.unicorn.triage import triage
 from core.isa import ARM64
 from core.outcome import Outcome
 
@@ -198,7 +198,7 @@ def test_rewritten_arena_slots_run_new_code():
         return (0xD2800000 | (value << 5)).to_bytes(4, "little")  # movz x0, #value
 
     with open_executor("arm64", backend="emulated") as ex:
-        n = ex._n_slots // 2 + 600
+        n = ex.unicorn._n_slots // 2 + 600
         first = ex.run([movz(i) for i in range(n)], inputs)
         second = ex.run([movz(i) + movz(i + 1) for i in range(n)], inputs)   # evicts ~1200 slots
         third = ex.run([movz(i) for i in range(n)], inputs)
@@ -243,11 +243,11 @@ def _both_lanes(monkeypatch, codes, inputs, **options):
     """Results of the normal run and of the same run with every genome forced to the slow lane."""
     import dataclasses
 
-    from core.executors import emulated
+    from core.executors import tiered
     with open_executor("arm64", backend="emulated", **options) as ex:
         normal = ex.run(codes, inputs)
     with monkeypatch.context() as m:
-        m.setattr(emulated, "triage", lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch),
+        m.setattr(tiered, "triage", lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch),
                                                                                        fast=False))
         with open_executor("arm64", backend="emulated", **options) as ex:
             slow = ex.run(codes, inputs)
@@ -293,7 +293,7 @@ def test_crash_heavy_batch_matches_slow_lane(monkeypatch):
 
 def test_slot_rewrites_static_traps_only():
     """Check that udf/svc/brk become branches in a fast-lane slot and other words stay as they are."""
-    from core.executors import harness as H
+    from core.executors.unicorn import harness as H
     code = assemble(["add x0, x0, x1", ".word 0x00001234", "svc #3", "brk #0", ".word 0xffffffff"])
     slot = H.arm64_slot(code, frozenset(), frozenset())
     body = slot[16:16 + len(code)]
@@ -311,17 +311,18 @@ def test_slot_rewrites_static_traps_only():
 ])
 def test_restore_encodings_match_keystone(clobbered, words):
     """Check the bit-level restore encodings against keystone's assembly of the same lines."""
-    from core.executors import harness as H
+    from core.executors import memory_map as MM
+    from core.executors.unicorn import harness as H
     regs = sorted(int(r[1:]) for r in clobbered if 3 < int(r[1:]) < 30)
-    lines = [f"movz x1, #{H.DATA_BASE >> 16}, lsl #16"]
+    lines = [f"movz x1, #{MM.DATA_BASE >> 16}, lsl #16"]
     for w in sorted(words):
-        lines += [f"ldr x2, [x1, #{H.SCRATCH_TMPL_OFF + w}]", f"str x2, [sp, #{w}]"]
+        lines += [f"ldr x2, [x1, #{MM.SCRATCH_TMPL_OFF + w}]", f"str x2, [sp, #{w}]"]
     while regs:
         r = regs.pop(0)
         if regs and regs[0] == r + 1:
-            lines.append(f"ldp x{r}, x{regs.pop(0)}, [x1, #{H.RAND_OFF + 8 * r}]")
+            lines.append(f"ldp x{r}, x{regs.pop(0)}, [x1, #{MM.RAND_OFF + 8 * r}]")
         else:
-            lines.append(f"ldr x{r}, [x1, #{H.RAND_OFF + 8 * r}]")
+            lines.append(f"ldr x{r}, [x1, #{MM.RAND_OFF + 8 * r}]")
     assert H.arm64_restores(clobbered, words) == assemble(lines)
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from core.asm import disassembler
 from core.executors import open_executor
-from core.executors.triage import _arm64_word, triage
+from core.executors.unicorn.triage import _arm64_word, triage
 from core.isa import ARM64
 from core.outcome import Outcome
 from evolve.genes import alphabet_for

@@ -143,7 +143,7 @@ def test_syscalls_are_refused_and_take_no_effect(lone, tmp_path, capfd):
 
 def test_a_genome_that_breaks_its_worker_is_isolated_as_worker_lost(lone):
     """Check that a genome zeroing the worker's jmp_buf, then faulting, is the only WORKER_LOST."""
-    from core.executors.native_jit import CTL_BASE, JMPBUF
+    from core.executors.memory_map import CTL_BASE, JMPBUF
     killer = x86(f"mov eax, {CTL_BASE + JMPBUF:#x}", *[f"mov qword ptr [rax + {8 * k}], 0" for k in range(8)], "ud2")
     good = [x86("mov rax, rdi", f"add rax, {k}") for k in range(7)]
     codes = good[:3] + [killer] + good[3:]
@@ -159,7 +159,7 @@ def test_a_genome_that_breaks_its_worker_is_isolated_as_worker_lost(lone):
 @pytest.mark.parametrize("action", ["exit", "hang", "corrupt"])
 def test_dead_hung_or_lying_workers_are_replaced_and_the_culprit_bisected(action):
     """Check that a worker that dies, hangs or fails its sentinel costs only the culprit's cases."""
-    from core.executors.native import NativeExecutor
+    from core.executors.native.backend import NativeExecutor
     culprit = x86("nop", "nop", "mov rax, rsi")
     good = [x86("mov rax, rdi", f"xor rax, {k}") for k in range(9)]
     codes = good[:6] + [culprit] + good[6:]
@@ -212,7 +212,8 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_host_forbidding_executable_memory_gets_a_preflight_error():
     """Check that a process where shared executable mappings are refused gets an error saying why."""
     proc = run_python("""
-        from core.executors import native_jit as J, open_executor
+        from core.executors import open_executor
+        from core.executors.native import jit as J
         # mmap(prot & PROT_EXEC, flags & MAP_SHARED) -> EPERM: what SELinux's execmem policy does
         nr_mmap = 9
         prog = J.bpf_program([
@@ -234,7 +235,7 @@ def test_machine_installs_handlers_once_and_close_restores_the_hosts():
     """Check that a worker's handlers use SA_ONSTACK|SA_NODEFER and close() restores faulthandler's."""
     proc = run_python("""
         import faulthandler, signal
-        from core.executors import native_jit as J
+        from core.executors.native import jit as J
         faulthandler.enable()
         sigs = [signal.SIGILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGTRAP]
         before = [J.get_sigaction(s) for s in sigs]
@@ -251,7 +252,7 @@ def test_machine_installs_handlers_once_and_close_restores_the_hosts():
 
 def test_light_entries_see_the_same_state_as_full_ones(native):
     """Check that light-entry genomes after state-changing full-entry ones get the emulator's results."""
-    from core.executors.triage import x86_light
+    from core.executors.native.light import x86_light
     dirty = [x86("mov qword ptr [rsp - 16], rdi", "std", "mov rax, 1"),         # red zone and DF
              x86("mov dword ptr [rsp - 8], 0", "ldmxcsr dword ptr [rsp - 8]", "mov rax, 2"),
              x86("movq xmm3, rdi", "mov rbx, rsi", "mov rax, 3")]

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from core.asm import assemble, disassemble
-from core.executors import emulated, open_executor
-from core.executors.a64_fastdecode import decode
-from core.executors.triage import Trap, _arm64_word_capstone, triage
+from core.executors import open_executor, tiered
+from core.executors.interp.decoder import word_facts
+from core.executors.unicorn.triage import Trap, _arm64_word_capstone, triage
 from core.isa import ARM64, X86_64
+from evolve.genes import alphabet_for
 
 # Top bytes of the integer classes evolution produces most, to bias random words towards them.
 COMMON_TOPS = [0x0A, 0x8A, 0x0B, 0x8B, 0x1A, 0x9A, 0x1B, 0x9B, 0x11, 0x91, 0x12, 0x92, 0x13, 0x93, 0xD2, 0xF2,
@@ -21,26 +22,56 @@ COMMON_TOPS = [0x0A, 0x8A, 0x0B, 0x8B, 0x1A, 0x9A, 0x1B, 0x9B, 0x11, 0x91, 0x12,
 ALIAS_QUIRKS = {"cmp", "cmn", "tst"}   # capstone lists the first source of these aliases as written
 
 
-def test_fast_decoder_agrees_with_capstone():
-    """Check that every word the bit-level decoder accepts is decoded alike by capstone."""
-    rng = random.Random(11)
-    words = [rng.getrandbits(32) for _ in range(20000)]
-    words += [(rng.choice(COMMON_TOPS) << 24) | rng.getrandbits(24) for _ in range(40000)]
+def _gene_words(rng: random.Random, n: int) -> list[int]:
+    """Words of random genomes from the gene alphabet (raw words included)."""
+    words = []
+    while len(words) < n:
+        alphabet = alphabet_for("arm64", n_regs=rng.randint(2, 8))
+        code = alphabet.encode([alphabet.random_gene(rng) for _ in range(16)])
+        words += [int.from_bytes(code[i:i + 4], "little") for i in range(0, len(code), 4)]
+    return words[:n]
+
+
+def _agrees_with_capstone(words: list[int]) -> int:
+    """Assert capstone's facts for every word word_facts answers; returns how many it answered."""
     accepted = 0
     for w in words:
-        facts = decode(w)
-        if facts is None:
+        known, writes, has_branch, branch, has_sp, disp, store = word_facts(w)
+        if not known:
             continue
         accepted += 1
         ref = _arm64_word_capstone(w.to_bytes(4, "little"))
         text = disassemble(w.to_bytes(4, "little"))[0]
         assert not text.startswith(".word") or "//" in text, f"{w:#010x} is not a valid instruction"
-        assert ref.trap is None and ref.branch == facts.branch, text
-        assert sorted(ref.sp_mem) == sorted(facts.sp_mem), text
+        assert ref.trap is None and ref.branch == (branch if has_branch else None), text
+        assert sorted(ref.sp_mem) == ([(disp, store)] if has_sp else []), text
         mnemonic = text.split("//")[-1].split()[0]
         if mnemonic not in ALIAS_QUIRKS:
-            assert ref.writes <= facts.writes, text
-    assert accepted > 20000
+            assert ref.writes <= frozenset(f"x{i}" for i in range(31) if writes >> i & 1), text
+    return accepted
+
+
+def test_decoder_facts_agree_with_capstone():
+    """Check that every word the decoder's word_facts answers is decoded alike by capstone."""
+    rng = random.Random(11)
+    words = [rng.getrandbits(32) for _ in range(20000)]
+    words += [(rng.choice(COMMON_TOPS) << 24) | rng.getrandbits(24) for _ in range(40000)]
+    assert _agrees_with_capstone(words) > 20000
+
+
+def test_decoder_facts_agree_with_capstone_on_gene_words():
+    """Check the same agreement on the words of random alphabet genomes (raw words included)."""
+    assert _agrees_with_capstone(_gene_words(random.Random(12), 20000)) > 15000
+
+
+def test_triage_reads_the_decoder_where_it_answers():
+    """Check that a word's triage facts are the decoder's where it answers, capstone's elsewhere."""
+    from core.executors.unicorn.triage import _arm64_word
+    rng = random.Random(5)
+    for w in _gene_words(rng, 3000) + [rng.getrandbits(32) for _ in range(3000)]:
+        word = w.to_bytes(4, "little")
+        info, known = _arm64_word(word), word_facts(w)[0]
+        assert info.exact == known or info == _arm64_word_capstone(word), f"{w:#010x}"
 
 
 @pytest.mark.parametrize("lines,fast,reason", [
@@ -136,7 +167,7 @@ def test_fast_lane_equals_slow_lane(monkeypatch):
     with open_executor("arm64", backend="emulated", budget=300, seed=2) as ex:
         fast = ex.run(codes, inputs)
     assert sum(triage(c, ARM64, 256).fast for c in codes) > 60
-    monkeypatch.setattr(emulated, "triage",
+    monkeypatch.setattr(tiered, "triage",
                         lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch), fast=False))
     with open_executor("arm64", backend="emulated", budget=300, seed=2) as ex:
         slow = ex.run(codes, inputs)
@@ -157,5 +188,5 @@ def test_fast_lane_equals_slow_lane(monkeypatch):
 ])
 def test_x86_light_entry_classes(lines, kind):
     """Check which x86-64 code the native trampoline may enter without the full state reset."""
-    from core.executors.triage import x86_light
+    from core.executors.native.light import x86_light
     assert x86_light(assemble(lines, "x86_64")) == kind

@@ -12,142 +12,18 @@ Each code is a function body; the executor appends a return instruction. The cal
 convention (inputs, random non-argument registers, scratch area) is described in
 :mod:`core.isa`. Loops over genomes and cases run inside emulated or native code, never one
 Python call per case.
+
+The contract (options, results, the protocol, batch checks) is :mod:`core.executors.api`; the
+package is laid out by tier: ``interp/`` (the Numba interpreter over the one AArch64
+decoder), ``unicorn/`` (harness, triage, the Unicorn engine), ``native/`` (llvmlite trampoline,
+sandbox workers, :class:`~core.executors.native.backend.NativeExecutor`), ``tiered.py`` (the
+emulated backend: interpreter, then Unicorn's lanes), ``memory_map.py`` (the address space all
+tiers and the native stub share) and ``batch_state.py`` (what a genome finds at entry).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Protocol, Sequence
-
-import numpy as np
-
+from core.executors.api import BACKENDS, MAX_CASES, Executor, ExecutorOptions, Result, validate_batch
 from core.isa import Isa, get_isa, host_isa
-from core.outcome import N_OUTCOMES, Outcome
-
-BACKENDS = ("auto", "emulated", "native")
-MAX_CASES = 1 << 20
-
-
-@dataclass(frozen=True)
-class ExecutorOptions:
-    """Limits of one executor.
-
-    Attributes
-    ----------
-    budget : int
-        Instructions per case, the appended return included (emulated backend); a case that
-        needs more ends as TIMEOUT. Native backends turn it into a time budget.
-    scratch : int or None
-        Bytes of scratch area reachable through the stack (multiple of 16; None: 256 on arm64,
-        the 128-byte red zone on x86-64).
-    seed : int
-        Seed of the random values placed in non-argument registers and the scratch area.
-    max_code_bytes : int
-        Largest genome accepted (the arena slot size follows from it).
-    time_budget : float
-        Native backend: CPU seconds a case may run before it is stopped; a case stopped twice
-        in a row ends as TIMEOUT (so a looping case costs two to six budgets). Default 250 us: ~100x what 2048 instructions
-        need, small enough that a population of looping genomes costs seconds, not minutes.
-    workers : int or None
-        Native backend: sandbox worker processes running batches in parallel (None: one per
-        core).
-    """
-
-    budget: int = 2048
-    scratch: int | None = None
-    seed: int = 0
-    max_code_bytes: int = 1024
-    time_budget: float = 250e-6
-    workers: int | None = None
-
-    def resolved(self, isa: Isa) -> "ExecutorOptions":
-        scratch = min(256, isa.max_scratch) if self.scratch is None else self.scratch
-        opts = replace(self, scratch=scratch)
-        opts.validate(isa)
-        return opts
-
-    def validate(self, isa: Isa) -> None:
-        if not isinstance(self.budget, int) or not 1 <= self.budget <= 1 << 24:
-            raise ValueError(f"budget must be an int in [1, 2**24] instructions, got {self.budget!r}")
-        if not isinstance(self.scratch, int) or self.scratch < 0 or self.scratch % 16 \
-                or self.scratch > isa.max_scratch:
-            raise ValueError(f"scratch must be a multiple of 16 in [0, {isa.max_scratch}] bytes on "
-                             f"{isa.name}, got {self.scratch!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        if not isinstance(self.max_code_bytes, int) or not 1 <= self.max_code_bytes <= 1 << 16:
-            raise ValueError(f"max_code_bytes must be an int in [1, 65536], got {self.max_code_bytes!r}")
-        if isinstance(self.time_budget, bool) or not isinstance(self.time_budget, (int, float)) \
-                or not 1e-5 <= self.time_budget <= 60:
-            raise ValueError(f"time_budget must be a number of seconds in [1e-5, 60], got {self.time_budget!r}")
-        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
-                                         or not 1 <= self.workers <= 256):
-            raise ValueError(f"workers must be None or an int in [1, 256], got {self.workers!r}")
-
-
-@dataclass
-class Result:
-    """Outputs and outcome classes of one batch."""
-
-    outputs: np.ndarray   #: uint64 [n_genomes, n_cases]
-    outcomes: np.ndarray  #: uint8 [n_genomes, n_cases]
-
-    def counts(self) -> dict[str, int]:
-        """Number of cases per outcome class name (all classes present, zeros included)."""
-        hist = np.bincount(self.outcomes.ravel(), minlength=N_OUTCOMES)
-        return {Outcome(i).name: int(hist[i]) for i in range(N_OUTCOMES)}
-
-
-class Executor(Protocol):
-    isa: Isa
-    options: ExecutorOptions
-    backend: str
-
-    def run(self, codes: Sequence[bytes], inputs: np.ndarray, *, seed: int | None = None) -> Result: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> "Executor": ...
-
-    def __exit__(self, *exc) -> None: ...
-
-
-def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[list[bytes], np.ndarray]:
-    """Check a batch once, before any code runs; ``ValueError`` naming what was expected."""
-    if isinstance(codes, (bytes, bytearray, str)) or not isinstance(codes, Sequence):
-        raise ValueError("codes must be a sequence of bytes objects, one per genome")
-    if len(codes) == 0:
-        raise ValueError("codes is empty: expected at least one genome")
-    out: list = []
-    if all(type(code) is bytes for code in codes):
-        # the usual batch (a population's codes): lengths checked in one numpy pass; with a
-        # bad one, the loop below finds and names it
-        lengths = np.fromiter(map(len, codes), np.int64, len(codes))
-        bad = (lengths > options.max_code_bytes) | ((lengths % isa.insn_size != 0) if isa.insn_size else False)
-        if not bad.any():
-            out, codes = list(codes), ()
-    for i, code in enumerate(codes):
-        if not isinstance(code, (bytes, bytearray, memoryview)):
-            raise ValueError(f"codes[{i}] must be bytes, got {type(code).__name__}")
-        code = bytes(code)
-        if len(code) > options.max_code_bytes:
-            raise ValueError(f"codes[{i}] is {len(code)} bytes, longer than the arena slot "
-                             f"(max_code_bytes={options.max_code_bytes})")
-        if isa.insn_size and len(code) % isa.insn_size:
-            raise ValueError(f"codes[{i}] is {len(code)} bytes: {isa.name} code must be whole "
-                             f"{isa.insn_size}-byte instructions")
-        out.append(code)
-    if not isinstance(inputs, np.ndarray):
-        raise ValueError(f"inputs must be a numpy uint64 array [n_cases, n_inputs], got {type(inputs).__name__}")
-    if inputs.dtype != np.uint64:
-        raise ValueError(f"inputs must have dtype uint64, got {inputs.dtype}")
-    if inputs.ndim != 2:
-        raise ValueError(f"inputs must be 2-D [n_cases, n_inputs], got shape {inputs.shape}")
-    n_cases, n_inputs = inputs.shape
-    if not 1 <= n_inputs <= isa.max_inputs:
-        raise ValueError(f"inputs must have 1 to {isa.max_inputs} columns (one per argument), got {n_inputs}")
-    if not 1 <= n_cases <= MAX_CASES:
-        raise ValueError(f"inputs must have 1 to {MAX_CASES} rows (test cases), got {n_cases}")
-    return out, np.ascontiguousarray(inputs)
 
 
 def native_available(isa: Isa) -> bool:
@@ -155,7 +31,7 @@ def native_available(isa: Isa) -> bool:
     if not isa.is_host():
         return False
     try:
-        from core.executors import native  # noqa: F401
+        from core.executors.native import backend  # noqa: F401
     except ImportError:
         return False
     return True
@@ -184,11 +60,11 @@ def open_executor(isa: str | Isa = "arm64", backend: str = "auto", **options) ->
                              f"{host.name if host else 'unsupported'}; use backend='emulated'")
         if not native_available(isa):
             raise ValueError("the native backend is not available on this host; use backend='emulated'")
-        from core.executors.native import NativeExecutor
+        from core.executors.native.backend import NativeExecutor
         return NativeExecutor(isa, opts)
-    from core.executors.emulated import EmulatedExecutor
-    return EmulatedExecutor(isa, opts)
+    from core.executors.tiered import TieredExecutor
+    return TieredExecutor(isa, opts)
 
 
-__all__ = ["open_executor", "ExecutorOptions", "Result", "Executor", "validate_batch", "BACKENDS",
+__all__ = ["open_executor", "ExecutorOptions", "Result", "Executor", "validate_batch", "BACKENDS", "MAX_CASES",
            "native_available"]

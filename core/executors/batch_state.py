@@ -26,6 +26,23 @@ X86_RAND_SLOT = {name: i for i, name in enumerate(
     ("rdi", "rsi", "rdx", "rcx", "rax", "rbx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"))}
 
 
+def _x86_gpr_table() -> dict[str, str]:
+    table = {}
+    legacy = {"rax": "eax ax al ah", "rbx": "ebx bx bl bh", "rcx": "ecx cx cl ch", "rdx": "edx dx dl dh",
+              "rsi": "esi si sil", "rdi": "edi di dil", "rbp": "ebp bp bpl"}
+    for full, parts in legacy.items():
+        table[full] = full
+        table.update({p: full for p in parts.split()})
+    for i in range(8, 16):
+        table.update({f"r{i}{s}": f"r{i}" for s in ("", "d", "w", "b")})
+    return table
+
+
+#: x86-64 general register name (any width, as capstone names it) -> its 64-bit name: what
+#: Unicorn's triage and the native light entry count as general-register state
+X86_GPR = _x86_gpr_table()
+
+
 @dataclass(frozen=True)
 class BatchState:
     regs: np.ndarray   #: uint64 [32]

@@ -1,7 +1,7 @@
 """Sandbox workers: the processes where genome code runs, fed through shared memory.
 
 A :class:`Worker` is the owner's handle on one process. The process builds a
-:class:`core.executors.native_jit.Machine` once, reports ``ready`` and then serves commands
+:class:`core.executors.native.jit.Machine` once, reports ``ready`` and then serves commands
 over a pipe; batches travel through a file in ``/dev/shm`` that both sides map:
 
 ========  ===========================================  ======================
@@ -14,9 +14,10 @@ offsets   uint64 [n_genomes + 1] into the code blob    owner
 blob      the genomes' code, concatenated              owner
 ========  ===========================================  ======================
 
-Workers are fresh interpreters (``python -m core.executors.sandbox``) connected by a socket pair:
-nothing of the owner's state (threads, locks, the user's ``__main__``) leaks into them. A worker never trusts its own survival: the owner judges
-it by its exit, its deadline and the sentinel genomes' results (:mod:`core.executors.native`).
+Workers are fresh interpreters (``python -m core.executors.native.sandbox``) connected by a socket
+pair: nothing of the owner's state (threads, locks, the user's ``__main__``) leaks into them. A
+worker never trusts its own survival: the owner judges it by its exit, its deadline and the
+sentinel genomes' results (:mod:`core.executors.native.backend`).
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: build the machine, then serve batches until EOF."""
-    from core.executors.native_jit import Machine, PreflightError
+    from core.executors.native.jit import Machine, PreflightError
     try:
         machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
     except (PreflightError, OSError) as exc:
@@ -139,13 +140,14 @@ class Worker:
     def __init__(self, spec: WorkerSpec, start_timeout: float):
         self.spec = spec
         ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[3])   # the repository: core/executors/native/
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         t0 = time.perf_counter()
         # MELVIN_WORKER_PREFIX: a launcher for the worker interpreter, e.g. the qemu lane's
         # "qemu-aarch64-static -L ROOTFS" (no binfmt_misc there: a guest cannot exec the guest's ELF)
         prefix = os.environ.get("MELVIN_WORKER_PREFIX", "").split()
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "core.executors.sandbox", str(theirs.fileno())],
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "core.executors.native.sandbox",
+                                      str(theirs.fileno())],
                                      pass_fds=(theirs.fileno(),), env=env, cwd=root, stdin=subprocess.DEVNULL)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -161,7 +163,7 @@ class Worker:
             raise WorkerLost(f"native worker died while starting (exit code {self.proc.poll()})") from None
         if msg[0] == "error":
             self.kill()
-            from core.executors.native_jit import PreflightError
+            from core.executors.native.jit import PreflightError
             raise PreflightError(msg[2]) if msg[1] == "PreflightError" else OSError(msg[2])
         self.info = msg[1]
         self.start_seconds = time.perf_counter() - t0

@@ -11,6 +11,11 @@ scratch words it may store to.
 Every other genome takes the slow lane, where each case is bounded by an exact instruction budget
 and "trap points" apply Linux rules Unicorn lacks (SP alignment, ``eret``, ``wfi``, privileged x86
 instructions). Triage only chooses a lane; outcomes always come from execution.
+
+On arm64 each word's facts (registers written, direct branch target, SP-based accesses) come from
+the interpreter's decoder (:func:`core.executors.interp.decoder.word_facts`, one Numba call per
+new word); capstone (far dearer through its Python binding) decides only the words that
+decoder does not answer with certainty. ``tests/test_triage.py`` checks that both agree.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from functools import lru_cache
 import capstone
 
 from core.asm import disassembler
-from core.executors.a64_fastdecode import decode as fast_decode
+from core.executors.batch_state import X86_GPR
+from core.executors.interp.decoder import word_facts
 from core.isa import Isa, get_isa
 
 
@@ -66,21 +72,6 @@ _X86_PRIVILEGED = {"hlt", "cli", "sti", "in", "out", "insb", "insw", "insd", "ou
                    "xsetbv", "monitor", "mwait", "vmcall", "vmlaunch", "vmresume", "vmxoff", "int1"}
 
 
-def _x86_gpr_table() -> dict[str, str]:
-    table = {}
-    legacy = {"rax": "eax ax al ah", "rbx": "ebx bx bl bh", "rcx": "ecx cx cl ch", "rdx": "edx dx dl dh",
-              "rsi": "esi si sil", "rdi": "edi di dil", "rbp": "ebp bp bpl"}
-    for full, parts in legacy.items():
-        table[full] = full
-        table.update({p: full for p in parts.split()})
-    for i in range(8, 16):
-        table.update({f"r{i}{s}": f"r{i}" for s in ("", "d", "w", "b")})
-    return table
-
-
-_X86_GPR = _x86_gpr_table()
-
-
 def _control_flow(insn, m: str) -> tuple[int | None, str]:
     """(relative direct target or None, reason) for a return, branch or call; ("", ...) else.
 
@@ -114,7 +105,7 @@ class _Word:
     writes: frozenset = frozenset()
     sp_mem: tuple = ()          # (disp, is_store) of each SP-based memory operand
     writes_sp: bool = False
-    exact: bool = False         # decoded by a64_fastdecode (writes known exactly)
+    exact: bool = False         # answered by the decoder's word_facts (writes known exactly)
     plain: bool = False         # exact, and no reason, branch or stack access: only writes matter
     sp_value: bool = False      # reads SP as a value (may then store anywhere on the stack)
     machine_state: bool = False  # system instruction, or SIMD/FP/system registers
@@ -122,11 +113,13 @@ class _Word:
 
 @lru_cache(maxsize=1 << 18)
 def _arm64_word(word: bytes) -> _Word:
-    facts = fast_decode(int.from_bytes(word, "little"))
-    if facts is not None:
-        reason = "writes x30" if "x30" in facts.writes else ""
-        plain = not reason and facts.branch is None and not facts.sp_mem
-        return _Word(reason, None, facts.branch, facts.writes, facts.sp_mem, False, True, plain)
+    known, writes, has_branch, branch, has_sp, disp, store = word_facts(int.from_bytes(word, "little"))
+    if known:
+        reason = "writes x30" if writes >> 30 & 1 else ""
+        sp_mem = ((disp, store),) if has_sp else ()
+        branch = branch if has_branch else None
+        plain = not reason and branch is None and not sp_mem
+        return _Word(reason, None, branch, _names(writes), sp_mem, False, True, plain)
     return _arm64_word_capstone(word)
 
 
@@ -225,12 +218,12 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
             mask |= bits
             continue  # the common case: an integer instruction with no branch or stack access
         off = 4 * index
-        facts = fast_decode(value)
-        if facts is not None and facts.branch is None and not facts.sp_mem and "x30" not in facts.writes:
+        known, bits, has_branch, _, has_sp, _, _ = word_facts(value)
+        if known and not has_branch and not has_sp and not bits >> 30 & 1:
             # plain (see _Word.plain), decided without building the word's full facts
             if len(plain_mask) > _PLAIN_MAX:
                 plain_mask.clear()
-            plain_mask[value] = bits = sum(1 << int(r[1:]) for r in facts.writes)
+            plain_mask[value] = bits
             mask |= bits
             continue
         info = _arm64_word(code[off:off + 4])
@@ -311,15 +304,15 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
                     lo = scratch + op.mem.disp
                     words.update(w for w in range(lo // 8 * 8, lo + op.size, 8))
         for r in {insn.reg_name(x) for x in writes}:
-            if r in _X86_GPR:
-                clobbered.add(_X86_GPR[r])
+            if r in X86_GPR:
+                clobbered.add(X86_GPR[r])
             elif r not in ("rflags", "rip"):
                 reason = reason or f"writes {r} at +{off}"
         for r in {insn.reg_name(x) for x in reads}:
             if r == "rsp":
                 if not rsp_base:
                     reason = reason or f"reads rsp as a value at +{off}"
-            elif r not in _X86_GPR and r not in ("rflags", "rip"):
+            elif r not in X86_GPR and r not in ("rflags", "rip"):
                 reason = reason or f"reads {r} at +{off}"
         if not rsp_mem_ok:
             reason = reason or f"stack access outside the red zone at +{off}"
@@ -338,51 +331,3 @@ def _triage_cached(code: bytes, isa_name: str, scratch: int) -> Triage:
 def triage(code: bytes, isa: Isa | str, scratch: int) -> Triage:
     """Decide the lane for ``code`` given a scratch area of ``scratch`` bytes (cached)."""
     return _triage_cached(bytes(code), get_isa(isa).name, scratch)
-
-
-# Instructions that change state the native light entry does not restore, whatever capstone
-# says about their registers (DF/AC, MXCSR, x87 control, segment bases, extended state).
-_X86_HEAVY = {"std", "popf", "popfq", "popfd", "stac", "clac", "ldmxcsr", "fldcw", "fldenv", "frstor",
-              "fxrstor", "fxrstor64", "xrstor", "xrstor64", "xrstors", "xrstors64", "wrfsbase",
-              "wrgsbase", "fninit", "finit", "emms", "femms", "vzeroupper", "vzeroall"}
-
-
-@lru_cache(maxsize=1 << 16)
-def x86_light(code: bytes) -> int:
-    """How the native trampoline may enter x86-64 ``code``: 0 full entry; 1 light entry, the
-    code never uses rsp (the red zone need not be refilled); 2 light entry with the red zone.
-
-    Light: the code provably touches only general registers, flags and memory, so the native
-    trampoline skips loading SIMD/x87 state before the call and restoring FP control, DF/AC
-    and the TLS base after it: such code can read or change none of them. Any doubt (an
-    undecodable byte, a register capstone names outside the general set, a listed
-    instruction) gives 0. Decided per instruction (cached), as genomes share instructions."""
-    kind, decoded = 1, 0
-    for address, size, _, _ in disassembler("x86_64").disasm_lite(bytes(code), 0):
-        k = _x86_insn_light(bytes(code[address:address + size]))
-        if k == 0:
-            return 0
-        kind = max(kind, k)
-        decoded = address + size
-    return kind if decoded == len(code) else 0
-
-
-@lru_cache(maxsize=1 << 18)
-def _x86_insn_light(insn_bytes: bytes) -> int:
-    insn = next(disassembler("x86_64", detail=True).disasm(insn_bytes, 0, 1), None)
-    if insn is None or insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")):
-        return 0
-    try:
-        reads, writes = insn.regs_access()
-    except capstone.CsError:
-        return 0
-    kind = 1
-    for r in {insn.reg_name(x) for x in (*reads, *writes)}:
-        if r in ("rsp", "esp", "sp", "spl"):
-            kind = 2
-        elif r not in _X86_GPR and r not in ("rflags", "rip"):
-            return 0
-    for op in insn.operands:
-        if op.type == capstone.CS_OP_MEM and op.mem.segment:
-            return 0   # fs:/gs: addressing reads the TLS bases
-    return kind

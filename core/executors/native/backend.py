@@ -1,14 +1,14 @@
 """Native backend: genome code runs at hardware speed in sandbox worker processes.
 
 The owner (this process) never executes genome code. It splits a batch into chunks, one per
-worker (:mod:`core.executors.sandbox`), appends two *sentinel* genomes with known results to each
+worker (:mod:`core.executors.native.sandbox`), appends two *sentinel* genomes with known results to each
 chunk (one that returns ``in0 ^ in1``, one that raises SIGILL), and checks after the batch that
 the worker answered in time, wrote an outcome for every case and got the sentinels right. A chunk
 that fails any check is re-run on a fresh worker, split in halves (bisection) until the genome
 that breaks workers stands alone; its cases are classified WORKER_LOST. No evaluation is lost,
 and none is accepted from a worker that is known to be broken.
 
-Inside a worker the JIT trampoline of :mod:`core.executors.native_jit` loops over genomes and
+Inside a worker the JIT trampoline of :mod:`core.executors.native.jit` loops over genomes and
 cases; see that module for the containment of faults, loops and system calls.
 
 Differences from the emulated backend (all explained, tested in ``tests/test_native_agreement.py``):
@@ -35,10 +35,11 @@ from typing import Sequence
 
 import numpy as np
 
-from core.executors import ExecutorOptions, Result, validate_batch
+from core.executors.api import ExecutorOptions, Result, validate_batch
 from core.executors.batch_state import BatchState
-from core.executors.triage import x86_light
-from core.executors.sandbox import Worker, WorkerLost, WorkerSpec
+from core.executors.memory_map import ARENA_SIZE
+from core.executors.native.light import x86_light
+from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
 from core.outcome import Outcome
 
@@ -47,7 +48,6 @@ _SENTINELS = {
     "x86_64": (bytes.fromhex("4889f84831f0"), bytes.fromhex("0f0b")),
     "arm64": (bytes.fromhex("000001ca"), bytes(4)),
 }
-_ARENA_SLOTS_LIMIT = 16 << 20
 
 
 def _under_qemu() -> bool:
@@ -63,7 +63,7 @@ class NativeExecutor:
         As for every backend (:func:`core.executors.open_executor`).
     faults : sequence of (bytes, str)
         Test hook: a worker whose batch contains one of these codes exits, hangs or corrupts
-        its results (``core.executors.sandbox.FAULT_ACTIONS``), to exercise recovery.
+        its results (``core.executors.native.sandbox.FAULT_ACTIONS``), to exercise recovery.
     batch_slack : float or None
         Seconds a worker may take beyond its cases' time budgets before it counts as hung.
     """
@@ -109,7 +109,7 @@ class NativeExecutor:
         n, n_cases = len(codes), table.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
         outcomes = np.zeros((n, n_cases), dtype=np.uint8)
-        per_slot_cap = _ARENA_SLOTS_LIMIT // self.slot_size - 2
+        per_slot_cap = ARENA_SIZE // self.slot_size - 2
         per_case_cap = max(1, (1 << 22) // n_cases)   # keeps one chunk's deadline sane
         size = max(1, min(math.ceil(n / self.n_workers), per_slot_cap, per_case_cap))
         queue = deque(list(range(i, min(n, i + size))) for i in range(0, n, size))

@@ -1,21 +1,13 @@
 """The one small room for unsafe native code: memory maps, signals, seccomp and the JIT trampoline.
 
 Only sandbox worker processes build a :class:`Machine`; the owner of a population never does.
-A Machine lays out, at fixed addresses (so stack pointer values agree with the emulator's):
+A Machine maps, at the fixed addresses of :mod:`core.executors.memory_map` (so stack pointer
+values agree with the emulator's), the arena (r-x, written through a second, read-write mapping
+of the same memfd), the genome stack and the control block, each with ``PROT_NONE`` guard pages
+on both sides, plus an alternate signal stack.
 
-==============  ================  =====================================================
-region          address           contents
-==============  ================  =====================================================
-arena           0x1000_0000       genome slots (code, return, fault padding), r-x; written
-                                  through a second, read-write mapping of the same memfd
-genome stack    0x2000_0000       64 KiB, rw-; the scratch area sits at its top
-control block   0x3000_0000       loop state, saved host registers, random values, scratch
-                                  template, ``jmp_buf``; x86-64 stubs address it absolutely
-==============  ================  =====================================================
-
-each with ``PROT_NONE`` guard pages on both sides, plus an alternate signal stack.
-
-The trampoline is LLVM IR compiled by llvmlite: ``melvin_run`` loops over genomes x cases,
+The trampoline (:mod:`core.executors.native.trampoline`, text only) is LLVM IR compiled by
+llvmlite here: ``melvin_run`` loops over genomes x cases,
 ``_setjmp`` before each case, and calls ``melvin_enter``, an assembly stub (module-level asm)
 that saves the host's callee-saved registers, SP and thread/FP state in the control block,
 builds the genome's entry state (:mod:`core.executors.batch_state`) on the genome stack and
@@ -36,28 +28,11 @@ import struct
 import llvmlite.binding as llvm
 import numpy as np
 
+from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CTL_BASE, CTL_SIZE, ENTRIES,
+                                      HAS_FSGS, INPUTS, LIGHT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, PAGE, RAND, SIMD,
+                                      STACK_BASE, STACK_SIZE, TMPL, X86_FP0)
+from core.executors.native.trampoline import ir
 from core.outcome import Outcome
-
-PAGE = 4096
-ARENA_BASE, ARENA_SIZE = 0x1000_0000, 16 << 20
-STACK_BASE, STACK_SIZE = 0x2000_0000, 64 << 10
-STACK_TOP = STACK_BASE + STACK_SIZE
-CTL_BASE, CTL_SIZE = 0x3000_0000, 16 << 10
-ALT_SIZE = 64 << 10
-
-# Control block offsets (bytes)
-IN_GENOME, CUR, LAST_TICK, SIG_OUT, ENTRY, SAVED_SP, SAVED_TLS, SAVED_FP = 0, 8, 16, 24, 32, 40, 48, 56
-HAS_FSGS, N_GEN, N_CASES, ENTRIES, INPUTS, OUTPUTS, OUTCOMES = 64, 72, 80, 88, 96, 104, 112
-LIGHT = 120           # uint8 per genome: 1 = x86 code that touches only general registers
-SAVED_REGS = 128      # x86: rbx rbp r12-r15; arm64: x19-x30, then d8-d15
-RAND = 320            # 32 x u64
-SIMD = 576            # 32 x 16 bytes
-JMPBUF = 1152         # 512 bytes (x86-64 jmp_buf: 200, aarch64: 312)
-TMPL = 2048           # scratch template, up to 4096 bytes
-X86_FP0 = 1664        # u32 MXCSR 0x1F80 for genome entry
-CPU0 = 1672           # thread CPU time (ns) when the watchdog first saw the current case
-BUDGET_NS = 1680      # CPU time a case may use before it ends as TIMEOUT
-RETRIED = 1688        # 1 while a case that timed out once runs its second attempt
 
 SIGNAL_OUTCOME = {signal.SIGILL: Outcome.SIGILL, signal.SIGSEGV: Outcome.SIGSEGV, signal.SIGBUS: Outcome.SIGBUS,
                   signal.SIGFPE: Outcome.SIGFPE, signal.SIGTRAP: Outcome.SIGTRAP, signal.SIGSYS: Outcome.SYSCALL}
@@ -156,268 +131,6 @@ def arena_filter(lo: int, hi: int) -> SockFprog:
         (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW), (BPF_RET_K, 0, 0, SECCOMP_RET_TRAP)])
 
 
-def _save_area(isa: str) -> str:
-    return "x86" if isa == "x86_64" else "arm64"
-
-
-def _x86_asm(scratch: int) -> list[str]:
-    def m(off: int) -> str:
-        return f"qword ptr [{CTL_BASE + off:#x}]"
-
-    from core.executors.batch_state import X86_RAND_SLOT
-    saved = ("rbx", "rbp", "r12", "r13", "r14", "r15")
-    sp0 = STACK_TOP - 72   # as the emulator: return address at [rsp], red zone below
-    a = [".intel_syntax noprefix", ".text", ".globl melvin_enter", ".globl melvin_fixup", ".p2align 4",
-         "melvin_enter:", "test rdx, rdx", "jnz 7f"]
-    a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
-    a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdi",
-          f"stmxcsr dword ptr [{CTL_BASE + SAVED_FP:#x}]", f"fnstcw word ptr [{CTL_BASE + SAVED_FP + 4:#x}]",
-          f"cmp {m(HAS_FSGS)}, 0", "je 1f", "rdfsbase rax", f"mov {m(SAVED_TLS)}, rax", "1:",
-          # clear AC and DF before the genome runs (a genome may set AC; it survives a return)
-          "push 0x202", "popfq",
-          f"mov rsp, {sp0:#x}", "lea rax, [rip + 2f]", "mov qword ptr [rsp], rax"]
-    for k in range(0, scratch, 8):
-        a += [f"mov rax, {m(TMPL + k)}", f"mov qword ptr [rsp - {scratch - k}], rax"]
-    a += [f"movdqu xmm{i}, xmmword ptr [{CTL_BASE + SIMD + 16 * i:#x}]" for i in range(16)]
-    a += ["fninit", f"ldmxcsr dword ptr [{CTL_BASE + X86_FP0:#x}]",
-          "mov rdi, qword ptr [rsi]", "mov rdx, qword ptr [rsi + 16]", "mov rcx, qword ptr [rsi + 24]",
-          "mov rsi, qword ptr [rsi + 8]"]
-    a += [f"mov {r}, {m(RAND + 8 * X86_RAND_SLOT[r])}"
-          for r in ("rax", "rbx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")]
-    a += [f"mov {m(IN_GENOME)}, 1", "cmp rax, rax",   # ZF|PF, as the emulator's `cmp r9, r9`
-          f"jmp {m(ENTRY)}",
-          "2:", f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}"]
-    a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
-    a += ["call melvin_fixup", "ret"]
-    # The light path, for code that uses only general registers and flags (see
-    # ``triage.x86_light``): it cannot touch SIMD, x87, MXCSR, DF/AC or the TLS base, so none of
-    # them is loaded before or restored after (the crash path still runs melvin_fixup, which
-    # needs the saved FP control and TLS base, so those are saved here too).
-    # rdx = 1: the code never uses rsp, so the red zone (scratch) need not be refilled; 2: it may.
-    a += ["7:"] + [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
-    a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdi",
-          f"mov rsp, {sp0:#x}", "lea rax, [rip + 9f]", "mov qword ptr [rsp], rax",
-          "cmp rdx, 1", "je 8f"]
-    for k in range(0, scratch, 8):
-        a += [f"mov rax, {m(TMPL + k)}", f"mov qword ptr [rsp - {scratch - k}], rax"]
-    a += ["8:"]
-    a += ["mov rdi, qword ptr [rsi]", "mov rdx, qword ptr [rsi + 16]", "mov rcx, qword ptr [rsi + 24]",
-          "mov rsi, qword ptr [rsi + 8]"]
-    a += [f"mov {r}, {m(RAND + 8 * X86_RAND_SLOT[r])}"
-          for r in ("rax", "rbx", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")]
-    a += [f"mov {m(IN_GENOME)}, 1", "cmp rax, rax", f"jmp {m(ENTRY)}",
-          "9:", f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}"]
-    a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
-    # melvin_save_env, once per batch: the FP control and TLS base melvin_fixup restores after a
-    # crash (the light path does not save them per case; the worker's own never change)
-    a += ["ret", ".globl melvin_save_env", ".p2align 4", "melvin_save_env:",
-          f"stmxcsr dword ptr [{CTL_BASE + SAVED_FP:#x}]", f"fnstcw word ptr [{CTL_BASE + SAVED_FP + 4:#x}]",
-          f"cmp {m(HAS_FSGS)}, 0", "je 8f", "push rax", "rdfsbase rax", f"mov {m(SAVED_TLS)}, rax", "pop rax",
-          "8:", "ret",
-          ".p2align 4", "melvin_fixup:",
-          # restore what a genome may leave behind: flags (AC, DF), FP control, the x87 stack,
-          # and the TLS base (`mov fs, ax` or `wrfsbase` would break libc's thread pointer)
-          "push 0x202", "popfq", "fninit",
-          f"ldmxcsr dword ptr [{CTL_BASE + SAVED_FP:#x}]", f"fldcw word ptr [{CTL_BASE + SAVED_FP + 4:#x}]",
-          f"cmp {m(HAS_FSGS)}, 0", "je 3f", "push rax", "mov ax, fs", "test ax, ax", "je 4f",
-          "xor eax, eax", "mov fs, ax", "4:",
-          f"mov rax, {m(SAVED_TLS)}", "wrfsbase rax", "pop rax", "3:", "ret", ".att_syntax"]
-    return a
-
-
-def _arm64_asm(scratch: int) -> list[str]:
-    c = f"movz x16, #{CTL_BASE >> 16:#x}, lsl #16"
-    s = SAVED_REGS
-    a = [".text", ".globl melvin_enter", ".globl melvin_fixup", ".p2align 4", "melvin_enter:", c]
-    a += [f"stp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
-    a += [f"stp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
-    a += ["mov x17, sp", f"str x17, [x16, #{SAVED_SP}]",
-          "mrs x17, tpidr_el0", f"str x17, [x16, #{SAVED_TLS}]",
-          "mrs x17, fpcr", f"str x17, [x16, #{SAVED_FP}]",
-          "mov x30, x0", "mov x9, x1",
-          f"movz x17, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x17, x17, #{scratch}", "mov sp, x17",
-          f"add x10, x16, #{TMPL}"]
-    a += ["ldp x11, x12, [x10], #16", "stp x11, x12, [x17], #16"] * (scratch // 16)
-    a += ["msr tpidr_el0, xzr", "msr fpcr, xzr", "msr fpsr, xzr", f"add x10, x16, #{SIMD}"]
-    a += [f"ldp q{2 * i}, q{2 * i + 1}, [x10], #32" for i in range(16)]
-    a += ["ldp x0, x1, [x9]", "ldp x2, x3, [x9, #16]", f"add x10, x16, #{RAND}",
-          "ldp x4, x5, [x10, #32]", "ldp x6, x7, [x10, #48]", "ldr x8, [x10, #64]", "ldr x9, [x10, #72]",
-          "ldr x11, [x10, #88]", "ldp x12, x13, [x10, #96]", "ldp x14, x15, [x10, #112]"]
-    a += [f"ldp x{r}, x{r + 1}, [x10, #{8 * r}]" for r in range(18, 30, 2)]
-    a += ["mov x17, #1", f"str x17, [x16, #{IN_GENOME}]",
-          "ldp x16, x17, [x10, #128]", "ldr x10, [x10, #80]",
-          "cmp x16, x16",   # NZCV = Z|C, as the emulator
-          "blr x30",
-          c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17"]
-    a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
-    a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
-    a += ["b melvin_fixup", ".globl melvin_save_env", ".p2align 4", "melvin_save_env:", "ret",
-          ".p2align 4", "melvin_fixup:", c,
-          # the thread pointer (libc's TLS) and FP control are EL0-writable: restore both
-          f"ldr x17, [x16, #{SAVED_TLS}]", "msr tpidr_el0, x17",
-          f"ldr x17, [x16, #{SAVED_FP}]", "msr fpcr, x17", "ret"]
-    return a
-
-
-def _ir(isa: str, scratch: int) -> str:
-    asm = _x86_asm(scratch) if isa == "x86_64" else _arm64_asm(scratch)
-
-    def p(off: int) -> str:
-        return f"inttoptr (i64 {CTL_BASE + off} to ptr)"
-
-    lines = [f'module asm "{line}"' for line in asm]
-    lines.append(f"""
-declare i32 @_setjmp(ptr) #0
-declare void @longjmp(ptr, i32) noreturn
-declare i64 @melvin_enter(i64, ptr, i64)
-declare void @melvin_fixup()
-declare void @melvin_save_env()
-declare ptr @signal(i32, ptr)
-declare i32 @clock_gettime(i32, ptr)
-
-define void @melvin_run(i64 %bare) {{
-entry:
-  %G = load volatile i64, ptr {p(N_GEN)}
-  %C = load volatile i64, ptr {p(N_CASES)}
-  %E = load volatile ptr, ptr {p(ENTRIES)}
-  %I = load volatile ptr, ptr {p(INPUTS)}
-  %O = load volatile ptr, ptr {p(OUTPUTS)}
-  %K = load volatile ptr, ptr {p(OUTCOMES)}
-  %L = load volatile ptr, ptr {p(LIGHT)}
-  call void @melvin_save_env()
-  %none = icmp eq i64 %G, 0
-  br i1 %none, label %done, label %gl
-gl:
-  %g = phi i64 [0, %entry], [%g1, %gnext]
-  %ep = getelementptr i64, ptr %E, i64 %g
-  %e = load i64, ptr %ep
-  %base = mul i64 %g, %C
-  %lp = getelementptr i8, ptr %L, i64 %g
-  %l8 = load i8, ptr %lp
-  %l = zext i8 %l8 to i64
-  br label %cl
-cl:
-  %c = phi i64 [0, %gl], [%c1, %cnext], [%c, %again]
-  %cur = load volatile i64, ptr {p(CUR)}
-  %cur1 = add i64 %cur, 1
-  store volatile i64 %cur1, ptr {p(CUR)}
-  %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
-  %ok = icmp eq i32 %r, 0
-  br i1 %ok, label %go, label %crash
-go:
-  %c4 = mul i64 %c, 4
-  %row = getelementptr i64, ptr %I, i64 %c4
-  %isbare = icmp ne i64 %bare, 0
-  br i1 %isbare, label %barecall, label %stub
-stub:
-  %out = call i64 @melvin_enter(i64 %e, ptr %row, i64 %l)
-  br label %cnext
-barecall:
-  %a0 = load i64, ptr %row
-  %r1 = getelementptr i64, ptr %row, i64 1
-  %a1 = load i64, ptr %r1
-  %fp = inttoptr i64 %e to ptr
-  store volatile i64 1, ptr {p(IN_GENOME)}
-  %bout = call i64 %fp(i64 %a0, i64 %a1)
-  store volatile i64 0, ptr {p(IN_GENOME)}
-  br label %cnext
-crash:
-  %sig = load volatile i64, ptr {p(SIG_OUT)}
-  ; a TIMEOUT gets a second attempt: a virtual machine's stalls count as this thread's CPU
-  ; time, so a short case can rarely overrun once; a looping genome overruns twice
-  %to = icmp eq i64 %sig, {int(signal.SIGALRM)}
-  %tried = load volatile i64, ptr {p(RETRIED)}
-  %fresh = icmp eq i64 %tried, 0
-  %retry = and i1 %to, %fresh
-  br i1 %retry, label %again, label %cnext
-again:
-  store volatile i64 1, ptr {p(RETRIED)}
-  br label %cl
-cnext:
-  %o = phi i64 [%out, %stub], [%bout, %barecall], [0, %crash]
-  %k = phi i64 [0, %stub], [0, %barecall], [%sig, %crash]
-  store volatile i64 0, ptr {p(RETRIED)}
-  %idx = add i64 %base, %c
-  %op = getelementptr i64, ptr %O, i64 %idx
-  store i64 %o, ptr %op
-  %kp = getelementptr i8, ptr %K, i64 %idx
-  %k8 = trunc i64 %k to i8
-  store i8 %k8, ptr %kp
-  %c1 = add i64 %c, 1
-  %cd = icmp eq i64 %c1, %C
-  br i1 %cd, label %gnext, label %cl
-gnext:
-  %g1 = add i64 %g, 1
-  %gd = icmp eq i64 %g1, %G
-  br i1 %gd, label %done, label %gl
-done:
-  ret void
-}}
-
-define i64 @melvin_one(i64 %e, ptr %row) {{
-entry:
-  %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
-  %ok = icmp eq i32 %r, 0
-  br i1 %ok, label %go, label %crash
-go:
-  %out = call i64 @melvin_enter(i64 %e, ptr %row, i64 0)
-  ret i64 %out
-crash:
-  ret i64 0
-}}
-
-define void @melvin_handler(i32 %sig, ptr %info, ptr %uc) {{
-entry:
-  %ig = load volatile i64, ptr {p(IN_GENOME)}
-  %in = icmp ne i64 %ig, 0
-  %alrm = icmp eq i32 %sig, {int(signal.SIGALRM)}
-  br i1 %alrm, label %tick, label %fault
-tick:
-  ; thread CPU time, not wall time: a worker preempted by the OS mid-case must not time out
-  %ts = alloca [2 x i64]
-  %rc = call i32 @clock_gettime(i32 3, ptr %ts)
-  %sec = load i64, ptr %ts
-  %nsp = getelementptr i64, ptr %ts, i64 1
-  %nsec = load i64, ptr %nsp
-  %sns = mul i64 %sec, 1000000000
-  %now = add i64 %sns, %nsec
-  %cur = load volatile i64, ptr {p(CUR)}
-  %last = load volatile i64, ptr {p(LAST_TICK)}
-  store volatile i64 %cur, ptr {p(LAST_TICK)}
-  %same = icmp eq i64 %cur, %last
-  br i1 %same, label %seen, label %first
-first:
-  store volatile i64 %now, ptr {p(CPU0)}
-  ret void
-seen:
-  %t0 = load volatile i64, ptr {p(CPU0)}
-  %used = sub i64 %now, %t0
-  %budget = load volatile i64, ptr {p(BUDGET_NS)}
-  %over = icmp uge i64 %used, %budget
-  %to = and i1 %over, %in
-  br i1 %to, label %jump, label %back
-back:
-  ret void
-fault:
-  br i1 %in, label %jump, label %die
-die:
-  ; a fault outside genome code is a bug of this process: die of it, the owner replaces us
-  %old = call ptr @signal(i32 %sig, ptr null)
-  ret void
-jump:
-  %sig64 = zext i32 %sig to i64
-  store volatile i64 0, ptr {p(IN_GENOME)}
-  store volatile i64 %sig64, ptr {p(SIG_OUT)}   ; the worker maps signal numbers to outcomes
-  call void @melvin_fixup()
-  call void @longjmp(ptr {p(JMPBUF)}, i32 1)
-  unreachable
-}}
-
-attributes #0 = {{ returns_twice }}
-""")
-    return "\n".join(lines)
-
-
 #: signal number (as stored by the handler; 0 = returned) -> Outcome value
 SIGNAL_LUT = np.full(256, Outcome.WORKER_LOST, dtype=np.uint8)
 SIGNAL_LUT[0] = Outcome.OK
@@ -506,7 +219,7 @@ class Machine:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
-        mod = llvm.parse_assembly(_ir(self.isa, self.scratch))
+        mod = llvm.parse_assembly(ir(self.isa, self.scratch))
         mod.verify()
         tm = llvm.Target.from_default_triple().create_target_machine(opt=2)
         self._engine = llvm.create_mcjit_compiler(mod, tm)

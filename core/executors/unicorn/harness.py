@@ -14,20 +14,8 @@ the scratch area holds its template.
 * arm64 slow lane and x86-64: state in memory (the control block), one genome call per case;
   x86-64 fast-lane slots append an epilogue that restores what the genome wrote.
 
-Memory map (both ISAs; every region mapped once per executor):
-
-============  ==============  ========================================================
-region        address         contents
-============  ==============  ========================================================
-solo          0x0800_0000     the slow lane's one slot, nothing else within 1 MiB, r-x
-arena         0x1000_0000     genome slots (code, epilogue, return, fault padding), r-x
-stack         0x2000_0000     64 KiB stack; the scratch area sits at its top, rw-
-data          0x6000_0000     control block, random values, scratch template, entry and
-                              input tables, r-- (a genome cannot corrupt another's inputs)
-state         0x7e00_0000_0000  current case and output table, rw-
-harness       0x7000_0000     this code, r-x, > 128 MiB from the arena so no direct
-                              branch of a genome can reach it
-============  ==============  ========================================================
+The memory map (regions, control block and state block offsets) is
+:mod:`core.executors.memory_map`'s.
 """
 from __future__ import annotations
 
@@ -38,34 +26,11 @@ import keystone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
+from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, DATA_BASE, HARNESS_BASE,
+                                      RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STATE_BASE,
+                                      genome_sp)
 from core.isa import Isa
 from core.outcome import Outcome
-
-SOLO_BASE = 0x0800_0000    # the slow lane's single slot, isolated: see EmulatedExecutor._load_slow_slot
-ARENA_BASE = 0x1000_0000
-ARENA_SIZE = 16 << 20
-STACK_BASE = 0x2000_0000
-STACK_SIZE = 64 << 10
-STACK_TOP = STACK_BASE + STACK_SIZE
-DATA_BASE = 0x6000_0000
-DATA_SIZE = 96 << 20
-HARNESS_BASE = 0x7000_0000
-HARNESS_SIZE = 64 << 10
-
-# Read-only control block: u64 fields at DATA_BASE. The entry table ends with the address of
-# ``all_done``, which stops the loop after the last case.
-CTL_IN_END, CTL_IN_BASE, CTL_SP, CTL_SIMD, CTL_RET = 24, 32, 48, 56, 64   # CTL_RET: x86 return point
-# The only guest-writable harness memory: the current case (OUT/IN/ENTRY pointers; arm64's fast
-# loop keeps them in d28-d30 instead) and the output table, at an address no genome stumbles on.
-STATE_BASE = 0x7E00_0000_0000
-STATE_SIZE = 128 << 20
-ST_OUT, ST_IN, ST_ENTRY = 0, 8, 16
-OUTPUTS_OFF = 4096
-RAND_OFF = 256             # 32 x u64: value of register k at RAND_OFF + 8k (x86: see X86_RAND_SLOT)
-SIMD_OFF = 512             # 32 x 16 bytes
-SCRATCH_TMPL_OFF = 1024    # up to 4096 bytes
-TABLES_OFF = 8192          # entry table, inputs, outputs (per batch)
-
 
 
 @dataclass(frozen=True)
@@ -91,7 +56,7 @@ def _arm64_source(scratch: int) -> tuple[list[str], int, int]:
     state after a fault. Its loop state lives in d26-d31, which fast-lane genomes never touch:
     in this Unicorn build a guest store is dear and an indirect branch costs a TB lookup, so the
     loop keeps both out of the per-case path (one output store, one ``br`` per case)."""
-    sp_init = STACK_TOP - scratch
+    sp_init = genome_sp("arm64", scratch)
     base = f"movz x16, #{DATA_BASE >> 16}, lsl #16"
     src = ["full_reset:", base,
            f"ldr x17, [x16, #{CTL_SP}]", "mov sp, x17"]
@@ -139,7 +104,7 @@ def _x86_source(scratch: int) -> tuple[list[str], int, int]:
     read through r9) so that r9 can take its random value just before the jump."""
     # At entry rsp = sp_init - 8 with the return address at [rsp]; the genome's red zone (its
     # scratch) is [sp_init - 8 - scratch, sp_init - 8).
-    sp_init = STACK_TOP - 64
+    sp_init = genome_sp("x86_64", scratch) + 8
     scratch_base = sp_init - 8 - scratch
 
     def q(off: int) -> str:
@@ -208,7 +173,7 @@ _SLOT_PROLOGUE = ("fmov x0, d30", "ldp x2, x3, [x0, #16]", "ldp x0, x1, [x0]",
 _SLOT_STORE = ("fmov x1, d31", "str x0, [x1], #8", "fmov d31, x1")
 # Next case of this slot (its address is the current entry, [d27]) or next_genome (d28): one
 # TB per slot and one indirect branch per case; a direct loop branch would need a second TB
-# per slot for the exit path, ~10 us more of translation per new genome.
+# per slot for the exit path, more translation per new genome (README: executor figures).
 _SLOT_LOOP = ("fmov x0, d30", "add x0, x0, #32", "fmov d30, x0", "fmov x1, d29", "cmp x0, x1",
               "fmov x2, d27", "ldr x2, [x2]", "fmov x3, d28", "csel x0, x2, x3, lo", "br x0")
 
@@ -238,7 +203,7 @@ def _str_sp(rt: int, offset: int) -> int:
 def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
     """Words that give back the random values of what a fast-lane genome wrote.
 
-    Encoded bit by bit (not through keystone, ~50 us a call): evolution makes many distinct sets.
+    Encoded bit by bit (not through keystone, slow per call): evolution makes many distinct sets.
     x0-x3 are reloaded by the slot itself; x1 and x2 serve as base and temporary.
     """
     regs = sorted(int(r[1:]) for r in clobbered if r[1:].isdigit() and 3 < int(r[1:]) < 30)
@@ -259,7 +224,7 @@ def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> 
 
 # Instructions that trap whatever the machine state: (mask, value, outcome). They are rewritten
 # in fast-lane slots into a branch to a stub that reports the outcome inside the guest: the same
-# outcome at the same point of execution, without the Python hook (~7 us) a trap costs.
+# outcome at the same point of execution, without the Python hook a trap costs (README: executor figures).
 _STATIC_TRAPS = ((0xFFFF0000, 0x00000000, Outcome.SIGILL),    # udf #imm16: permanently undefined
                  (0xFFE0001F, 0xD4000001, Outcome.SYSCALL),   # svc #imm16
                  (0xFFE0001F, 0xD4200000, Outcome.SIGTRAP))   # brk #imm16

@@ -1,28 +1,22 @@
-"""Emulated backend: Unicorn runs the harness of :mod:`core.executors.harness` over a batch.
+"""Unicorn's tier: the harness of :mod:`core.executors.unicorn.harness` run over a batch, in lanes.
 
-On arm64 a first tier comes before Unicorn: :mod:`core.executors.a64_interp` decodes the whole
-population's words at once and interprets every genome that lies in its subset (integer data
-processing, branches and loops, PC-relative code, loads and stores that hit the scratch area or
-certainly fault: ~87% of alphabet genomes with raw words); a genome whose access may reach other
-mapped memory is deferred to Unicorn. Unicorn spends ~45 us translating each genome it has not seen, and evolution's
-genomes are nearly all new, which capped the rate far below the target; the interpreter needs no
-translation and agrees with Unicorn bit for bit (``tests/test_a64_interp.py``). Setting
-``EmulatedExecutor.interpreter = False`` turns it off. Every other genome runs in Unicorn, in
-two lanes (see :mod:`core.executors.triage`):
+:class:`UnicornEngine` maps memory once (:mod:`core.executors.memory_map`), writes the harness
+and installs the hooks; :mod:`core.executors.tiered` decides which genomes reach it and in
+which lane (from :mod:`core.executors.unicorn.triage`), and calls:
 
-* fast lane: every genome that provably returns within its own length runs inside one
-  ``emu_start`` per chunk of the population. On arm64 each slot loops over its cases; an
-  interrupt (udf, svc, brk, alignment) is recorded by the hook, which points PC at the
-  harness's ``fault_reset`` and emulation goes on; udf/svc/brk words are even rewritten into
-  branches that report the outcome from inside the guest; a memory fault stops emulation and
-  the run restarts at ``fault_reset``. On x86-64 a fault stops emulation and the harness
-  restarts at the next case;
-* slow lane: any other genome runs one ``emu_start`` per case with ``count`` set to the harness
-  overhead plus the instruction budget, so a hang costs exactly its own budget (TIMEOUT) and
-  never the other cases'.
+* :meth:`UnicornEngine.run_fast`, the fast lane: every genome that provably returns within its
+  own length runs inside one ``emu_start`` per chunk of the population. On arm64 each slot
+  loops over its cases; an interrupt (udf, svc, brk, alignment) is recorded by the hook, which
+  points PC at the harness's ``fault_reset`` and emulation goes on; udf/svc/brk words are even
+  rewritten into branches that report the outcome from inside the guest; a memory fault stops
+  emulation and the run restarts at ``fault_reset``. On x86-64 a fault stops emulation and the
+  harness restarts at the next case;
+* :meth:`UnicornEngine.run_slow`, the slow lane: any other genome runs one ``emu_start`` per
+  case with ``count`` set to the harness overhead plus the instruction budget, so a hang costs
+  exactly its own budget (TIMEOUT) and never the other cases'.
 
 Unicorn runs with its virtual TLB (identity mapping, the same permission checks): in this
-build the CPU TLB sends every guest store through a slow path (~40-60 ns vs ~4 ns measured).
+build the CPU TLB sends every guest store through a slow path (README: executor figures).
 ARM64 runs at EL0 with Linux's SCTLR_EL1 user bits; system-register accesses go through a hook
 that applies Linux's EL0 rules, since Unicorn's MRS hook bypasses its own access checks.
 """
@@ -39,19 +33,18 @@ from unicorn import Uc, UcError
 from unicorn import arm64_const as A
 from unicorn import x86_const as X
 
-from core.executors import ExecutorOptions, Result, validate_batch
-from core.executors import a64_interp
-from core.executors import harness as H
-from core.executors.batch_state import BatchState
 from core.asm import assemble
-from core.executors.triage import Trap, Triage, triage
+from core.executors.api import ExecutorOptions
+from core.executors import memory_map as MM
+from core.executors.batch_state import BatchState
+from core.executors.unicorn import harness as H
+from core.executors.unicorn.triage import Trap, Triage
 from core.isa import Isa
 from core.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
-PENDING = 255
-_PREPARED_MAX = 1 << 17   # genomes whose triage and slot an executor remembers (then it starts afresh)
+PENDING = 255   # outcome of a case no lane has attributed yet
 
 # Unicorn errors -> outcome classes
 _ERR_OUTCOME = {
@@ -95,12 +88,12 @@ _EL0_SYS = {(3, 7, 4, 1), (3, 7, 10, 1), (3, 7, 11, 1), (3, 7, 14, 1), (3, 7, 12
 class _Watchdog:
     """Stops a fast-lane ``emu_start`` that overruns its deadline, from one long-lived thread.
 
-    Unicorn's own ``timeout`` starts a thread per ``emu_start`` (~115 us each, measured), and
-    ``count`` instruments every instruction (~2x slower); fast-lane code cannot hang by
+    Unicorn's own ``timeout`` starts a thread per ``emu_start``, and ``count`` instruments
+    every instruction (README: executor figures); fast-lane code cannot hang by
     construction, so a cheap deadline is the right safety net.
     """
 
-    def __init__(self, owner: "EmulatedExecutor"):
+    def __init__(self, owner: "UnicornEngine"):
         self._owner = owner
         self._deadline = 0.0
         self._armed = False
@@ -130,12 +123,13 @@ class _Watchdog:
         self._thread.join(timeout=1.0)
 
 
-class EmulatedExecutor:
-    """Unicorn backend of the executor API (any host, both ISAs)."""
+class UnicornEngine:
+    """One Unicorn machine with the harness mapped, running the lanes (any host, both ISAs).
 
-    backend = "emulated"
-    #: arm64: run genomes the interpreter supports there, not in Unicorn (False: Unicorn only)
-    interpreter: bool = True
+    ``solo_size``: bytes mapped at ``SOLO_BASE``; ``post`` (arm64): harness instructions from
+    the genome's return to the end of a slow-lane case. The interpreter needs both to agree
+    with the slow lane. ``close`` releases it (idempotent).
+    """
 
     def __init__(self, isa: Isa, options: ExecutorOptions):
         self.isa = isa
@@ -149,11 +143,10 @@ class EmulatedExecutor:
         epilogue_max = 8 * 32 + 24 * (options.scratch // 8) + 16
         self.slot_size = -(-(options.max_code_bytes + epilogue_max) // 16) * 16
         self._epilogues: dict = {}
-        self._prepared: dict[bytes, tuple[Triage, bytes | None]] = {}
-        self._n_slots = H.ARENA_SIZE // self.slot_size
+        self._n_slots = MM.ARENA_SIZE // self.slot_size
         self._resident: OrderedDict[bytes, int] = OrderedDict()   # slot contents -> slot index
         self._free = list(range(self._n_slots - 1, -1, -1))
-        self._zero_stack = bytes(H.STACK_SIZE - options.scratch - 64)
+        self._zero_stack = bytes(MM.STACK_SIZE - options.scratch - 64)
         self._watchdog = _Watchdog(self)
         self._x86_dirty = False
         self.harness = H.build_harness(isa, options.scratch)
@@ -161,14 +154,14 @@ class EmulatedExecutor:
         uc = self.uc = Uc(isa.uc_arch, isa.uc_mode)
         uc.ctl_set_tlb_mode(uc_mod.UC_TLB_VIRTUAL)
         rx, rw = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC, uc_mod.UC_PROT_READ | uc_mod.UC_PROT_WRITE
-        uc.mem_map(H.ARENA_BASE, H.ARENA_SIZE, rx)
-        self._solo_size = -(-self.slot_size // 4096) * 4096
-        uc.mem_map(H.SOLO_BASE, self._solo_size, rx)
-        uc.mem_map(H.STACK_BASE, H.STACK_SIZE, rw)
-        uc.mem_map(H.DATA_BASE, H.DATA_SIZE, uc_mod.UC_PROT_READ)
-        uc.mem_map(H.STATE_BASE, H.STATE_SIZE, rw)
-        uc.mem_map(H.HARNESS_BASE, H.HARNESS_SIZE, rx)
-        uc.mem_write(H.HARNESS_BASE, self.harness.code)
+        uc.mem_map(MM.ARENA_BASE, MM.ARENA_SIZE, rx)
+        self.solo_size = -(-self.slot_size // 4096) * 4096
+        uc.mem_map(MM.SOLO_BASE, self.solo_size, rx)
+        uc.mem_map(MM.STACK_BASE, MM.STACK_SIZE, rw)
+        uc.mem_map(MM.DATA_BASE, MM.DATA_SIZE, uc_mod.UC_PROT_READ)
+        uc.mem_map(MM.STATE_BASE, MM.STATE_SIZE, rw)
+        uc.mem_map(MM.HARNESS_BASE, MM.HARNESS_SIZE, rx)
+        uc.mem_write(MM.HARNESS_BASE, self.harness.code)
         uc.hook_add(uc_mod.UC_HOOK_INTR, self._on_interrupt)
         if isa.name == "arm64":
             self._pc = A.UC_ARM64_REG_PC
@@ -187,10 +180,10 @@ class EmulatedExecutor:
         self._overhead = self._calibrate()
         if isa.name == "arm64":
             # harness instructions from the genome's return to the end of a slow-lane case: a
-            # trap that late still counts within the budget (see a64_interp.execute)
+            # trap that late still counts within the budget (see interp.execute.execute)
             words = np.frombuffer(self.harness.code, dtype="<u4")
-            slow_ret = H.HARNESS_BASE + 4 * (int(np.flatnonzero(words == 0xD63F03C0)[0]) + 1)   # after blr x30
-            self._post = (self.harness.case_stored - slow_ret) // 4
+            slow_ret = MM.HARNESS_BASE + 4 * (int(np.flatnonzero(words == 0xD63F03C0)[0]) + 1)   # after blr x30
+            self.post = (self.harness.case_stored - slow_ret) // 4
 
     # ----------------------------------------------------------------- hooks (never raise)
     def _stop(self, outcome: Outcome) -> None:
@@ -251,7 +244,7 @@ class EmulatedExecutor:
 
     # ----------------------------------------------------------------- memory helpers
     def _write_ctl(self, field: int, value: int) -> None:
-        self.uc.mem_write(H.DATA_BASE + field, int(value).to_bytes(8, "little"))
+        self.uc.mem_write(MM.DATA_BASE + field, int(value).to_bytes(8, "little"))
 
     def _emu(self, begin: int, until: int, count: int = 0) -> Outcome | None:
         """Run; return the fault class, or None if emulation stopped without a fault."""
@@ -272,7 +265,7 @@ class EmulatedExecutor:
 
     def _calibrate(self) -> int:
         """Harness instructions per case in single-case mode (found by search, not by hand)."""
-        tables = self._write_state(np.zeros((1, 1), dtype=np.uint64), BatchState.from_seed(0, self.options.scratch))
+        tables = self.write_state(np.zeros((1, 1), dtype=np.uint64), BatchState.from_seed(0, self.options.scratch))
         batch = self._lay_out([self._load_slow_slot(b"")], 1, tables, simd=True)
         lo, hi = 1, 4096
         while lo < hi:
@@ -284,17 +277,17 @@ class EmulatedExecutor:
         return lo - 1  # the empty genome executes exactly one instruction: the appended return
 
     # ----------------------------------------------------------------- batch set-up
-    def _write_state(self, inputs: np.ndarray, state: BatchState) -> int:
+    def write_state(self, inputs: np.ndarray, state: BatchState) -> int:
         """Write random values, scratch template and the input table; returns the next free address."""
-        self.uc.mem_write(H.DATA_BASE + H.RAND_OFF, state.regs.tobytes() + state.simd)
-        self.uc.mem_write(H.DATA_BASE + H.SCRATCH_TMPL_OFF, state.scratch)
+        self.uc.mem_write(MM.DATA_BASE + MM.RAND_OFF, state.regs.tobytes() + state.simd)
+        self.uc.mem_write(MM.DATA_BASE + MM.SCRATCH_TMPL_OFF, state.scratch)
         table = state.input_table(self.isa, inputs)
-        addr = H.DATA_BASE + H.TABLES_OFF
+        addr = MM.DATA_BASE + MM.TABLES_OFF
         self.uc.mem_write(addr, table.tobytes())
         self._inputs_addr = addr
         return addr + table.nbytes
 
-    def _slot(self, code: bytes, info: Triage | None) -> bytes:
+    def slot(self, code: bytes, info: Triage | None) -> bytes:
         """Slot contents: the fast-lane wrapping of the code, or the code and a plain return
         (slow lane), then padding that faults if ever reached."""
         isa = self.isa
@@ -316,8 +309,8 @@ class EmulatedExecutor:
         """Place ready slots in the arena; returns their entry addresses.
 
         The arena is content-addressed: a slot already resident keeps its address and its
-        translated code, so re-running a genome costs no new translation (Unicorn spends
-        ~10-25 us translating each new genome, more than 64 cases of executing it).
+        translated code, so re-running a genome costs no new translation (translating a new
+        genome costs Unicorn more than 64 cases of executing it).
         """
         uc, size = self.uc, self.slot_size
         if len(slots) > self._n_slots:
@@ -336,15 +329,15 @@ class EmulatedExecutor:
                 new.append((index, content))
             else:
                 self._resident.move_to_end(content)
-            addrs.append(H.ARENA_BASE + index * size)
-        # One write per run of consecutive slots: each write costs Unicorn ~20 us.
+            addrs.append(MM.ARENA_BASE + index * size)
+        # One write per run of consecutive slots: each write is dear in Unicorn.
         new.sort()
         start = 0
         while start < len(new):
             stop = start + 1
             while stop < len(new) and new[stop][0] == new[stop - 1][0] + 1:
                 stop += 1
-            address = H.ARENA_BASE + new[start][0] * size
+            address = MM.ARENA_BASE + new[start][0] * size
             blob = b"".join(content for _, content in new[start:stop])
             uc.mem_write(address, blob)
             uc.ctl_remove_cache(address, address + len(blob))
@@ -356,21 +349,21 @@ class EmulatedExecutor:
 
         The solo slot sits alone, > 1 MiB from any other mapping, so PC-relative code (adr,
         literal loads: always slow lane) sees the same addresses and bytes in every batch."""
-        self.uc.mem_write(H.SOLO_BASE, self._slot(code, None))
-        self.uc.ctl_remove_cache(H.SOLO_BASE, H.SOLO_BASE + self.slot_size)
-        return H.SOLO_BASE
+        self.uc.mem_write(MM.SOLO_BASE, self.slot(code, None))
+        self.uc.ctl_remove_cache(MM.SOLO_BASE, MM.SOLO_BASE + self.slot_size)
+        return MM.SOLO_BASE
 
     def _lay_out(self, entries: list[int], n_cases: int, tables: int, simd: bool) -> dict:
         """Entry and output tables after the inputs; the control block set for this batch."""
         e_addr = tables
-        o_addr = H.STATE_BASE + H.OUTPUTS_OFF
+        o_addr = MM.STATE_BASE + MM.OUTPUTS_OFF
         table = np.asarray([*entries, self.harness.all_done], dtype=np.uint64)
         self.uc.mem_write(e_addr, table.tobytes())
         self.uc.mem_write(o_addr, bytes(8 * len(entries) * n_cases))
         in_end = self._inputs_addr + 32 * n_cases
-        for field_, value in ((H.CTL_IN_END, in_end), (H.CTL_IN_BASE, self._inputs_addr),
-                              (H.CTL_SIMD, int(simd)), (H.CTL_RET, self.harness.ret_point),
-                              (H.CTL_SP, self.harness.sp_init)):
+        for field_, value in ((MM.CTL_IN_END, in_end), (MM.CTL_IN_BASE, self._inputs_addr),
+                              (MM.CTL_SIMD, int(simd)), (MM.CTL_RET, self.harness.ret_point),
+                              (MM.CTL_SP, self.harness.sp_init)):
             self._write_ctl(field_, value)
         return {"entries": e_addr, "outputs": o_addr, "n": len(entries), "n_cases": n_cases}
 
@@ -379,78 +372,34 @@ class EmulatedExecutor:
         out = batch["outputs"] + 8 * (g * batch["n_cases"] + c)
         inp = self._inputs_addr + 32 * c
         entry = batch["entries"] + 8 * g
-        self.uc.mem_write(H.STATE_BASE + H.ST_OUT, np.array([out, inp, entry], dtype=np.uint64).tobytes())
+        self.uc.mem_write(MM.STATE_BASE + MM.ST_OUT, np.array([out, inp, entry], dtype=np.uint64).tobytes())
 
     def _current_out(self) -> int:
         """The output slot of the case the x86-64 harness is in (where a fault happened)."""
-        return int.from_bytes(self.uc.mem_read(H.STATE_BASE + H.ST_OUT, 8), "little")
+        return int.from_bytes(self.uc.mem_read(MM.STATE_BASE + MM.ST_OUT, 8), "little")
 
-    def _chunk_capacity(self, n_cases: int) -> int:
+    def chunk_capacity(self, n_cases: int) -> int:
         arena = self._n_slots
         # arm64: the class table (trap outcomes reported by the guest) follows the outputs
-        outputs = (H.STATE_SIZE - H.OUTPUTS_OFF) // ((16 if self.isa.name == "arm64" else 8) * n_cases)
+        outputs = (MM.STATE_SIZE - MM.OUTPUTS_OFF) // ((16 if self.isa.name == "arm64" else 8) * n_cases)
         return max(1, min(arena, outputs))
 
-    # ----------------------------------------------------------------- running
-    def run(self, codes, inputs, *, seed: int | None = None) -> Result:
-        """Run every code on every case; see :func:`core.executors.open_executor`."""
-        if self._closed:
-            raise ValueError("executor is closed")
-        codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
-        n, n_cases = len(codes), inputs.shape[0]
-        outputs = np.zeros((n, n_cases), dtype=np.uint64)
-        outcomes = np.full((n, n_cases), PENDING, dtype=np.uint8)
-        state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
-        rest = range(n)
-        if self.interpreter and self.isa.name == "arm64":
-            # genomes it refuses, or whose accesses may reach memory it does not model
-            # (deferred), run in Unicorn below
-            done = a64_interp.interpret(codes, state.input_table(self.isa, inputs), state.regs, state.scratch,
-                                        self.options.budget, outputs, outcomes, simd=state.simd,
-                                        solo_size=self._solo_size, post=self._post)
-            rest = np.flatnonzero(~done).tolist()
-            if not rest:
-                return Result(outputs, outcomes)
-        tables = self._write_state(inputs, state)
-        prepared, prepare = self._prepared, self._prepare
-        if len(prepared) > _PREPARED_MAX:
-            prepared.clear()
-        infos, slots = {}, {}
-        for i in rest:
-            code = codes[i]
-            entry = prepared.get(code)
-            if entry is None:
-                entry = prepared[code] = prepare(code)
-            infos[i], slots[i] = entry
-        fast = [i for i in rest if slots[i] is not None]
-        slow = set(rest) - set(fast)
-        cap = self._chunk_capacity(n_cases)
-        run_fast = self._run_fast_arm64 if self.isa.name == "arm64" else self._run_fast
-        for start in range(0, len(fast), cap):
-            idx = fast[start:start + cap]
-            slow.update(run_fast(idx, [slots[i] for i in idx], n_cases, tables, outputs, outcomes))
-        if slow:
-            # Harness code translated during a fast-lane run (count 0) carries no instruction
-            # counting, and Unicorn would reuse it: slow-lane budgets would then silently grow by
-            # the uncounted harness instructions (~80). Retranslate it with counting on.
-            self.uc.ctl_remove_cache(H.HARNESS_BASE, H.HARNESS_BASE + H.HARNESS_SIZE)
-        for i in sorted(slow):
-            self._run_slow(i, codes[i], infos[i].traps, n_cases, tables, outputs, outcomes)
-        lost = outcomes == PENDING
-        if lost.any():
-            log.warning("%d cases left unattributed by the harness: WORKER_LOST", int(lost.sum()))
-            outcomes[lost] = Outcome.WORKER_LOST
-            outputs[lost] = 0
-        return Result(outputs, outcomes)
+    # ----------------------------------------------------------------- running (lanes)
+    def run_fast(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
+        """Fast lane: genomes ``idx`` (their ``slots``, at most ``chunk_capacity``) in one harness
+        run; fills their rows and returns the genomes to re-run in the slow lane."""
+        run = self._run_fast_arm64 if self.isa.name == "arm64" else self._run_fast_x86
+        return run(idx, slots, n_cases, tables, outputs, outcomes)
 
-    def _prepare(self, code: bytes) -> tuple[Triage, bytes | None]:
-        """Triage of ``code`` and its fast-lane slot (None: slow lane), kept per executor so
-        that a genome seen before costs one dictionary look-up."""
-        info = triage(code, self.isa, self.options.scratch)
-        fast = info.fast and info.n_insns + 1 <= self.options.budget
-        return info, (self._slot(code, info) if fast else None)
+    def before_slow_lane(self) -> None:
+        """Call between a fast-lane run and slow-lane runs of one batch.
 
-    def _run_fast(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
+        Harness code translated during a fast-lane run (count 0) carries no instruction
+        counting, and Unicorn would reuse it: slow-lane budgets would then silently grow by the
+        uncounted harness instructions (~80). Retranslate it with counting on."""
+        self.uc.ctl_remove_cache(MM.HARNESS_BASE, MM.HARNESS_BASE + MM.HARNESS_SIZE)
+
+    def _run_fast_x86(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
         """One x86-64 harness run over genomes ``idx``; returns genomes to re-run in the slow lane."""
         uc, hz = self.uc, self.harness
         batch = self._lay_out(self._load_slots(slots), n_cases, tables, simd=False)
@@ -522,7 +471,7 @@ class EmulatedExecutor:
                 self._watchdog.arm(5.0 + 20e-6 * total)
                 fault = self._emu(begin, hz.all_done)
                 fired = self._watchdog.disarm()
-                pc = uc.reg_read(self._pc) if fault is None else -1   # each read costs ~1 us
+                pc = uc.reg_read(self._pc) if fault is None else -1   # a register read is dear: skip it after a fault
                 if pc == hz.all_done:
                     break
                 k = (uc.reg_read(A.UC_ARM64_REG_D31) - out0) // 8
@@ -559,20 +508,20 @@ class EmulatedExecutor:
         outcomes[rows] = cls
         return moved
 
-    def _run_slow(self, i, code, traps, n_cases, tables, outputs, outcomes) -> None:
-        """Run genome ``i`` one case per ``emu_start``, each bounded by the exact budget."""
+    def run_slow(self, i, code, info: Triage, n_cases, tables, outputs, outcomes) -> None:
+        """Slow lane: genome ``i`` one case per ``emu_start``, each bounded by the exact budget
+        (``info``: its triage, for the trap points and what to reset between cases)."""
         uc, hz = self.uc, self.harness
         entry = self._load_slow_slot(code)
         batch = self._lay_out([entry], n_cases, tables, simd=True)
         hooks = []
-        self._trap_actions = {entry + off: action for off, action in traps.items()}
+        self._trap_actions = {entry + off: action for off, action in info.traps.items()}
         for address in self._trap_actions:
             hooks.append(uc.hook_add(uc_mod.UC_HOOK_CODE, self._on_trap, None, address, address))
         if hooks:
             uc.ctl_remove_cache(entry, entry + self.slot_size)
         count = self._overhead + self.options.budget
         row = np.empty(n_cases, dtype=np.uint8)
-        info = triage(code, self.isa, self.options.scratch)
         try:
             for c in range(n_cases):
                 self._reset_state(info.stack_risk, info.machine_state)
@@ -595,7 +544,7 @@ class EmulatedExecutor:
         """State the harness does not reset and this slow-lane genome may change (triage says
         which): the stack below the scratch area; FP control/status and TLS."""
         if stack:
-            self.uc.mem_write(H.STACK_BASE, self._zero_stack)
+            self.uc.mem_write(MM.STACK_BASE, self._zero_stack)
         if not machine:
             return
         if self.isa.name == "arm64":
@@ -605,8 +554,12 @@ class EmulatedExecutor:
             self.uc.reg_write(X.UC_X86_REG_EFLAGS, 0x202)
 
     # ----------------------------------------------------------------- lifecycle
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        """Release the emulator; idempotent. ``run`` after close raises ValueError."""
+        """Release the emulator; idempotent."""
         if not self._closed:
             self._closed = True
             self._watchdog.stop()

@@ -1,0 +1,399 @@
+"""The interpreter tier: runs the decoder's micro-op rows of every supported genome on every case.
+
+Unicorn translates every genome it has not seen before, which caps evolution far
+below its target rate; random genomes are nearly all new. Most of them use only integer data
+processing, forward branches and the scratch loads/stores of the gene alphabet, and those are
+cheap to interpret straight from their decoded words (:mod:`core.executors.interp.decoder`):
+:func:`interpret` decodes a population and :func:`execute` runs every supported genome on every
+case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
+
+The machine a genome finds is :mod:`core.executors.batch_state`'s: x0-x3 the case's row of
+the input table, x4-x29 the batch's random values, scratch ``[sp, sp + scratch)`` its template,
+the SIMD registers the batch's, NZCV = Z|C. PC-relative code runs as in the solo slot: the
+slot's bytes (code, ``ret``, zero padding up to the mapped page's end) and the slow lane's
+instruction budget (see :func:`execute`). Loads and stores are decided per case at run time
+(:mod:`core.executors.interp.memory`); a genome whose access may reach memory the interpreter
+does not model is reported back (deferred) and runs in Unicorn. Outcomes are OK, SIGILL,
+SIGSEGV or TIMEOUT.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from core.executors.interp import memory as MEM
+from core.executors.interp.bits import (M32, M64, U0, U1, add_flags, bswap64, clz64, extend, holds, rbit64, rev16,
+                                        ror, sext, shift, smulh, umulh)
+from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD,
+                                           F_RM, F_RN, F_RT2, F_SF, F_SHT, F_SIZE, F_TGT, F_WB, I_IMM, I_IMM2, K_ADC,
+                                           K_ADDSUB, K_B, K_BFM, K_CBZ, K_CCMP, K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR,
+                                           K_LOGIC, K_MEM, K_MOVW, K_SIGILL, K_SP64, K_TBZ, M_LIT, M_LOAD, M_PAIR,
+                                           M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE, WB_POST, ZR_READ,
+                                           decode)
+from core.executors.memory_map import genome_sp
+from core.outcome import Outcome
+
+OK = int(Outcome.OK)
+SIGILL = int(Outcome.SIGILL)
+SIGSEGV = int(Outcome.SIGSEGV)
+TIMEOUT = int(Outcome.TIMEOUT)
+
+DEFER = -1   # a memory access may touch mapped memory the interpreter does not model
+
+
+@njit(cache=True)
+def _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_size):
+    """One load/store: OK, SIGSEGV (nothing changed) or DEFER; see :mod:`core.executors.interp.memory`."""
+    flags = ctl[pc, F_MEMF]
+    n1 = 1 << ctl[pc, F_SIZE]
+    count = 2 if flags & M_PAIR else 1
+    n = n1 * count
+    load = flags & M_LOAD
+    vec = flags & M_VEC
+    rn = ctl[pc, F_RN]
+    base = U0
+    offset = imm[pc, I_IMM]
+    lit = flags & M_LIT
+    if lit:                                 # the solo slot: this genome, its return, zeros
+        at = 4 * ctl[pc, F_TGT] + np.int64(offset)
+        if at < 0 or at + n > solo_size:
+            return SIGSEGV
+    else:
+        base = np.uint64(sp_init) if rn == 31 else regs[rn]
+        if ctl[pc, F_O2] == A_REG:
+            offset = extend(regs[ctl[pc, F_RM]], ctl[pc, F_SHT], ctl[pc, F_AMT], 1)
+        addr = base if ctl[pc, F_WB] == WB_POST else base + offset
+        d = addr - np.uint64(sp_init)
+        if rn == 31 and n <= mem.shape[0] and d <= np.uint64(mem.shape[0] - n):
+            at = np.int64(d)
+        elif MEM.maybe_mapped(addr, n, solo_size):
+            return DEFER
+        else:
+            return SIGSEGV
+    for k in range(count):
+        rt = ctl[pc, F_RD] if k == 0 else ctl[pc, F_RT2]
+        o = at + k * n1
+        if load:
+            if vec:
+                for b in range(16):
+                    vregs[rt, b] = 0
+                for b in range(n1):
+                    vregs[rt, b] = MEM.solo_byte(words, start, end, o + b) if lit else mem[o + b]
+            elif rt != 31:
+                if lit:
+                    v = U0
+                    for b in range(n1 - 1, -1, -1):
+                        v = (v << np.uint64(8)) | np.uint64(MEM.solo_byte(words, start, end, o + b))
+                else:
+                    v = MEM.read_le(mem, o, n1)
+                if flags & M_SIGNED:
+                    v = sext(v, 8 * n1)
+                if flags & M_W32:
+                    v &= M32
+                regs[rt] = v
+        elif vec:
+            for b in range(n1):
+                mem[o + b] = vregs[rt, b]
+        else:
+            MEM.write_le(mem, o, n1, regs[rt])
+    if ctl[pc, F_WB] != WB_NONE:
+        regs[rn] = base + offset
+    return OK
+
+
+@njit(cache=True)
+def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd_tmpl, budget, post, sp_init,
+            solo_size, outputs, outcomes, deferred):
+    """Run genomes ``rows`` on every case; fills their rows of ``outputs`` / ``outcomes``.
+
+    ``table``: uint64 [n_cases, 4] argument registers; ``init_regs``: uint64 [32] the batch's
+    random register values; ``scratch_tmpl``: uint8 [scratch] the scratch template;
+    ``simd_tmpl``: uint8 [32, 16] the SIMD registers (the slow lane loads them). A genome
+    whose memory access may reach modelled-nowhere memory is flagged in ``deferred`` instead.
+
+    Counting follows the slow lane's ``count``: the genome may execute ``budget`` instructions,
+    the appended return included, to end OK; an instruction that traps still traps as the
+    ``budget + post``-th (``post``: the harness instructions after the return); past that, or
+    on a return past ``budget``, the case is TIMEOUT. A branch to unmapped memory faults as
+    soon as the branch has executed."""
+    n_cases = table.shape[0]
+    regs = np.zeros(33, dtype=np.uint64)
+    vregs = simd_tmpl.copy()
+    mem = np.zeros(scratch_tmpl.shape[0] + (-scratch_tmpl.shape[0]) % 8, dtype=np.uint8)
+    mem[:scratch_tmpl.shape[0]] = scratch_tmpl
+    tmpl = mem.copy()
+    mem64 = mem.view(np.uint64)        # the same bytes, as words (little-endian hosts)
+    tmpl64 = tmpl.view(np.uint64)
+    limit = budget + post
+    for gi in range(rows.shape[0]):
+        g = rows[gi]
+        start, end = offsets[g], offsets[g + 1]
+        n_words = end - start
+        memops = False
+        vecops = False
+        for pc in range(start, end):
+            if ctl[pc, F_KIND] == K_MEM or ctl[pc, F_KIND] == K_SP64:
+                memops = True
+            if ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC:
+                vecops = True
+        for case in range(n_cases):
+            for k in range(4):
+                regs[k] = table[case, k]
+            for k in range(4, 31):
+                regs[k] = init_regs[k]
+            regs[ZR_READ] = U0
+            if memops:
+                mem64[:] = tmpl64
+            if vecops:
+                vregs[:, :] = simd_tmpl
+            fn, fz, fc, fv = 0, 1, 1, 0
+            status = OK
+            pc = start
+            steps = 0
+            while True:
+                if pc < start or pc >= end:
+                    rel = pc - start
+                    if rel == n_words:               # the appended return
+                        if steps + 1 > budget:
+                            status = TIMEOUT
+                    elif rel < 0 or 4 * rel >= solo_size:
+                        status = SIGSEGV             # fetch from unmapped memory
+                    else:                            # the slot's zero padding: udf #0
+                        status = TIMEOUT if steps + 1 > limit else SIGILL
+                    break
+                steps += 1
+                if steps > limit:
+                    status = TIMEOUT
+                    break
+                kind = ctl[pc, F_KIND]
+                sf = ctl[pc, F_SF]
+                mask = M64 if sf else M32
+                nxt = pc + 1
+                if kind == K_ADDSUB or kind == K_LOGIC or kind == K_CCMP:
+                    o2 = ctl[pc, F_O2]
+                    if o2 == O2_IMM:
+                        y = imm[pc, I_IMM]
+                    elif o2 == O2_SHIFT:
+                        y = shift(regs[ctl[pc, F_RM]] & mask, ctl[pc, F_SHT], ctl[pc, F_AMT], sf)
+                    else:
+                        y = extend(regs[ctl[pc, F_RM]], ctl[pc, F_SHT], ctl[pc, F_AMT], sf)
+                    x = regs[ctl[pc, F_RN]] & mask
+                    if kind == K_ADDSUB:
+                        if ctl[pc, F_OP]:
+                            r, n_, z_, c_, v_ = add_flags(x, ~y & mask, 1, sf)
+                        else:
+                            r, n_, z_, c_, v_ = add_flags(x, y, 0, sf)
+                        if ctl[pc, F_FLAGS]:
+                            fn, fz, fc, fv = n_, z_, c_, v_
+                        regs[ctl[pc, F_RD]] = r
+                    elif kind == K_LOGIC:
+                        op = ctl[pc, F_OP]
+                        if op & 4:
+                            y = ~y & mask
+                        op &= 3
+                        if op == 0 or op == 3:
+                            r = x & y
+                        elif op == 1:
+                            r = x | y
+                        else:
+                            r = x ^ y
+                        if op == 3:
+                            fn = np.int64(r >> np.uint64(63 if sf else 31))
+                            fz = 1 if r == U0 else 0
+                            fc = 0
+                            fv = 0
+                        regs[ctl[pc, F_RD]] = r
+                    else:   # conditional compare
+                        if holds(ctl[pc, F_COND], fn, fz, fc, fv):
+                            if ctl[pc, F_OP]:
+                                r, fn, fz, fc, fv = add_flags(x, ~y & mask, 1, sf)
+                            else:
+                                r, fn, fz, fc, fv = add_flags(x, y, 0, sf)
+                        else:
+                            nzcv = ctl[pc, F_FLAGS]
+                            fn, fz, fc, fv = (nzcv >> 3) & 1, (nzcv >> 2) & 1, (nzcv >> 1) & 1, nzcv & 1
+                elif kind == K_MOVW:
+                    op = ctl[pc, F_OP]
+                    if op == 2:
+                        regs[ctl[pc, F_RD]] = imm[pc, I_IMM]
+                    elif op == 0:
+                        regs[ctl[pc, F_RD]] = ~imm[pc, I_IMM] & mask
+                    else:
+                        rd = ctl[pc, F_RD]
+                        regs[rd] = ((regs[rd] & ~imm[pc, I_IMM2]) | imm[pc, I_IMM]) & mask
+                elif kind == K_B:
+                    if holds(ctl[pc, F_COND], fn, fz, fc, fv):
+                        nxt = ctl[pc, F_TGT]
+                        if nxt == pc:                # "b ." spins, changing nothing, till the budget
+                            status = TIMEOUT
+                            break
+                elif kind == K_CBZ:
+                    t = regs[ctl[pc, F_RN]] & mask
+                    if (t != U0) == (ctl[pc, F_OP] == 1):
+                        nxt = ctl[pc, F_TGT]
+                elif kind == K_TBZ:
+                    bit = (regs[ctl[pc, F_RN]] >> np.uint64(ctl[pc, F_AMT])) & U1
+                    if bit == np.uint64(ctl[pc, F_OP]):
+                        nxt = ctl[pc, F_TGT]
+                elif kind == K_CSEL:
+                    if holds(ctl[pc, F_COND], fn, fz, fc, fv):
+                        r = regs[ctl[pc, F_RN]]
+                    else:
+                        r = regs[ctl[pc, F_RM]]
+                        op = ctl[pc, F_OP]
+                        if op == 1:
+                            r = r + U1
+                        elif op == 2:
+                            r = ~r
+                        elif op == 3:
+                            r = U0 - r
+                    regs[ctl[pc, F_RD]] = r & mask
+                elif kind == K_DP2:
+                    x = regs[ctl[pc, F_RN]] & mask
+                    y = regs[ctl[pc, F_RM]] & mask
+                    op = ctl[pc, F_OP]
+                    if op == 2:                      # udiv
+                        r = U0 if y == U0 else x // y
+                    elif op == 3:                    # sdiv, rounding toward zero
+                        if y == U0:
+                            r = U0
+                        else:
+                            bits = 64 if sf else 32
+                            xs = sext(x, bits)
+                            ys = sext(y, bits)
+                            ax = U0 - xs if np.int64(xs) < 0 else xs
+                            ay = U0 - ys if np.int64(ys) < 0 else ys
+                            q = ax // ay
+                            r = (U0 - q if (np.int64(xs) < 0) != (np.int64(ys) < 0) else q) & mask
+                    else:
+                        amt = np.int64(y & np.uint64(63 if sf else 31))
+                        r = shift(x, op - 8, amt, sf)
+                    regs[ctl[pc, F_RD]] = r
+                elif kind == K_DP3:
+                    x = regs[ctl[pc, F_RN]]
+                    y = regs[ctl[pc, F_RM]]
+                    a = regs[ctl[pc, F_RA]]
+                    op = ctl[pc, F_OP]
+                    if op <= 1:
+                        p = x * y
+                    elif op <= 3:
+                        p = sext(x, 32) * sext(y, 32)
+                    elif op == 4:
+                        p = smulh(x, y)
+                    elif op <= 11:
+                        p = (x & M32) * (y & M32)
+                    else:
+                        p = umulh(x, y)
+                    if op == 4 or op == 12:
+                        r = p
+                    elif op & 1:
+                        r = a - p
+                    else:
+                        r = a + p
+                    regs[ctl[pc, F_RD]] = r & mask
+                elif kind == K_SP64:
+                    if ctl[pc, F_OP]:
+                        regs[ctl[pc, F_RD]] = mem64[ctl[pc, F_AMT]]
+                    else:
+                        mem64[ctl[pc, F_AMT]] = regs[ctl[pc, F_RD]]
+                elif kind == K_MEM:
+                    r = _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_size)
+                    if r != OK:
+                        status = r
+                        break
+                elif kind == K_BFM:
+                    size = 64 if sf else 32
+                    src = regs[ctl[pc, F_RN]] & mask
+                    op = ctl[pc, F_OP]
+                    dst = regs[ctl[pc, F_RA]] & mask if op == 1 else U0
+                    wmask = imm[pc, I_IMM]
+                    tmask = imm[pc, I_IMM2]
+                    bot = (dst & ~wmask) | (ror(src, ctl[pc, F_SHT] & (size - 1), size) & wmask)
+                    if op == 0:
+                        top = mask if (src >> np.uint64(ctl[pc, F_AMT] & (size - 1))) & U1 else U0
+                    else:
+                        top = dst
+                    regs[ctl[pc, F_RD]] = ((top & ~tmask) | (bot & tmask)) & mask
+                elif kind == K_EXTR:
+                    lsb = ctl[pc, F_AMT]
+                    lo = regs[ctl[pc, F_RM]] & mask
+                    if lsb == 0:
+                        r = lo
+                    else:
+                        hi = regs[ctl[pc, F_RN]] & mask
+                        size = 64 if sf else 32
+                        r = ((lo >> np.uint64(lsb)) | (hi << np.uint64(size - lsb))) & mask
+                    regs[ctl[pc, F_RD]] = r
+                elif kind == K_DP1:
+                    x = regs[ctl[pc, F_RN]] & mask
+                    op = ctl[pc, F_OP]
+                    if op == 0:
+                        r = rbit64(x)
+                        if not sf:
+                            r >>= np.uint64(32)
+                    elif op == 1:
+                        r = rev16(x)
+                    elif op == 2:
+                        r = bswap64(x)
+                        r = (r >> np.uint64(32)) | (r << np.uint64(32)) if sf else r >> np.uint64(32)
+                    elif op == 3:
+                        r = bswap64(x)
+                    elif op == 4:
+                        r = np.uint64(clz64(x) - (0 if sf else 32))
+                    else:
+                        if sf:
+                            r = np.uint64(clz64(((x >> U1) ^ x) & (M64 >> U1)) - 1)
+                        else:
+                            r = np.uint64(clz64(((x >> U1) ^ x) & np.uint64(0x7FFFFFFF)) - 33)
+                    regs[ctl[pc, F_RD]] = r & mask
+                elif kind == K_ADC:
+                    x = regs[ctl[pc, F_RN]] & mask
+                    y = regs[ctl[pc, F_RM]] & mask
+                    if ctl[pc, F_OP]:
+                        y = ~y & mask
+                    r, n_, z_, c_, v_ = add_flags(x, y, fc, sf)
+                    if ctl[pc, F_FLAGS]:
+                        fn, fz, fc, fv = n_, z_, c_, v_
+                    regs[ctl[pc, F_RD]] = r
+                elif kind == K_SIGILL:
+                    status = SIGILL
+                    break
+                # K_NOP: nothing
+                pc = nxt
+            if status == DEFER:
+                deferred[g] = True
+                break
+            outcomes[g, case] = status
+            outputs[g, case] = regs[0] if status == OK else U0
+
+
+def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
+    """One flat little-endian ``uint32`` array of every code's words, and CSR offsets."""
+    lengths = np.fromiter((len(c) >> 2 for c in codes), dtype=np.int64, count=len(codes))
+    offsets = np.zeros(len(codes) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    words = np.frombuffer(b"".join(codes), dtype="<u4").astype(np.uint32)
+    return words, offsets
+
+
+def interpret(codes, table, regs, scratch: bytes, budget: int, outputs, outcomes, *, simd: bytes = bytes(512),
+              solo_size: int = 4096, post: int = 3) -> np.ndarray:
+    """Run every supported genome of ``codes``; returns the bool mask of those it ran.
+
+    ``table``: uint64 [n_cases, 4] the input table (``BatchState.input_table``); ``regs``:
+    uint64 [32] the batch's register values; ``scratch``, ``simd``: the scratch template's and
+    the SIMD registers' bytes; ``solo_size``: bytes mapped at ``memory_map.SOLO_BASE``; ``post``:
+    harness instructions between the genome's return and the end of a slow-lane case. Rows of
+    ``outputs`` / ``outcomes`` of unsupported genomes are left untouched; those of deferred ones
+    may hold the cases before the deferral (the caller re-runs them elsewhere)."""
+    words, offsets = flatten(codes)
+    ctl, imm, supported = decode(words, offsets, len(scratch), budget, solo_size)
+    rows = np.flatnonzero(supported)
+    if rows.size:
+        deferred = np.zeros(len(codes), dtype=np.bool_)
+        execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
+                np.ascontiguousarray(regs, dtype=np.uint64), np.frombuffer(scratch, dtype=np.uint8).copy(),
+                np.frombuffer(simd, dtype=np.uint8).reshape(32, 16).copy(), budget, post,
+                genome_sp("arm64", len(scratch)), solo_size, outputs, outcomes, deferred)
+        supported &= ~deferred
+    return supported
