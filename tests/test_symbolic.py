@@ -17,7 +17,7 @@ from core.executors.batch_state import BatchState
 from core.outcome import Outcome
 from core.symbolic import Unsupported, translate
 from evolve.genes import alphabet_for
-from test_a64_interp import CLASSES, _class_genome, _inputs
+from test_a64_interp import CLASSES, _both, _class_genome, _inputs
 
 SCRATCH = 256
 
@@ -28,21 +28,9 @@ def ex():
         yield executor
 
 
-def _tiers(ex, codes, inputs, seed):
-    """(interpreter, Unicorn) results of ``codes`` on ``inputs``."""
-    ex.interpreter = True
-    fast = ex.run(codes, inputs, seed=seed)
-    ex.interpreter = False
-    try:
-        ref = ex.run(codes, inputs, seed=seed)
-    finally:
-        ex.interpreter = True
-    return fast, ref
-
-
 def _check(ex, codes, inputs, seed, min_share):
     """Translate ``codes``; every translated one must agree with both tiers on every case."""
-    fast, ref = _tiers(ex, codes, inputs, seed)
+    fast, ref = _both(ex, codes, inputs, seed)
     state = BatchState.from_seed(seed, SCRATCH)
     translated = 0
     for i, code in enumerate(codes):
