@@ -42,6 +42,7 @@ class RunConfig:
     budget: int = 256
     hof_size: int = 10
     counterexamples: int = 8
+    proof_timeout: float = 10.0
     checkpoint_every: int = 10
     stop_when_solved: bool = True
     weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
@@ -68,6 +69,7 @@ class RunConfig:
             (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
             (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),
             (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
+            (0 < self.proof_timeout <= 3600, f"--proof-timeout must be in (0, 3600] seconds, got {self.proof_timeout}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -103,6 +105,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>_<task>)")
     ap.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
     ap.add_argument("--workers", type=int, default=d.workers, help="evaluation worker processes")
+    ap.add_argument("--proof-timeout", type=float, default=d.proof_timeout, metavar="SECONDS",
+                    help="solver time per proof of a solution (independence, equivalence); on a "
+                         "timeout the claim stands as tested, and result.json says so")
     ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
@@ -132,7 +137,8 @@ def config_from_args(args) -> RunConfig:
                      generations=d.generations if args.generations is None else args.generations,
                      time_limit=d.time_limit if args.time_limit is None else _time_limit(args.time_limit),
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
-                     brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going)
+                     brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,
+                     proof_timeout=args.proof_timeout)
 
 
 def apply_resume_overrides(cfg: RunConfig, args) -> None:

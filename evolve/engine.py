@@ -32,6 +32,7 @@ from core.brain import Brain
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
+from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
@@ -42,8 +43,8 @@ from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
 
-#: distinct register seeds the held-out validation runs under
-VALIDATION_SEEDS = 16
+#: held-out cases that share one random machine state (each chunk has its own)
+VALIDATION_CHUNK = 64
 #: cost added to an exact genome that reads the flags before setting them (see _validate)
 FLAG_PENALTY = 0.25
 
@@ -66,6 +67,8 @@ class Engine:
         self.evaluations = 0
         self.elapsed = 0.0
         self.solved = None          # the validated individual, once found
+        self.verification = None    # what was established about it (verify.Verification)
+        self.refuted = 0            # claims that passed testing and a proof refused
         self.rows: Rows | None = None
         self._pop_view: list | None = None
         self.hof = hall_of_fame(cfg.hof_size)
@@ -310,22 +313,35 @@ class Engine:
         todo = todo[:4]
         codes = self.alphabet.encode_many(todo)
         # Each chunk of the held-out set runs with other random values in the non-argument
-        # registers: code that is right only for some values of them fails somewhere.
+        # registers and scratch: code that is right only for some values of them fails somewhere.
         good = np.zeros((len(todo), len(self.valid_y)), bool)
-        for k, part in enumerate(np.array_split(np.arange(len(self.valid_y)), VALIDATION_SEEDS)):
+        n_chunks = -(-len(self.valid_y) // VALIDATION_CHUNK)
+        for k, part in enumerate(np.array_split(np.arange(len(self.valid_y)), n_chunks)):
             outputs, outcomes = self.evaluator.run(codes, self.valid_x[part],
                                                    seed=(self._exec_seed() + 7919 * (k + 1)) % 2**31)
             good[:, part] = (outcomes == Outcome.OK) & (outputs == self.valid_y[part][None, :])
-        for ind, row in zip(todo, good):
-            if row.all():
-                self.solved = ind
-                return False
+        refuted = []
+        for ind, code, row in zip(todo, codes, good):
+            if not row.all():
+                continue
+            verdict = verify.check(code, self.task, self.cfg.isa, len(self.valid_y), scratch=self.evaluator.scratch,
+                                   budget=self.cfg.budget, timeout=self.cfg.proof_timeout)
+            if isinstance(verdict, verify.Refutation):
+                log.info("a proof refused a claim that passed testing: %s", verdict.reason)
+                self.refuted += 1
+                refuted.append(verdict.args)
+                continue
+            self.solved, self.verification = ind, verdict
+            return False
         self.validated_fail.update(tuple(ind) for ind in todo)
         wrong = np.flatnonzero(~good.all(axis=0))[:self.cfg.counterexamples]
+        new_x = self.valid_x[wrong]
+        if refuted:                 # CEGIS: the solver's counterexamples become training cases
+            new_x = np.concatenate([new_x, np.array(refuted, dtype=np.uint64).reshape(-1, self.task.arity)])
         log.info("validation found %d counterexamples; training set grows to %d",
-                 len(wrong), n_train + len(wrong))
-        self.train_x = np.concatenate([self.train_x, self.valid_x[wrong]])
-        self.train_y = np.concatenate([self.train_y, self.valid_y[wrong]])
+                 len(new_x), n_train + len(new_x))
+        self.train_x = np.concatenate([self.train_x, new_x])
+        self.train_y = np.concatenate([self.train_y, self.valid_y[wrong], self.task.expected(new_x[len(wrong):])])
         # fitness on the old set is stale
         self._evaluate_rows(self.rows)
         if batch is not None:
@@ -450,7 +466,8 @@ class Engine:
                 "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
-                "lineage": self.lineage}
+                "verification": self.verification.to_json() if self.verification else None,
+                "refuted": self.refuted, "lineage": self.lineage}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True) -> None:
         """Continue from :meth:`state` (and its brain). ``settle``: collect, then freeze what is
@@ -460,6 +477,9 @@ class Engine:
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
         self.lineage = state.get("lineage", {})
+        recorded = state.get("verification")
+        self.verification = verify.Verification(**recorded) if recorded else None
+        self.refuted = state.get("refuted", 0)
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions

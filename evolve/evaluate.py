@@ -37,6 +37,7 @@ class Evaluator:
         self._pool = None
         self._executor = open_executor(isa, backend=backend, **options)
         self.backend = self._executor.backend
+        self.scratch = self._executor.options.scratch   #: bytes of scratch a genome may use
         if workers > 1:
             ctx = mp.get_context("spawn")
             self._pool = ctx.Pool(workers, _worker_init, (isa, self.backend, options))

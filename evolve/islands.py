@@ -30,6 +30,7 @@ from pathlib import Path
 from evolve import config as C
 from evolve import results as R
 from evolve import runfolder as rf
+from evolve import verify
 from evolve.config import RunConfig
 from evolve.genes import alphabet_for
 from evolve.island_task import EVENT_TOPIC, advance_island, island_config, island_seed, unpack_island
@@ -242,28 +243,32 @@ def finish(run: IslandRun, folder: Path) -> dict:
     """result.json, hall_of_fame.json (all islands), best.s and each island's brain file."""
     alphabet = alphabet_for(run.cfg.isa, n_regs=run.cfg.n_regs)
     task = get_task(run.cfg.task)
-    solved, fame, evaluations, n_train = [], [], 0, []
+    solved, fame, evaluations, n_train, refuted = [], [], 0, [], 0
     for i, blob in enumerate(run.blobs):
         state, brain = unpack_island(blob)
         evaluations += state["evaluations"]
         n_train.append(int(len(state["train_y"])))
         if state["solved"] is not None:
-            solved.append((i, state["solved"]))
+            solved.append((i, state["solved"], state.get("verification")))
+        refuted += state.get("refuted", 0)
         fame.extend((ind.fitness.values[0], i, ind.uid, ind) for ind in state["hof"])
         if brain is not None:
             brain.save(folder / f"island-{i:02d}" / "brain.melvin", {"task": task.name, "island": i})
     fame.sort(key=lambda x: x[:3])
-    best_island, best = solved[0] if solved else (fame[0][1], fame[0][3])
-    result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _ in solved],
+    best_island, best, verification = solved[0] if solved else (fame[0][1], fame[0][3], None)
+    result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _, _ in solved],
               "best": R.genome_record(alphabet, best, best_island), "evaluations": evaluations,
               "generations": run.gen, "epochs": run.epoch, "seconds": round(run.elapsed, 3), "n_train": n_train,
               "seed": run.cfg.seed, "islands": run.opts.islands, "brain": run.cfg.brain,
               "workers_lost": sum(e["event"] == "worker_lost" for e in run.record["events"]),
               "tasks_rerun": sum(sum(len(w) > 1 for w in line["workers"]) for line in run.record["epochs"]),
-              "tasks_resubmitted": sum(e["event"] == "resubmitted" for e in run.record["events"])}
-    header = R.best_header(task, run.cfg, bool(solved), island=best_island, n_islands=run.opts.islands)
-    R.write_results(folder, result, [R.genome_record(alphabet, ind, i) for _, i, _, ind in fame[:run.cfg.hof_size]],
-                    header)
+              "tasks_resubmitted": sum(e["event"] == "resubmitted" for e in run.record["events"]),
+              "verification": verification, "claims_refused_by_proof": refuted}
+    header = R.best_header(task, run.cfg, bool(solved), island=best_island, n_islands=run.opts.islands,
+                           verification=verification)
+    proven = {(i, tuple(ind)): v for i, ind, v in solved}
+    R.write_results(folder, result, [R.genome_record(alphabet, ind, i, proven.get((i, tuple(ind))))
+                                     for _, i, _, ind in fame[:run.cfg.hof_size]], header)
     for i, lines in enumerate(run.record["metrics"]):
         if lines:
             rf.plot_progress(folder / f"island-{i:02d}", lines, f"fitness, island {i}")
@@ -293,6 +298,7 @@ def run(args) -> int:
         # Dask logs every worker start and stop at INFO; the run's own lines are enough.
         logging.getLogger("distributed").setLevel(logging.WARNING)
     try:
+        verify.require_solver()
         if args.resume is not None:
             folder = Path(args.resume)
             try:
@@ -312,7 +318,7 @@ def run(args) -> int:
             isl = IslandRun(cfg, opts)
         isl.opts.validate(isl.cfg.pop)
         client, cluster = connect(isl.opts.scheduler)
-    except (rf.RunFolderError, TaskError, ValueError, OSError, IslandError) as exc:
+    except (rf.RunFolderError, TaskError, ValueError, OSError, IslandError, verify.SolverMissing) as exc:
         return C.fail(str(exc))
     try:
         # Ctrl-C: the epoch in progress finishes and checkpoints (a second one interrupts)

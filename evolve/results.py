@@ -22,8 +22,9 @@ def should_stop(cfg: RunConfig, solved: bool, gen: int, elapsed: float) -> bool:
     return cfg.time_limit is not None and elapsed >= cfg.time_limit
 
 
-def genome_record(alphabet, ind, island: int | None = None) -> dict:
-    """A genome as ``result.json`` and ``hall_of_fame.json`` describe it.
+def genome_record(alphabet, ind, island: int | None = None, verification: dict | None = None) -> dict:
+    """A genome as ``result.json`` and ``hall_of_fame.json`` describe it; ``verification``: what
+    was established (the solution's), None for a genome no proof or validation has passed.
 
     An island run's record names the island and leaves out ``parents``: uids are counted per
     island, so a parent uid would not say which genome it was.
@@ -33,22 +34,32 @@ def genome_record(alphabet, ind, island: int | None = None) -> dict:
                   length=len(ind), exact_train=int(ind.exact), uid=ind.uid)
     if island is None:
         record["parents"] = list(ind.parents)
-    record.update(op=ind.op, genes=[list(g) for g in ind])
+    record.update(op=ind.op, genes=[list(g) for g in ind], verification=verification)
     return record
 
 
 def best_header(task, cfg: RunConfig, solved: bool, *, n_valid: int | None = None, isa=None,
-                island: int | None = None, n_islands: int | None = None) -> list[str]:
-    """The comment lines ``best.s`` starts with: the task, whether it was solved; a single run
+                island: int | None = None, n_islands: int | None = None,
+                verification: dict | None = None) -> list[str]:
+    """The comment lines ``best.s`` starts with: the task, whether it was solved and what was
+    established (``verification``, :meth:`evolve.verify.Verification.to_json`); a single run
     adds how it was validated (``n_valid`` cases) and its calling convention (``isa``), an
     island run which island (``island`` of ``n_islands``) found it."""
     where = f"{task.name} ({task.description}) on {cfg.isa}"
+    proof = [f"// verification: {verification_line(verification)}"] if solved and verification else []
     if island is not None:
         return [f"// Melvin: {where}, island {island} of {n_islands}",
-                "// solved: True" if solved else "// not solved: best genome found"]
+                "// solved: True" if solved else "// not solved: best genome found"] + proof
     return [f"// Melvin: {where}",
             f"// solved: True (validated on {n_valid} held-out cases)" if solved else "// not solved: best genome found",
+            *proof,
             f"// inputs {', '.join(isa.arg_regs[:task.arity])}; result {isa.ret_reg}; the return instruction is appended"]
+
+
+def verification_line(verification: dict) -> str:
+    """``result.json``'s ``verification`` in one line."""
+    from evolve.verify import Verification
+    return Verification(**verification).line()
 
 
 def assembly_text(header: list[str], asm: list[str]) -> str:
@@ -68,4 +79,5 @@ def summary(result: dict, where: str, seconds: float, folder: Path) -> str:
     head = (f"{'solved' if result['solved'] else 'not solved'}: {result['task']}{where} in "
             f"{result['generations']} generations, {result['evaluations']} evaluations, "
             f"{seconds:.1f} s -> {folder}")
-    return "\n".join([head] + [f"    {line}" for line in result["best"]["asm"]])
+    proof = [f"verification: {verification_line(result['verification'])}"] if result.get("verification") else []
+    return "\n".join([head] + proof + [f"    {line}" for line in result["best"]["asm"]])

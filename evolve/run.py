@@ -19,6 +19,7 @@ from evolve import config as C
 from evolve import islands
 from evolve import results as R
 from evolve import runfolder as rf
+from evolve import verify
 from evolve.config import RunConfig
 from evolve.engine import build
 from evolve.tasks import BUILTIN, TaskError
@@ -43,6 +44,7 @@ def run(args) -> int:
             args.resume is not None and (Path(args.resume) / islands.STATE).is_file()):
         return islands.run(args)
     try:
+        verify.require_solver()
         if args.resume is not None:
             folder = args.resume
             state, brain = rf.load_checkpoint(folder)
@@ -60,7 +62,7 @@ def run(args) -> int:
                 "name": engine.task.name, "arity": engine.task.arity, "description": engine.task.description},
                 "backend": engine.evaluator.backend, "environment": rf.environment()})
             engine.start()
-    except (rf.RunFolderError, TaskError, ValueError, OSError) as exc:
+    except (rf.RunFolderError, TaskError, ValueError, OSError, verify.SolverMissing) as exc:
         return C.fail(str(exc))
     try:
         return _loop(engine, folder, args)
@@ -112,9 +114,15 @@ def _finish(engine, folder: Path, args) -> None:
               "solved": engine.solved is not None, "best": R.genome_record(alphabet, best),
               "evaluations": engine.evaluations, "generations": engine.gen, "seconds": round(engine.elapsed, 3),
               "n_train": int(len(engine.train_y)), "n_valid": int(len(engine.valid_y)), "seed": cfg.seed,
-              "brain": engine.brain is not None, "lineage": engine.ancestry(best)}
-    header = R.best_header(engine.task, cfg, result["solved"], n_valid=len(engine.valid_y), isa=alphabet.isa)
-    R.write_results(folder, result, [R.genome_record(alphabet, ind) for ind in engine.hof], header)
+              "brain": engine.brain is not None, "lineage": engine.ancestry(best),
+              "verification": engine.verification.to_json() if engine.solved is not None else None,
+              "claims_refused_by_proof": engine.refuted}
+    header = R.best_header(engine.task, cfg, result["solved"], n_valid=len(engine.valid_y), isa=alphabet.isa,
+                           verification=result["verification"])
+    solution = tuple(engine.solved) if engine.solved is not None else None
+    fame = [R.genome_record(alphabet, ind, verification=result["verification"] if tuple(ind) == solution else None)
+            for ind in engine.hof]
+    R.write_results(folder, result, fame, header)
     if engine.metrics:
         rf.plot_progress(folder, engine.metrics)
     if engine.brain is not None:
@@ -127,5 +135,6 @@ def _finish(engine, folder: Path, args) -> None:
         rf.write_json(LIBRARY / f"{stem}.json", {"task": engine.task.name, "isa": cfg.isa,
                                                  "code_hex": result["best"]["code_hex"],
                                                  "source_run": str(folder), "seed": cfg.seed,
-                                                 "generations": engine.gen, "evaluations": engine.evaluations})
+                                                 "generations": engine.gen, "evaluations": engine.evaluations,
+                                                 "verification": result["verification"]})
     print(R.summary(result, "", engine.elapsed, folder))

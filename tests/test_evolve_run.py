@@ -57,6 +57,12 @@ def test_solves_a_builtin_task_and_the_code_stands_alone(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["seed"] == 0 and "versions" in config["environment"]
     assert [m["gen"] for m in metrics(out)] == list(range(result["generations"] + 1))  # gen 0: initial
+    v = result["verification"]
+    assert (v["equivalence"], v["independence"]) == ("proven", "proven") and v["cases"] == result["n_valid"]
+    assert v["solver"].startswith("z3 ") and v["seconds"] >= 0 and isinstance(result["claims_refused_by_proof"], int)
+    assert "// verification: equivalence proven, independence proven" in (out / "best.s").read_text()
+    fame = json.loads((out / "hall_of_fame.json").read_text())
+    assert [r["verification"] for r in fame if r["genes"] == result["best"]["genes"]] in ([], [v])
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
@@ -137,6 +143,7 @@ def test_no_brain_and_x86_runs(tmp_path):
                    "--out", str(tmp_path / "x86"), "--backend", "emulated") == 0
     result = json.loads((tmp_path / "x86" / "result.json").read_text())
     assert result["isa"] == "x86_64" and result["solved"] is True
+    assert result["verification"]["equivalence"] == "tested" and "x86_64" in result["verification"]["note"]
 
 
 @pytest.mark.parametrize("args,match", [
@@ -147,6 +154,7 @@ def test_no_brain_and_x86_runs(tmp_path):
     (["--time-limit", "-5"], "--time-limit"),
     (["--max-len", "0"], "--max-len"),
     (["--workers", "0"], "--workers"),
+    (["--proof-timeout", "0"], "--proof-timeout"),
     (["--resume", "/nonexistent/run"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, match):
@@ -293,3 +301,13 @@ def test_resume_overrides_and_stop_test_are_shared():
     assert should_stop(cfg, False, 20, 0.0) and should_stop(cfg, True, 0, 0.0)
     cfg.stop_when_solved, cfg.time_limit = False, 3.0
     assert not should_stop(cfg, True, 0, 2.9) and should_stop(cfg, True, 0, 3.0)
+
+
+def test_missing_solver_exits_2_naming_the_package(tmp_path, capsys, monkeypatch):
+    """Check that without z3 a run stops before writing anything, naming z3-solver."""
+    monkeypatch.setitem(sys.modules, "core.proofs", None)    # import fails as if z3 were missing
+    out = tmp_path / "out"
+    assert run_cli("--out", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install z3-solver" in err[0]
+    assert not out.exists()

@@ -1,0 +1,102 @@
+"""What "solved" means: a genome that passed held-out testing, then the proofs that can be made.
+
+Testing (the engine's held-out cases) comes first: it is cheap and finds most wrong claims.
+A genome that passes is then proven, where its code is in the symbolic subset
+(:mod:`core.symbolic`, arm64 loop-free code):
+
+* independence: x0 depends on the arguments only and the code never crashes
+  (:func:`core.proofs.prove_independence`);
+* equivalence, when the task has a symbolic twin (:mod:`evolve.specs`): x0 equals the task for
+  every input (:func:`core.proofs.prove_equivalence`).
+
+A refutation refuses the claim and returns the counterexample's arguments for the training set
+(CEGIS). A solver timeout, an unknown answer or code outside the subset falls back to testing:
+the claim stands, as ``tested``, and :attr:`Verification.note` says why it is not proven.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+PROVEN, TESTED = "proven", "tested"
+
+
+class SolverMissing(RuntimeError):
+    """z3 cannot be imported: the message names the package to install."""
+
+
+def require_solver() -> str:
+    """The solver's name and version, or SolverMissing naming the package."""
+    try:
+        from core.proofs import SOLVER
+    except ImportError as exc:
+        raise SolverMissing(f"the z3 SMT solver is missing or broken ({exc}): pip install z3-solver") from None
+    return SOLVER
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What was established about a solution (``result.json``'s ``verification``)."""
+    equivalence: str        #: PROVEN or TESTED
+    independence: str       #: PROVEN or TESTED
+    cases: int              #: held-out cases it passed
+    solver: str
+    seconds: float
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        """One line for ``best.s`` and the end of a run."""
+        text = (f"equivalence {self.equivalence}, independence {self.independence} "
+                f"({self.cases} held-out cases; {self.solver}, {self.seconds:.2f} s)")
+        return f"{text}; {self.note}" if self.note else text
+
+
+@dataclass(frozen=True)
+class Refutation:
+    """A claim a proof refused: why, and the arguments that show it."""
+    reason: str
+    args: list
+
+
+def check(code: bytes, task, isa: str, cases: int, *, scratch: int = 256, budget: int = 2048,
+          timeout: float = 10.0) -> Verification | Refutation:
+    """Prove what can be proven about ``code`` (which passed ``cases`` held-out cases) for ``task``."""
+    solver = require_solver()
+    t0 = time.perf_counter()
+
+    def tested(note: str) -> Verification:
+        return Verification(TESTED, TESTED, cases, solver, round(time.perf_counter() - t0, 3), note)
+
+    if isa != "arm64":
+        return tested(f"no symbolic semantics for {isa}")
+    from core.proofs import REFUTED, prove_equivalence, prove_independence
+    from core.symbolic import Unsupported, translate
+    try:
+        prog = translate(code, scratch=scratch, budget=budget)
+    except Unsupported as exc:
+        return tested(f"not proven: {exc}")
+    ms = int(timeout * 1000)
+    notes = []
+    ind = prove_independence(prog, task.arity, ms)
+    if ind.status == REFUTED:
+        return Refutation(f"independence refuted: {ind.note}", list(ind.counterexample["args"]))
+    if not ind.proven:
+        notes.append(f"independence not proven ({ind.note})")
+    if task.symbolic is None:
+        equivalence = TESTED
+        notes.append("the task has no symbolic form")
+    else:
+        eq = prove_equivalence(prog, task.arity, task.symbolic, timeout_ms=ms)
+        if eq.status == REFUTED:
+            return Refutation(f"equivalence refuted: {eq.note}", list(eq.counterexample["args"]))
+        equivalence = PROVEN if eq.proven else TESTED
+        if eq.proven and not ind.proven:
+            notes.pop()             # equal to a function of the arguments in every state: independent
+        elif not eq.proven:
+            notes.append(f"equivalence not proven ({eq.note})")
+    independence = PROVEN if ind.proven or equivalence == PROVEN else TESTED
+    return Verification(equivalence, independence, cases, solver, round(time.perf_counter() - t0, 3),
+                        "; ".join(notes))
