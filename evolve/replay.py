@@ -8,7 +8,10 @@
 3. regenerate the run's training and validation cases from its seed and re-execute the genome on
    them (and on ``--inputs``), per case against the task, with outcome classes;
 4. where this host has the native backend, run the same cases on the emulator too and compare;
-5. remove introns (:mod:`evolve.minimize`) and print the shortest equivalent program.
+5. for a solved run, prove its claims again (:mod:`evolve.verify`): what ``result.json`` says is
+   proven must still be proven;
+6. remove introns (:mod:`evolve.minimize`) and print the shortest equivalent program, with what
+   the proofs establish about it.
 
 Exit status: 0 when every check reproduces the recorded result, 1 when one does not (the report
 names the check and, for executions, the first differing case), 2 on bad input (one line on
@@ -29,6 +32,7 @@ from core.executors import native_available, open_executor
 from core.isa import get_isa
 from core.outcome import Outcome
 from evolve import minimize as mz
+from evolve import verify
 from evolve.genes import alphabet_for
 from evolve.runload import Genome, RunData, RunLoadError, load_run
 
@@ -168,9 +172,28 @@ def replay(run: RunData, rank: int = 0, inputs: np.ndarray | None = None, backen
         report.checks += _result_checks(run, genome, report.cases, ex, train_x)
         if ex.backend == "native" or native_available(isa):
             report.checks.append(_cross_check(isa, genome.code, ex.backend, budget, results))
+        if genome.rank == 0 and run.result and run.result.get("solved"):
+            report.checks.append(_proof_check(run, genome.code, task, budget))
         if do_minimize:
             report.minimized = _minimize(run, genome, ex, task, train_x, valid_x)
+            m = report.minimized
+            v = verify.check(bytes.fromhex(m["code_hex"]), task, isa.name, m["verified_on"]["validation"],
+                             budget=budget)
+            m["verification"] = v.to_json() if isinstance(v, verify.Verification) else {"refuted": v.reason}
     return report
+
+
+def _proof_check(run: RunData, code: bytes, task, budget: int) -> Check:
+    """The run's verification claims, proven again: a claim once proven must still be."""
+    claimed = run.result.get("verification") or {}
+    v = verify.check(code, task, run.isa, int(claimed.get("cases", 0)), budget=budget)
+    name = "proofs: what result.json claims still holds"
+    if isinstance(v, verify.Refutation):
+        return Check(name, False, v.reason)
+    lost = [k for k in ("equivalence", "independence") if claimed.get(k) == verify.PROVEN and getattr(v, k) != verify.PROVEN]
+    if lost:
+        return Check(name, False, f"{' and '.join(lost)} no longer proven: {v.note}")
+    return Check(name, True, v.line())
 
 
 def _result_checks(run: RunData, genome: Genome, cases: dict, ex, train_x: np.ndarray) -> list[Check]:
@@ -274,6 +297,10 @@ def format_report(r: Report) -> str:
         lines.append(f"shortest equivalent program: {m['length']} of {m['original_length']} instructions "
                      f"(removed {m['removed'] or 'none'}; verified on {m['verified_on']['training']} "
                      f"training + {m['verified_on']['validation']} validation cases)")
+        if "verification" in m:
+            v = m["verification"]
+            lines.append(f"  refused by a proof: {v['refuted']}" if "refuted" in v else
+                         f"  verification: {verify.Verification(**v).line()}")
         lines += [f"    {t}" for t in m["asm"]] + [""]
     for c in r.checks:
         lines.append(f"[{'ok' if c.ok else 'FAIL'}] {c.name}" + (f": {c.detail}" if c.detail else ""))

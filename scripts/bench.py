@@ -6,8 +6,9 @@
     python scripts/bench.py --only emulated --quick
 
 Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case),
-``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4) and
-``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker).
+``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4),
+``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker) and
+``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs).
 Benchmarks are not tests: run them on a quiet machine; the machine is recorded in the output.
 """
 from __future__ import annotations
@@ -143,6 +144,7 @@ SECTIONS = {
     "brain": _section("bench_brain", "run_brain_benchmarks"),            # issue 3
     "evolve": _section("bench_evolve", "run_evolve_benchmarks"),         # issue 4
     "islands": _section("bench_islands", "run_island_benchmarks"),       # issue 7
+    "proofs": _section("bench_proofs", "run_proof_benchmarks"),          # issue 12
 }
 
 

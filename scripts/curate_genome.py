@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 from evolve.replay import replay  # noqa: E402
 from evolve.runfolder import atomic_write, write_json  # noqa: E402
+from evolve.verify import Verification  # noqa: E402
 from evolve.runload import RunLoadError, load_run  # noqa: E402
 
 
@@ -59,16 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not curated: {args.run_dir}'s genome reads the condition flags before setting them",
               file=sys.stderr)
         return 1
+    if "refuted" in m["verification"]:
+        print(f"not curated: {args.run_dir}'s shortest program is refused by a proof: {m['verification']['refuted']}",
+              file=sys.stderr)
+        return 1
     stem = f"{task.name}_{run.isa}_{hashlib.sha256(code).hexdigest()[:12]}"
     isa_regs = {"arm64": ("x0 x1 x2 x3".split(), "x0"), "x86_64": ("rdi rsi rdx rcx".split(), "rax")}[run.isa]
     header = [f"// Melvin: {task.name} ({task.description}) on {run.isa}",
               f"// solved by evolution (seed {run.seed}), minimised from {m['original_length']} to "
               f"{m['length']} instructions, verified on {m['verified_on']['validation']} held-out cases",
+              f"// verification: {Verification(**m['verification']).line()}",
               f"// inputs {', '.join(isa_regs[0][:task.arity])}; result {isa_regs[1]}; the return "
               f"instruction is appended"]
     best = run.result["best"]
     sidecar = {"task": task.name, "description": task.description, "arity": task.arity, "isa": run.isa,
                "asm": m["asm"], "code_hex": m["code_hex"], "length": m["length"],
+               "verification": m["verification"],
                "provenance": {"source_run": run.folder.name, "seed": run.seed, "config": run.config,
                               "generations": run.result.get("generations"),
                               "evaluations": run.result.get("evaluations"),

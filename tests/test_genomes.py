@@ -45,6 +45,23 @@ def test_library_genome_is_correct(sidecar):
             assert (res.outputs[0] == task.expected(x)).all()
 
 
+@pytest.mark.parametrize("sidecar", SIDECARS, ids=lambda p: p.stem)
+def test_library_genome_claims_hold(sidecar):
+    """Check that a library genome says what was established about it, and that what it says
+    is proven is proven again now (what is only tested says why)."""
+    from evolve import verify
+    meta = json.loads(sidecar.read_text())
+    claimed = meta["verification"]
+    assert f"// verification: {verify.Verification(**claimed).line()}" in sidecar.with_suffix(".s").read_text()
+    proven = [k for k in ("equivalence", "independence") if claimed[k] == "proven"]
+    assert proven or claimed["note"]
+    if claimed["equivalence"] != "proven":
+        assert claimed["note"]
+        return                               # a proof that timed out once would only time out again
+    v = verify.check(bytes.fromhex(meta["code_hex"]), T.get_task(meta["task"]), meta["isa"], claimed["cases"])
+    assert isinstance(v, verify.Verification) and all(getattr(v, k) == "proven" for k in proven)
+
+
 def test_curate_writes_a_minimised_genome(tmp_path):
     """Check that curate_genome.py turns a solved run into a .s + .json pair no longer than the run's best."""
     run = tmp_path / "run"
@@ -58,6 +75,7 @@ def test_curate_writes_a_minimised_genome(tmp_path):
     best = json.loads((run / "result.json").read_text())["best"]
     assert meta["length"] <= best["length"] and meta["provenance"]["original"]["code_hex"] == best["code_hex"]
     assert best_s_lines(meta_path.with_suffix(".s").read_text()) == meta["asm"]
+    assert meta["verification"]["equivalence"] == "proven"          # clear_lowest has a symbolic twin
 
 
 def test_curate_bad_input_exits_2(tmp_path):

@@ -128,6 +128,31 @@ def test_wrong_program_names_the_case(copy, capsys):
     assert "case 0 (0x0): expected 0x0, got 0xffffffffffffffff [OK]" in last
 
 
+def test_claim_a_proof_refutes_exits_1(copy, capsys):
+    """Check that a consistent genome right on every test case but wrong on one input is caught
+    by the proof replay repeats (exit 1, the refuting input named)."""
+    from core.asm import assemble
+    rare = ["movz x2, #0xff80", "movk x2, #0xffff, lsl #16", "movk x2, #0xffff, lsl #32",
+            "movk x2, #0xe5ff, lsl #48", "sub x1, x0, #1", "and x1, x0, x1", "cmp x0, x2", "csel x0, x0, x1, eq"]
+    result = json.loads((copy / "result.json").read_text())
+    result["best"].update(asm=rare, code_hex=assemble(rare).hex(), genes=None)
+    (copy / "result.json").write_text(json.dumps(result))
+    (copy / "best.s").write_text("// tampered\n" + "\n".join(rare) + "\n")
+    status, rep = replay_json(capsys, copy, "--no-minimize")
+    assert status == 1
+    assert rep["cases"]["validation"]["correct"] == rep["cases"]["validation"]["n"]   # testing passes
+    bad = [c for c in rep["checks"] if not c["ok"]]
+    assert [c["name"] for c in bad] == ["proofs: what result.json claims still holds"]
+    assert "0xe5ffffffffffff80" in bad[0]["detail"]
+
+
+def test_minimized_program_carries_its_proofs(run_dir, capsys):
+    """Check that the shortest equivalent program is proven too."""
+    status, rep = replay_json(capsys, run_dir)
+    v = rep["minimized"]["verification"]
+    assert status == 0 and (v["equivalence"], v["independence"]) == ("proven", "proven")
+
+
 def _corrupt_config(folder: Path) -> None:
     (folder / "config.json").write_text("{not json")
 

@@ -1,7 +1,6 @@
 """Check what "solved" means end to end: proofs after testing, refusals, CEGIS, fallbacks."""
 from __future__ import annotations
 
-
 from core.asm import assemble
 from evolve import tasks as T
 from evolve import verify
