@@ -405,10 +405,10 @@ class Engine:
         }
         if self.brain is not None:
             gp = self.brain.gene_patterns.stats()
-            thr = np.asarray(gp.get("threshold_ratio", np.zeros(0)))
+            ratio = np.asarray(gp.get("threshold_ratio", np.zeros(0)))
             line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(self.brain.gene_patterns)),
-                             "suppressed_patterns": int((thr > 1.0).sum()),
-                             "mean_pattern_threshold": float(thr.mean()) if thr.size else None,
+                             "suppressed_patterns": int((ratio > 1.0).sum()),
+                             "mean_pattern_threshold_ratio": float(ratio.mean()) if ratio.size else None,
                              "crashes_handled": int(self.brain.crashes_handled)}
         self.metrics.append(line)
         self.logbook.record(gen=self.gen, evals=evaluated, best=line["best_cost"], mean=line["mean_cost"],
