@@ -96,7 +96,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pop", type=int, default=d.pop, help="population size")
     ap.add_argument("--generations", type=int, default=None, help=f"maximum generations (default {d.generations})")
     ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                    help=f"stop after this much evolution time (default {d.time_limit:.0f}; 0 = no limit)")
+                    help=f"stop after this much wall time, start to result.json, proofs and checkpoints "
+                         f"included (default {d.time_limit:.0f}; 0 = no limit)")
     ap.add_argument("--max-len", type=int, default=d.max_len, help="maximum genome length (instructions)")
     ap.add_argument("--regs", type=int, default=d.n_regs, help="working registers (the first hold the inputs)")
     ap.add_argument("--selection", default=d.selection, choices=["lexicase", "tournament"],

@@ -65,7 +65,9 @@ class Engine:
         self.gen = 0
         self.uid = 0
         self.evaluations = 0
-        self.elapsed = 0.0
+        self.elapsed = 0.0          # seconds spent in generations (evolution only)
+        self.wall = 0.0             # wall seconds of the run before this process took it up
+        self.clock = time.perf_counter()   # when this process took it up (run: the command's start)
         self.solved = None          # the validated individual, once found
         self.verification = None    # what was established about it (verify.Verification)
         self.refuted = 0            # claims that passed testing and a proof refused
@@ -325,7 +327,7 @@ class Engine:
             if not row.all():
                 continue
             verdict = verify.check(code, self.task, self.cfg.isa, len(self.valid_y), scratch=self.evaluator.scratch,
-                                   budget=self.cfg.budget, timeout=self.cfg.proof_timeout)
+                                   budget=self.cfg.budget, timeout=self._proof_timeout())
             if isinstance(verdict, verify.Refutation):
                 log.info("a proof refused a claim that passed testing: %s", verdict.reason)
                 self.refuted += 1
@@ -349,6 +351,17 @@ class Engine:
         if not candidates_in_rows:
             self._evaluate(candidates)
         return True
+
+    def _proof_timeout(self) -> float:
+        """Solver seconds per proof: the configured bound, within what the time limit leaves
+        (two proofs per claim; the user's clock wins over a proof)."""
+        if self.cfg.time_limit is None:
+            return self.cfg.proof_timeout
+        return max(0.05, min(self.cfg.proof_timeout, (self.cfg.time_limit - self.wall_seconds()) / 2))
+
+    def wall_seconds(self) -> float:
+        """Wall time of the run so far, every process that ran it included."""
+        return self.wall + time.perf_counter() - self.clock
 
     # ----------------------------------------------------------------- book-keeping
     def _update_hof(self) -> None:
@@ -461,7 +474,8 @@ class Engine:
     def state(self) -> dict:
         """Everything needed to continue exactly (the brain travels separately, as a file)."""
         return {"version": 2, "config": asdict(self.cfg), "gen": self.gen, "uid": self.uid,
-                "evaluations": self.evaluations, "elapsed": self.elapsed, "rows": asdict(self.rows),
+                "evaluations": self.evaluations, "elapsed": self.elapsed, "wall": self.wall_seconds(),
+                "rows": asdict(self.rows),
                 "hof": self.hof, "logbook": self.logbook, "metrics": self.metrics,
                 "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
@@ -477,6 +491,8 @@ class Engine:
                     "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
             setattr(self, key, state[key])
         self.lineage = state.get("lineage", {})
+        self.wall = state.get("wall", self.elapsed)        # checkpoints before the wall clock: evolution time
+        self.clock = time.perf_counter()
         recorded = state.get("verification")
         self.verification = verify.Verification(**recorded) if recorded else None
         self.refuted = state.get("refuted", 0)

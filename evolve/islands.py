@@ -283,7 +283,9 @@ def run_islands(run: IslandRun, folder: Path, client, quiet: bool = True, stop: 
     stop = stop if stop is not None else []
     while not run.finished() and not stop:
         line = run.step(client)
+        t0 = time.perf_counter()
         _save(run, folder)
+        run.elapsed += time.perf_counter() - t0      # the limit is wall time: checkpoints count
         if not quiet:
             best = min((c for c in line["best_cost"] if c is not None), default=float("nan"))
             print(f"epoch {line['epoch']}: generation {line['gen']}, best cost {best:.4f}, "

@@ -14,7 +14,7 @@ from evolve.config import RunConfig
 
 def should_stop(cfg: RunConfig, solved: bool, gen: int, elapsed: float) -> bool:
     """Whether a run is finished: solved (when it stops at a solution), the last generation
-    reached, or its time limit spent."""
+    reached, or its time limit spent (``elapsed``: the run's wall seconds so far)."""
     if solved and cfg.stop_when_solved:
         return True
     if gen >= cfg.generations:

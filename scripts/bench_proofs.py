@@ -81,7 +81,7 @@ def _one_run(task: str, seed: int, time_limit: float) -> dict:
     engine = build(cfg)
     try:
         engine.start()
-        while not R.should_stop(cfg, engine.solved is not None, engine.gen, engine.elapsed):
+        while not R.should_stop(cfg, engine.solved is not None, engine.gen, engine.wall_seconds()):
             engine.step()
         out = {"task": task, "seed": seed, "refused": engine.refuted, "solved": engine.solved is not None}
         if engine.solved is not None:

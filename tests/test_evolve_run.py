@@ -311,3 +311,17 @@ def test_missing_solver_exits_2_naming_the_package(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install z3-solver" in err[0]
     assert not out.exists()
+
+
+def test_time_limit_is_wall_time(tmp_path):
+    """Check that --time-limit bounds the run's wall time (start to result.json) within 5% plus a
+    generation, and that result.json's seconds is that wall time."""
+    out = tmp_path / "run"
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "evolve", "run", "--quiet", "--task", "popcount8", "--keep-going",
+                           "--time-limit", "4", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert 4.0 <= result["seconds"] <= 4.0 * 1.05 + 0.3
+    assert result["evolution_seconds"] <= result["seconds"] <= wall
