@@ -7,8 +7,9 @@
 
 Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case),
 ``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4),
-``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker) and
-``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs).
+``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker),
+``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs) and
+``soak`` (issue 13: a 30-minute run's memory and folder size).
 Benchmarks are not tests: run them on a quiet machine; the machine is recorded in the output.
 """
 from __future__ import annotations
@@ -145,6 +146,7 @@ SECTIONS = {
     "evolve": _section("bench_evolve", "run_evolve_benchmarks"),         # issue 4
     "islands": _section("bench_islands", "run_island_benchmarks"),       # issue 7
     "proofs": _section("bench_proofs", "run_proof_benchmarks"),          # issue 12
+    "soak": _section("bench_soak", "run_soak_benchmarks"),               # issue 13
 }
 
 
