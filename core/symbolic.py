@@ -426,6 +426,9 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
         if kind == I.K_SIGILL:
             crashes.append(guard)
             continue
+        if kind == I.K_RET:                            # a return before the end: the same exit
+            incoming[n].append((guard, st))
+            continue
         if kind in (I.K_B, I.K_CBZ, I.K_TBZ):
             target = int(row[I.F_TGT])
             if target <= pc:

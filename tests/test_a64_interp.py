@@ -549,3 +549,28 @@ def test_loops_and_far_branches_agree(budget):
         fast, ref = _both(executor, codes, inputs, seed=29)
     _assert_same(codes, fast, ref)
     assert (ref.outcomes == Outcome.TIMEOUT).any() and (ref.outcomes == Outcome.SIGSEGV).any()
+
+
+def _ret_genome(rng: np.random.Generator) -> bytes:
+    """Alphabet-like words with ``ret`` at the end, in the middle, or after a branch over it."""
+    body = [_class_words(rng, CLASSES[int(rng.integers(0, 14))], 3) for _ in range(int(rng.integers(1, 6)))]
+    where = rng.random()
+    if where < 0.5:
+        body.append(0xD65F03C0)                                    # a compiled function's shape
+    elif where < 0.8:
+        body.insert(int(rng.integers(0, len(body) + 1)), 0xD65F03C0)
+    else:
+        body[:0] = [0x54000000 | 2 << 5 | int(rng.integers(0, 16)), 0xD65F03C0]   # b.cond over a ret
+    return b"".join(w.to_bytes(4, "little") for w in body)
+
+
+@pytest.mark.parametrize("budget", [2048, 3, 4])
+def test_functions_ending_in_ret_are_interpreted_and_agree(budget):
+    """Check that code with ``ret`` (the caller's return) is interpreted, not sent to Unicorn,
+    and gives Unicorn's results and outcomes, budget edges included."""
+    rng = np.random.default_rng(31)
+    codes = [_ret_genome(rng) for _ in range(600)]
+    assert _supported(codes, budget=budget).mean() >= 0.6
+    with open_executor("arm64", backend="emulated", budget=budget) as ex:
+        fast, ref = _both(ex, codes, _inputs(8, 16), seed=8)
+    _assert_same(codes, fast, ref)

@@ -17,7 +17,7 @@ from core.executors.batch_state import BatchState
 from core.outcome import Outcome
 from core.symbolic import Unsupported, translate
 from evolve.genes import alphabet_for
-from test_a64_interp import CLASSES, _both, _class_genome, _inputs
+from test_a64_interp import CLASSES, _both, _class_genome, _inputs, _ret_genome
 
 SCRATCH = 256
 
@@ -77,6 +77,12 @@ def test_single_random_words_agree(ex):
     rng = np.random.default_rng(14)
     codes = [w.to_bytes(4, "little") for w in rng.integers(0, 2**32, 1500, dtype=np.uint64).tolist()]
     _check(ex, codes, _inputs(23, 2), seed=23, min_share=0.2)
+
+
+def test_returns_agree(ex):
+    """Check code with ``ret`` at the end, in the middle and behind a branch (compiled functions)."""
+    rng = np.random.default_rng(15)
+    _check(ex, [_ret_genome(rng) for _ in range(300)], _inputs(24, 3), seed=24, min_share=0.8)
 
 
 def test_known_program_is_proven_equal():

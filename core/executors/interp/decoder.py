@@ -34,7 +34,8 @@ from core.executors.memory_map import ARENA_BASE, SOLO_BASE
 
 # micro-op kinds
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
-    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64 = range(18)
+    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET = range(19)
+RET = 0xD65F03C0   # ret (to x30): a compiled function's return, anywhere in the code
 
 # Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
 # destination, first, second and third source registers (indices into the register file, see
@@ -220,6 +221,9 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         return True
     if w == 0xD503201F:
         ctl[F_KIND] = K_NOP
+        return True
+    if w == RET:                            # x30 still holds the caller's return address: x30 is
+        ctl[F_KIND] = K_RET                 # outside the subset, so no decoded word can change it
         return True
     # registers the word uses are checked for x30 by each class below
     if (w >> 26) & 7 == 0b100:              # data processing (immediate)
@@ -541,7 +545,7 @@ def word_facts(w):
     if not _decode_word(np.int64(w), 0, 0, 1, 0, ctl, imm, False):
         return unknown
     kind = ctl[F_KIND]
-    if kind == K_SIGILL or (kind == K_NOP and w != NOP) or (w & 0x1F000000) == 0x10000000:
+    if kind == K_SIGILL or kind == K_RET or (kind == K_NOP and w != NOP) or (w & 0x1F000000) == 0x10000000:
         return unknown
     writes = 0
     rd = ctl[F_RD]
