@@ -52,31 +52,36 @@ def _state(model: z3.ModelRef, prog: Program, arity: int, copy=None) -> dict:
     return {str(v): _value(model, copy[i] if copy else v) for i, v in enumerate(names)}
 
 
-def _solve(query, timeout_ms: int):
+def _solve(query, timeout_ms: int, rlimit: int | None):
+    """One check; ``rlimit`` (z3's deterministic resource count) decides where it gives up,
+    so the same query gets the same answer on every run; ``timeout_ms`` is the wall-clock stop."""
     s = z3.Solver()
     s.set("timeout", int(timeout_ms))
+    if rlimit:
+        s.set("rlimit", int(rlimit))
     s.add(query)
     t0 = time.perf_counter()
     answer = s.check()
     return answer, (s.model() if answer == z3.sat else None), time.perf_counter() - t0, s.reason_unknown()
 
 
-def prove_independence(prog: Program, arity: int, timeout_ms: int = 10_000) -> Verdict:
+def prove_independence(prog: Program, arity: int, timeout_ms: int = 10_000, rlimit: int | None = None) -> Verdict:
     """Whether x0 depends on the ``arity`` arguments only, and the code never crashes."""
     other = prog.state_variables(arity)
     twin = [z3.FreshConst(v.sort(), str(v)) for v in other]
     result2 = z3.substitute(prog.result, *zip(other, twin))
     crashes2 = z3.substitute(prog.crashes, *zip(other, twin))
-    answer, model, seconds, why = _solve(z3.Or(prog.crashes, crashes2, prog.result != result2), timeout_ms)
+    answer, model, seconds, why = _solve(z3.Or(prog.crashes, crashes2, prog.result != result2), timeout_ms, rlimit)
     if answer == z3.unsat:
         return Verdict(PROVEN, seconds)
     if answer != z3.sat:
         return Verdict(UNKNOWN, seconds, f"solver: {why or answer}")
     args = [_value(model, r) for r in prog.registers[:arity]]
     first, second = _state(model, prog, arity), _state(model, prog, arity, twin)
-    if z3.is_true(model.eval(prog.crashes, model_completion=True)):
-        return Verdict(REFUTED, seconds, f"crashes on arguments {[hex(a) for a in args]}",
-                       {"args": args, "state": first})
+    for crashes, state in ((prog.crashes, first), (crashes2, second)):
+        if z3.is_true(model.eval(crashes, model_completion=True)):
+            return Verdict(REFUTED, seconds, f"crashes on arguments {[hex(a) for a in args]}",
+                           {"args": args, "state": state})
     differ = sorted(k for k in first if first[k] != second[k])
     return Verdict(REFUTED, seconds,
                    f"x0 on arguments {[hex(a) for a in args]} depends on {', '.join(differ[:6])}",
@@ -84,7 +89,7 @@ def prove_independence(prog: Program, arity: int, timeout_ms: int = 10_000) -> V
 
 
 def prove_equivalence(prog: Program, arity: int, spec: Callable[..., z3.BitVecRef],
-                      result_mask: int = (1 << 64) - 1, timeout_ms: int = 10_000) -> Verdict:
+                      result_mask: int = (1 << 64) - 1, timeout_ms: int = 10_000, rlimit: int | None = None) -> Verdict:
     """Whether x0 & ``result_mask`` equals ``spec(x0, .., x{arity-1})`` for every argument value,
     in every machine state, without a crash (``spec`` takes and returns 64-bit z3 terms)."""
     args = prog.registers[:arity]
@@ -93,7 +98,7 @@ def prove_equivalence(prog: Program, arity: int, spec: Callable[..., z3.BitVecRe
     if not isinstance(expected, z3.BitVecRef) or expected.size() != 64:
         raise TypeError("a symbolic specification must return a 64-bit z3 bit-vector term")
     query = z3.Or(prog.crashes, (prog.result & mask) != (expected & mask))
-    answer, model, seconds, why = _solve(query, timeout_ms)
+    answer, model, seconds, why = _solve(query, timeout_ms, rlimit)
     if answer == z3.unsat:
         return Verdict(PROVEN, seconds)
     if answer != z3.sat:

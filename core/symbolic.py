@@ -57,7 +57,6 @@ class Program:
     registers: tuple        #: x0..x30, 64-bit variables
     flags: tuple            #: n, z, c, v at entry, Bool variables
     scratch: tuple          #: m0..: the scratch area's 64-bit words
-    reads_memory: bool
 
     def state_variables(self, arity: int) -> list:
         """Every variable that is not one of the ``arity`` arguments."""
@@ -208,8 +207,9 @@ class _State:
 
 
 def _load(mem, at: int, n: int):
-    return z3.ZeroExt(64 - 8 * n, z3.Concat(*[mem[at + k] for k in range(n - 1, -1, -1)])) if n < 8 \
-        else z3.Concat(*[mem[at + k] for k in range(7, -1, -1)])
+    """The ``n`` bytes at ``at``, little endian, zero-extended to 64 bits."""
+    value = mem[at] if n == 1 else z3.Concat(*[mem[at + k] for k in range(n - 1, -1, -1)])
+    return value if n == 8 else z3.ZeroExt(64 - 8 * n, value)
 
 
 def _store(mem, at: int, n: int, value) -> None:
@@ -411,7 +411,6 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
     incoming: list[list] = [[] for _ in range(n + 1)]
     incoming[0].append((z3.BoolVal(True), start))
     crashes = []
-    reads_memory = False
     for pc in range(n):
         if not incoming[pc]:
             continue                                   # unreachable: every branch around it is taken
@@ -422,7 +421,6 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
         kind = int(row[I.F_KIND])
         if (word >> 24) & 0x1F == 0b10000:
             raise Unsupported(f"word {word:#010x} at {pc}: adr/adrp, a value that depends on where the code is")
-        reads_memory |= kind in (I.K_MEM, I.K_SP64)
         if kind == I.K_SIGILL:
             crashes.append(guard)
             continue
@@ -449,4 +447,4 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
     else:
         result = ZERO
     crash = z3.simplify(z3.Or(*crashes)) if crashes else z3.BoolVal(False)
-    return Program(z3.simplify(result), crash, registers, flags, words64, reads_memory)
+    return Program(z3.simplify(result), crash, registers, flags, words64)

@@ -7,8 +7,9 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
 2. every offspring that is not a copy of its first parent is evaluated in one batch through the
    executor; each becomes an EXEC node (prior: its parents' success and threshold), the seed's
    rule sees every execution, and the genes the offspring introduced are credited with them;
-3. genomes exact on every training case are validated on the held-out set with other random
-   register values; a failure adds its counterexamples to the training set;
+3. genomes exact on every training case are tested on the held-out set (each chunk of it under
+   its own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
+   proof's counterexample joins the training set;
 4. the next population is the parents' elite plus the cheapest offspring.
 
 The population is kept as arrays (``evolve.population.Rows``) and every step above is a batch
@@ -289,7 +290,8 @@ class Engine:
                 self._pop_view = None
 
     def _validate(self, candidates: list, batch: Rows | None = None, candidates_in_rows: bool = False) -> bool:
-        """Held-out validation of exact genomes; counterexamples join the training set.
+        """Held-out testing, then proofs, of exact genomes; counterexamples (failing held-out cases,
+        the arguments of a proof's refutation) join the training set.
 
         On a counterexample the population, ``batch`` (offspring rows) and the candidates are
         re-evaluated on the grown set (the candidates not again when they are rows of those,
@@ -327,7 +329,8 @@ class Engine:
             if not row.all():
                 continue
             verdict = verify.check(code, self.task, self.cfg.isa, len(self.valid_y), scratch=self.evaluator.scratch,
-                                   budget=self.cfg.budget, timeout=self._proof_timeout())
+                                   budget=self.cfg.budget, timeout=self._proof_timeout(),
+                                   effort=self.cfg.proof_timeout)
             if isinstance(verdict, verify.Refutation):
                 log.info("a proof refused a claim that passed testing: %s", verdict.reason)
                 self.refuted += 1

@@ -120,7 +120,7 @@ def _finish(engine, folder: Path, args) -> None:
               "evolution_seconds": round(engine.elapsed, 3),
               "n_train": int(len(engine.train_y)), "n_valid": int(len(engine.valid_y)), "seed": cfg.seed,
               "brain": engine.brain is not None, "lineage": engine.ancestry(best),
-              "verification": engine.verification.to_json() if engine.solved is not None else None,
+              "verification": engine.verification.to_json() if engine.verification is not None else None,
               "claims_refused_by_proof": engine.refuted}
     header = R.best_header(engine.task, cfg, result["solved"], n_valid=len(engine.valid_y), isa=alphabet.isa,
                            verification=result["verification"])

@@ -12,21 +12,63 @@ inputs at registration (``evolve.tasks.validate_task``).
 """
 from __future__ import annotations
 
-import z3
+import contextlib
+
+try:
+    import z3
+except ImportError:      # reported at a run's start (evolve.verify.require_solver), not at import
+    z3 = None
 
 W = 64
 
 
-def const(value: int) -> z3.BitVecRef:
+def const(value: int):
     return z3.BitVecVal(value & ((1 << W) - 1), W)
 
 
-def evaluate(twin, args) -> int:
-    """The twin's value on concrete unsigned 64-bit ``args``."""
-    term = twin(*[const(a) for a in args])
-    if not isinstance(term, z3.BitVecRef) or term.size() != W:
-        raise TypeError(f"returned {type(term).__name__}, not a 64-bit z3 bit-vector")
-    return z3.simplify(term).as_long()
+@contextlib.contextmanager
+def _no_python_branches():
+    """Within the block, Python ``if``/``and``/``or`` on a symbolic condition raises instead of
+    answering: z3 would read ``if x == k`` structurally (False for a variable x), silently
+    building a different function than the one the twin's author wrote."""
+    original = z3.AstRef.__bool__
+
+    def strict(self):
+        if z3.is_true(self):
+            return True
+        if z3.is_false(self):
+            return False
+        raise TypeError("a Python if/and/or/== on a symbolic value: use z3.If, z3.And, z3.Or")
+
+    z3.AstRef.__bool__ = strict
+    try:
+        yield
+    finally:
+        z3.AstRef.__bool__ = original
+
+
+def term(twin, arity: int):
+    """``(variables, the twin's 64-bit term over them)``; TypeError if the twin branches in
+    Python on a symbolic value or returns anything but a 64-bit bit-vector."""
+    xs = [z3.BitVec(f"x{k}", W) for k in range(arity)]
+    with _no_python_branches():
+        value = twin(*xs)
+    if not isinstance(value, z3.BitVecRef) or value.size() != W:
+        raise TypeError(f"returned {type(value).__name__}, not a 64-bit z3 bit-vector")
+    return xs, value
+
+
+def strict(twin):
+    """``twin`` that refuses Python branching on symbolic values (see :func:`term`)."""
+    def call(*args):
+        with _no_python_branches():
+            return twin(*args)
+    return call
+
+
+def evaluate(xs, value, args) -> int:
+    """A twin's term (from :func:`term`) on concrete unsigned 64-bit ``args``."""
+    return z3.simplify(z3.substitute(value, *[(x, const(a)) for x, a in zip(xs, args)])).as_long()
 
 
 def avg(x, y):

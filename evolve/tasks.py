@@ -134,19 +134,27 @@ def validate_task(task: Task) -> Task:
 
 
 def _check_symbolic(task: Task) -> None:
-    """Probe the symbolic twin against the function on edge inputs; TaskError naming the first
-    input where they differ (a twin that is wrong would prove wrong programs)."""
-    for args in itertools.islice(itertools.product(EDGE_VALUES, repeat=task.arity), 400):
+    """Build the symbolic twin on variables (no Python branching on them) and probe it against
+    the function on edge and random inputs; TaskError naming the first input where they differ
+    (a twin that is wrong would prove wrong programs)."""
+    try:
+        xs, twin_term = S.term(task.symbolic, task.arity)
+    except Exception as exc:
+        raise TaskError(f"the symbolic form of {task.name!r} failed on variables: "
+                        f"{type(exc).__name__}: {exc}") from None
+    probes = list(itertools.islice(itertools.product(EDGE_VALUES, repeat=task.arity), 300))
+    probes += [tuple(r) for r in random_cases(np.random.default_rng(0), 100, task.arity).tolist()]
+    for args in probes:
         try:
-            twin = S.evaluate(task.symbolic, args)
+            twin = S.evaluate(xs, twin_term, args)
         except Exception as exc:
             raise TaskError(f"the symbolic form of {task.name!r} failed on inputs {args}: "
                             f"{type(exc).__name__}: {exc}") from None
-        value = task.func(*args) & MASK
-        if twin != value:
+        expected = task.func(*args) & MASK
+        if twin != expected:
             shown = ", ".join(hex(a) for a in args)
             raise TaskError(f"the symbolic form of {task.name!r} disagrees with it on inputs ({shown}): "
-                            f"{twin:#x} instead of {value:#x}")
+                            f"{twin:#x} instead of {expected:#x}")
 
 
 def get_task(spec: str) -> Task:

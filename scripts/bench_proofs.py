@@ -6,7 +6,7 @@ with several seeds; for each run: the claims made (solutions that passed held-ou
 claims a proof refused, the proof time of the final solution and what was proven. Each solution
 is then checked by a harness that shares no code with Melvin's executors or tasks' case sets: a
 plain Unicorn call per case, fresh random values in every register but the arguments, in the
-flags and in the scratch area below SP, inputs drawn here (uniform, small, by bit length, powers
+flags and in the scratch area at ``[sp, sp + 512)``, inputs drawn here (uniform, small, by bit length, powers
 of two and their neighbours). Its target is zero wrong solutions.
 """
 from __future__ import annotations

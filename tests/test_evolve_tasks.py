@@ -86,7 +86,8 @@ def test_user_task_symbolic_twin(tmp_path):
 
 @pytest.mark.parametrize("twin,match", [
     ("def f_symbolic(x, y):\n    return (x + y) >> 1\n", r"disagrees with it on inputs \("),   # z3 >> is arithmetic
-    ("def f_symbolic(x, y):\n    return 3\n", "failed on inputs"),
+    ("def f_symbolic(x, y):\n    return 3\n", "failed on variables"),
+    ("def f_symbolic(x, y):\n    return 0 if x == 0x5EED else (x + y) >> 1\n", "Python if"),
     ("f_symbolic = 5\n", "not a function"),
 ])
 def test_wrong_symbolic_twin_is_refused(tmp_path, twin, match):

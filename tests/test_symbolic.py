@@ -17,7 +17,7 @@ from core.executors.batch_state import BatchState
 from core.outcome import Outcome
 from core.symbolic import Unsupported, translate
 from evolve.genes import alphabet_for
-from test_a64_interp import CLASSES, _both, _class_genome, _inputs, _ret_genome
+from test_a64_interp import CLASSES, _both, _class_genome, _class_words, _inputs, _ret_genome
 
 SCRATCH = 256
 
@@ -83,6 +83,45 @@ def test_returns_agree(ex):
     """Check code with ``ret`` at the end, in the middle and behind a branch (compiled functions)."""
     rng = np.random.default_rng(15)
     _check(ex, [_ret_genome(rng) for _ in range(300)], _inputs(24, 3), seed=24, min_share=0.8)
+
+
+def _scratch_word(rng: np.random.Generator) -> int:
+    """A general-register load or store through SP inside the scratch area: every size, sign
+    and width (unsigned-offset, unscaled and signed-offset pair forms)."""
+    rt, rt2 = int(rng.integers(0, 5)), int(rng.integers(0, 5))
+    form = int(rng.integers(0, 3))
+    if form == 2:                                             # ldp/stp/ldpsw, signed offset
+        opc, load = int(rng.integers(0, 3)), int(rng.integers(0, 2))
+        if opc == 1:
+            load = 1
+        if load and rt == rt2:
+            rt2 = (rt + 1) % 5
+        scale = 3 if opc == 2 else 2
+        off = int(rng.integers(0, 200 >> scale))
+        return opc << 30 | 0x29000000 | load << 22 | off << 15 | rt2 << 10 | 31 << 5 | rt
+    size, opc = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+    if size == 3 and opc >= 2 or size == 2 and opc == 3:
+        opc = 1                                               # (prfm and unallocated forms)
+    if form == 0:
+        return size << 30 | 0x39000000 | opc << 22 | int(rng.integers(0, 240 >> size)) << 10 | 31 << 5 | rt
+    return size << 30 | 0x38000000 | opc << 22 | int(rng.integers(0, 240)) << 12 | 31 << 5 | rt
+
+
+def test_scratch_memory_agrees(ex):
+    """Check loads and stores of scratch bytes, halves, words, doublewords and pairs, signed and
+    unsigned, interleaved with data processing and read back into x0."""
+    rng = np.random.default_rng(16)
+    codes = []
+    for _ in range(400):
+        words = []
+        for _ in range(int(rng.integers(1, 5))):
+            words.append(_scratch_word(rng))
+            if rng.random() < 0.5:
+                words.append(_class_words(rng, CLASSES[int(rng.integers(0, 14))], 3))
+        words.append(0xF94003E0 | int(rng.integers(0, 30)) << 10 | int(rng.integers(1, 5)))   # ldr xK, [sp, #8k]
+        words.append(0xCA000000 | (words[-1] & 31) << 16)                                    # eor x0, x0, xK
+        codes.append(b"".join(w.to_bytes(4, "little") for w in words))
+    _check(ex, codes, _inputs(25, 3), seed=25, min_share=0.85)
 
 
 def test_known_program_is_proven_equal():
