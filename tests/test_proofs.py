@@ -105,3 +105,10 @@ def test_spec_must_be_a_64_bit_term():
     prog = translate(assemble(["mov x0, #1"]))
     with pytest.raises(TypeError, match="64-bit"):
         prove_equivalence(prog, 1, lambda x: z3.Extract(31, 0, x))
+
+
+def test_crash_refutation_names_the_crashing_state():
+    """Check that when only one of the two states crashes, the note and state are that one's."""
+    prog = translate(assemble(["cbnz x5, #12"]))      # out of the code (a crash) when x5 != 0
+    v = prove_independence(prog, 1)
+    assert v.status == REFUTED and "crashes" in v.note and v.counterexample["state"]["x5"] != 0
