@@ -37,7 +37,7 @@ def run_soak_benchmarks(quick: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "soak"
         cmd = [sys.executable, "-m", "evolve", "run", "--quiet", "--keep-going", "--task", "popcount8",
-               "--pop", "300", "--time-limit", str(seconds), "--out", str(out)]
+               "--pop", "300", "--generations", "100000000", "--time-limit", str(seconds), "--out", str(out)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         samples = []                                 # (seconds, rss, folder bytes)
@@ -57,7 +57,8 @@ def run_soak_benchmarks(quick: bool) -> list[dict]:
     peak = max(s[1] for s in after) if after else base
     growth = (peak - base) / base
     biggest = max([s[2] for s in samples] + [final_folder])
-    note = (f"python -m evolve run --keep-going --task popcount8 --pop 300 --time-limit {seconds}: "
+    note = (f"python -m evolve run --keep-going --task popcount8 --pop 300 --time-limit {seconds} (no generation "
+            f"limit): "
             f"{gens} metrics lines, {wall:.0f} s wall")
     return [
         {"name": "soak: resident memory after the first minute", "value": base / 2**20, "unit": "MiB",
