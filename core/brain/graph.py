@@ -489,12 +489,10 @@ class Brain:
         """``(meta, arrays)``: this brain as plain arrays (the names of :mod:`core.brain.state`),
         which is what a brain file stores; :meth:`from_arrays` inverts it exactly.
 
-        Sized by what the brain holds, not by table capacity: arrays are views of the brain's
-        own, ``exec/*`` trimmed to ``n_exec``, the code blob as long as it is, the pattern
-        tables' used slots only (``PatternTable.to_arrays``). Metadata: ``kind`` =
-        "melvin-brain", ``params`` (the capacities among them), ``n_exec``, the counters, the
-        pattern tables' metadata (``bytes_patterns``, ``genes_patterns``) and ``user`` =
-        ``metadata`` (JSON-able).
+        Sized by what the brain holds, not by capacity: views of the brain's arrays, ``exec/*``
+        trimmed to ``n_exec``, the pattern tables' used slots (``PatternTable.to_arrays``).
+        Metadata: ``kind`` = "melvin-brain", ``params`` (capacities too), ``n_exec``, the
+        counters, the tables' ``bytes_patterns``/``genes_patterns`` and ``user`` = ``metadata``.
         """
         n = self.n_exec
         arrays = {f"node/{k}": getattr(self, k) for k in NODE_ARRAYS}
@@ -512,9 +510,8 @@ class Brain:
     @classmethod
     def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Brain":
         """A brain from :meth:`to_arrays`'s ``(meta, arrays)`` (``meta["user"]`` becomes
-        ``brain.metadata``), its pattern tables rebuilt at full capacity; the other arrays are
-        copied unless the brain can own them. Version 1 and 2 files' arrays (full pattern
-        tables) are read too.
+        ``brain.metadata``), pattern tables rebuilt at full capacity (version 1/2 files' full
+        tables too); other arrays are copied unless the brain can own them.
 
         Any inconsistency (shapes, ids, code ranges, parameters) raises ValueError, or
         KeyError for a missing entry.
