@@ -1,8 +1,8 @@
 """``python -m evolve analyze RUN_DIR [RUN_DIR ...]``: offline analysis of finished runs.
 
 No genome code is executed and no pickle is loaded: the analysis reads ``config.json``,
-``metrics.jsonl``, ``hall_of_fame.json``, ``result.json`` and the (checksummed, plain-array)
-``brain.melvin``. Per run it reports instruction frequencies (hall of fame and best), the length
+``metrics.jsonl``, ``hall_of_fame.json``, ``result.json`` and ``brain.safetensors`` (safetensors,
+checksummed). Per run it reports instruction frequencies (hall of fame and best), the length
 distribution, outcome classes of new evaluations per generation, the brain's EXEC node
 thresholds and success rates, its gene patterns (most frequent, and the ones the seed's rule
 suppressed: threshold above 1.0, so mutation rarely draws them), and the best genome's lineage
@@ -22,6 +22,7 @@ import numpy as np
 
 from core.outcome import Outcome
 from evolve.genes import alphabet_for
+from evolve.runfolder import BRAIN_FILE
 from evolve.runload import RunData, RunLoadError, load_run
 
 NEEDED = ("config.json", "metrics.jsonl")
@@ -38,9 +39,9 @@ def _gene_name(alphabet, token: int) -> str:
 
 
 def brain_tables(run: RunData) -> dict | None:
-    """Node and gene-pattern statistics of ``brain.melvin``; None when the run has no brain file."""
+    """Node and gene-pattern statistics of ``brain.safetensors``; None when the run has no brain file."""
     from core.brain.file import BrainFileError, read
-    path = run.folder / "brain.melvin"
+    path = run.folder / BRAIN_FILE
     if not path.is_file():
         return None
     try:

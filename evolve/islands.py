@@ -253,7 +253,7 @@ def finish(run: IslandRun, folder: Path) -> dict:
         refuted += state.get("refuted", 0)
         fame.extend((ind.fitness.values[0], i, ind.uid, ind) for ind in state["hof"])
         if brain is not None:
-            brain.save(folder / f"island-{i:02d}" / "brain.melvin", {"task": task.name, "island": i})
+            brain.save(folder / f"island-{i:02d}" / rf.BRAIN_FILE, {"task": task.name, "island": i})
     fame.sort(key=lambda x: x[:3])
     best_island, best, verification = solved[0] if solved else (fame[0][1], fame[0][3], None)
     result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _, _ in solved],

@@ -39,7 +39,8 @@ def add_parser(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("genomes", nargs="*", type=Path, help="genome files (.s assembly)")
     p.add_argument("--input", "-i", default="-", help="byte stream file, '-' for stdin")
-    p.add_argument("--brain", required=True, type=Path, help="checkpoint file (brain file)")
+    p.add_argument("--brain", required=True, type=Path,
+                   help="checkpoint file (a brain file, e.g. brain.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue the brain in --brain")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="CYCLES")
     p.add_argument("--chunk", type=int, default=16, help="bytes per learning cycle")

@@ -131,7 +131,7 @@ def _finish(engine, folder: Path, args) -> None:
     if engine.metrics:
         rf.plot_progress(folder, engine.metrics)
     if engine.brain is not None:
-        engine.brain.save(folder / "brain.melvin", {"task": engine.task.name, "generation": engine.gen})
+        engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen})
     if args.save_to_library and engine.solved is not None:
         LIBRARY.mkdir(exist_ok=True)
         digest = hashlib.sha256(bytes.fromhex(result["best"]["code_hex"])).hexdigest()[:12]

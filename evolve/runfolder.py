@@ -1,8 +1,8 @@
 """The run folder: every file of one run, written atomically (PySR's ``outputs/<run_id>``).
 
 ``config.json`` (parameters, versions, host), ``metrics.jsonl`` (a line per generation),
-``checkpoint.pkl`` + ``brain-<gen>.melvin`` (the brain file it names; written first, so the
-pair is consistent at every instant), ``progress.png``, the final ``brain.melvin``, and the
+``checkpoint.pkl`` + ``brain-<gen>.safetensors`` (the brain file it names; written first, so the
+pair is consistent at every instant), ``progress.png``, the final ``brain.safetensors``, and the
 results :mod:`evolve.results` writes (``result.json``, ``hall_of_fame.json``, ``best.s``). A checkpoint is a pickle of plain state (DEAP's recipe): load only your own.
 """
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 from core.atomic import atomic_write  # re-exported: rf.atomic_write
 
 CHECKPOINT = "checkpoint.pkl"
+#: The final brain file of a run folder (an island's is ``island-NN/`` + this name).
+BRAIN_FILE = "brain.safetensors"
 
 
 @contextlib.contextmanager
@@ -87,11 +89,11 @@ def save_checkpoint(folder: Path, state: dict, brain) -> None:
     """Brain file first (its own atomic write), then the checkpoint that names it."""
     brain_name = None
     if brain is not None:
-        brain_name = f"brain-{state['gen']:06d}.melvin"
+        brain_name = f"brain-{state['gen']:06d}.safetensors"
         brain.save(folder / brain_name, {"generation": state["gen"]})
     state = dict(state, brain_file=brain_name)
     atomic_write(folder / CHECKPOINT, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-    for old in folder.glob("brain-*.melvin"):
+    for old in folder.glob("brain-*.safetensors"):
         if old.name != brain_name:
             old.unlink(missing_ok=True)
 

@@ -1,7 +1,7 @@
 """Read-only access to a finished run folder, for replay, export and analysis.
 
 Nothing here executes code or unpickles anything: a run folder may come from another machine
-(a Jetson), so only its JSON files, ``best.s`` and the brain file (checksummed, plain arrays)
+(a Jetson), so only its JSON files, ``best.s`` and the brain file (safetensors, checksummed)
 are read. Every defect (missing folder or file, corrupt JSON, a genome record without its code,
 an unknown ISA, a rank beyond the hall of fame) raises :class:`RunLoadError` with one line, which
 the command-line tools turn into exit status 2.

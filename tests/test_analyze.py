@@ -76,7 +76,7 @@ def test_instruction_and_pattern_tables(runs):
     assert sum(counts.values()) == sum(len(r["asm"]) for r in hof)
     first = hof[0]["asm"][0].split()[0]
     assert counts[first] == sum(1 for r in hof for line in r["asm"] if line.split()[0] == first)
-    _, arrays = read(brain_run / "brain.melvin")
+    _, arrays = read(brain_run / "brain.safetensors")
     patterns = rows(report / "patterns_0.csv")
     assert len(patterns) == int((arrays["genes/length"] > 0).sum())
     assert sorted(int(p["count"]) for p in patterns) == sorted(arrays["genes/count"][arrays["genes/length"] > 0].tolist())
@@ -113,9 +113,9 @@ def _no_metrics(folder: Path) -> None:
 
 
 def _corrupt_brain(folder: Path) -> None:
-    blob = bytearray((folder / "brain.melvin").read_bytes())
-    blob[100] ^= 0xFF
-    (folder / "brain.melvin").write_bytes(bytes(blob))
+    blob = bytearray((folder / "brain.safetensors").read_bytes())
+    blob[-1] ^= 0xFF  # a tensor's byte: safetensors puts the data after the header
+    (folder / "brain.safetensors").write_bytes(bytes(blob))
 
 
 @pytest.mark.parametrize("damage, words", [

@@ -37,7 +37,7 @@ def test_solves_a_builtin_task_and_the_code_stands_alone(tmp_path):
     out = tmp_path / "run"
     assert run_cli("--task", "clear_lowest", "--seed", "0", "--out", str(out), "--backend", "emulated") == 0
     for name in ("config.json", "metrics.jsonl", "checkpoint.pkl", "hall_of_fame.json", "best.s",
-                 "progress.png", "brain.melvin", "result.json"):
+                 "progress.png", "brain.safetensors", "result.json"):
         assert (out / name).is_file(), name
     result = json.loads((out / "result.json").read_text())
     assert result["solved"] is True and result["task"] == "clear_lowest" and result["isa"] == "arm64"
@@ -138,7 +138,7 @@ def test_no_brain_and_x86_runs(tmp_path):
     assert run_cli("--task", "clear_lowest", "--no-brain", "--generations", "3", "--pop", "40",
                    "--out", str(tmp_path / "nb"), "--backend", "emulated") == 0
     result = json.loads((tmp_path / "nb" / "result.json").read_text())
-    assert result["brain"] is False and not (tmp_path / "nb" / "brain.melvin").exists()
+    assert result["brain"] is False and not (tmp_path / "nb" / "brain.safetensors").exists()
     assert run_cli("--task", "add", "--isa", "x86_64", "--generations", "40", "--pop", "100",
                    "--out", str(tmp_path / "x86"), "--backend", "emulated") == 0
     result = json.loads((tmp_path / "x86" / "result.json").read_text())

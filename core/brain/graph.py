@@ -487,11 +487,12 @@ class Brain:
     # ------------------------------------------------------------------ files
     def to_arrays(self, metadata: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, arrays)``: this brain as plain arrays (the names of :mod:`core.brain.state`),
-        which is what a brain file stores; :meth:`from_arrays` inverts it.
+        which is what a brain file stores; :meth:`from_arrays` inverts it exactly.
 
-        Arrays are views of the brain's own (``exec/*`` trimmed to ``n_exec``). Metadata:
-        ``kind`` = "melvin-brain", ``params``, ``n_exec``, the counters, the pattern tables'
-        metadata (``bytes_patterns``, ``genes_patterns``) and ``user`` = ``metadata`` (JSON-able).
+        Sized by what the brain holds, not by capacity: views of the brain's arrays, ``exec/*``
+        trimmed to ``n_exec``, the pattern tables' used slots (``PatternTable.to_arrays``).
+        Metadata: ``kind`` = "melvin-brain", ``params`` (capacities too), ``n_exec``, the
+        counters, the tables' ``bytes_patterns``/``genes_patterns`` and ``user`` = ``metadata``.
         """
         n = self.n_exec
         arrays = {f"node/{k}": getattr(self, k) for k in NODE_ARRAYS}
@@ -509,7 +510,8 @@ class Brain:
     @classmethod
     def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Brain":
         """A brain from :meth:`to_arrays`'s ``(meta, arrays)`` (``meta["user"]`` becomes
-        ``brain.metadata``); the arrays are copied unless the brain can own them.
+        ``brain.metadata``), pattern tables rebuilt at full capacity (version 1/2 files' full
+        tables too); other arrays are copied unless the brain can own them.
 
         Any inconsistency (shapes, ids, code ranges, parameters) raises ValueError, or
         KeyError for a missing entry.
@@ -592,6 +594,5 @@ class Brain:
                 + self.exec_slot.nbytes + self.indptr.nbytes)
         edges = self.indices.nbytes + self.weights.nbytes
         ex = sum(getattr(self, n).nbytes for n in EXEC_ARRAYS) + len(self.code_blob)
-        pats = sum(a.nbytes for t in (self.byte_patterns, self.gene_patterns)
-                   for a in t.to_arrays()[1].values())
+        pats = self.byte_patterns.nbytes() + self.gene_patterns.nbytes()
         return {"nodes": node, "edges": edges, "exec": ex, "patterns": pats}

@@ -30,6 +30,8 @@ from core.brain.params import PatternConfig, RuleParams
 STATE_ARRAYS = ("tokens", "length", "gram_hash", "count", "last_seen", "activation", "n_ok",
                 "n_crash", "success_rate", "threshold_ratio", "edge_node", "edge_weight",
                 "candidates", "history", "meta")
+#: The per-slot arrays (first axis = pattern slot); a brain file holds their used rows only.
+ROW_ARRAYS = STATE_ARRAYS[:12]
 
 
 def _as_tokens(tokens) -> np.ndarray:
@@ -252,31 +254,96 @@ class PatternTable:
                             self.success_rate[slots].copy(), self.threshold_ratio[slots].copy())
 
     # ------------------------------------------------------------------ persistence
+    def nbytes(self) -> int:
+        """Bytes held by the persistent arrays at full capacity (``STATE_ARRAYS``)."""
+        return sum(getattr(self, name).nbytes for name in STATE_ARRAYS)
+
     def to_arrays(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """(JSON-able metadata, arrays) for a brain file; :meth:`from_arrays` inverts it."""
+        """(JSON-able metadata, arrays) for a brain file, sized by what the table holds;
+        :meth:`from_arrays` inverts it.
+
+        The ``ROW_ARRAYS`` keep their first ``rows = meta[M_USED]`` slots (views; slots beyond
+        it have never been used and hold a new table's values). The candidate counters are
+        ``candidates`` (uint16 [2**candidate_bits]) or, when fewer than a third are non-zero,
+        ``candidate_slot`` (uint32 [k]) and ``candidate_count`` (uint16 [k]) for the non-zero
+        ones. The hash index keeps its layout (probe order, tombstones) as its occupied
+        entries: ``index_at`` (uint32 [h], positions) and ``index_slot`` (int32 [h], a pattern
+        slot or -2 for a tombstone). ``history`` and ``meta`` as they are. Metadata: ``config``
+        (capacities included), ``init_success``, ``init_threshold`` and ``rows``.
+        """
+        used = int(self.meta[pk.M_USED])
         meta = {"config": asdict(self.config), "init_success": float(self.init_success),
-                "init_threshold": float(self.init_threshold)}
-        return meta, {name: getattr(self, name) for name in STATE_ARRAYS}
+                "init_threshold": float(self.init_threshold), "rows": used}
+        arrays = {name: getattr(self, name)[:used] for name in ROW_ARRAYS}
+        nonzero = np.flatnonzero(self.candidates)
+        if 3 * nonzero.size < self.candidates.size:  # 6 bytes a pair against 2 per counter
+            arrays["candidate_slot"] = nonzero.astype(np.uint32)
+            arrays["candidate_count"] = self.candidates[nonzero]
+        else:
+            arrays["candidates"] = self.candidates
+        occupied = np.flatnonzero(self.index != pk.EMPTY)
+        arrays["index_at"] = occupied.astype(np.uint32)
+        arrays["index_slot"] = self.index[occupied]
+        arrays["history"] = self.history
+        arrays["meta"] = self.meta
+        return meta, arrays
 
     @classmethod
     def from_arrays(cls, meta: dict, arrays: dict[str, np.ndarray], rule: np.ndarray,
                     ) -> "PatternTable":
+        """A full-capacity table from :meth:`to_arrays`'s output, or from a version 1/2 brain
+        file's (every slot, dense ``candidates``, no index: it is rebuilt); ValueError (KeyError
+        for a missing array) if they are inconsistent."""
         table = cls(PatternConfig(**meta["config"]), rule, meta["init_success"],
                     meta["init_threshold"])
-        for name in STATE_ARRAYS:
-            ref = getattr(table, name)
-            arr = arrays[name]
+        rows = arrays["length"].shape[0] if arrays["length"].ndim == 1 else -1
+        if not 0 <= rows <= table.config.capacity or meta.get("rows", rows) != rows:
+            raise ValueError(f"pattern table of {rows} rows for capacity {table.config.capacity}")
+        for name in ROW_ARRAYS:  # a new table's slots, the stored rows written over its first
+            ref, arr = getattr(table, name), arrays[name]
+            if arr.shape != (rows,) + ref.shape[1:] or arr.dtype != ref.dtype:
+                raise ValueError(f"pattern array {name!r}: expected {ref.dtype}"
+                                 f"{(rows,) + ref.shape[1:]}, got {arr.dtype}{arr.shape}")
+            ref[:rows] = arr
+        dense = ("candidates", "history", "meta") if "candidates" in arrays else ("history", "meta")
+        for name in dense:
+            ref, arr = getattr(table, name), arrays[name]
             if arr.shape != ref.shape or arr.dtype != ref.dtype:
                 raise ValueError(f"pattern array {name!r}: expected {ref.dtype}{ref.shape}, "
                                  f"got {arr.dtype}{arr.shape}")
             setattr(table, name, np.ascontiguousarray(arr).copy())
+        if "candidates" not in arrays:
+            slot, count = arrays["candidate_slot"], arrays["candidate_count"]
+            if slot.dtype != np.uint32 or count.dtype != np.uint16 or slot.ndim != 1 \
+                    or count.shape != slot.shape \
+                    or (slot.size and int(slot.max()) >= table.candidates.size):
+                raise ValueError("pattern candidate counters are inconsistent")
+            table.candidates[slot] = count
         used = int(table.meta[pk.M_USED])
-        if not 0 <= used <= table.config.capacity or np.any(table.length[used:] != 0) \
+        if not 0 <= used <= rows or np.any(table.length[used:] != 0) \
                 or np.any(table.length > table.config.n_max) or table.meta[pk.M_RNG] == 0 \
                 or int(table.meta[pk.M_LIVE]) != int(np.count_nonzero(table.length)):
             raise ValueError("pattern table arrays are inconsistent")
-        pk.rebuild_index(table.index, table.length, table.gram_hash, table.meta)
+        if "index_at" in arrays:
+            table._adopt_index(arrays["index_at"], arrays["index_slot"])
+        else:
+            pk.rebuild_index(table.index, table.length, table.gram_hash, table.meta)
         return table
+
+    def _adopt_index(self, at: np.ndarray, slot: np.ndarray) -> None:
+        """Set the hash index's occupied entries; ValueError unless every live pattern is in it
+        once, the rest are tombstones (``meta[M_TOMB]`` of them) and an entry stays empty."""
+        live = np.flatnonzero(self.length > 0)
+        if at.dtype != np.uint32 or slot.dtype != np.int32 or at.ndim != 1 \
+                or slot.shape != at.shape or at.size >= self.index.size \
+                or (at.size and int(at.max()) >= self.index.size) or np.unique(at).size != at.size:
+            raise ValueError("pattern index entries are inconsistent")
+        filled = slot[slot >= 0]
+        if np.count_nonzero(slot == pk.TOMB) != int(self.meta[pk.M_TOMB]) \
+                or filled.size + int(self.meta[pk.M_TOMB]) != slot.size \
+                or not np.array_equal(np.sort(filled), live):
+            raise ValueError("pattern index does not match the patterns")
+        self.index[at] = slot
 
 
 @dataclass

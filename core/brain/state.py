@@ -22,7 +22,7 @@ exec/exec_runs         int64 [n_exec]          executions
 exec/exec_outcomes     int64 [n_exec, N_OUT]   executions per outcome class (0 = ok)
 exec/exec_result       uint64 [n_exec]         the node's last output
 code_blob              uint8 [blob_size]       every EXEC node's code
-bytes/*, genes/*       see ``STATE_ARRAYS``    the two pattern tables (core.brain.patterns)
+bytes/*, genes/*       [used slots] (mostly)   the pattern tables: ``PatternTable.to_arrays``
 =====================  ======================  ==========================================
 """
 from __future__ import annotations
