@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     """Entry point of ``python -m evolve run``; returns the exit status."""
     if getattr(args, "islands", None) is not None or (
-            args.resume is not None and (Path(args.resume) / islands.STATE).is_file()):
+            args.resume is not None and islands.is_island_folder(args.resume)):
         return islands.run(args)
     try:
         verify.require_solver()

@@ -214,6 +214,18 @@ def test_pickled_checkpoint_is_refused_without_trust_pickle(part, whole, capsys)
     assert_every_file_parses(part)
 
 
+def test_pickled_island_checkpoint_is_refused(tmp_path, capsys):
+    """Check that an island folder with only islands.pkl is refused with one line naming
+    --trust-pickle, before anything is unpickled or a cluster is started."""
+    folder = tmp_path / "isl"
+    folder.mkdir()
+    (folder / "islands.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")    # would run a command
+    assert main(["run", "--quiet", "--resume", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trust-pickle" in err[0] and "islands.pkl" in err[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["islands.pkl"] and not Path("pwned").exists()
+
+
 def test_copied_folder_without_checkpoint_has_no_pickle(whole, tmp_path):
     """Check that a finished run folder holds no pickle and one checkpoint of JSON + arrays."""
     dst = tmp_path / "copy"
