@@ -69,6 +69,7 @@ class RunConfig:
             (self.n_train >= 8, f"n_train must be at least 8, got {self.n_train}"),
             (self.n_valid >= 1, f"n_valid must be at least 1, got {self.n_valid}"),
             (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
+            (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}"),
             (0 < self.proof_timeout <= 3600, f"--proof-timeout must be in (0, 3600] seconds, got {self.proof_timeout}"),
         ]
         for ok, message in checks:
@@ -105,7 +106,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seed", type=int, default=d.seed, help="random seed (same seed, same run)")
     ap.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>_<task>)")
     ap.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
+    ap.add_argument("--trust-pickle", action="store_true",
+                    help="with --resume: load the pickled checkpoint (checkpoint.pkl, islands.pkl) of an earlier "
+                         "Melvin once, converting it; unpickling runs code from the folder: only your own")
     ap.add_argument("--workers", type=int, default=d.workers, help="evaluation worker processes")
+    ap.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="K",
+                    help="generations between checkpoints (one is also written at the end)")
     ap.add_argument("--proof-timeout", type=float, default=d.proof_timeout, metavar="SECONDS",
                     help="solver time per proof of a solution (independence, equivalence); on a "
                          "timeout the claim stands as tested, and result.json says so")
@@ -139,7 +145,7 @@ def config_from_args(args) -> RunConfig:
                      time_limit=d.time_limit if args.time_limit is None else _time_limit(args.time_limit),
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,
-                     proof_timeout=args.proof_timeout)
+                     proof_timeout=args.proof_timeout, checkpoint_every=args.checkpoint_every)
 
 
 def apply_resume_overrides(cfg: RunConfig, args) -> None:

@@ -16,8 +16,9 @@ The population is kept as arrays (``evolve.population.Rows``) and every step abo
 call on them: Python never loops over genes, and DEAP individuals are made only where one is
 needed (the README gives the figures).
 
-State (population, hall of fame, logbook, random states, cases, brain) is checkpointed so that a
-resumed run continues exactly as if it had not stopped.
+State (population, hall of fame, random states, cases, lineage, brain) is checkpointed so that a
+resumed run continues exactly as if it had not stopped; the metrics lines (and the logbook made
+of them) are read back from the run's ``metrics.jsonl``.
 """
 from __future__ import annotations
 
@@ -475,24 +476,31 @@ class Engine:
 
     # ----------------------------------------------------------------- state
     def state(self) -> dict:
-        """Everything needed to continue exactly (the brain travels separately, as a file)."""
-        return {"version": 2, "config": asdict(self.cfg), "gen": self.gen, "uid": self.uid,
+        """Everything needed to continue exactly (the brain travels separately, as its file's
+        bytes; :mod:`evolve.checkpoint` turns both into JSON and arrays). The metrics lines and
+        the logbook are history, not state: they stay in ``metrics.jsonl``."""
+        return {"version": 3, "config": asdict(self.cfg), "gen": self.gen, "uid": self.uid,
                 "evaluations": self.evaluations, "elapsed": self.elapsed, "wall": self.wall_seconds(),
                 "rows": asdict(self.rows),
-                "hof": self.hof, "logbook": self.logbook, "metrics": self.metrics,
-                "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
+                "hof": self.hof, "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "verification": self.verification.to_json() if self.verification else None,
                 "refuted": self.refuted, "lineage": self.lineage}
 
-    def restore(self, state: dict, brain: Brain | None, settle: bool = True) -> None:
-        """Continue from :meth:`state` (and its brain). ``settle``: collect, then freeze what is
-        alive out of the collector's full passes, once for a run's process; island tasks (many
-        per worker, each a few generations) skip that full collection."""
-        for key in ("gen", "uid", "evaluations", "elapsed", "hof", "logbook", "metrics", "train_x",
-                    "train_y", "valid_x", "valid_y", "validated_fail", "solved"):
+    def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
+        """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
+        its ``metrics.jsonl``), which :attr:`metrics` and the logbook start from (None: from
+        nothing, as an island task does). ``settle``: collect, then freeze what is alive out of
+        the collector's full passes, once for a run's process; island tasks (many per worker,
+        each a few generations) skip that full collection."""
+        for key in ("gen", "uid", "evaluations", "elapsed", "hof", "train_x", "train_y", "valid_x", "valid_y",
+                    "validated_fail", "solved"):
             setattr(self, key, state[key])
+        self.metrics = list(metrics or [])
+        for line in self.metrics:
+            self.logbook.record(gen=line["gen"], evals=line["new_evaluations"], best=line["best_cost"],
+                                mean=line["mean_cost"], crash_rate=line["offspring_crash_rate"])
         self.lineage = state.get("lineage", {})
         self.wall = state.get("wall", self.elapsed)        # checkpoints before the wall clock: evolution time
         self.clock = time.perf_counter()

@@ -1,7 +1,8 @@
 """The island task: what one Dask task does to one island, and the checkpoint it carries.
 
-A task advances one island K generations from its checkpoint (bytes: engine state + brain file)
-and returns the new checkpoint, its emigrants and the gene-pattern statistics it learnt in those
+A task advances one island K generations from its checkpoint (bytes: :mod:`evolve.checkpoint`'s
+safetensors form of the engine state with its brain, zlib-compressed; no pickle) and returns the
+new checkpoint, its emigrants and the gene-pattern statistics it learnt in those
 K generations (a delta, :class:`core.brain.patterns.PatternDelta`). The coordinator (:mod:`evolve.islands`) submits
 :func:`advance_island` by reference, so a worker process imports it from this module: it must
 stay importable as ``evolve.island_task.advance_island`` with Melvin on the worker's path.
@@ -12,7 +13,6 @@ a task's result depends only on its arguments, whichever worker runs it and howe
 from __future__ import annotations
 
 import os
-import pickle
 import time
 import zlib
 from dataclasses import replace
@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from core.brain import Brain
+from evolve import checkpoint as ckpt
 from evolve.config import RunConfig
 from evolve.engine import Engine, build
 
@@ -39,21 +40,33 @@ def island_config(cfg: RunConfig, index: int) -> RunConfig:
 
 # --------------------------------------------------------------------- checkpoints as bytes
 def pack_island(engine: Engine) -> bytes:
-    """An island checkpoint: engine state and its brain file, as one byte string."""
-    brain = None
-    if engine.brain is not None:
-        # Pattern tables are mostly zeros: compressed, a checkpoint is far smaller on the wire.
-        brain = zlib.compress(engine.brain.to_bytes({"generation": engine.gen}), 1)
-    return pickle.dumps({"state": engine.state(), "brain": brain}, protocol=pickle.HIGHEST_PROTOCOL)
+    """An island checkpoint: engine state and its brain, as one byte string."""
+    brain = engine.brain.to_bytes({"generation": engine.gen}) if engine.brain is not None else None
+    return pack_state(engine.state(), brain)
+
+
+def pack_state(state: dict, brain: bytes | None) -> bytes:
+    """The island checkpoint of an engine state and its brain file's bytes."""
+    # Pattern tables are mostly zeros: compressed, a checkpoint is far smaller on the wire.
+    return zlib.compress(ckpt.to_bytes(*ckpt.encode(state, brain)), 1)
+
+
+def blob_parts(blob: bytes) -> tuple[dict, dict]:
+    """``(document, arrays)`` of an island checkpoint (what the run folder stores of it)."""
+    return ckpt.from_bytes(zlib.decompress(blob))
+
+
+def parts_blob(doc: dict, arrays: dict) -> bytes:
+    """The island checkpoint of :func:`blob_parts`' parts."""
+    return zlib.compress(ckpt.to_bytes(doc, arrays), 1)
 
 
 def unpack_island(blob: bytes):
     """``(state, brain or None)`` of an island checkpoint."""
-    data = pickle.loads(blob)
-    brain = None
-    if data["brain"] is not None:
-        brain = Brain.from_bytes(zlib.decompress(data["brain"]), "island checkpoint")
-    return data["state"], brain
+    state, brain = ckpt.decode(*blob_parts(blob))
+    if brain is not None:
+        brain = Brain.from_bytes(brain, "island checkpoint")
+    return state, brain
 
 
 _EVALUATORS: dict = {}
@@ -118,12 +131,10 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
     t0 = time.perf_counter()
     _log_start(index, epoch)
     engine = _engine(cfg)
-    first_line = 0                  # a new island reports its generation 0 too
     if blob is None:
-        engine.start()
+        engine.start()              # a new island reports its generation 0 too
     else:
         engine.restore(*unpack_island(blob), settle=False)
-        first_line = len(engine.metrics)
     arrived = engine.accept_immigrants(immigrants, replace_uids) if immigrants else []
     if engine.brain is not None:
         for delta in deltas:
@@ -138,6 +149,6 @@ def advance_island(cfg: RunConfig, index: int, epoch: int, blob: bytes | None, u
             "emigrants": [([tuple(g) for g in ind], ind.uid, float(ind.fitness.values[0])) for ind in best],
             "arrived": [ind.uid for ind in arrived],
             "delta": engine.brain.gene_patterns.delta_since(before) if engine.brain is not None else None,
-            "metrics": engine.metrics[first_line:], "evaluations": engine.evaluations,
+            "metrics": engine.metrics, "evaluations": engine.evaluations,
             "seconds": time.perf_counter() - t0, "pid": os.getpid()}
 

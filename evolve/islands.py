@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,13 +32,19 @@ from evolve import runfolder as rf
 from evolve import verify
 from evolve.config import RunConfig
 from evolve.genes import alphabet_for
-from evolve.island_task import EVENT_TOPIC, advance_island, island_config, island_seed, unpack_island
+from evolve.island_task import (EVENT_TOPIC, advance_island, blob_parts, island_config, island_seed, pack_state,
+                                parts_blob, unpack_island)
 from evolve.tasks import TaskError, get_task
 
 log = logging.getLogger(__name__)
 
-#: Coordinator checkpoint (every island's checkpoint plus the pending migrants and deltas).
-STATE = "islands.pkl"
+#: Coordinator checkpoint (every island's checkpoint plus the pending migrants and deltas): this
+#: JSON document and the arrays file it names (``islands-checkpoint-<gen>-<sha>.safetensors``).
+STATE = "islands-checkpoint.json"
+#: The pickled coordinator checkpoint of earlier versions (read only with ``--trust-pickle``).
+LEGACY_STATE = "islands.pkl"
+_STEM = "islands-checkpoint"
+_DELTA_ARRAYS = ("tokens", "length", "count", "last_seen", "n_ok", "n_crash", "success_rate", "threshold_ratio")
 #: Resubmissions of one island task after the scheduler gave up on it, before the run fails.
 MAX_ATTEMPTS = 4
 
@@ -90,7 +95,9 @@ def connect(scheduler: str, timeout: float = 8.0, n_workers: int | None = None):
 
 @dataclass
 class IslandRun:
-    """The coordinator's state: enough to resume exactly (pickled as ``islands.pkl``)."""
+    """The coordinator's state: enough to resume exactly (:func:`save_state` writes it as JSON
+    and arrays; the record's epoch lines are ``metrics.jsonl``'s, per-island lines are only in
+    ``island-NN/metrics.jsonl``)."""
 
     cfg: RunConfig
     opts: IslandOptions
@@ -103,6 +110,7 @@ class IslandRun:
     solved: list | None = None
     record: dict | None = None
     elapsed: float = 0.0
+    pending: list | None = None          # per island: metrics lines of the last epoch, not yet written
 
     def __post_init__(self) -> None:
         n = self.opts.islands
@@ -111,7 +119,8 @@ class IslandRun:
         self.replace_uids = self.replace_uids or [[] for _ in range(n)]
         self.deltas = self.deltas or [None] * n
         self.solved = self.solved or [False] * n
-        self.record = self.record or {"epochs": [], "migrations": [], "events": [], "metrics": [[] for _ in range(n)]}
+        self.record = self.record or {"epochs": [], "migrations": [], "events": []}
+        self.pending = self.pending or [[] for _ in range(n)]
 
     def finished(self) -> bool:
         """The single run's stop test, once the first epoch has run."""
@@ -136,7 +145,7 @@ class IslandRun:
             self.blobs[i] = res["blob"]
             self.deltas[i] = res["delta"]
             self.solved[i] = res["solved"]
-            self.record["metrics"][i].extend(res["metrics"])
+            self.pending[i] = res["metrics"]
         # DEAP's ring: the best M of island i go to island i+1 in place of that island's own
         # emigrants. migRing works on the lists in place; handing it the emigrant lists gives
         # each island the list it receives.
@@ -223,20 +232,112 @@ def _run_tasks(client, args: list, events: list, epoch: int) -> list:
 
 
 # --------------------------------------------------------------------- run folder and command line
+def _island_metrics(folder: Path, i: int) -> Path:
+    return folder / f"island-{i:02d}" / rf.METRICS
+
+
 def _save(run: IslandRun, folder: Path) -> None:
-    """Coordinator checkpoint, the record and per-island metrics (each file atomic)."""
-    rf.atomic_write(folder / STATE, pickle.dumps(run, protocol=pickle.HIGHEST_PROTOCOL))
-    record = {k: v for k, v in run.record.items() if k != "metrics"}
+    """Metrics lines appended and fsynced, then the coordinator checkpoint, then the record."""
+    for i, lines in enumerate(run.pending):
+        (folder / f"island-{i:02d}").mkdir(exist_ok=True)
+        with rf.MetricsLog(_island_metrics(folder, i)) as out:
+            for line in lines:
+                out.append(line)
+        run.pending[i] = []
+    with rf.MetricsLog(folder / rf.METRICS) as out:
+        out.append(run.record["epochs"][-1])
+    save_state(run, folder)
+    record = dict(run.record)
     # The short answer to "what happened": every island task that started more than once.
     record["reruns"] = [{"epoch": line["epoch"], "island": i, "workers": w}
                         for line in run.record["epochs"] for i, w in enumerate(line["workers"]) if len(w) > 1]
     rf.write_json(folder / "islands.json", dict(record, options=asdict(run.opts), epoch=run.epoch, gen=run.gen,
                                                 seeds=[island_seed(run.cfg.seed, i) for i in range(run.opts.islands)]))
-    rf.atomic_write(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in run.record["epochs"]))
-    for i, lines in enumerate(run.record["metrics"]):
-        sub = folder / f"island-{i:02d}"
-        sub.mkdir(exist_ok=True)
-        rf.atomic_write(sub / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in lines))
+
+
+def save_state(run: IslandRun, folder: Path) -> None:
+    """The coordinator checkpoint: ``islands-checkpoint.json`` (configuration, epoch, migrants,
+    the record's migrations and events, each island's checkpoint document) and its arrays
+    (``island-NN/<name>``: each island's arrays, ``delta-NN/<name>``: its last pattern delta),
+    committed as :func:`evolve.runfolder.write_checkpoint` does."""
+    arrays, islands, deltas = {}, [], []
+    for i, (blob, delta) in enumerate(zip(run.blobs, run.deltas)):
+        doc = None
+        if blob is not None:
+            doc, parts = blob_parts(blob)
+            arrays.update({f"island-{i:02d}/{k}": v for k, v in parts.items()})
+        islands.append(doc)
+        deltas.append(None if delta is None else {"config": asdict(delta.config)})
+        if delta is not None:
+            arrays.update({f"delta-{i:02d}/{k}": getattr(delta, k) for k in _DELTA_ARRAYS})
+    doc = {"format": "melvin-islands", "version": 1, "config": asdict(run.cfg), "options": asdict(run.opts),
+           "epoch": run.epoch, "gen": run.gen, "elapsed": run.elapsed, "solved": run.solved,
+           "immigrants": run.immigrants, "replace_uids": run.replace_uids,
+           "record": {k: v for k, v in run.record.items() if k != "epochs"}, "islands": islands, "deltas": deltas}
+    rf.write_checkpoint(folder, _STEM, doc, arrays, run.gen)
+
+
+def load_state(folder: Path) -> IslandRun:
+    """The :class:`IslandRun` of :func:`save_state`, its metrics files cut back to it
+    (:func:`evolve.runfolder.resume_metrics`); RunFolderError with one line on any defect."""
+    from core.brain.params import PatternConfig
+    from core.brain.patterns import PatternDelta
+    doc, arrays = rf.read_checkpoint(folder, _STEM)
+    try:
+        if doc.get("format") != "melvin-islands" or doc.get("version") != 1:
+            raise ValueError("not a Melvin island checkpoint of a known version")
+        n = len(doc["islands"])
+        blobs = [None if d is None else parts_blob(d, {k.split("/", 1)[1]: v for k, v in arrays.items()
+                                                       if k.startswith(f"island-{i:02d}/")})
+                 for i, d in enumerate(doc["islands"])]
+        deltas = [None if d is None else PatternDelta(PatternConfig(**d["config"]),
+                                                      **{k: arrays[f"delta-{i:02d}/{k}"] for k in _DELTA_ARRAYS})
+                  for i, d in enumerate(doc["deltas"])]
+        run = IslandRun(RunConfig.from_dict(doc["config"]), IslandOptions(**doc["options"]), doc["epoch"], doc["gen"],
+                        blobs, [[[tuple(g) for g in genome] for genome in isl] for isl in doc["immigrants"]],
+                        doc["replace_uids"], deltas, doc["solved"], dict(doc["record"], epochs=[]), doc["elapsed"])
+        if n != run.opts.islands:
+            raise ValueError(f"{n} island checkpoints for {run.opts.islands} islands")
+        gens = [d["gen"] if d is not None else None for d in doc["islands"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise rf.RunFolderError(f"{str(folder / STATE)!r} is unusable ({type(exc).__name__}: {exc})") from None
+    _cut_metrics(run, folder, gens)
+    return run
+
+
+def _cut_metrics(run: IslandRun, folder: Path, gens: list) -> None:
+    """The record's epoch lines from ``metrics.jsonl`` and every metrics file cut back to the
+    checkpoint (lines a killed run wrote after it are written again)."""
+    run.record["epochs"] = rf.resume_metrics(folder / rf.METRICS, "epoch", run.epoch - 1)
+    for i, gen in enumerate(gens):
+        if gen is not None:
+            rf.resume_metrics(_island_metrics(folder, i), "gen", gen)
+
+
+def _load_trusted_pickle(folder: Path) -> IslandRun:
+    """An earlier version's ``islands.pkl`` (only with ``--trust-pickle``: unpickling runs
+    whatever the file says), its island checkpoints converted to this version's."""
+    import pickle
+    import zlib
+    try:
+        old = pickle.loads((folder / LEGACY_STATE).read_bytes())
+        blobs = []
+        for blob in old.blobs:
+            data = pickle.loads(blob) if blob is not None else None
+            blobs.append(None if data is None else pack_state(
+                data["state"], zlib.decompress(data["brain"]) if data["brain"] is not None else None))
+        record = {k: v for k, v in old.record.items() if k != "metrics"}
+        run = IslandRun(old.cfg, old.opts, old.epoch, old.gen, blobs, old.immigrants, old.replace_uids, old.deltas,
+                        old.solved, record, old.elapsed)
+    except Exception as exc:
+        raise rf.RunFolderError(f"{str(folder / LEGACY_STATE)!r} is unusable ({type(exc).__name__})") from None
+    _cut_metrics(run, folder, [unpack_island(b)[0]["gen"] if b is not None else None for b in blobs])
+    return run
+
+
+def is_island_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds an island run's checkpoint (of this version or an earlier one)."""
+    return (Path(folder) / STATE).is_file() or (Path(folder) / LEGACY_STATE).is_file()
 
 
 def finish(run: IslandRun, folder: Path) -> dict:
@@ -269,11 +370,12 @@ def finish(run: IslandRun, folder: Path) -> dict:
     proven = {(i, tuple(ind)): v for i, ind, v in solved}
     R.write_results(folder, result, [R.genome_record(alphabet, ind, i, proven.get((i, tuple(ind))))
                                      for _, i, _, ind in fame[:run.cfg.hof_size]], header)
-    for i, lines in enumerate(run.record["metrics"]):
-        if lines:
-            rf.plot_progress(folder / f"island-{i:02d}", lines, f"fitness, island {i}")
-    if run.record["metrics"][best_island]:
-        rf.plot_progress(folder, run.record["metrics"][best_island], f"fitness, island {best_island} (the best)")
+    lines = [rf.read_metrics(_island_metrics(folder, i)) for i in range(run.opts.islands)]
+    for i, own in enumerate(lines):
+        if own:
+            rf.plot_progress(folder / f"island-{i:02d}", own, f"fitness, island {i}")
+    if lines[best_island]:
+        rf.plot_progress(folder, lines[best_island], f"fitness, island {best_island} (the best)")
     return result
 
 
@@ -303,10 +405,12 @@ def run(args) -> int:
         verify.require_solver()
         if args.resume is not None:
             folder = Path(args.resume)
-            try:
-                isl = pickle.loads((folder / STATE).read_bytes())
-            except Exception as exc:
-                raise rf.RunFolderError(f"{str(folder / STATE)!r} is unusable ({type(exc).__name__})") from None
+            if (folder / STATE).is_file():
+                isl = load_state(folder)
+            elif not getattr(args, "trust_pickle", False):
+                raise rf.RunFolderError(rf.refuse_pickle(folder / LEGACY_STATE))
+            else:
+                isl = _load_trusted_pickle(folder)
             C.apply_resume_overrides(isl.cfg, args)
             isl.opts.scheduler = args.scheduler
         else:

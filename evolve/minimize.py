@@ -4,7 +4,9 @@ A program is a list of units (genes when the run recorded them, else assembly li
 ``encode`` function to machine code. A unit is an intron when the program without it is
 *equivalent*: same outcome class and same output as the original on every case, training and
 validation, run under two different seeds of the random non-argument registers (so a deletion
-that only looks harmless because of one draw of register garbage is refused). For a solved
+that only looks harmless because of one draw of register garbage is refused), and, when the
+caller gives ``accept`` (replay gives a proof, :mod:`evolve.verify`), taken by it: a condition
+that nearly every random register value satisfies passes any number of seeds. For a solved
 genome, equivalent means "still correct on every case".
 
 The search is greedy and batch-first, as evoasm's intron removal: each round runs every single
@@ -59,7 +61,7 @@ def equivalent_rows(outputs: np.ndarray, outcomes: np.ndarray, ref_out: np.ndarr
 
 
 def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x: np.ndarray,
-             valid_x: np.ndarray, isa=None) -> Minimized:
+             valid_x: np.ndarray, isa=None, accept: Callable[[bytes], bool] | None = None) -> Minimized:
     """Greedy intron removal (see the module docstring).
 
     Parameters
@@ -77,6 +79,10 @@ def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x
         When given, no deletion may leave code that reads the condition flags before setting
         them (``evolve.fitness.reads_entry_flags``): every executor starts a case with the same
         flags, so such a deletion would look equivalent on every case and still be wrong.
+    accept : callable, optional
+        ``accept(code) -> bool``, asked of a deletion that passed every case before it is kept:
+        e.g. a proof, since register garbage that happens to satisfy a condition the deleted
+        instructions established (``cmp x1, #13`` with a random x1) passes any number of seeds.
 
     Returns
     -------
@@ -97,7 +103,7 @@ def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x
         # ``lsl x1, x2, #15; lsr x0, x0, x1`` whose halves are not introns alone).
         found = None
         for width in (1, 2):
-            found = _round(units, alive, width, encode, executor, train_x, valid_x, refs, isa)
+            found = _round(units, alive, width, encode, executor, train_x, valid_x, refs, isa, accept)
             rounds += 1
             if found is not None:
                 break
@@ -109,8 +115,10 @@ def minimize(units: Sequence, encode: Callable[[list], bytes], executor, train_x
     return Minimized(kept, encode(kept), removed, rounds)
 
 
-def _round(units: list, alive: list[int], width: int, encode, executor, train_x, valid_x, refs, isa=None):
-    """The first deletion of ``width`` units from ``alive`` that stays equivalent, or None."""
+def _round(units: list, alive: list[int], width: int, encode, executor, train_x, valid_x, refs, isa=None,
+           accept=None):
+    """The first deletion of ``width`` units from ``alive`` that stays equivalent (and that
+    ``accept`` takes), or None."""
     from itertools import combinations
     candidates, codes = [], []
     for drop in combinations(range(len(alive)), width):
@@ -131,4 +139,7 @@ def _round(units: list, alive: list[int], width: int, encode, executor, train_x,
         return None
     verify = executor.run([codes[i] for i in passed], valid_x, seed=SEEDS[1])
     ok = np.flatnonzero(equivalent_rows(verify.outputs, verify.outcomes, *refs[1]))
-    return candidates[int(passed[ok[0]])] if ok.size else None
+    for k in ok.tolist():
+        if accept is None or accept(codes[int(passed[k])]):
+            return candidates[int(passed[k])]
+    return None

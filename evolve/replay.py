@@ -270,7 +270,12 @@ def _minimize(run: RunData, genome: Genome, ex, task, train_x, valid_x) -> dict:
     else:
         units, encode = genome.asm, (lambda lines: assemble(lines, isa))
         render = list
-    m = mz.minimize(units, encode, ex, train_x, valid_x, isa=isa)
+    task_budget = int(run.config.get("budget", 256))
+
+    def not_refuted(code: bytes) -> bool:     # testing cannot see register-dependent deletions
+        return not isinstance(verify.check(code, task, isa, len(valid_x), budget=task_budget), verify.Refutation)
+
+    m = mz.minimize(units, encode, ex, train_x, valid_x, isa=isa, accept=not_refuted)
     return {"length": m.length, "original_length": len(units), "removed": m.removed,
             "asm": render(m.units), "code_hex": m.code.hex(), "rounds": m.rounds,
             "verified_on": {"training": int(len(train_x)), "validation": int(len(valid_x))}}

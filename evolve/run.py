@@ -4,12 +4,12 @@ With no arguments it evolves ARM64 code for a built-in Hacker's Delight task on 
 (or natively on an ARM64 host) and stops when a validated solution is found or after a minute.
 Everything lands in one run folder (see :mod:`evolve.runfolder`); Ctrl-C (SIGTERM) finishes the
 generation, checkpoints and exits 130 (143), ``--resume DIR`` continues exactly where the
-checkpoint left off.
+checkpoint left off (a folder of an earlier version, with a pickled checkpoint, only with
+``--trust-pickle``).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
 import time
@@ -43,17 +43,19 @@ def run(args) -> int:
     """Entry point of ``python -m evolve run``; returns the exit status."""
     started = time.perf_counter()      # --time-limit is the user's clock: it starts here
     if getattr(args, "islands", None) is not None or (
-            args.resume is not None and (Path(args.resume) / islands.STATE).is_file()):
+            args.resume is not None and islands.is_island_folder(args.resume)):
         return islands.run(args)
     try:
         verify.require_solver()
         if args.resume is not None:
             folder = args.resume
-            state, brain = rf.load_checkpoint(folder)
+            state, brain = rf.load_checkpoint(folder, trust_pickle=getattr(args, "trust_pickle", False))
             cfg = RunConfig.from_dict(state["config"])
             C.apply_resume_overrides(cfg, args)
+            cfg.validate()
+            metrics = rf.resume_metrics(Path(folder) / rf.METRICS, "gen", state["gen"])
             engine = build(cfg)
-            engine.restore(state, brain)
+            engine.restore(state, brain, metrics=metrics)
             engine.clock = started
         else:
             cfg = C.config_from_args(args)
@@ -69,12 +71,15 @@ def run(args) -> int:
     except (rf.RunFolderError, TaskError, ValueError, OSError, verify.SolverMissing) as exc:
         return C.fail(str(exc))
     try:
-        return _loop(engine, folder, args)
+        return _loop(engine, folder, args, written=len(engine.metrics) if args.resume is not None else 0)
     finally:
         engine.evaluator.close()
 
 
-def _loop(engine, folder: Path, args) -> int:
+def _loop(engine, folder: Path, args, written: int) -> int:
+    """Generations until finished or interrupted: each appends its metrics line (the first
+    ``written`` lines of ``engine.metrics`` are in the file already), every
+    ``checkpoint_every``-th and the last checkpoint (metrics fsynced first)."""
     cfg = engine.cfg
     bar = None
     if not args.quiet:
@@ -82,12 +87,15 @@ def _loop(engine, folder: Path, args) -> int:
         bar = tqdm(total=cfg.generations, initial=engine.gen, desc=engine.task.name, unit="gen",
                    file=sys.stderr, dynamic_ncols=True)
     status = 0
-    with rf.deferred_interrupt() as stop:
+    with rf.deferred_interrupt() as stop, rf.MetricsLog(folder / rf.METRICS) as out:
+        for line in engine.metrics[written:]:
+            out.append(line)
         try:
             while not _finished(engine) and not stop:
                 line = engine.step()
-                rf.atomic_write(folder / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in engine.metrics))
+                out.append(line)
                 if engine.gen % cfg.checkpoint_every == 0:
+                    out.sync()
                     rf.save_checkpoint(folder, engine.state(), engine.brain)
                 if bar is not None:
                     bar.update(1)
@@ -101,7 +109,7 @@ def _loop(engine, folder: Path, args) -> int:
         status = 128 + stop[0]
         print(f"\ninterrupted at generation {engine.gen}: checkpoint saved; continue with "
               f"python -m evolve run --resume {folder}", file=sys.stderr)
-    rf.save_checkpoint(folder, engine.state(), engine.brain)
+    rf.save_checkpoint(folder, engine.state(), engine.brain)     # metrics.jsonl closed (fsynced) above
     _finish(engine, folder, args)
     return status
 

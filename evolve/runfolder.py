@@ -1,16 +1,35 @@
 """The run folder: every file of one run, written atomically (PySR's ``outputs/<run_id>``).
 
-``config.json`` (parameters, versions, host), ``metrics.jsonl`` (a line per generation),
-``checkpoint.pkl`` + ``brain-<gen>.safetensors`` (the brain file it names; written first, so the
-pair is consistent at every instant), ``progress.png``, the final ``brain.safetensors``, and the
-results :mod:`evolve.results` writes (``result.json``, ``hall_of_fame.json``, ``best.s``). A checkpoint is a pickle of plain state (DEAP's recipe): load only your own.
+Files: ``config.json`` (parameters, versions, host); ``metrics.jsonl`` (a line per generation,
+appended and flushed as each generation ends, fsynced with every checkpoint); the checkpoint,
+``checkpoint.json`` plus the arrays file it names, ``checkpoint-<gen>-<sha>.safetensors``
+(:mod:`evolve.checkpoint` says what each holds; the brain travels inside the arrays file as the
+bytes of its brain file, so a checkpoint is one consistent unit); ``progress.png``; the final
+brain file; and the results :mod:`evolve.results` writes (``result.json``,
+``hall_of_fame.json``, ``best.s``). Nothing is pickled: resuming reads JSON and arrays only.
+
+Consistency at every instant: the arrays file is written first (atomically, under a name no
+earlier checkpoint used unless its content is the same), then ``checkpoint.json``, which names it
+and records its SHA-256 and size, replaces the old one by an atomic rename: that rename is the
+commit. Arrays files it no longer names are removed after. A kill at any instant leaves the old
+checkpoint or the new one, each complete; an arrays file that is truncated or altered no longer
+matches its checksum and is refused. ``metrics.jsonl`` is fsynced before the commit, so every
+checkpoint's generation has its line on disk; on resume, lines after it (the resumed run writes
+them again) and a torn last line are cut off (:func:`resume_metrics`).
+
+The brain: one file per folder, the final brain file (written by the run's end); during the run
+the checkpoint carries the brain itself, so no brain file has to agree with a checkpoint.
+
+Folders of earlier versions hold ``checkpoint.pkl`` (and ``brain-<gen>.melvin``): a pickle runs
+code when loaded, so they are refused unless ``--resume`` is given ``--trust-pickle``; then
+the pickle is loaded once and the first new checkpoint removes it.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
-import pickle
 import platform
 import signal
 import socket
@@ -20,7 +39,12 @@ from pathlib import Path
 
 from core.atomic import atomic_write  # re-exported: rf.atomic_write
 
-CHECKPOINT = "checkpoint.pkl"
+#: the checkpoint's document (it names the arrays file)
+CHECKPOINT = "checkpoint.json"
+#: a line per generation
+METRICS = "metrics.jsonl"
+#: pickled checkpoints of earlier versions (single run, island run)
+LEGACY = ("checkpoint.pkl", "islands.pkl")
 #: The final brain file of a run folder (an island's is ``island-NN/`` + this name).
 BRAIN_FILE = "brain.safetensors"
 
@@ -85,29 +109,102 @@ def environment() -> dict:
                          "capstone": capstone.__version__, "keystone": "0.9.2"}}
 
 
-def save_checkpoint(folder: Path, state: dict, brain) -> None:
-    """Brain file first (its own atomic write), then the checkpoint that names it."""
-    brain_name = None
-    if brain is not None:
-        brain_name = f"brain-{state['gen']:06d}.safetensors"
-        brain.save(folder / brain_name, {"generation": state["gen"]})
-    state = dict(state, brain_file=brain_name)
-    atomic_write(folder / CHECKPOINT, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-    for old in folder.glob("brain-*.safetensors"):
-        if old.name != brain_name:
+def write_checkpoint(folder: Path, stem: str, doc: dict, arrays: dict, tag: int) -> None:
+    """Arrays file first, then ``<stem>.json`` naming it (the commit), then stale files out."""
+    from safetensors.numpy import save
+
+    from evolve.checkpoint import dumps
+    folder = Path(folder)
+    blob = save(arrays)
+    digest = hashlib.sha256(blob).hexdigest()
+    name = f"{stem}-{tag:06d}-{digest[:12]}.safetensors"
+    atomic_write(folder / name, blob)
+    doc = dict(doc, arrays={"file": name, "sha256": digest, "bytes": len(blob)})
+    atomic_write(folder / f"{stem}.json", dumps(doc) + "\n")
+    for old in folder.glob(f"{stem}-*.safetensors"):
+        if old.name != name:
             old.unlink(missing_ok=True)
+    for stale in [*folder.glob(f".{stem}*.tmp"), *(folder / n for n in LEGACY), *folder.glob("brain-*.melvin")]:
+        stale.unlink(missing_ok=True)
 
 
-def load_checkpoint(folder: Path):
-    """``(state, brain or None)``; RunFolderError with one line if anything is missing or corrupt."""
+def read_checkpoint(folder: Path, stem: str) -> tuple[dict, dict]:
+    """``(document, arrays)`` of ``<stem>.json`` and the arrays file it names; RunFolderError
+    with one line when either is missing, corrupt, truncated or altered (nothing is written)."""
+    from safetensors.numpy import load
+    path = folder / f"{stem}.json"
+    try:
+        doc = json.loads(path.read_text())
+        ref = doc["arrays"]
+        name, digest, size = ref["file"], ref["sha256"], ref["bytes"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise RunFolderError(f"{str(path)!r} is corrupt ({type(exc).__name__}); cannot resume") from None
+    if not isinstance(name, str) or Path(name).name != name or not name.startswith(f"{stem}-"):
+        raise RunFolderError(f"{str(path)!r} names no arrays file of this folder; cannot resume")
+    try:
+        blob = (folder / name).read_bytes()
+    except OSError:
+        raise RunFolderError(f"{str(folder / name)!r}, the arrays of {str(path)!r}, is missing; cannot resume") from None
+    if len(blob) != size or hashlib.sha256(blob).hexdigest() != digest:
+        raise RunFolderError(f"{str(folder / name)!r} does not match the checksum {path.name} records "
+                             f"(truncated or altered); cannot resume")
+    try:
+        return doc, load(blob)
+    except Exception as exc:    # safetensors raises its own error types
+        raise RunFolderError(f"{str(folder / name)!r} is not a safetensors file ({type(exc).__name__})") from None
+
+
+def save_checkpoint(folder: Path, state: dict, brain) -> None:
+    """The engine's checkpoint (``checkpoint.json`` + its arrays file, the brain inside)."""
+    from evolve import checkpoint as ckpt
+    brain_bytes = brain.to_bytes({"generation": state["gen"]}) if brain is not None else None
+    doc, arrays = ckpt.encode(state, brain_bytes)
+    write_checkpoint(folder, "checkpoint", doc, arrays, state["gen"])
+
+
+def load_checkpoint(folder: Path, trust_pickle: bool = False):
+    """``(state, brain or None)``; RunFolderError with one line if anything is missing or corrupt,
+    or if the folder holds only an old pickled checkpoint and ``trust_pickle`` is false."""
     from core.brain import Brain
     from core.brain.file import BrainFileError
+    from evolve import checkpoint as ckpt
     folder = Path(folder)
     if not folder.is_dir():
         raise RunFolderError(f"run folder {str(folder)!r} does not exist")
-    path = folder / CHECKPOINT
-    if not path.is_file():
+    if not (folder / CHECKPOINT).is_file():
+        if (folder / LEGACY[0]).is_file():
+            if not trust_pickle:
+                raise RunFolderError(refuse_pickle(folder / LEGACY[0]))
+            return _load_trusted_pickle(folder)
         raise RunFolderError(f"{str(folder)!r} has no {CHECKPOINT}: not a run folder, or it never checkpointed")
+    doc, arrays = read_checkpoint(folder, "checkpoint")
+    try:
+        state, brain_bytes = ckpt.decode(doc, arrays)
+    except ckpt.CheckpointError as exc:
+        raise RunFolderError(f"{str(folder / CHECKPOINT)!r}: {exc}; cannot resume") from None
+    brain = None
+    if brain_bytes is not None:
+        try:
+            brain = Brain.from_bytes(brain_bytes, f"{folder / doc['arrays']['file']} (brain)")
+        except BrainFileError as exc:
+            raise RunFolderError(f"brain of {str(folder)!r} is unusable: {exc}") from None
+    return state, brain
+
+
+def refuse_pickle(path: Path) -> str:
+    """The one line that refuses an old pickled checkpoint."""
+    return (f"{str(path)!r} is a pickle from an earlier Melvin: loading it runs code from the folder, so it is "
+            f"refused; if you made it yourself, resume with --trust-pickle (it is then converted)")
+
+
+def _load_trusted_pickle(folder: Path):
+    """An earlier version's ``checkpoint.pkl`` and its ``brain-<gen>.melvin`` (only with
+    ``--trust-pickle``: unpickling runs whatever the file says)."""
+    import pickle
+
+    from core.brain import Brain
+    from core.brain.file import BrainFileError
+    path = folder / LEGACY[0]
     try:
         state = pickle.loads(path.read_bytes())
     except Exception as exc:
@@ -121,6 +218,79 @@ def load_checkpoint(folder: Path):
         except (BrainFileError, OSError) as exc:
             raise RunFolderError(f"brain file of {str(folder)!r} is unusable: {exc}") from None
     return state, brain
+
+
+# --------------------------------------------------------------------- metrics.jsonl
+class MetricsLog:
+    """A metrics file opened for appending: :meth:`append` writes one line and flushes it (a
+    reader sees whole lines, up to the last one), :meth:`sync` puts them on disk (before each
+    checkpoint). A context manager."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def append(self, line: dict) -> None:
+        self._fh.write(json.dumps(line, default=_json_default) + "\n")
+        self._fh.flush()
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.sync()
+            self._fh.close()
+
+    def __enter__(self) -> "MetricsLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Every complete line of a metrics file (a torn last line left out)."""
+    return _complete_lines(Path(path))[0]
+
+
+def _complete_lines(path: Path, key: str | None = None, last: int | None = None) -> tuple[list, int]:
+    """Lines (with ``line[key] <= last``) up to the first torn or later one, and their bytes."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    lines, end = [], 0
+    while True:
+        stop = data.find(b"\n", end)
+        if stop < 0:
+            break
+        try:
+            line = json.loads(data[end:stop])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        if key is not None and not (isinstance(line, dict) and isinstance(line.get(key), int) and line[key] <= last):
+            break
+        lines.append(line)
+        end = stop + 1
+    return lines, end
+
+
+def resume_metrics(path: Path, key: str, last: int) -> list[dict]:
+    """Cut a metrics file back to the checkpoint's: the complete lines up to the one whose
+    ``key`` is ``last`` (a torn line, and lines the resumed run will write again, are dropped).
+    Returns the lines kept; RunFolderError when the checkpoint's line is not there."""
+    path = Path(path)
+    lines, end = _complete_lines(path, key, last)
+    if not lines or lines[-1][key] != last:
+        raise RunFolderError(f"{str(path)!r} has no complete line for {key} {last}, the checkpoint's; cannot resume")
+    if end != path.stat().st_size:
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return lines
 
 
 def plot_progress(folder: Path, metrics: list[dict], title: str = "fitness") -> None:

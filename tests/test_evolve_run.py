@@ -36,7 +36,7 @@ def test_solves_a_builtin_task_and_the_code_stands_alone(tmp_path):
     """Check that a run solves clear_lowest and result.json's code alone passes fresh cases."""
     out = tmp_path / "run"
     assert run_cli("--task", "clear_lowest", "--seed", "0", "--out", str(out), "--backend", "emulated") == 0
-    for name in ("config.json", "metrics.jsonl", "checkpoint.pkl", "hall_of_fame.json", "best.s",
+    for name in ("config.json", "metrics.jsonl", "checkpoint.json", "hall_of_fame.json", "best.s",
                  "progress.png", "brain.safetensors", "result.json"):
         assert (out / name).is_file(), name
     result = json.loads((out / "result.json").read_text())
@@ -106,7 +106,7 @@ def test_kill_9_then_resume_completes(tmp_path):
     out = tmp_path / "run"
     proc = _start(["--task", "popcount8", "--seed", "1", "--pop", "100", "--generations", "100000",
                    "--time-limit", "0", "--out", str(out), "--backend", "emulated"])   # still running at the kill
-    _wait_for(out / "checkpoint.pkl", proc)
+    _wait_for(out / "checkpoint.json", proc)
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -188,10 +188,10 @@ def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
     """Check that --resume on a corrupt checkpoint exits 2 and leaves the folder as it was."""
     out = tmp_path / "run"
     out.mkdir()
-    (out / "checkpoint.pkl").write_bytes(b"\x80\x05garbage")
+    (out / "checkpoint.json").write_bytes(b'{"format": "melvin-chec')
     assert run_cli("--resume", str(out)) == 2
     assert "corrupt" in capsys.readouterr().err
-    assert sorted(os.listdir(out)) == ["checkpoint.pkl"]
+    assert sorted(os.listdir(out)) == ["checkpoint.json"]
 
 
 def test_counterexamples_join_the_training_set():

@@ -104,7 +104,7 @@ def arm64_run(tmp_path_factory) -> Path:
 
 def hostile(run: Path, dst: Path, lines: list[str], isa: str) -> Path:
     """A copy of ``run`` whose best genome is ``lines`` (hand-written, writes callee-saved state)."""
-    shutil.copytree(run, dst, ignore=shutil.ignore_patterns("*.safetensors", "checkpoint.pkl"))
+    shutil.copytree(run, dst, ignore=shutil.ignore_patterns("*.safetensors", "checkpoint*"))
     result = json.loads((dst / "result.json").read_text())
     result["best"].update(asm=lines, code_hex=assemble(lines, isa).hex(), genes=None)
     (dst / "result.json").write_text(json.dumps(result))
@@ -144,7 +144,7 @@ def test_arm64_wrapper_preserves_what_the_genome_clobbers(arm64_run, tmp_path):
 def test_x86_64_export_links_and_runs(arm64_run, tmp_path):
     """Check that an x86-64 genome writing rbx, rbp and r12-r15 exports to a correct C function."""
     src = tmp_path / "x86run"
-    shutil.copytree(arm64_run, src, ignore=shutil.ignore_patterns("*.safetensors", "checkpoint.pkl"))
+    shutil.copytree(arm64_run, src, ignore=shutil.ignore_patterns("*.safetensors", "checkpoint*"))
     cfg = json.loads((src / "config.json").read_text())
     cfg["config"]["isa"] = "x86_64"
     (src / "config.json").write_text(json.dumps(cfg))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -53,7 +54,7 @@ def test_island_run_solves_clear_lowest_and_migrates(tmp_path, two_workers):
     assert run_cli("--task", "clear_lowest", "--pop", "150", "--generations", "60", "--islands", "2",
                    "--migration-every", "3", "--migrants", "4", "--scheduler", cluster.scheduler_address,
                    "--out", str(out)) == 0
-    for name in ("config.json", "islands.json", "islands.pkl", "metrics.jsonl", "result.json",
+    for name in ("config.json", "islands.json", "islands-checkpoint.json", "metrics.jsonl", "result.json",
                  "hall_of_fame.json", "best.s", "island-00/metrics.jsonl", "island-01/metrics.jsonl",
                  "progress.png", "island-00/progress.png", "island-01/progress.png"):
         assert (out / name).is_file(), name
@@ -101,10 +102,39 @@ def test_resume_of_an_island_run_equals_the_whole_run(tmp_path, two_workers):
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert run_cli(*common, "--generations", "8", "--out", str(whole)) == 0
     assert run_cli(*common, "--generations", "4", "--out", str(part)) == 0
+    old = tmp_path / "old"
+    shutil.copytree(part, old)
     assert run_cli("--resume", str(part), "--generations", "8", "--scheduler", cluster.scheduler_address) == 0
     assert island_metrics(part, 2) == island_metrics(whole, 2)
     a, b = (json.loads((d / "result.json").read_text()) for d in (whole, part))
     assert a["best"] == b["best"] and a["generations"] == b["generations"] == 8
+    # the same folder as an earlier version wrote it (islands.pkl) resumes once with --trust-pickle
+    _to_pickled_checkpoint(old)
+    assert run_cli("--resume", str(old), "--generations", "8", "--scheduler", cluster.scheduler_address) == 2
+    assert run_cli("--resume", str(old), "--generations", "8", "--scheduler", cluster.scheduler_address,
+                   "--trust-pickle") == 0
+    assert island_metrics(old, 2) == island_metrics(whole, 2)
+    assert not (old / "islands.pkl").exists() and (old / "islands-checkpoint.json").is_file()
+
+
+def _to_pickled_checkpoint(folder: Path) -> None:
+    """Turn an island run's checkpoint into an earlier version's islands.pkl (pickled blobs)."""
+    import pickle
+    import zlib
+
+    from evolve.islands import load_state
+    from evolve.island_task import unpack_island
+    run = load_state(folder)
+    blobs = []
+    for state, brain in map(unpack_island, run.blobs):
+        blobs.append(pickle.dumps({"state": dict(state, version=2, metrics=[], logbook=None),
+                                   "brain": zlib.compress(brain.to_bytes({}), 1)}))
+    run.blobs = blobs
+    run.record["metrics"] = [[json.loads(x) for x in (folder / f"island-{i:02d}" / "metrics.jsonl").read_text().splitlines()]
+                             for i in range(2)]
+    (folder / "islands.pkl").write_bytes(pickle.dumps(run))
+    for p in folder.glob("islands-checkpoint*"):
+        p.unlink()
 
 
 def test_a_worker_killed_mid_run_loses_no_island(tmp_path):
@@ -142,7 +172,8 @@ def test_a_worker_killed_mid_run_loses_no_island(tmp_path):
         assert any(r["island"] == victim["island"] and r["epoch"] == 1 for r in record["reruns"]) or resubmitted
         result = finish(run, folder)
         assert result["generations"] == 12 and result["workers_lost"] >= 1
-        assert all(len(run.record["metrics"][i]) == 13 for i in range(2))    # generations 0..12
+        assert [m["gen"] for m in island_metrics(folder, 2)[0]] == list(range(13))   # generations 0..12, once
+        assert [m["gen"] for m in island_metrics(folder, 2)[1]] == list(range(13))
     finally:
         client.close()
         cluster.close()

@@ -76,3 +76,21 @@ def test_register_garbage_is_not_an_intron(ex, cases):
     m = minimize(lines, lambda ls: assemble(ls), ex, *cases)
     assert m.units == ["sub x1, x0, #1", "and x0, x0, x1"] and m.removed == [0, 3]
     assert correct_everywhere(ex, m.code, cases[1], seed=4242)
+
+
+def test_a_proof_keeps_what_register_garbage_hides(ex, cases):
+    """Check that a deletion right on every case only because random registers satisfy a
+    condition (x1 >= 13 unsigned) is taken without a proof and refused with one."""
+    from evolve import verify
+    lines = ["mov x1, #20", "cmp x1, #13", "csneg x3, x3, x0, lo", "bic x0, x0, x3"]   # x & (x - 1)
+    train, valid = cases
+    blind = minimize(lines, assemble, ex, train, valid, isa="arm64")
+    assert "mov x1, #20" not in blind.units            # testing cannot tell: the deletion looks fine
+    assert isinstance(verify.check(blind.code, TASK, "arm64", len(valid)), verify.Refutation)
+
+    def proven_or_untouched(code: bytes) -> bool:
+        return not isinstance(verify.check(code, TASK, "arm64", len(valid)), verify.Refutation)
+
+    kept = minimize(lines, assemble, ex, train, valid, isa="arm64", accept=proven_or_untouched)
+    assert "mov x1, #20" in kept.units
+    assert verify.check(kept.code, TASK, "arm64", len(valid)).equivalence == "proven"

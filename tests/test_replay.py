@@ -31,7 +31,7 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def copy(run_dir, tmp_path) -> Path:
     dst = tmp_path / "copy"
-    shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("*.safetensors", "checkpoint.pkl"))
+    shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns("*.safetensors", "checkpoint*"))
     return dst
 
 
