@@ -42,10 +42,11 @@ class CheckpointError(ValueError):
 
 def dumps(doc) -> str:
     """Strict JSON (no NaN), numpy scalars as numbers."""
-    return json.dumps(doc, allow_nan=False, default=_plain)
+    return json.dumps(doc, allow_nan=False, default=plain)
 
 
-def _plain(obj):
+def plain(obj):
+    """``json.dumps``' ``default`` for numpy scalars and arrays (every JSON file of a run folder)."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

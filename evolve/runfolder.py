@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.atomic import atomic_write  # re-exported: rf.atomic_write
+from evolve.checkpoint import plain
 
 #: the checkpoint's document (it names the arrays file)
 CHECKPOINT = "checkpoint.json"
@@ -75,16 +76,7 @@ class RunFolderError(ValueError):
 
 
 def write_json(path: Path, obj) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    import numpy as np
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    atomic_write(path, json.dumps(obj, indent=2, default=plain) + "\n")
 
 
 def default_run_dir(task: str, root: Path = Path("runs")) -> Path:
@@ -231,7 +223,7 @@ class MetricsLog:
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def append(self, line: dict) -> None:
-        self._fh.write(json.dumps(line, default=_json_default) + "\n")
+        self._fh.write(json.dumps(line, default=plain) + "\n")
         self._fh.flush()
 
     def sync(self) -> None:
