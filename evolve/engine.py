@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: held-out cases that share one random machine state (each chunk has its own)
 VALIDATION_CHUNK = 64
+#: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
+LOGBOOK_KEPT = 1000
 #: cost added to an exact genome that reads the flags before setting them (see _validate)
 FLAG_PENALTY = 0.25
 
@@ -428,9 +430,16 @@ class Engine:
                              "mean_pattern_threshold_ratio": float(ratio.mean()) if ratio.size else None,
                              "crashes_handled": int(self.brain.crashes_handled)}
         self.metrics.append(line)
-        self.logbook.record(gen=self.gen, evals=evaluated, best=line["best_cost"], mean=line["mean_cost"],
-                            crash_rate=line["offspring_crash_rate"])
+        self._log(line)
         return line
+
+    def _log(self, line: dict) -> None:
+        """DEAP's logbook, keeping the last ``LOGBOOK_KEPT`` generations: a long run's history
+        is its ``metrics.jsonl``, not memory that grows with every generation."""
+        self.logbook.record(gen=line["gen"], evals=line["new_evaluations"], best=line["best_cost"],
+                            mean=line["mean_cost"], crash_rate=line["offspring_crash_rate"])
+        if len(self.logbook) > 2 * LOGBOOK_KEPT:
+            del self.logbook[:-LOGBOOK_KEPT]
 
     # ----------------------------------------------------------------- islands
     def accept_immigrants(self, genomes: list, replace: list[int], origin: str = "migrant") -> list:
@@ -498,9 +507,8 @@ class Engine:
                     "validated_fail", "solved"):
             setattr(self, key, state[key])
         self.metrics = list(metrics or [])
-        for line in self.metrics:
-            self.logbook.record(gen=line["gen"], evals=line["new_evaluations"], best=line["best_cost"],
-                                mean=line["mean_cost"], crash_rate=line["offspring_crash_rate"])
+        for line in self.metrics[-LOGBOOK_KEPT:]:
+            self._log(line)
         self.lineage = state.get("lineage", {})
         self.wall = state.get("wall", self.elapsed)        # checkpoints before the wall clock: evolution time
         self.clock = time.perf_counter()

@@ -90,10 +90,12 @@ def _loop(engine, folder: Path, args, written: int) -> int:
     with rf.deferred_interrupt() as stop, rf.MetricsLog(folder / rf.METRICS) as out:
         for line in engine.metrics[written:]:
             out.append(line)
+        engine.metrics.clear()       # the file holds the history: memory stays flat in a long run
         try:
             while not _finished(engine) and not stop:
                 line = engine.step()
                 out.append(line)
+                engine.metrics.clear()
                 if engine.gen % cfg.checkpoint_every == 0:
                     out.sync()
                     rf.save_checkpoint(folder, engine.state(), engine.brain)
@@ -136,8 +138,9 @@ def _finish(engine, folder: Path, args) -> None:
     fame = [R.genome_record(alphabet, ind, verification=result["verification"] if tuple(ind) == solution else None)
             for ind in engine.hof]
     R.write_results(folder, result, fame, header)
-    if engine.metrics:
-        rf.plot_progress(folder, engine.metrics)
+    lines = rf.read_metrics(folder / rf.METRICS)
+    if lines:
+        rf.plot_progress(folder, lines[::max(1, len(lines) // 5000)])
     if engine.brain is not None:
         engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen})
     if args.save_to_library and engine.solved is not None:
