@@ -438,8 +438,10 @@ class Engine:
         is its ``metrics.jsonl``, not memory that grows with every generation."""
         self.logbook.record(gen=line["gen"], evals=line["new_evaluations"], best=line["best_cost"],
                             mean=line["mean_cost"], crash_rate=line["offspring_crash_rate"])
-        if len(self.logbook) > 2 * LOGBOOK_KEPT:
-            del self.logbook[:-LOGBOOK_KEPT]
+        if len(self.logbook) > 2 * LOGBOOK_KEPT:      # (DEAP's Logbook cannot delete a slice)
+            kept, self.logbook = list(self.logbook)[-LOGBOOK_KEPT:], logbook()
+            for record in kept:
+                self.logbook.record(**record)
 
     # ----------------------------------------------------------------- islands
     def accept_immigrants(self, genomes: list, replace: list[int], origin: str = "migrant") -> list:

@@ -328,3 +328,24 @@ def test_time_limit_is_wall_time(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert 4.0 <= result["seconds"] <= 4.0 * 1.05 + 0.3
     assert result["evolution_seconds"] <= result["seconds"] <= wall
+
+
+def test_a_long_run_keeps_bounded_history_in_memory(tmp_path, monkeypatch):
+    """Check that the logbook keeps its last generations only and the run loop keeps no metrics
+    lines (the file has them all), so memory does not grow with the generation count."""
+    from evolve import engine as E
+    monkeypatch.setattr(E, "LOGBOOK_KEPT", 5)
+    out = tmp_path / "run"
+    built = []
+    real_build = E.build
+
+    def spy(cfg, evaluator=None):
+        built.append(real_build(cfg, evaluator))
+        return built[-1]
+
+    monkeypatch.setattr("evolve.run.build", spy)
+    assert run_cli("--task", "popcount8", "--pop", "20", "--generations", "40", "--keep-going",
+                   "--out", str(out), "--backend", "emulated") == 0
+    engine = built[0]
+    assert 5 <= len(engine.logbook) <= 10 and engine.logbook[-1]["gen"] == 40
+    assert engine.metrics == [] and len(metrics(out)) == 41
