@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: held-out cases that share one random machine state (each chunk has its own)
 VALIDATION_CHUNK = 64
+#: generations of ancestry kept for lineage reports (older ancestors are forgotten)
+LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
 LOGBOOK_KEPT = 1000
 #: cost added to an exact genome that reads the flags before setting them (see _validate)
@@ -126,11 +128,15 @@ class Engine:
         return np.arange(first, self.uid + 1, dtype=np.int64)
 
     def _prune_lineage(self, alive_uids) -> None:
-        """Keep only the records of living genomes and their ancestors (bounded memory)."""
-        keep, todo = set(), list(alive_uids)
+        """Keep only the records of living genomes and their ancestors born in the last
+        ``LINEAGE_GENERATIONS`` generations: every living genome's whole ancestry would grow with
+        the run (memory and checkpoints of a long run), and ``ancestry`` reports the nearest."""
+        horizon = self.gen - LINEAGE_GENERATIONS
+        alive = set(alive_uids)
+        keep, todo = set(), list(alive)
         while todo:
             uid = todo.pop()
-            if uid in keep or uid not in self.lineage:
+            if uid in keep or uid not in self.lineage or (self.lineage[uid][2] < horizon and uid not in alive):
                 continue
             keep.add(uid)
             todo.extend(self.lineage[uid][0])

@@ -331,10 +331,11 @@ def test_time_limit_is_wall_time(tmp_path):
 
 
 def test_a_long_run_keeps_bounded_history_in_memory(tmp_path, monkeypatch):
-    """Check that the logbook keeps its last generations only and the run loop keeps no metrics
-    lines (the file has them all), so memory does not grow with the generation count."""
+    """Check that the logbook and the lineage keep their last generations only and the run loop
+    keeps no metrics lines (the file has them all), so memory does not grow with the generation count."""
     from evolve import engine as E
     monkeypatch.setattr(E, "LOGBOOK_KEPT", 5)
+    monkeypatch.setattr(E, "LINEAGE_GENERATIONS", 10)
     out = tmp_path / "run"
     built = []
     real_build = E.build
@@ -349,3 +350,7 @@ def test_a_long_run_keeps_bounded_history_in_memory(tmp_path, monkeypatch):
     engine = built[0]
     assert 5 <= len(engine.logbook) <= 10 and engine.logbook[-1]["gen"] == 40
     assert engine.metrics == [] and len(metrics(out)) == 41
+    alive = {int(u) for u in engine.rows.uid} | {ind.uid for ind in engine.hof}
+    engine._prune_lineage(sorted(alive))          # (the run prunes when the records outnumber 8 x pop)
+    oldest = min(rec[2] for uid, rec in engine.lineage.items() if uid not in alive)
+    assert oldest >= 40 - E.LINEAGE_GENERATIONS - 1
