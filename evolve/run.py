@@ -138,9 +138,9 @@ def _finish(engine, folder: Path, args) -> None:
     fame = [R.genome_record(alphabet, ind, verification=result["verification"] if tuple(ind) == solution else None)
             for ind in engine.hof]
     R.write_results(folder, result, fame, header)
-    lines = rf.read_metrics(folder / rf.METRICS)
+    lines = rf.sample_metrics(folder / rf.METRICS)
     if lines:
-        rf.plot_progress(folder, lines[::max(1, len(lines) // 5000)])
+        rf.plot_progress(folder, lines)
     if engine.brain is not None:
         engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen})
     if args.save_to_library and engine.solved is not None:

@@ -237,3 +237,14 @@ def test_copied_folder_without_checkpoint_has_no_pickle(whole, tmp_path):
     assert_every_file_parses(dst)
     for path in dst.iterdir():
         assert not path.read_bytes().startswith(b"\x80"), path.name       # a pickle's protocol byte
+
+
+def test_sample_metrics_reads_a_bounded_even_sample(tmp_path):
+    """Check that a long metrics file is sampled evenly (ends included, a torn line left out)."""
+    from evolve.runfolder import sample_metrics
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"gen": g}) + "\n" for g in range(10_001)) + '{"gen": 10001, "to')
+    got = [m["gen"] for m in sample_metrics(path, at_most=100)]
+    assert got[0] == 0 and got[-1] == 10_000 and 100 <= len(got) <= 102
+    assert len(set(b - a for a, b in zip(got[:-2], got[1:-1]))) == 1
+    assert sample_metrics(tmp_path / "none.jsonl") == []
