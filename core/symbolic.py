@@ -10,8 +10,9 @@ micro-op rows :func:`core.executors.interp.execute.execute` runs, and builds for
 
 over free variables ``x0``..``x30`` (the registers), ``n``/``z``/``c``/``v`` (the entry flags,
 undefined at a function's entry), ``m0``..``mK`` (the scratch area's 64-bit words, little
-endian) and ``v0``..``v31`` (the SIMD registers, 128 bits, byte ``b`` at bits ``8b+7:8b``; only
-the bit-count idiom of :mod:`core.executors.interp.simd` reads or writes them). Forward branches merge as if-then-else; division by zero gives 0, as AArch64 defines.
+endian) and ``q0``..``q31`` (the SIMD registers v0-v31, 128 bits, byte ``b`` at bits
+``8b+7:8b``; only the bit-count idiom of :mod:`core.executors.interp.simd` reads or writes them).
+Forward branches merge as if-then-else; division by zero gives 0, as AArch64 defines.
 Anything the interpreter itself leaves to Unicorn, backward branches (loops), and memory other
 than fixed scratch offsets through SP raise :class:`Unsupported`: the caller falls back to testing.
 
@@ -59,7 +60,7 @@ class Program:
     registers: tuple        #: x0..x30, 64-bit variables
     flags: tuple            #: n, z, c, v at entry, Bool variables
     scratch: tuple          #: m0..: the scratch area's 64-bit words
-    vectors: tuple = ()     #: v0..v31: the SIMD registers, 128-bit variables
+    vectors: tuple = ()     #: q0..q31: the SIMD registers v0-v31, 128-bit variables
 
     def state_variables(self, arity: int) -> list:
         """Every variable that is not one of the ``arity`` arguments."""
@@ -457,7 +458,7 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
     flags = tuple(z3.Bool(f) for f in "nzcv")
     words64 = tuple(z3.BitVec(f"m{k}", W64) for k in range((scratch + 7) // 8))
     mem = [z3.Extract(8 * (b % 8) + 7, 8 * (b % 8), words64[b // 8]) for b in range(scratch)]
-    vectors = tuple(z3.BitVec(f"v{k}", 128) for k in range(32))
+    vectors = tuple(z3.BitVec(f"q{k}", 128) for k in range(32))
     start = _State([*registers, ZERO, ZERO], flags, mem, list(vectors))
     incoming: list[list] = [[] for _ in range(n + 1)]
     incoming[0].append((z3.BoolVal(True), start))

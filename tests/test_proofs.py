@@ -153,9 +153,9 @@ def test_wrong_bit_count_claims_are_refuted():
     # cnt reads v1, never written: x0 depends on the entry vector registers
     prog = translate(assemble(["fmov d0, x0", "cnt v0.16b, v1.16b", "uaddlv h0, v0.16b", "fmov x0, d0"]))
     v = prove_independence(prog, 1)
-    assert v.status == REFUTED and "v1" in v.note
+    assert v.status == REFUTED and "q1" in v.note
     simd = [bytearray(512), bytearray(512)]
     for st, buf in zip((v.counterexample["state"], v.counterexample["other_state"]), simd):
-        buf[16:32] = st["v1"].to_bytes(16, "little")
+        buf[16:32] = st["q1"].to_bytes(16, "little")
     got = [prog.evaluate(v.counterexample["args"], np.zeros(32, np.uint64), bytes(256), simd=bytes(b)) for b in simd]
     assert got[0] != got[1]
