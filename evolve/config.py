@@ -24,7 +24,7 @@ class RunConfig:
     isa: str = "arm64"
     backend: str = "auto"
     pop: int = 300
-    generations: int = 500
+    generations: int | None = 500      # None: no cap (the default when --time-limit is given)
     time_limit: float | None = 60.0
     max_len: int = 16
     init_len: int = 8
@@ -58,7 +58,8 @@ class RunConfig:
         """Raise ValueError with one line for any nonsensical value."""
         checks = [
             (self.pop >= 2, f"--pop must be at least 2, got {self.pop}"),
-            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
+            (self.generations is None or self.generations >= 1,
+             f"--generations must be at least 1, got {self.generations}"),
             (self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive, got {self.time_limit}"),
             (1 <= self.max_len <= 256, f"--max-len must be in [1, 256], got {self.max_len}"),
             (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
@@ -95,7 +96,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", default=d.backend, choices=["auto", "emulated", "native"],
                     help="auto: native when the host runs the ISA, else the Unicorn emulator")
     ap.add_argument("--pop", type=int, default=d.pop, help="population size")
-    ap.add_argument("--generations", type=int, default=None, help=f"maximum generations (default {d.generations})")
+    ap.add_argument("--generations", type=int, default=None,
+                    help=f"maximum generations (default: no cap when --time-limit is given, else {d.generations})")
     ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                     help=f"stop after this much wall time, start to result.json, proofs and checkpoints "
                          f"included (default {d.time_limit:.0f}; 0 = no limit)")
@@ -136,13 +138,20 @@ def _time_limit(seconds: float) -> float | None:
 
 
 def config_from_args(args) -> RunConfig:
-    """The configuration of a new run from its command line (not yet validated)."""
+    """The configuration of a new run from its command line (not yet validated).
+
+    A time limit given on the command line is what ends the run: then ``--generations`` has no
+    cap unless given; without one the generation cap keeps a plain run short."""
     d = RunConfig()
     if args.time_limit is not None and args.time_limit < 0:
         raise ValueError(f"--time-limit must be >= 0, got {args.time_limit}")
+    limit = _time_limit(args.time_limit) if args.time_limit is not None else None
+    generations = args.generations
+    if generations is None:
+        generations = None if limit is not None else d.generations
     return RunConfig(task=args.task, isa=args.isa, backend=args.backend, pop=args.pop,
-                     generations=d.generations if args.generations is None else args.generations,
-                     time_limit=d.time_limit if args.time_limit is None else _time_limit(args.time_limit),
+                     generations=generations,
+                     time_limit=d.time_limit if args.time_limit is None else limit,
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,
                      proof_timeout=args.proof_timeout, checkpoint_every=args.checkpoint_every)

@@ -14,10 +14,10 @@ from evolve.config import RunConfig
 
 def should_stop(cfg: RunConfig, solved: bool, gen: int, elapsed: float) -> bool:
     """Whether a run is finished: solved (when it stops at a solution), the last generation
-    reached, or its time limit spent (``elapsed``: the run's wall seconds so far)."""
+    reached (None: no cap), or its time limit spent (``elapsed``: the run's wall seconds so far)."""
     if solved and cfg.stop_when_solved:
         return True
-    if gen >= cfg.generations:
+    if cfg.generations is not None and gen >= cfg.generations:
         return True
     return cfg.time_limit is not None and elapsed >= cfg.time_limit
 
