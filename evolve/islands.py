@@ -417,6 +417,9 @@ def run(args) -> int:
             isl.opts.scheduler = args.scheduler
         else:
             cfg = C.config_from_args(args)
+            if getattr(args, "optimize", None):
+                raise ValueError("--optimize is for single runs, not --islands")
+            cfg.optimize = 0.0
             cfg.validate()
             opts = IslandOptions(islands=args.islands, scheduler=args.scheduler,
                                  migration_every=args.migration_every, migrants=args.migrants)

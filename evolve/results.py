@@ -80,4 +80,19 @@ def summary(result: dict, where: str, seconds: float, folder: Path) -> str:
             f"{result['generations']} generations, {result['evaluations']} evaluations, "
             f"{seconds:.1f} s -> {folder}")
     proof = [f"verification: {verification_line(result['verification'])}"] if result.get("verification") else []
-    return "\n".join([head] + proof + [f"    {line}" for line in result["best"]["asm"]])
+    return "\n".join([head] + proof + optimisation_lines(result) + [f"    {line}" for line in result["best"]["asm"]])
+
+
+def optimisation_lines(result: dict) -> list[str]:
+    """The end of a run's word on its optimisation phase (none for a run without ``cost``)."""
+    cost, opt = result.get("cost"), result.get("optimize")
+    if not cost or not opt:
+        return []
+    unit = "instructions" if cost["metric"] == "length" else f"cycles ({cost.get('core', '')})"
+    if not opt["budget_seconds"]:
+        return [f"optimisation: off (--optimize 0); the solution costs {cost['best']} {unit}"]
+    if opt.get("started_at") is None:
+        return [f"optimisation: no time was left for it; the solution costs {cost['best']} {unit}"]
+    return [f"optimisation ({opt['seconds']:.1f} s of {opt['budget_seconds']:g}): {cost['first']} -> "
+            f"{cost['best']} {unit}; {len(opt['improvements'])} cheaper programs verified, "
+            f"{opt['candidates_refused']} refused"]
