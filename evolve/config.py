@@ -127,7 +127,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--optimize", type=float, default=None, metavar="SECONDS",
                     help=f"after the first verified solution, search this long for an equivalent program that "
                          f"is cheaper by --cost; every cheaper one passes the same testing and proofs "
-                         f"(default: {OPT_SHARE:.0%} of --time-limit when it is given, else {OPT_SECONDS:g}; 0 = off)")
+                         f"(default: {OPT_SHARE * 100:.0f}%% of --time-limit when it is given, else {OPT_SECONDS:g} s; 0 = off)")
     ap.add_argument("--cost", default=d.cost, metavar="METRIC",
                     help=f"what --optimize minimises: length (instructions, the return excluded) or latency "
                          f"(estimated {CORE} cycles, the critical path over register dependencies; arm64)")

@@ -175,3 +175,11 @@ def test_a_time_limit_lifts_the_generation_cap(argv, generations, optimize):
     assert (cfg.generations, cfg.optimize) == (generations, optimize)
     C.apply_resume_overrides(cfg, argparse.Namespace(generations=None, time_limit=None, optimize=2.0))
     assert cfg.optimize == 2.0
+
+
+def test_help_documents_the_phase(capsys):
+    """Check that ``run --help`` prints (its text once broke on a bare %) and names both options."""
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "--optimize SECONDS" in out and "latency" in out and "25%" in out
