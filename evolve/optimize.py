@@ -35,6 +35,7 @@ from evolve import cost as K
 from evolve import fitness as fit
 from evolve import minimize as mz
 from evolve.checkpoint import individual_from_json, individual_to_json
+from evolve.engine import FLAG_PENALTY
 from evolve.operators import sel_tournament
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,19 @@ class Optimizer:
     # ----------------------------------------------------------------- costs
     def key(self, code: bytes) -> tuple[int, int]:
         """``(metric, length)`` of ``code``, cached."""
-        k = self._keys.get(code)
-        if k is None:
+        return self._info(code)[0]
+
+    def reads_flags(self, code: bytes) -> bool:
+        """Whether ``code`` may read the entry flags (never a solution), cached."""
+        return self._info(code)[1]
+
+    def _info(self, code: bytes) -> tuple:
+        info = self._keys.get(code)
+        if info is None:
             if len(self._keys) > 200_000:
                 self._keys.clear()
-            k = self._keys[code] = K.key(code, self.metric, self.isa)
-        return k
+            info = self._keys[code] = (K.key(code, self.metric, self.isa), fit.reads_entry_flags(code, self.isa))
+        return info
 
     def best_key(self) -> tuple[int, int]:
         return self.key(self.engine.alphabet.encode(self.engine.solved))
@@ -101,14 +109,16 @@ class Optimizer:
     def rescore(self, codes: list, errors: np.ndarray, costs: np.ndarray) -> np.ndarray:
         """Costs of a batch in the phase: an exact genome (no wrong bit on any training case)
         costs ``0.5 / n_cases * s / (s + 1)`` for ``s`` = its packed ``(metric, length)``, below
-        any inexact genome's cost (at least ``0.5 / n_cases``); a flag reader keeps its cost
-        (it can never be verified, see ``evolve.fitness.reads_entry_flags``)."""
+        any inexact genome's cost (at least ``0.5 / n_cases``); a flag reader, which can never be
+        verified (``evolve.fitness.reads_entry_flags``), costs ``FLAG_PENALTY`` more than the
+        engine says, as ``Engine._validate`` charges it."""
         costs = np.array(costs, np.float64)
         exact = np.flatnonzero(~errors.any(axis=1))
         scale = 0.5 / errors.shape[1]
         for i in exact.tolist():
             code = codes[i]
-            if fit.reads_entry_flags(code, self.isa):
+            if self.reads_flags(code):
+                costs[i] += FLAG_PENALTY
                 continue
             metric, length = self.key(code)
             s = metric * _SPAN + min(length, _SPAN - 1)
@@ -117,35 +127,50 @@ class Optimizer:
 
     # ----------------------------------------------------------------- the phase
     def begin(self) -> None:
-        """Start the phase from the engine's (first) solution: record it, minimise it, re-seed
-        the population, switch selection to tournament on the phase's cost."""
+        """Start the phase from the engine's (first) solution: record it, switch selection to
+        tournament on the phase's cost, re-seed the population with it and its minimised form."""
         eng = self.engine
         self.first, self.first_verification = eng.solved, eng.verification
         self.started = eng.wall_seconds()
         self._use_tournament()
         eng._evaluate_rows(eng.rows)           # the population's costs, the phase's way
         genes = list(eng.solved)
-        seeds = [genes]
-        left = None if eng.cfg.time_limit is None else eng.cfg.time_limit - eng.wall_seconds()
-        if len(genes) > 1 and (left is None or left > 2.0):
-            try:
-                m = mz.minimize(genes, eng.alphabet.encode, _Executor(eng.evaluator), eng.train_x,
-                                eng.valid_x[:MINIMIZE_CASES], isa=self.isa)
-                self.minimized_length = m.length
-                if m.units and m.length < len(genes):
-                    seeds.append(list(m.units))
-            except ValueError as exc:          # an encoding the minimiser could not make
-                log.info("minimisation of the first solution failed: %s", exc)
-        n = max(len(seeds), int(RESEED_SHARE * len(eng.rows)))
-        genomes = [seeds[i % len(seeds)] for i in range(n)]
-        worst = np.argsort(-eng.rows.cost, kind="stable")[:n]
-        newcomers = eng.accept_immigrants(genomes, eng.rows.uid[worst].tolist(), origin="optimize")
-        for i, ind in enumerate(newcomers):      # their lineage: children of the first solution
-            _, _, gen, size = eng.lineage[ind.uid]
-            eng.lineage[ind.uid] = ((self.first.uid,), "minimize" if i % len(seeds) else "optimize", gen, size)
+        short = self._minimized(genes)
+        self.minimized_length = len(short) if short is not None else len(genes)
+        seeds = [(genes, "optimize")] + ([(short, "minimize")] if short is not None else [])
+        self._reseed(seeds, int(RESEED_SHARE * len(eng.rows)))
         log.info("optimisation phase (%s, %.1f s): first solution costs %s; minimised to %s genes",
                  self.metric, self.seconds, self.best_key(), self.minimized_length)
         self.consider(eng.rows)
+
+    def _minimized(self, genes: list) -> list | None:
+        """``genes`` without its introns (:func:`evolve.minimize.minimize`), if that is shorter
+        and the time limit leaves a few seconds for it; else None."""
+        eng = self.engine
+        left = None if eng.cfg.time_limit is None else eng.cfg.time_limit - eng.wall_seconds()
+        if len(genes) < 2 or (left is not None and left < 2.0):
+            return None
+        try:
+            m = mz.minimize(genes, eng.alphabet.encode, _Executor(eng.evaluator), eng.train_x,
+                            eng.valid_x[:MINIMIZE_CASES], isa=self.isa)
+        except ValueError as exc:              # an encoding the minimiser could not make
+            log.info("minimisation failed: %s", exc)
+            return None
+        return list(m.units) if m.units and m.length < len(genes) else None
+
+    def _reseed(self, seeds: list, n: int) -> None:
+        """Replace the ``n`` worst rows (at least one per seed) with copies of ``seeds``, pairs
+        ``(genes, op)``, recorded as children of the best with that operator ("optimize" for a
+        copy, "minimize" for a minimised form)."""
+        eng = self.engine
+        parent = eng.solved.uid
+        n = max(len(seeds), n)
+        picks = [seeds[i % len(seeds)] for i in range(n)]
+        worst = np.argsort(-eng.rows.cost, kind="stable")[:n]
+        newcomers = eng.accept_immigrants([g for g, _ in picks], eng.rows.uid[worst].tolist(), origin="optimize")
+        for ind, (_, op) in zip(newcomers, picks):
+            _, _, gen, size = eng.lineage[ind.uid]
+            eng.lineage[ind.uid] = ((parent,), op, gen, size)
 
     def _use_tournament(self) -> None:
         eng = self.engine
@@ -164,7 +189,8 @@ class Optimizer:
 
     def consider(self, rows) -> int:
         """Verify ``rows``' exact genomes that are cheaper than the best, the cheapest first
-        (at most :data:`PER_GENERATION`); returns how many were accepted."""
+        (at most :data:`PER_GENERATION`; flag readers, which the verification refuses at once,
+        take no place); returns how many were accepted."""
         eng = self.engine
         n_train = len(eng.train_y)
         idx = np.flatnonzero(rows.exact == n_train)
@@ -176,7 +202,7 @@ class Optimizer:
         for i, code in zip(idx.tolist(), codes):
             k = self.key(code)
             genes = tuple(rows.gene_tuples(i))
-            if k < best and genes not in seen and genes not in eng.validated_fail:
+            if k < best and genes not in seen and genes not in eng.validated_fail and not self.reads_flags(code):
                 seen.add(genes)
                 order.append((k, i))
         accepted = 0
@@ -188,6 +214,11 @@ class Optimizer:
                 accepted += 1
             elif len(eng.train_y) != n_train:
                 break                        # counterexamples re-evaluated everything
+        if accepted:                         # the new best's introns out: a candidate at once
+            short = self._minimized(list(eng.solved))
+            if short is not None:
+                self._reseed([(short, "minimize")], int(RESEED_SHARE * len(eng.rows) / 4))
+                accepted += self.consider(eng.rows)
         return accepted
 
     def _verify(self, ind, rows) -> bool:

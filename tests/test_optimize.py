@@ -93,12 +93,20 @@ def test_cheaper_but_wrong_candidates_are_refused_and_cheaper_right_ones_taken(e
 
 
 def test_exact_genomes_cost_less_than_any_inexact_and_cheaper_less_than_costlier(engine):
-    """Check the phase's fitness: correctness on the training set first, then the metric."""
+    """Check the phase's fitness: correctness on the training set first, then the metric; a
+    genome that reads the entry flags (exact on every case, as the flags are the same in each)
+    ranks below the exact ones and is refused as a candidate."""
     alphabet = engine.alphabet
+    flags = ["sub x1, x0, #1", "and x0, x0, x1", "csel x0, x0, x0, eq"]
     rows = rows_of(engine, [genes(alphabet, FIRST), genes(alphabet, ["sub x1, x0, #1", "and x0, x0, x1"]),
-                            genes(alphabet, ["sub x0, x0, #1"])])
-    assert rows.exact[0] == rows.exact[1] == len(engine.train_y) > rows.exact[2]
-    assert rows.cost[1] < rows.cost[0] < rows.cost[2]
+                            genes(alphabet, ["sub x0, x0, #1"]), genes(alphabet, flags)])
+    assert rows.exact[0] == rows.exact[1] == rows.exact[3] == len(engine.train_y) > rows.exact[2]
+    assert rows.cost[1] < rows.cost[0] < rows.cost[2] and rows.cost[0] < rows.cost[3]
+    best = engine.optimizer.best_key()
+    assert engine.optimizer.consider(rows.take([3])) == 0 and engine.optimizer.best_key() == best
+    engine.optimizer.reads_flags = lambda code: False          # were it a candidate: the verification refuses it
+    assert engine.optimizer.consider(rows.take([3])) == 0
+    assert engine.optimizer.best_key() == best and engine.optimizer.refused == 1
 
 
 def test_a_checkpoint_carries_the_phase(engine):
