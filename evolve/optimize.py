@@ -18,7 +18,7 @@ How it runs (``python -m evolve run --optimize SECONDS``):
    (``engine.solved``, ``engine.verification``); one that fails is refused and its
    counterexamples join the training set, as in the first phase. Nothing costlier than the best,
    and nothing unverified, is ever taken.
-4. The phase ends ``SECONDS`` after it began, when the best is one instruction (one cycle), or
+4. The phase ends ``SECONDS`` after it began, when the best is one instruction of one cycle, or
    at the run's own limits (``--time-limit`` is wall time, this phase included). With
    ``--keep-going`` it lasts until those limits.
 
@@ -178,11 +178,11 @@ class Optimizer:
         eng.toolbox.register("select", lambda rows, k: sel_tournament(rows.cost, k, eng.rng, size))
 
     def done(self) -> bool:
-        """Whether the phase's time is spent or nothing cheaper can be made (one instruction or
+        """Whether the phase's time is spent or nothing cheaper can be made (one instruction of
         one cycle left: only the empty program is cheaper, and genomes are never empty)."""
         if not self.active:
             return False
-        if self.engine.wall_seconds() >= self.started + self.seconds or self.best_key()[0] <= 1:
+        if self.engine.wall_seconds() >= self.started + self.seconds or self.best_key() <= (1, 1):
             self.ended = self.ended or self.engine.wall_seconds()
             return True
         return False
