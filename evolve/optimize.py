@@ -168,9 +168,14 @@ class Optimizer:
         picks = [seeds[i % len(seeds)] for i in range(n)]
         worst = np.argsort(-eng.rows.cost, kind="stable")[:n]
         newcomers = eng.accept_immigrants([g for g, _ in picks], eng.rows.uid[worst].tolist(), origin="optimize")
+        ops = {}
         for ind, (_, op) in zip(newcomers, picks):
             _, _, gen, size = eng.lineage[ind.uid]
             eng.lineage[ind.uid] = ((parent,), op, gen, size)
+            ops[ind.uid] = op
+        for ind in eng.hof:                  # entered the hall of fame before their record was set
+            if ind.uid in ops:
+                ind.parents, ind.op = (parent,), ops[ind.uid]
 
     def _use_tournament(self) -> None:
         eng = self.engine
