@@ -8,7 +8,8 @@
   as ``[version, [625 ints], gauss_next]``; numpy's ``bit_generator.state`` as it is), the hall
   of fame (``maxsize`` and its members, best first) and the solved individual, each as genes,
   fitness, uid, parents, op, node, prior, errors, exact, crashed, fresh; the verification; the
-  names of the lineage's operators;
+  optimisation phase's record (``optimize``: :meth:`evolve.optimize.Optimizer.state`, null
+  before it began or without one); the names of the lineage's operators;
 * the arrays: the population (``rows/<column>``, see :class:`evolve.population.Rows`), the cases
   (``train_x``, ``train_y``, ``valid_x``, ``valid_y``), the lineage (``lineage/uid``,
   ``lineage/parents`` int64 [m, 2] with -1 for none, ``lineage/op`` an index into the document's
@@ -119,7 +120,8 @@ def encode(state: dict, brain: bytes | None) -> tuple[dict, dict[str, np.ndarray
            "hall_of_fame": {"maxsize": state["hof"].maxsize,
                             "members": [individual_to_json(ind) for ind in state["hof"]]},
            "solved": individual_to_json(state["solved"]) if state["solved"] is not None else None,
-           "verification": state.get("verification"), "brain": brain is not None}
+           "verification": state.get("verification"), "brain": brain is not None,
+           "optimize": state.get("optimize")}
     arrays = {f"rows/{k}": np.ascontiguousarray(v) for k, v in state["rows"].items()}
     arrays.update({k: np.ascontiguousarray(state[k]) for k in _CASES})
     lineage = state.get("lineage", {})
@@ -156,7 +158,7 @@ def decode(doc: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, bytes | None
                  "rng": (py[0], tuple(py[1]), py[2]), "np_rng": doc["random"]["numpy"],
                  "hof": _hof_from_json(doc["hall_of_fame"]),
                  "solved": individual_from_json(doc["solved"]) if doc["solved"] is not None else None,
-                 "verification": doc["verification"],
+                 "verification": doc["verification"], "optimize": doc.get("optimize"),
                  "rows": {k[5:]: np.array(v) for k, v in arrays.items() if k.startswith("rows/")},
                  **{k: np.array(arrays[k]) for k in _CASES}}
         ops = doc["lineage_ops"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from evolve import fitness as fit
 from evolve import runfolder as rf
 from evolve import tasks as T
+from evolve.cost import CORE, METRICS
 
 
 @dataclass
@@ -24,7 +25,7 @@ class RunConfig:
     isa: str = "arm64"
     backend: str = "auto"
     pop: int = 300
-    generations: int = 500
+    generations: int | None = 500      # None: no cap (the default when --time-limit is given)
     time_limit: float | None = 60.0
     max_len: int = 16
     init_len: int = 8
@@ -45,6 +46,8 @@ class RunConfig:
     proof_timeout: float = 10.0
     checkpoint_every: int = 10
     stop_when_solved: bool = True
+    optimize: float = 0.0              # seconds of the optimisation phase (evolve.optimize); 0: none
+    cost: str = "length"               # what the optimisation phase minimises (evolve.cost)
     weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
 
     @classmethod
@@ -58,7 +61,8 @@ class RunConfig:
         """Raise ValueError with one line for any nonsensical value."""
         checks = [
             (self.pop >= 2, f"--pop must be at least 2, got {self.pop}"),
-            (self.generations >= 1, f"--generations must be at least 1, got {self.generations}"),
+            (self.generations is None or self.generations >= 1,
+             f"--generations must be at least 1, got {self.generations}"),
             (self.time_limit is None or self.time_limit > 0, f"--time-limit must be positive, got {self.time_limit}"),
             (1 <= self.max_len <= 256, f"--max-len must be in [1, 256], got {self.max_len}"),
             (2 <= self.n_regs <= 8, f"--regs must be in [2, 8], got {self.n_regs}"),
@@ -71,6 +75,10 @@ class RunConfig:
             (self.budget >= 1, f"budget must be at least 1, got {self.budget}"),
             (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}"),
             (0 < self.proof_timeout <= 3600, f"--proof-timeout must be in (0, 3600] seconds, got {self.proof_timeout}"),
+            (self.optimize >= 0, f"--optimize must be >= 0 seconds, got {self.optimize}"),
+            (self.cost in METRICS, f"--cost must be one of {', '.join(METRICS)}, got {self.cost!r}"),
+            (self.cost != "latency" or self.isa == "arm64",
+             f"--cost latency models arm64 ({CORE}) only, not {self.isa}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -95,7 +103,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", default=d.backend, choices=["auto", "emulated", "native"],
                     help="auto: native when the host runs the ISA, else the Unicorn emulator")
     ap.add_argument("--pop", type=int, default=d.pop, help="population size")
-    ap.add_argument("--generations", type=int, default=None, help=f"maximum generations (default {d.generations})")
+    ap.add_argument("--generations", type=int, default=None,
+                    help=f"maximum generations (default: no cap when --time-limit is given, else {d.generations})")
     ap.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                     help=f"stop after this much wall time, start to result.json, proofs and checkpoints "
                          f"included (default {d.time_limit:.0f}; 0 = no limit)")
@@ -115,6 +124,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--proof-timeout", type=float, default=d.proof_timeout, metavar="SECONDS",
                     help="solver time per proof of a solution (independence, equivalence); on a "
                          "timeout the claim stands as tested, and result.json says so")
+    ap.add_argument("--optimize", type=float, default=None, metavar="SECONDS",
+                    help=f"after the first verified solution, search this long for an equivalent program that "
+                         f"is cheaper by --cost; every cheaper one passes the same testing and proofs "
+                         f"(default: {OPT_SHARE * 100:.0f}%% of --time-limit when it is given, else {OPT_SECONDS:g} s; 0 = off)")
+    ap.add_argument("--cost", default=d.cost, metavar="METRIC",
+                    help=f"what --optimize minimises: length (instructions, the return excluded) or latency "
+                         f"(estimated {CORE} cycles, the critical path over register dependencies; arm64)")
     ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
@@ -130,19 +146,34 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     isl.add_argument("--migrants", type=int, default=5, metavar="M", help="individuals per migration (ring)")
 
 
+#: --optimize's default: this share of a --time-limit given, else these seconds
+OPT_SHARE, OPT_SECONDS = 0.25, 3.0
+
+
 def _time_limit(seconds: float) -> float | None:
     """``--time-limit``'s value: 0 means no limit."""
     return None if seconds == 0 else seconds
 
 
 def config_from_args(args) -> RunConfig:
-    """The configuration of a new run from its command line (not yet validated)."""
+    """The configuration of a new run from its command line (not yet validated).
+
+    A time limit given on the command line is what ends the run: then ``--generations`` has no
+    cap unless given, and ``--optimize`` defaults to a share of that limit; without one the
+    generation cap and a few seconds of optimisation keep a plain run short."""
     d = RunConfig()
     if args.time_limit is not None and args.time_limit < 0:
         raise ValueError(f"--time-limit must be >= 0, got {args.time_limit}")
+    limit = _time_limit(args.time_limit) if args.time_limit is not None else None
+    generations = args.generations
+    if generations is None:
+        generations = None if limit is not None else d.generations
+    optimize = getattr(args, "optimize", None)
+    if optimize is None:
+        optimize = OPT_SHARE * limit if limit is not None else OPT_SECONDS
     return RunConfig(task=args.task, isa=args.isa, backend=args.backend, pop=args.pop,
-                     generations=d.generations if args.generations is None else args.generations,
-                     time_limit=d.time_limit if args.time_limit is None else _time_limit(args.time_limit),
+                     generations=generations, optimize=optimize, cost=getattr(args, "cost", d.cost),
+                     time_limit=d.time_limit if args.time_limit is None else limit,
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,
                      proof_timeout=args.proof_timeout, checkpoint_every=args.checkpoint_every)
@@ -150,11 +181,14 @@ def config_from_args(args) -> RunConfig:
 
 def apply_resume_overrides(cfg: RunConfig, args) -> None:
     """What a resume may change in a checkpoint's configuration: the generation and time limits
-    (everything else would make the continued run differ from an uninterrupted one)."""
+    and the optimisation phase's seconds (everything else would make the continued run differ
+    from an uninterrupted one)."""
     if args.generations is not None:
         cfg.generations = args.generations
     if args.time_limit is not None:
         cfg.time_limit = _time_limit(args.time_limit)
+    if getattr(args, "optimize", None) is not None:
+        cfg.optimize = args.optimize
 
 
 def new_run_folder(args, task: str) -> Path:

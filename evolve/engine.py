@@ -77,6 +77,7 @@ class Engine:
         self.solved = None          # the validated individual, once found
         self.verification = None    # what was established about it (verify.Verification)
         self.refuted = 0            # claims that passed testing and a proof refused
+        self.optimizer = None       # the optimisation phase (evolve.optimize.Optimizer), if any
         self.rows: Rows | None = None
         self._pop_view: list | None = None
         self.hof = hall_of_fame(cfg.hof_size)
@@ -200,6 +201,8 @@ class Engine:
             rows.prior[idx, 0] = stats["success_rate"]
             rows.prior[idx, 1] = thresholds
         rows.cost[idx] = fit.costs(errors, thresholds, rows.length[idx], self.cfg.max_len, self.weights)
+        if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
+            rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
         rows.errors[idx] = errors
         rows.exact[idx] = (errors == 0).sum(axis=1)
         rows.crashed[idx] = crashed
@@ -283,8 +286,10 @@ class Engine:
     # ----------------------------------------------------------------- validation
     def _validate_rows(self, rows: Rows) -> None:
         """:meth:`_validate` for the exact genomes among ``rows``; penalties and re-evaluations
-        are written back to the rows."""
+        are written back to the rows. Once solved, the optimisation phase's candidates instead."""
         if self.solved is not None:
+            if self.optimizer is not None and self.optimizer.active:
+                self.optimizer.consider(rows)
             return
         n_train = len(self.train_y)
         idx = np.flatnonzero(rows.exact == n_train)

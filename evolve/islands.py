@@ -132,7 +132,9 @@ class IslandRun:
         from deap import tools
         t0 = time.perf_counter()
         n, opts, cfg = self.opts.islands, self.opts, self.cfg
-        until = min(self.gen + opts.migration_every, cfg.generations)
+        until = self.gen + opts.migration_every
+        if cfg.generations is not None:
+            until = min(until, cfg.generations)
         left = None if cfg.time_limit is None else max(0.0, cfg.time_limit - self.elapsed)
         args = []
         for i in range(n):
@@ -415,6 +417,9 @@ def run(args) -> int:
             isl.opts.scheduler = args.scheduler
         else:
             cfg = C.config_from_args(args)
+            if getattr(args, "optimize", None):
+                raise ValueError("--optimize is for single runs, not --islands")
+            cfg.optimize = 0.0
             cfg.validate()
             opts = IslandOptions(islands=args.islands, scheduler=args.scheduler,
                                  migration_every=args.migration_every, migrants=args.migrants)

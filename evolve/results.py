@@ -14,10 +14,10 @@ from evolve.config import RunConfig
 
 def should_stop(cfg: RunConfig, solved: bool, gen: int, elapsed: float) -> bool:
     """Whether a run is finished: solved (when it stops at a solution), the last generation
-    reached, or its time limit spent (``elapsed``: the run's wall seconds so far)."""
+    reached (None: no cap), or its time limit spent (``elapsed``: the run's wall seconds so far)."""
     if solved and cfg.stop_when_solved:
         return True
-    if gen >= cfg.generations:
+    if cfg.generations is not None and gen >= cfg.generations:
         return True
     return cfg.time_limit is not None and elapsed >= cfg.time_limit
 
@@ -80,4 +80,19 @@ def summary(result: dict, where: str, seconds: float, folder: Path) -> str:
             f"{result['generations']} generations, {result['evaluations']} evaluations, "
             f"{seconds:.1f} s -> {folder}")
     proof = [f"verification: {verification_line(result['verification'])}"] if result.get("verification") else []
-    return "\n".join([head] + proof + [f"    {line}" for line in result["best"]["asm"]])
+    return "\n".join([head] + proof + optimisation_lines(result) + [f"    {line}" for line in result["best"]["asm"]])
+
+
+def optimisation_lines(result: dict) -> list[str]:
+    """The end of a run's word on its optimisation phase (none for a run without ``cost``)."""
+    cost, opt = result.get("cost"), result.get("optimize")
+    if not cost or not opt:
+        return []
+    unit = "instructions" if cost["metric"] == "length" else f"cycles ({cost.get('core', '')})"
+    if not opt["budget_seconds"]:
+        return [f"optimisation: off (--optimize 0); the solution costs {cost['best']} {unit}"]
+    if opt.get("started_at") is None:
+        return [f"optimisation: no time was left for it; the solution costs {cost['best']} {unit}"]
+    return [f"optimisation ({opt['seconds']:.1f} s of {opt['budget_seconds']:g}): {cost['first']} -> "
+            f"{cost['best']} {unit}; {len(opt['improvements'])} cheaper programs verified, "
+            f"{opt['candidates_refused']} refused"]

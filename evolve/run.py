@@ -1,7 +1,8 @@
 """``python -m evolve run``: a batch evolution run, the product's main job.
 
 With no arguments it evolves ARM64 code for a built-in Hacker's Delight task on the emulator
-(or natively on an ARM64 host) and stops when a validated solution is found or after a minute.
+(or natively on an ARM64 host) and stops when a validated solution is found, after a few seconds
+of searching for a cheaper equivalent (``--optimize``, :mod:`evolve.optimize`), or after a minute.
 Everything lands in one run folder (see :mod:`evolve.runfolder`); Ctrl-C (SIGTERM) finishes the
 generation, checkpoints and exits 130 (143), ``--resume DIR`` continues exactly where the
 checkpoint left off (a folder of an earlier version, with a pickled checkpoint, only with
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from evolve import config as C
 from evolve import islands
+from evolve import optimize as O
 from evolve import results as R
 from evolve import runfolder as rf
 from evolve import verify
@@ -57,12 +59,14 @@ def run(args) -> int:
             engine = build(cfg)
             engine.restore(state, brain, metrics=metrics)
             engine.clock = started
+            _attach_optimizer(engine, state.get("optimize"))
         else:
             cfg = C.config_from_args(args)
             cfg.validate()
             folder = C.new_run_folder(args, cfg.task)
             engine = build(cfg)
             engine.clock = started
+            _attach_optimizer(engine)
             folder.mkdir(parents=True, exist_ok=True)
             rf.write_json(folder / "config.json", {"config": asdict(cfg), "task": {
                 "name": engine.task.name, "arity": engine.task.arity, "description": engine.task.description},
@@ -74,6 +78,22 @@ def run(args) -> int:
         return _loop(engine, folder, args, written=len(engine.metrics) if args.resume is not None else 0)
     finally:
         engine.evaluator.close()
+
+
+def _attach_optimizer(engine, recorded: dict | None = None) -> None:
+    """``engine.optimizer`` when the run has an optimisation phase (continuing the one a
+    checkpoint ``recorded``, if it had begun)."""
+    if engine.cfg.optimize > 0:
+        engine.optimizer = O.Optimizer(engine, engine.cfg.cost, engine.cfg.optimize)
+        engine.optimizer.restore(recorded)
+
+
+def _state(engine) -> dict:
+    """The checkpoint's state: the engine's and the optimisation phase's."""
+    state = engine.state()
+    if engine.optimizer is not None:
+        state["optimize"] = engine.optimizer.state()
+    return state
 
 
 def _loop(engine, folder: Path, args, written: int) -> int:
@@ -94,11 +114,15 @@ def _loop(engine, folder: Path, args, written: int) -> int:
         try:
             while not _finished(engine) and not stop:
                 line = engine.step()
+                if engine.optimizer is not None and engine.optimizer.active:
+                    line["optimize"] = {"best": list(engine.optimizer.best_key()),
+                                        "accepted": len(engine.optimizer.improvements),
+                                        "refused": engine.optimizer.refused}
                 out.append(line)
                 engine.metrics.clear()
                 if engine.gen % cfg.checkpoint_every == 0:
                     out.sync()
-                    rf.save_checkpoint(folder, engine.state(), engine.brain)
+                    rf.save_checkpoint(folder, _state(engine), engine.brain)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(best=f"{line['best_cost']:.4f}", exact=f"{line['best_exact']}/{line['n_train']}",
@@ -111,13 +135,35 @@ def _loop(engine, folder: Path, args, written: int) -> int:
         status = 128 + stop[0]
         print(f"\ninterrupted at generation {engine.gen}: checkpoint saved; continue with "
               f"python -m evolve run --resume {folder}", file=sys.stderr)
-    rf.save_checkpoint(folder, engine.state(), engine.brain)     # metrics.jsonl closed (fsynced) above
+    rf.save_checkpoint(folder, _state(engine), engine.brain)     # metrics.jsonl closed (fsynced) above
     _finish(engine, folder, args)
     return status
 
 
 def _finished(engine) -> bool:
-    return R.should_stop(engine.cfg, engine.solved is not None, engine.gen, engine.wall_seconds())
+    """The run's stop test. Once solved with an optimisation phase, the phase begins (if time
+    is left) and a run that stops at a solution stops when the phase ends, or at its limits."""
+    opt, cfg = engine.optimizer, engine.cfg
+    solved, gen, wall = engine.solved is not None, engine.gen, engine.wall_seconds()
+    if opt is not None and solved and not opt.active and not R.should_stop(cfg, False, gen, wall):
+        opt.begin()     # then at least one generation (its metrics line counts the re-seeding)
+        return R.should_stop(cfg, False, gen, engine.wall_seconds())
+    if opt is not None and opt.active and cfg.stop_when_solved:
+        return opt.done() or R.should_stop(cfg, False, gen, engine.wall_seconds())
+    return R.should_stop(cfg, solved, gen, engine.wall_seconds())
+
+
+def _optimisation_record(engine) -> dict:
+    """``first`` (the first verified solution), ``cost`` (both costs) and ``optimize`` (the
+    phase's record; seconds 0 when it was off) of a solved run's result.json."""
+    opt, cfg, alphabet = engine.optimizer, engine.cfg, engine.alphabet
+    active = opt is not None and opt.active
+    first = opt.first if active else engine.solved
+    verification = opt.first_verification if active else engine.verification
+    record = opt.record() if active else {"metric": cfg.cost, "budget_seconds": cfg.optimize, "seconds": 0.0,
+                                          "started_at": None, "improvements": [], "candidates_refused": 0}
+    return {"first": R.genome_record(alphabet, first, verification=verification.to_json() if verification else None),
+            "cost": O.cost_record(alphabet, cfg.cost, first, engine.solved), "optimize": record}
 
 
 def _finish(engine, folder: Path, args) -> None:
@@ -132,6 +178,8 @@ def _finish(engine, folder: Path, args) -> None:
               "brain": engine.brain is not None, "lineage": engine.ancestry(best),
               "verification": engine.verification.to_json() if engine.verification is not None else None,
               "claims_refused_by_proof": engine.refuted}
+    if engine.solved is not None:
+        result.update(_optimisation_record(engine))
     header = R.best_header(engine.task, cfg, result["solved"], n_valid=len(engine.valid_y), isa=alphabet.isa,
                            verification=result["verification"])
     solution = tuple(engine.solved) if engine.solved is not None else None
