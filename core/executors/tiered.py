@@ -18,6 +18,10 @@ Every genome of a batch goes to the first tier that takes it:
    case bounded by the exact instruction budget.
 
 A case no tier attributed ends as WORKER_LOST (logged); none is silently dropped.
+
+Per-case states (``run(..., states=...)``): the interpreter reads case i's row of the states;
+Unicorn's lanes run one case at a time, the data block rewritten with that case's state before
+it (the same harness, so the lanes still agree bit for bit with the interpreter).
 """
 from __future__ import annotations
 
@@ -25,8 +29,8 @@ import logging
 
 import numpy as np
 
-from core.executors.api import ExecutorOptions, Result, validate_batch
-from core.executors.batch_state import BatchState
+from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
+from core.executors.batch_state import BatchState, CaseStates
 from core.executors.interp import interpret
 from core.executors.unicorn.engine import PENDING, UnicornEngine
 from core.executors.unicorn.triage import Triage, triage
@@ -51,24 +55,49 @@ class TieredExecutor:
         self.unicorn = UnicornEngine(isa, options)
         self._prepared: dict[bytes, tuple[Triage, bytes | None]] = {}
 
-    def run(self, codes, inputs, *, seed: int | None = None) -> Result:
-        """Run every code on every case; see :func:`core.executors.open_executor`."""
+    def run(self, codes, inputs, *, seed: int | None = None, states: CaseStates | None = None) -> Result:
+        """Run every code on every case; see :func:`core.executors.open_executor` (``states``:
+        one entry state per case instead of the seed's batch state)."""
         if self.unicorn.closed:
             raise ValueError("executor is closed")
         codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
         n, n_cases = len(codes), inputs.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
         outcomes = np.full((n, n_cases), PENDING, dtype=np.uint8)
-        state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
+        if states is not None:
+            states = validate_states(self.options, states, n_cases)
+            state = table = None
+        else:
+            state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
         uni = self.unicorn
         rest = range(n)
         if self.interpreter and self.isa.name == "arm64":
-            done = interpret(codes, state.input_table(self.isa, inputs), state.regs, state.scratch,
-                             self.options.budget, outputs, outcomes, simd=state.simd,
+            source = state if states is None else states
+            done = interpret(codes, source.input_table(self.isa, inputs), source.regs, source.scratch,
+                             self.options.budget, outputs, outcomes, simd=source.simd,
                              solo_size=uni.solo_size, post=uni.post)
             rest = np.flatnonzero(~done).tolist()   # refused or deferred: Unicorn's
             if not rest:
                 return Result(outputs, outcomes)
+        if states is None:
+            self._run_unicorn(rest, codes, inputs, state, outputs, outcomes)
+        else:               # one case at a time, each under its own state
+            out1 = np.zeros((n, 1), dtype=np.uint64)
+            kind1 = np.full((n, 1), PENDING, dtype=np.uint8)
+            for c in range(n_cases):
+                kind1[rest] = PENDING
+                self._run_unicorn(rest, codes, inputs[c:c + 1], states.case(c), out1, kind1)
+                outputs[rest, c], outcomes[rest, c] = out1[rest, 0], kind1[rest, 0]
+        lost = outcomes == PENDING
+        if lost.any():
+            log.warning("%d cases left unattributed by the harness: WORKER_LOST", int(lost.sum()))
+            outcomes[lost] = Outcome.WORKER_LOST
+            outputs[lost] = 0
+        return Result(outputs, outcomes)
+
+    def _run_unicorn(self, rest, codes, inputs, state: BatchState, outputs, outcomes) -> None:
+        """Unicorn's lanes for genomes ``rest`` on every case of ``inputs`` under ``state``."""
+        uni, n_cases = self.unicorn, inputs.shape[0]
         tables = uni.write_state(inputs, state)
         prepared, prepare = self._prepared, self._prepare
         if len(prepared) > _PREPARED_MAX:
@@ -90,12 +119,6 @@ class TieredExecutor:
             uni.before_slow_lane()
         for i in sorted(slow):
             uni.run_slow(i, codes[i], infos[i], n_cases, tables, outputs, outcomes)
-        lost = outcomes == PENDING
-        if lost.any():
-            log.warning("%d cases left unattributed by the harness: WORKER_LOST", int(lost.sum()))
-            outcomes[lost] = Outcome.WORKER_LOST
-            outputs[lost] = 0
-        return Result(outputs, outcomes)
 
     def _prepare(self, code: bytes) -> tuple[Triage, bytes | None]:
         """The lane of ``code``: its triage and fast-lane slot (None: slow lane), kept per
