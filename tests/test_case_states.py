@@ -30,8 +30,11 @@ def _arm64_genome(rng: random.Random) -> bytes:
             lines.append(f"ldr {reg()}, [sp, #{8 * rng.randrange(32)}]")
         elif kind < 0.75:
             lines.append(f"str {reg()}, [sp, #{8 * rng.randrange(32)}]")
-        elif kind < 0.85:
+        elif kind < 0.8:
             lines.append(f"ldrb w{rng.randrange(16)}, [sp, #{rng.randrange(256)}]")
+        elif kind < 0.85:   # traps or faults in some states only: the lanes' recovery per case
+            lines += [f"tbz x{rng.randrange(4, 16)}, #{rng.randrange(64)}, #8",
+                      rng.choice((".word 0", "brk #1", f"ldr x1, [x{rng.randrange(4, 16)}]"))]
         else:
             lines += [f"cmp {reg()}, {reg()}", f"csel {reg()}, {reg()}, {reg()}, {rng.choice(('lo', 'eq', 'gt'))}"]
     lines.append(f"eor x0, x0, x{rng.randrange(1, 16)}")
@@ -85,11 +88,13 @@ def test_arm64_tiers_agree_on_per_case_states(genomes):
         differ = np.flatnonzero(((interp.outputs != other.outputs) | (interp.outcomes != other.outcomes)).any(axis=1))
         assert differ.size == 0, (name, [genomes[i].hex() for i in differ[:3]])
     ok = (interp.outcomes == Outcome.OK).all(axis=1)
-    assert ok.sum() > 200
+    assert ok.sum() > 150
+    mixed = (interp.outcomes == Outcome.OK).any(axis=1) & ~ok     # crash in some states only
+    assert mixed.sum() > 10
     # cases 0, 4, 8, ... share their arguments: genomes reading other registers or scratch differ
     same_args = interp.outputs[:, ::4]
     varies = (same_args != same_args[:, :1]).any(axis=1) & ok
-    assert varies.sum() > 150
+    assert varies.sum() > 100
 
 
 def test_per_case_states_equal_to_the_batch_state_give_the_batch_result(genomes):

@@ -20,8 +20,9 @@ Every genome of a batch goes to the first tier that takes it:
 A case no tier attributed ends as WORKER_LOST (logged); none is silently dropped.
 
 Per-case states (``run(..., states=...)``): the interpreter reads case i's row of the states;
-Unicorn's lanes run one case at a time, the data block rewritten with that case's state before
-it (the same harness, so the lanes still agree bit for bit with the interpreter).
+fast-lane genomes run in per-case slots, whose prologue loads the case's whole state from a
+table after the inputs (``harness.arm64_slot``, ``harness.x86_per_case_prologue``); the slow
+lane runs one case at a time, the data block rewritten with that case's state before it.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from core.outcome import Outcome
 log = logging.getLogger(__name__)
 
 _PREPARED_MAX = 1 << 17   # genomes whose triage and slot an executor remembers (then it starts afresh)
+_STATES_BLOCK = 8192      # cases per per-case fast-lane run (their states table: 1 KiB or more each)
 
 
 class TieredExecutor:
@@ -81,13 +83,8 @@ class TieredExecutor:
                 return Result(outputs, outcomes)
         if states is None:
             self._run_unicorn(rest, codes, inputs, state, outputs, outcomes)
-        else:               # one case at a time, each under its own state
-            out1 = np.zeros((n, 1), dtype=np.uint64)
-            kind1 = np.full((n, 1), PENDING, dtype=np.uint8)
-            for c in range(n_cases):
-                kind1[rest] = PENDING
-                self._run_unicorn(rest, codes, inputs[c:c + 1], states.case(c), out1, kind1)
-                outputs[rest, c], outcomes[rest, c] = out1[rest, 0], kind1[rest, 0]
+        else:
+            self._run_unicorn_per_case(rest, codes, inputs, states, outputs, outcomes)
         lost = outcomes == PENDING
         if lost.any():
             log.warning("%d cases left unattributed by the harness: WORKER_LOST", int(lost.sum()))
@@ -95,10 +92,8 @@ class TieredExecutor:
             outputs[lost] = 0
         return Result(outputs, outcomes)
 
-    def _run_unicorn(self, rest, codes, inputs, state: BatchState, outputs, outcomes) -> None:
-        """Unicorn's lanes for genomes ``rest`` on every case of ``inputs`` under ``state``."""
-        uni, n_cases = self.unicorn, inputs.shape[0]
-        tables = uni.write_state(inputs, state)
+    def _lanes(self, rest, codes) -> tuple[dict, dict]:
+        """Triage and fast-lane slot (None: slow lane) of genomes ``rest``."""
         prepared, prepare = self._prepared, self._prepare
         if len(prepared) > _PREPARED_MAX:
             prepared.clear()
@@ -109,6 +104,40 @@ class TieredExecutor:
             if entry is None:
                 entry = prepared[code] = prepare(code)
             infos[i], slots[i] = entry
+        return infos, slots
+
+    def _run_unicorn_per_case(self, rest, codes, inputs, states: CaseStates, outputs, outcomes) -> None:
+        """Unicorn's lanes under per-case states: fast-lane genomes in per-case slots (each case
+        loads its own state), blocks of cases per run; slow-lane ones one case at a time."""
+        uni, n, n_cases = self.unicorn, len(codes), inputs.shape[0]
+        infos, slots = self._lanes(rest, codes)
+        fast = [i for i in rest if slots[i] is not None]
+        alone = set(rest) - set(fast)
+        if fast:
+            per_case = {i: uni.slot(codes[i], infos[i], per_case=True) for i in fast}
+            for lo in range(0, n_cases, _STATES_BLOCK):
+                part = np.arange(lo, min(n_cases, lo + _STATES_BLOCK))
+                tables = uni.write_state(inputs[part], states.case(int(part[0])), states.take(part))
+                out = np.zeros((n, part.size), np.uint64)
+                kind = np.full((n, part.size), PENDING, np.uint8)
+                cap = uni.chunk_capacity(part.size)
+                for start in range(0, len(fast), cap):
+                    idx = fast[start:start + cap]
+                    alone.update(uni.run_fast(idx, [per_case[i] for i in idx], part.size, tables, out, kind))
+                outputs[np.ix_(fast, part)], outcomes[np.ix_(fast, part)] = out[fast], kind[fast]
+        alone = sorted(alone)
+        if alone:           # one case at a time, each under its own state
+            out1, kind1 = np.zeros((n, 1), np.uint64), np.full((n, 1), PENDING, np.uint8)
+            for c in range(n_cases):
+                kind1[alone] = PENDING
+                self._run_unicorn(alone, codes, inputs[c:c + 1], states.case(c), out1, kind1)
+                outputs[alone, c], outcomes[alone, c] = out1[alone, 0], kind1[alone, 0]
+
+    def _run_unicorn(self, rest, codes, inputs, state: BatchState, outputs, outcomes) -> None:
+        """Unicorn's lanes for genomes ``rest`` on every case of ``inputs`` under ``state``."""
+        uni, n_cases = self.unicorn, inputs.shape[0]
+        tables = uni.write_state(inputs, state)
+        infos, slots = self._lanes(rest, codes)
         fast = [i for i in rest if slots[i] is not None]
         slow = set(rest) - set(fast)
         cap = uni.chunk_capacity(n_cases)

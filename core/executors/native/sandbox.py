@@ -126,30 +126,16 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                     for c in range(n_cases):
                         views["outputs"][g, c] = machine.run_one(e, int(rows[c]))
                 views["outcomes"][:] = 0
-            elif state_bytes:       # per-case states: one trampoline run per case, each its own state
-                _run_per_case(machine, entries, views, n_cases, budget, mode == "bare")
-            else:
+            else:                   # per-case states: the trampoline copies row c in before case c
                 machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
-                            budget, bare=mode == "bare", light=views["light"])
+                            budget, bare=mode == "bare", light=views["light"],
+                            states=views["states"] if state_bytes else None)
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
         del views, offsets, blob
         conn.send(("done", elapsed))
     machine.close()
-
-
-def _run_per_case(machine, entries, views, n_cases: int, budget: float, bare: bool) -> None:
-    """Every genome on case c under row c of ``views["states"]`` (see ``CaseStates``), case by case."""
-    n = len(entries)
-    out1, kind1 = np.zeros((n, 1), np.uint64), np.zeros((n, 1), np.uint8)
-    base = views["inputs"].ctypes.data
-    for c in range(n_cases):
-        row = views["states"][c]
-        machine.set_state(row[:256].view(np.uint64), row[256:768].tobytes(), row[768:].tobytes())
-        kind1[:] = 0xFF
-        machine.run(entries, base + 32 * c, out1, kind1, 1, budget, bare=bare, light=views["light"])
-        views["outputs"][:, c], views["outcomes"][:, c] = out1[:, 0], kind1[:, 0]
 
 
 class Worker:
