@@ -7,8 +7,8 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
 2. every offspring that is not a copy of its first parent is evaluated in one batch through the
    executor; each becomes an EXEC node (prior: its parents' success and threshold), the seed's
    rule sees every execution, and the genes the offspring introduced are credited with them;
-3. genomes exact on every training case are tested on the held-out set (each chunk of it under
-   its own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
+3. genomes exact on every training case are tested on the held-out set (every case under its
+   own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
    proof's counterexample joins the training set;
 4. the next population is the parents' elite plus the cheapest offspring.
 
@@ -31,6 +31,7 @@ from dataclasses import asdict
 import numpy as np
 
 from core.brain import Brain
+from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
@@ -45,8 +46,6 @@ from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
 
-#: held-out cases that share one random machine state (each chunk has its own)
-VALIDATION_CHUNK = 64
 #: generations of ancestry kept for lineage reports (older ancestors are forgotten)
 LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
@@ -325,14 +324,12 @@ class Engine:
             return False
         todo = todo[:4]
         codes = self.alphabet.encode_many(todo)
-        # Each chunk of the held-out set runs with other random values in the non-argument
-        # registers and scratch: code that is right only for some values of them fails somewhere.
-        good = np.zeros((len(todo), len(self.valid_y)), bool)
-        n_chunks = -(-len(self.valid_y) // VALIDATION_CHUNK)
-        for k, part in enumerate(np.array_split(np.arange(len(self.valid_y)), n_chunks)):
-            outputs, outcomes = self.evaluator.run(codes, self.valid_x[part],
-                                                   seed=(self._exec_seed() + 7919 * (k + 1)) % 2**31)
-            good[:, part] = (outcomes == Outcome.OK) & (outputs == self.valid_y[part][None, :])
+        # Every held-out case runs with its own random values in the non-argument registers and
+        # scratch: code that is right only for some values of them fails somewhere, even where
+        # the arguments repeat (the same input under many states).
+        states = CaseStates.from_seed((self._exec_seed() + 7919) % 2**31, len(self.valid_y), self.evaluator.scratch)
+        outputs, outcomes = self.evaluator.run(codes, self.valid_x, seed=0, states=states)
+        good = (outcomes == Outcome.OK) & (outputs == self.valid_y[None, :])
         refuted = []
         for ind, code, row in zip(todo, codes, good):
             if not row.all():
