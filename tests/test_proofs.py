@@ -112,3 +112,19 @@ def test_crash_refutation_names_the_crashing_state():
     prog = translate(assemble(["cbnz x5, #12"]))      # out of the code (a crash) when x5 != 0
     v = prove_independence(prog, 1)
     assert v.status == REFUTED and "crashes" in v.note and v.counterexample["state"]["x5"] != 0
+
+
+def test_independence_counterexample_reproduces_under_the_entry_flags():
+    """Check that the refutation's two register states, run with the executors' entry flags
+    (NZCV = Z|C), give different results: they can become training cases."""
+    from core.symbolic import ENTRY_FLAGS
+    # x0 = x3 when Z is clear or x3 is odd, else the argument: depends on x3 under NZCV = Z|C too
+    prog = translate(assemble(["and x2, x3, #1", "csel x0, x0, x3, eq", "orr x0, x0, x2"]))
+    v = prove_independence(prog, 1, timeout_ms=20_000)
+    assert v.status == REFUTED
+    regs = [np.zeros(32, np.uint64), np.zeros(32, np.uint64)]
+    for st, r in zip((v.counterexample["state"], v.counterexample["other_state"]), regs):
+        for k in range(1, 31):
+            r[k] = st.get(f"x{k}", 0)
+    got = [prog.evaluate(v.counterexample["args"], r, bytes(256), flags=ENTRY_FLAGS) for r in regs]
+    assert got[0] != got[1]
