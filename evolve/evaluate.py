@@ -55,6 +55,21 @@ class Evaluator:
                                              for a, b in zip(bounds[:-1], bounds[1:])])
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+    def run_pinned(self, codes: Sequence[bytes], inputs: np.ndarray, seed: int, at: np.ndarray,
+                   states: CaseStates | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`run` where cases ``at`` carry their own entry states (``states``, row k for
+        case ``at[k]``) and the others the seed's batch state, as they would alone."""
+        if states is None or len(at) == 0:
+            return self.run(codes, inputs, seed)
+        n_cases = inputs.shape[0]
+        free = np.setdiff1d(np.arange(n_cases), at)
+        outputs = np.zeros((len(codes), n_cases), np.uint64)
+        outcomes = np.zeros((len(codes), n_cases), np.uint8)
+        if free.size:
+            outputs[:, free], outcomes[:, free] = self.run(codes, inputs[free], seed)
+        outputs[:, at], outcomes[:, at] = self.run(codes, inputs[at], seed, states=states)
+        return outputs, outcomes
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.terminate()

@@ -155,3 +155,35 @@ def test_register_dependent_genome_fails_validation_on_repeated_arguments():
     states = CaseStates.from_seed(1, 64, engine.evaluator.scratch)
     out = engine.evaluator.run([code], zero, 0, states=states)[0][0]
     assert (out == (states.regs[:, 3] & np.uint64(8))).all() and 0 < int((out != 0).sum()) < 64
+
+
+RARE_X3 = 0x3C00FFEE00C0FFEE
+# gcc's x & (x - 1), except that x0 = x3 when x3 == RARE_X3: only the independence proof finds it
+WRONG_FOR_RARE_X3 = [_movw("movz", 2, 0xFFEE, 0), _movw("movk", 2, 0x00C0, 1), _movw("movk", 2, 0xFFEE, 2),
+                     _movw("movk", 2, 0x3C00, 3), *GCC_P01, _gene("cmp", "cmp", n=3, m=2),
+                     _gene("csel", "csel", 0, 3, 0, CONDITIONS.index("eq"))]
+
+
+def test_independence_counterexample_state_joins_training():
+    """Check CEGIS for independence: the refutation's machine states become pinned training
+    cases (x3 = the rare value among them), the offending genome then fails on training, and
+    the pinned states survive a checkpoint."""
+    from evolve import checkpoint as C
+    engine = build(RunConfig(task="clear_lowest", pop=10, n_valid=2000, time_limit=None))
+    engine.start()
+    n_train = len(engine.train_y)
+    wrong = _exact(WRONG_FOR_RARE_X3, engine, 10**6)
+    assert engine._validate([wrong]) is True
+    assert engine.solved is None and engine.refuted == 1
+    assert engine.pinned_at.tolist() == [n_train, n_train + 1] and len(engine.train_y) == n_train + 2
+    assert RARE_X3 in engine.pinned_states.regs[:, 3].tolist()
+    offender = new_individual(WRONG_FOR_RARE_X3, uid=10**6 + 1)
+    engine._evaluate([offender])
+    assert offender.exact == len(engine.train_y) - 1        # wrong on the pinned rare state only
+    right = _exact(GCC_P01, engine, 10**6 + 2)
+    engine._evaluate([right])
+    assert right.exact == len(engine.train_y)
+    doc, arrays = C.encode(engine.state(), None)
+    state, _ = C.decode(doc, arrays)
+    assert state["pinned_at"].tolist() == engine.pinned_at.tolist()
+    assert (state["pinned_states"].regs == engine.pinned_states.regs).all()
