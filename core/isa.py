@@ -10,7 +10,8 @@ The calling convention every backend applies (DESIGN.md, "Calling convention"):
 * inputs arrive in ``arg_regs`` (x0..x3 / rdi, rsi, rdx, rcx), the result is ``ret_reg``
   (x0 / rax);
 * every other general-purpose (and on arm64, SIMD) register holds a per-batch random value that
-  the genome must not rely on; so does the scratch area;
+  the genome must not rely on; so does the scratch area (per case instead, on request:
+  ``core.executors.batch_state.CaseStates``);
 * the scratch area is reachable through the stack only: on arm64 ``[sp, sp + scratch)``
   (the caller reserved it, as an exported wrapper does), on x86-64 the System V red zone
   ``[rsp - scratch, rsp)`` (so ``scratch <= 128`` there).

@@ -11,7 +11,8 @@ for loop-free code, each one SMT query with a time bound:
   specification, a function that builds the expected value from z3 bit-vectors.
 
 A refutation carries a counterexample (arguments, and the machine state that shows it) for the
-caller to add to its tests; a solver timeout or an unknown answer is reported as such, never as
+caller to add to its tests (an independence counterexample starts from the executors' entry
+flags where one exists, so its registers and scratch reproduce it when run); a solver timeout or an unknown answer is reported as such, never as
 proven.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable
 
 import z3
 
-from core.symbolic import Program
+from core.symbolic import ENTRY_FLAGS, Program
 
 PROVEN, REFUTED, UNKNOWN = "proven", "refuted", "unknown"
 SOLVER = f"z3 {z3.get_version_string()}"
@@ -71,11 +72,24 @@ def prove_independence(prog: Program, arity: int, timeout_ms: int = 10_000, rlim
     twin = [z3.FreshConst(v.sort(), str(v)) for v in other]
     result2 = z3.substitute(prog.result, *zip(other, twin))
     crashes2 = z3.substitute(prog.crashes, *zip(other, twin))
-    answer, model, seconds, why = _solve(z3.Or(prog.crashes, crashes2, prog.result != result2), timeout_ms, rlimit)
+    query = z3.Or(prog.crashes, crashes2, prog.result != result2)
+    answer, model, seconds, why = _solve(query, timeout_ms, rlimit)
     if answer == z3.unsat:
         return Verdict(PROVEN, seconds)
     if answer != z3.sat:
         return Verdict(UNKNOWN, seconds, f"solver: {why or answer}")
+    # Prefer a counterexample whose two states start with the executors' entry flags (NZCV =
+    # Z|C): its registers and scratch then show the dependence when run (a training case). The
+    # model itself usually does once its flags are replaced; else one more bounded query.
+    flags = [(f, z3.BoolVal(bool(b))) for f, b in zip(prog.flags, ENTRY_FLAGS)]
+    first = len(prog.registers) - arity                  # the flags' place in ``other`` and ``twin``
+    flags += [(t, b) for (_, b), t in zip(flags, twin[first:first + len(prog.flags)])]
+    if not z3.is_true(model.eval(z3.substitute(query, *flags), model_completion=True)):
+        again, model2, more, _ = _solve(z3.And(query, *(a == b for a, b in flags)), max(1, timeout_ms // 4),
+                                        rlimit and max(1, rlimit // 4))
+        seconds += more
+        if again == z3.sat:
+            model = model2
     args = [_value(model, r) for r in prog.registers[:arity]]
     first, second = _state(model, prog, arity), _state(model, prog, arity, twin)
     for crashes, state in ((prog.crashes, first), (crashes2, second)):

@@ -14,7 +14,9 @@
   (``train_x``, ``train_y``, ``valid_x``, ``valid_y``), the lineage (``lineage/uid``,
   ``lineage/parents`` int64 [m, 2] with -1 for none, ``lineage/op`` an index into the document's
   ``lineage_ops``, ``lineage/gen``, ``lineage/length``), the genomes that failed validation
-  (``validated_fail/genes`` int64 [k, L, 5], ``validated_fail/length``) and the brain
+  (``validated_fail/genes`` int64 [k, L, 5], ``validated_fail/length``), the training cases
+  that carry their own entry state (``pinned/at`` int64, ``pinned/regs``, ``pinned/simd``,
+  ``pinned/scratch``: a :class:`~core.executors.batch_state.CaseStates`; absent when none) and the brain
   (``brain``: uint8, the bytes of its brain file, ``Brain.to_bytes``; absent without a brain).
 
 Nothing here grows with the generation count but live state: the metrics lines stay in
@@ -138,6 +140,9 @@ def encode(state: dict, brain: bytes | None) -> tuple[dict, dict[str, np.ndarray
                    "lineage/gen": np.array([r[2] for r in lineage.values()], np.int64),
                    "lineage/length": np.array([r[3] for r in lineage.values()], np.int64)})
     arrays["validated_fail/genes"], arrays["validated_fail/length"] = _genomes_to_arrays(sorted(state["validated_fail"]))
+    if state.get("pinned_states") is not None:
+        arrays["pinned/at"] = np.asarray(state["pinned_at"], np.int64)
+        arrays.update({f"pinned/{f}": getattr(state["pinned_states"], f) for f in ("regs", "simd", "scratch")})
     if brain is not None:
         arrays["brain"] = np.frombuffer(brain, np.uint8)
     return doc, arrays
@@ -168,6 +173,10 @@ def decode(doc: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, bytes | None
             arrays["lineage/gen"].tolist(), arrays["lineage/length"].tolist())}
         state["validated_fail"] = set(_genomes_from_arrays(arrays["validated_fail/genes"],
                                                            arrays["validated_fail/length"]))
+        if "pinned/at" in arrays:
+            from core.executors.batch_state import CaseStates
+            state["pinned_at"] = np.array(arrays["pinned/at"])
+            state["pinned_states"] = CaseStates(*(np.array(arrays[f"pinned/{f}"]) for f in ("regs", "simd", "scratch")))
         brain = arrays["brain"].tobytes() if doc["brain"] else None
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint is incomplete or inconsistent ({type(exc).__name__}: {exc})") from None

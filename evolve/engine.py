@@ -7,9 +7,11 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
 2. every offspring that is not a copy of its first parent is evaluated in one batch through the
    executor; each becomes an EXEC node (prior: its parents' success and threshold), the seed's
    rule sees every execution, and the genes the offspring introduced are credited with them;
-3. genomes exact on every training case are tested on the held-out set (each chunk of it under
-   its own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
-   proof's counterexample joins the training set;
+3. genomes exact on every training case are tested on the held-out set (every case under its
+   own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
+   proof's counterexample joins the training set (an independence counterexample with its
+   machine states: those cases run under them in every generation, the others under the
+   generation's random state);
 4. the next population is the parents' elite plus the cheapest offspring.
 
 The population is kept as arrays (``evolve.population.Rows``) and every step above is a batch
@@ -31,6 +33,7 @@ from dataclasses import asdict
 import numpy as np
 
 from core.brain import Brain
+from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
@@ -45,8 +48,6 @@ from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
 log = logging.getLogger(__name__)
 
-#: held-out cases that share one random machine state (each chunk has its own)
-VALIDATION_CHUNK = 64
 #: generations of ancestry kept for lineage reports (older ancestors are forgotten)
 LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
@@ -84,6 +85,8 @@ class Engine:
         self.logbook = logbook()
         self.metrics: list[dict] = []
         self.train_x = self.train_y = self.valid_x = self.valid_y = None
+        self.pinned_at = np.zeros(0, np.int64)     # training cases that carry their own entry state,
+        self.pinned_states: CaseStates | None = None   # and those states (row k: case pinned_at[k])
         self.validated_fail: set = set()
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
@@ -183,7 +186,8 @@ class Engine:
         if rows.errors.shape[1] != n_cases:
             rows.errors = np.zeros((len(rows), n_cases), np.uint8)
         codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
-        outputs, outcomes = self.evaluator.run(codes, self.train_x, seed=self._exec_seed())
+        outputs, outcomes = self.evaluator.run_pinned(codes, self.train_x, self._exec_seed(), self.pinned_at,
+                                                      self.pinned_states)
         errors = fit.case_errors(outputs, outcomes, self.train_y)
         crashed = (outcomes != Outcome.OK).any(axis=1)
         thresholds = None
@@ -330,14 +334,12 @@ class Engine:
             return False
         todo = todo[:4]
         codes = self.alphabet.encode_many(todo)
-        # Each chunk of the held-out set runs with other random values in the non-argument
-        # registers and scratch: code that is right only for some values of them fails somewhere.
-        good = np.zeros((len(todo), len(self.valid_y)), bool)
-        n_chunks = -(-len(self.valid_y) // VALIDATION_CHUNK)
-        for k, part in enumerate(np.array_split(np.arange(len(self.valid_y)), n_chunks)):
-            outputs, outcomes = self.evaluator.run(codes, self.valid_x[part],
-                                                   seed=(self._exec_seed() + 7919 * (k + 1)) % 2**31)
-            good[:, part] = (outcomes == Outcome.OK) & (outputs == self.valid_y[part][None, :])
+        # Every held-out case runs with its own random values in the non-argument registers and
+        # scratch: code that is right only for some values of them fails somewhere, even where
+        # the arguments repeat (the same input under many states).
+        states = CaseStates.from_seed((self._exec_seed() + 7919) % 2**31, len(self.valid_y), self.evaluator.scratch)
+        outputs, outcomes = self.evaluator.run(codes, self.valid_x, seed=0, states=states)
+        good = (outcomes == Outcome.OK) & (outputs == self.valid_y[None, :])
         refuted = []
         for ind, code, row in zip(todo, codes, good):
             if not row.all():
@@ -348,17 +350,25 @@ class Engine:
             if isinstance(verdict, verify.Refutation):
                 log.info("a proof refused a claim that passed testing: %s", verdict.reason)
                 self.refuted += 1
-                refuted.append(verdict.args)
+                refuted.append(verdict)
                 continue
             self.solved, self.verification = ind, verdict
             return False
         self.validated_fail.update(tuple(ind) for ind in todo)
         wrong = np.flatnonzero(~good.all(axis=0))[:self.cfg.counterexamples]
-        new_x = self.valid_x[wrong]
-        if refuted:                 # CEGIS: the solver's counterexamples become training cases
-            new_x = np.concatenate([new_x, np.array(refuted, dtype=np.uint64).reshape(-1, self.task.arity)])
+        # CEGIS: the solver's counterexamples become training cases; an independence refutation's
+        # arguments once per machine state of it, each case pinned to its state
+        free = [r.args for r in refuted if not r.states]
+        pinned = [(r.args, st) for r in refuted for st in r.states]
+        new_x = np.concatenate([self.valid_x[wrong], np.array(free + [a for a, _ in pinned], dtype=np.uint64)
+                                .reshape(-1, self.task.arity)])
         log.info("validation found %d counterexamples; training set grows to %d",
                  len(new_x), n_train + len(new_x))
+        if pinned:
+            at = n_train + len(new_x) - len(pinned) + np.arange(len(pinned))
+            parts = [self.pinned_states] if self.pinned_states is not None else []
+            self.pinned_states = CaseStates.concat(parts + [CaseStates.stack([st for _, st in pinned])])
+            self.pinned_at = np.concatenate([self.pinned_at, at]).astype(np.int64)
         self.train_x = np.concatenate([self.train_x, new_x])
         self.train_y = np.concatenate([self.train_y, self.valid_y[wrong], self.task.expected(new_x[len(wrong):])])
         # fitness on the old set is stale
@@ -508,7 +518,8 @@ class Engine:
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "verification": self.verification.to_json() if self.verification else None,
-                "refuted": self.refuted, "lineage": self.lineage}
+                "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
+                "pinned_states": self.pinned_states}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -528,6 +539,8 @@ class Engine:
         recorded = state.get("verification")
         self.verification = verify.Verification(**recorded) if recorded else None
         self.refuted = state.get("refuted", 0)
+        self.pinned_at = np.asarray(state.get("pinned_at", np.zeros(0, np.int64)), np.int64)
+        self.pinned_states = state.get("pinned_states")
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from core.executors import open_executor
+from core.executors.batch_state import CaseStates
 
 _worker_executor = None
 
@@ -24,8 +25,8 @@ def _worker_init(isa: str, backend: str, options: dict) -> None:
 
 
 def _worker_run(args) -> tuple[np.ndarray, np.ndarray]:
-    codes, inputs, seed = args
-    res = _worker_executor.run(codes, inputs, seed=seed)
+    codes, inputs, seed, states = args
+    res = _worker_executor.run(codes, inputs, seed=seed, states=states)
     return res.outputs, res.outcomes
 
 
@@ -42,15 +43,32 @@ class Evaluator:
             ctx = mp.get_context("spawn")
             self._pool = ctx.Pool(workers, _worker_init, (isa, self.backend, options))
 
-    def run(self, codes: Sequence[bytes], inputs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """outputs uint64 [n, n_cases], outcomes uint8 [n, n_cases]."""
+    def run(self, codes: Sequence[bytes], inputs: np.ndarray, seed: int,
+            states: CaseStates | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """outputs uint64 [n, n_cases], outcomes uint8 [n, n_cases]; ``states``: one entry
+        state per case instead of the seed's (``Executor.run``)."""
         if self._pool is None or len(codes) < 2 * self.workers:
-            res = self._executor.run(list(codes), inputs, seed=seed)
+            res = self._executor.run(list(codes), inputs, seed=seed, states=states)
             return res.outputs, res.outcomes
         bounds = np.linspace(0, len(codes), self.workers + 1).astype(int)
-        parts = self._pool.map(_worker_run, [(list(codes[a:b]), inputs, seed)
+        parts = self._pool.map(_worker_run, [(list(codes[a:b]), inputs, seed, states)
                                              for a, b in zip(bounds[:-1], bounds[1:])])
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def run_pinned(self, codes: Sequence[bytes], inputs: np.ndarray, seed: int, at: np.ndarray,
+                   states: CaseStates | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`run` where cases ``at`` carry their own entry states (``states``, row k for
+        case ``at[k]``) and the others the seed's batch state, as they would alone."""
+        if states is None or len(at) == 0:
+            return self.run(codes, inputs, seed)
+        n_cases = inputs.shape[0]
+        free = np.setdiff1d(np.arange(n_cases), at)
+        outputs = np.zeros((len(codes), n_cases), np.uint64)
+        outcomes = np.zeros((len(codes), n_cases), np.uint8)
+        if free.size:
+            outputs[:, free], outcomes[:, free] = self.run(codes, inputs[free], seed)
+        outputs[:, at], outcomes[:, at] = self.run(codes, inputs[at], seed, states=states)
+        return outputs, outcomes
 
     def close(self) -> None:
         if self._pool is not None:

@@ -10,7 +10,10 @@ A genome that passes is then proven, where its code is in the symbolic subset
   every input (:func:`core.proofs.prove_equivalence`).
 
 A refutation refuses the claim and returns the counterexample's arguments for the training set
-(CEGIS). A solver timeout, an unknown answer or code outside the subset falls back to testing:
+(CEGIS); an independence refutation also returns its machine states (registers and scratch, as
+executor :class:`~core.executors.batch_state.BatchState` values), which join the training set
+with it as per-case states. The entry flags cannot: every executor starts a case with NZCV =
+Z|C, and code that reads them first is refused statically (``fitness.reads_entry_flags``). A solver timeout, an unknown answer or code outside the subset falls back to testing:
 the claim stands, as ``tested``, and :attr:`Verification.note` says why it is not proven.
 """
 from __future__ import annotations
@@ -18,6 +21,9 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from core.executors.batch_state import BatchState
 from evolve import specs as S
 
 PROVEN, TESTED = "proven", "tested"
@@ -58,9 +64,25 @@ class Verification:
 
 @dataclass(frozen=True)
 class Refutation:
-    """A claim a proof refused: why, and the arguments that show it."""
+    """A claim a proof refused: why, the arguments that show it and, for independence, the
+    machine states that show it (one per state of the solver's model; empty: any state)."""
     reason: str
     args: list
+    states: tuple = ()
+
+
+def machine_state(values: dict, scratch: int) -> BatchState:
+    """A counterexample's state (``x<k>`` registers, ``m<k>`` scratch words, as
+    :func:`core.proofs.prove_independence` reports them) as an executor entry state; what it
+    does not name (SIMD registers, other words) is zero."""
+    regs = np.zeros(32, np.uint64)
+    words = np.zeros(-(-scratch // 8), np.uint64)
+    for name, value in values.items():
+        if name[0] in "xm" and name[1:].isdigit():
+            k, target = int(name[1:]), (regs if name[0] == "x" else words)
+            if k < target.size:
+                target[k] = value
+    return BatchState(regs, bytes(512), words.tobytes()[:scratch])
 
 
 #: z3 resource units per second of ``--proof-timeout``: the deterministic bound of a proof (the
@@ -98,7 +120,9 @@ def check(code: bytes, task, isa: str, cases: int, *, scratch: int = 256, budget
     notes = []
     ind = prove_independence(prog, task.arity, ms, rlimit)
     if ind.status == REFUTED:
-        return Refutation(f"independence refuted: {ind.note}", list(ind.counterexample["args"]))
+        cx = ind.counterexample
+        states = tuple(machine_state(cx[k], scratch) for k in ("state", "other_state") if k in cx)
+        return Refutation(f"independence refuted: {ind.note}", list(cx["args"]), states)
     if not ind.proven:
         notes.append(f"independence not proven ({ind.note})")
     if task.symbolic is None:

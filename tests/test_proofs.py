@@ -159,3 +159,19 @@ def test_wrong_bit_count_claims_are_refuted():
         buf[16:32] = st["q1"].to_bytes(16, "little")
     got = [prog.evaluate(v.counterexample["args"], np.zeros(32, np.uint64), bytes(256), simd=bytes(b)) for b in simd]
     assert got[0] != got[1]
+
+
+def test_independence_counterexample_reproduces_under_the_entry_flags():
+    """Check that the refutation's two register states, run with the executors' entry flags
+    (NZCV = Z|C), give different results: they can become training cases."""
+    from core.symbolic import ENTRY_FLAGS
+    # x0 = x3 when Z is clear or x3 is odd, else the argument: depends on x3 under NZCV = Z|C too
+    prog = translate(assemble(["and x2, x3, #1", "csel x0, x0, x3, eq", "orr x0, x0, x2"]))
+    v = prove_independence(prog, 1, timeout_ms=20_000)
+    assert v.status == REFUTED
+    regs = [np.zeros(32, np.uint64), np.zeros(32, np.uint64)]
+    for st, r in zip((v.counterexample["state"], v.counterexample["other_state"]), regs):
+        for k in range(1, 31):
+            r[k] = st.get(f"x{k}", 0)
+    got = [prog.evaluate(v.counterexample["args"], r, bytes(256), flags=ENTRY_FLAGS) for r in regs]
+    assert got[0] != got[1]

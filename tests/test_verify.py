@@ -1,6 +1,8 @@
 """Check what "solved" means end to end: proofs after testing, refusals, CEGIS, fallbacks."""
 from __future__ import annotations
 
+import numpy as np
+
 from core.asm import assemble
 from evolve import tasks as T
 from evolve import verify
@@ -104,27 +106,87 @@ def test_engine_refuses_a_wrong_claim_and_learns_the_counterexample():
     assert state["verification"]["equivalence"] == "proven" and state["refuted"] == 1
 
 
-def test_validation_gives_chunks_their_own_state():
-    """Check that held-out cases run in chunks of 64 under distinct register seeds."""
-    from evolve import engine as E
-    assert E.VALIDATION_CHUNK == 64
+def _exact(genes, engine, uid):
+    ind = new_individual(genes, uid=uid)
+    ind.exact = len(engine.train_y)
+    ind.fitness.values = (0.1,)
+    return ind
+
+
+def test_validation_gives_every_case_its_own_state():
+    """Check that the held-out set runs once, every case under its own registers and scratch."""
     engine = build(RunConfig(task="clear_lowest", pop=10, n_valid=1000, time_limit=None))
     engine.start()
-    seeds = []
+    calls = []
     real = engine.evaluator.run
 
-    def spy(codes, inputs, seed):
-        seeds.append((seed, len(inputs)))
-        return real(codes, inputs, seed=seed)
+    def spy(codes, inputs, seed, states=None):
+        calls.append((len(inputs), states))
+        return real(codes, inputs, seed, states=states)
 
     engine.evaluator.run = spy
-    right = new_individual(GCC_P01, uid=10**6)
-    right.exact = len(engine.train_y)
-    right.fitness.values = (0.1,)
-    engine._validate([right])
+    engine._validate([_exact(GCC_P01, engine, 10**6)])
+    assert engine.solved is not None
     n = len(engine.valid_y)
-    assert sum(k for _, k in seeds) == n and max(k for _, k in seeds) <= 64
-    assert len({s for s, _ in seeds}) == len(seeds) == -(-n // 64)
+    assert len(calls) == 1 and calls[0][0] == n and len(calls[0][1]) == n
+    regs = calls[0][1].regs
+    assert len(set(regs[:, 3].tolist())) == n and len(set(regs[:, 9].tolist())) == n
+    assert len({bytes(row) for row in calls[0][1].scratch}) == n
+
+
+def test_register_dependent_genome_fails_validation_on_repeated_arguments():
+    """Check that a genome right for input 0 only under some x3 values fails held-out testing
+    when every held-out case is input 0 (one batch-wide state would pass it half the time)."""
+    from core.executors.batch_state import CaseStates
+    engine = build(RunConfig(task="clear_lowest", pop=10, n_valid=64, time_limit=None))
+    engine.start()
+    engine.valid_x[:] = 0
+    engine.valid_y = engine.task.expected(engine.valid_x)
+    # x0 = (x & (x - 1)) + (x3 & 8): right exactly when bit 3 of x3 is clear
+    genes = [_movw("movz", 2, 8, 0), _gene("and", "r3", 2, 3, 2), *GCC_P01, _gene("add", "r3", 0, 0, 2)]
+    code = engine.alphabet.encode(genes)
+    zero = np.zeros((64, 1), np.uint64)
+    one_state = engine.evaluator.run([code], zero, seed=5)[0]
+    assert len(set(one_state[0].tolist())) == 1          # a batch state: one x3 for every case
+    n_train = len(engine.train_y)
+    assert engine._validate([_exact(genes, engine, 10**6)]) is True
+    assert engine.solved is None and engine.refuted == 0   # refused by testing, before any proof
+    assert len(engine.train_y) > n_train and (engine.train_x[n_train:] == 0).all()
+    states = CaseStates.from_seed(1, 64, engine.evaluator.scratch)
+    out = engine.evaluator.run([code], zero, 0, states=states)[0][0]
+    assert (out == (states.regs[:, 3] & np.uint64(8))).all() and 0 < int((out != 0).sum()) < 64
+
+
+RARE_X3 = 0x3C00FFEE00C0FFEE
+# gcc's x & (x - 1), except that x0 = x3 when x3 == RARE_X3: only the independence proof finds it
+WRONG_FOR_RARE_X3 = [_movw("movz", 2, 0xFFEE, 0), _movw("movk", 2, 0x00C0, 1), _movw("movk", 2, 0xFFEE, 2),
+                     _movw("movk", 2, 0x3C00, 3), *GCC_P01, _gene("cmp", "cmp", n=3, m=2),
+                     _gene("csel", "csel", 0, 3, 0, CONDITIONS.index("eq"))]
+
+
+def test_independence_counterexample_state_joins_training():
+    """Check CEGIS for independence: the refutation's machine states become pinned training
+    cases (x3 = the rare value among them), the offending genome then fails on training, and
+    the pinned states survive a checkpoint."""
+    from evolve import checkpoint as C
+    engine = build(RunConfig(task="clear_lowest", pop=10, n_valid=2000, time_limit=None))
+    engine.start()
+    n_train = len(engine.train_y)
+    wrong = _exact(WRONG_FOR_RARE_X3, engine, 10**6)
+    assert engine._validate([wrong]) is True
+    assert engine.solved is None and engine.refuted == 1
+    assert engine.pinned_at.tolist() == [n_train, n_train + 1] and len(engine.train_y) == n_train + 2
+    assert RARE_X3 in engine.pinned_states.regs[:, 3].tolist()
+    offender = new_individual(WRONG_FOR_RARE_X3, uid=10**6 + 1)
+    engine._evaluate([offender])
+    assert offender.exact == len(engine.train_y) - 1        # wrong on the pinned rare state only
+    right = _exact(GCC_P01, engine, 10**6 + 2)
+    engine._evaluate([right])
+    assert right.exact == len(engine.train_y)
+    doc, arrays = C.encode(engine.state(), None)
+    state, _ = C.decode(doc, arrays)
+    assert state["pinned_at"].tolist() == engine.pinned_at.tolist()
+    assert (state["pinned_states"].regs == engine.pinned_states.regs).all()
 
 
 def test_gcc_popcount_idiom_is_proven():

@@ -11,7 +11,8 @@
 Each code is a function body or a whole function: the executor appends a return instruction,
 and a code may return earlier itself (arm64 ``ret``, x86-64 ``ret``), as compiled code does. The calling
 convention (inputs, random non-argument registers, scratch area) is described in
-:mod:`core.isa`. Loops over genomes and cases run inside emulated or native code, never one
+:mod:`core.isa`; ``run(codes, inputs, states=CaseStates(...))`` gives every case its own
+registers and scratch instead of the seed's batch state (:mod:`core.executors.batch_state`). Loops over genomes and cases run inside emulated or native code, never one
 Python call per case.
 
 The contract (options, results, the protocol, batch checks) is :mod:`core.executors.api`; the

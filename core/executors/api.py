@@ -10,6 +10,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from core.executors.batch_state import CaseStates
 from core.isa import Isa
 from core.outcome import N_OUTCOMES, Outcome
 
@@ -92,7 +93,12 @@ class Executor(Protocol):
     options: ExecutorOptions
     backend: str
 
-    def run(self, codes: Sequence[bytes], inputs: np.ndarray, *, seed: int | None = None) -> Result: ...
+    def run(self, codes: Sequence[bytes], inputs: np.ndarray, *, seed: int | None = None,
+            states: CaseStates | None = None) -> Result:
+        """``seed``: the batch's entry state (default: the options'); ``states``: one entry state
+        per case instead (:class:`~core.executors.batch_state.CaseStates`; ``seed`` is then
+        ignored). Every backend gives the same results for the same states."""
+        ...
 
     def close(self) -> None: ...
 
@@ -138,3 +144,10 @@ def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[l
     if not 1 <= n_cases <= MAX_CASES:
         raise ValueError(f"inputs must have 1 to {MAX_CASES} rows (test cases), got {n_cases}")
     return out, np.ascontiguousarray(inputs)
+
+
+def validate_states(options: ExecutorOptions, states, n_cases: int) -> CaseStates:
+    """Check per-case states against a batch of ``n_cases``; ``ValueError`` naming what was expected."""
+    if not isinstance(states, CaseStates):
+        raise ValueError(f"states must be a CaseStates (one entry state per case), got {type(states).__name__}")
+    return states.check(n_cases, options.scratch)

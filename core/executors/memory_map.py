@@ -67,9 +67,11 @@ STATE_BASE, STATE_SIZE = 0x7E00_0000_0000, 128 << 20
 # Read-only control block: u64 fields at DATA_BASE. The entry table ends with the address of
 # ``all_done``, which stops the loop after the last case.
 CTL_IN_END, CTL_IN_BASE, CTL_SP, CTL_SIMD, CTL_RET = 24, 32, 48, 56, 64   # CTL_RET: x86 return point
+CTL_STATES = 40            # per-case states table (0: none): arm64 per-case fast-lane slots read it
 RAND_OFF = 256             # 32 x u64: value of register k at RAND_OFF + 8k (x86: see X86_RAND_SLOT)
 SIMD_OFF = 512             # 32 x 16 bytes
 SCRATCH_TMPL_OFF = 1024    # up to 4096 bytes
+assert SIMD_OFF == RAND_OFF + 8 * 32 and SCRATCH_TMPL_OFF == SIMD_OFF + 512   # one write sets all three
 TABLES_OFF = 8192          # entry table, inputs, outputs (per batch)
 # The only guest-writable harness memory: the current case (OUT/IN/ENTRY pointers; arm64's fast
 # loop keeps them in d28-d30 instead) and the output table, at an address no genome stumbles on.
@@ -91,9 +93,12 @@ LIGHT = 120           # uint8 per genome: 1 = x86 code that touches only general
 SAVED_REGS = 128      # x86: rbx rbp r12-r15; arm64: x19-x30, then d8-d15
 RAND = 320            # 32 x u64
 SIMD = 576            # 32 x 16 bytes
+assert SIMD == RAND + 8 * 32   # a per-case state's first 768 bytes are one copy (see STATES)
 JMPBUF = 1152         # 512 bytes (x86-64 jmp_buf: 200, aarch64: 312)
 TMPL = 2048           # scratch template, up to 4096 bytes
 X86_FP0 = 1664        # u32 MXCSR 0x1F80 for genome entry
 CPU0 = 1672           # thread CPU time (ns) when the watchdog first saw the current case
 BUDGET_NS = 1680      # CPU time a case may use before it ends as TIMEOUT
 RETRIED = 1688        # 1 while a case that timed out once runs its second attempt
+STATES = 1696         # per-case states (0: the batch's): row c (RAND's 256 bytes, SIMD's 512, then
+                      # the scratch template) is copied to RAND, SIMD and TMPL before case c

@@ -18,6 +18,11 @@ Every genome of a batch goes to the first tier that takes it:
    case bounded by the exact instruction budget.
 
 A case no tier attributed ends as WORKER_LOST (logged); none is silently dropped.
+
+Per-case states (``run(..., states=...)``): the interpreter reads case i's row of the states;
+fast-lane genomes run in per-case slots, whose prologue loads the case's whole state from a
+table after the inputs (``harness.arm64_slot``, ``harness.x86_per_case_prologue``); the slow
+lane runs one case at a time, the data block rewritten with that case's state before it.
 """
 from __future__ import annotations
 
@@ -25,8 +30,8 @@ import logging
 
 import numpy as np
 
-from core.executors.api import ExecutorOptions, Result, validate_batch
-from core.executors.batch_state import BatchState
+from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
+from core.executors.batch_state import BatchState, CaseStates
 from core.executors.interp import interpret
 from core.executors.unicorn.engine import PENDING, UnicornEngine
 from core.executors.unicorn.triage import Triage, triage
@@ -36,6 +41,7 @@ from core.outcome import Outcome
 log = logging.getLogger(__name__)
 
 _PREPARED_MAX = 1 << 17   # genomes whose triage and slot an executor remembers (then it starts afresh)
+_STATES_BLOCK = 8192      # cases per per-case fast-lane run (their states table: 1 KiB or more each)
 
 
 class TieredExecutor:
@@ -51,25 +57,43 @@ class TieredExecutor:
         self.unicorn = UnicornEngine(isa, options)
         self._prepared: dict[bytes, tuple[Triage, bytes | None]] = {}
 
-    def run(self, codes, inputs, *, seed: int | None = None) -> Result:
-        """Run every code on every case; see :func:`core.executors.open_executor`."""
+    def run(self, codes, inputs, *, seed: int | None = None, states: CaseStates | None = None) -> Result:
+        """Run every code on every case; see :func:`core.executors.open_executor` (``states``:
+        one entry state per case instead of the seed's batch state)."""
         if self.unicorn.closed:
             raise ValueError("executor is closed")
         codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
         n, n_cases = len(codes), inputs.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
         outcomes = np.full((n, n_cases), PENDING, dtype=np.uint8)
-        state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
+        if states is not None:
+            states = validate_states(self.options, states, n_cases)
+            state = table = None
+        else:
+            state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
         uni = self.unicorn
         rest = range(n)
         if self.interpreter and self.isa.name == "arm64":
-            done = interpret(codes, state.input_table(self.isa, inputs), state.regs, state.scratch,
-                             self.options.budget, outputs, outcomes, simd=state.simd,
+            source = state if states is None else states
+            done = interpret(codes, source.input_table(self.isa, inputs), source.regs, source.scratch,
+                             self.options.budget, outputs, outcomes, simd=source.simd,
                              solo_size=uni.solo_size, post=uni.post)
             rest = np.flatnonzero(~done).tolist()   # refused or deferred: Unicorn's
             if not rest:
                 return Result(outputs, outcomes)
-        tables = uni.write_state(inputs, state)
+        if states is None:
+            self._run_unicorn(rest, codes, inputs, state, outputs, outcomes)
+        else:
+            self._run_unicorn_per_case(rest, codes, inputs, states, outputs, outcomes)
+        lost = outcomes == PENDING
+        if lost.any():
+            log.warning("%d cases left unattributed by the harness: WORKER_LOST", int(lost.sum()))
+            outcomes[lost] = Outcome.WORKER_LOST
+            outputs[lost] = 0
+        return Result(outputs, outcomes)
+
+    def _lanes(self, rest, codes) -> tuple[dict, dict]:
+        """Triage and fast-lane slot (None: slow lane) of genomes ``rest``."""
         prepared, prepare = self._prepared, self._prepare
         if len(prepared) > _PREPARED_MAX:
             prepared.clear()
@@ -80,6 +104,40 @@ class TieredExecutor:
             if entry is None:
                 entry = prepared[code] = prepare(code)
             infos[i], slots[i] = entry
+        return infos, slots
+
+    def _run_unicorn_per_case(self, rest, codes, inputs, states: CaseStates, outputs, outcomes) -> None:
+        """Unicorn's lanes under per-case states: fast-lane genomes in per-case slots (each case
+        loads its own state), blocks of cases per run; slow-lane ones one case at a time."""
+        uni, n, n_cases = self.unicorn, len(codes), inputs.shape[0]
+        infos, slots = self._lanes(rest, codes)
+        fast = [i for i in rest if slots[i] is not None]
+        alone = set(rest) - set(fast)
+        if fast:
+            per_case = {i: uni.slot(codes[i], infos[i], per_case=True) for i in fast}
+            for lo in range(0, n_cases, _STATES_BLOCK):
+                part = np.arange(lo, min(n_cases, lo + _STATES_BLOCK))
+                tables = uni.write_state(inputs[part], states.case(int(part[0])), states.take(part))
+                out = np.zeros((n, part.size), np.uint64)
+                kind = np.full((n, part.size), PENDING, np.uint8)
+                cap = uni.chunk_capacity(part.size)
+                for start in range(0, len(fast), cap):
+                    idx = fast[start:start + cap]
+                    alone.update(uni.run_fast(idx, [per_case[i] for i in idx], part.size, tables, out, kind))
+                outputs[np.ix_(fast, part)], outcomes[np.ix_(fast, part)] = out[fast], kind[fast]
+        alone = sorted(alone)
+        if alone:           # one case at a time, each under its own state
+            out1, kind1 = np.zeros((n, 1), np.uint64), np.full((n, 1), PENDING, np.uint8)
+            for c in range(n_cases):
+                kind1[alone] = PENDING
+                self._run_unicorn(alone, codes, inputs[c:c + 1], states.case(c), out1, kind1)
+                outputs[alone, c], outcomes[alone, c] = out1[alone, 0], kind1[alone, 0]
+
+    def _run_unicorn(self, rest, codes, inputs, state: BatchState, outputs, outcomes) -> None:
+        """Unicorn's lanes for genomes ``rest`` on every case of ``inputs`` under ``state``."""
+        uni, n_cases = self.unicorn, inputs.shape[0]
+        tables = uni.write_state(inputs, state)
+        infos, slots = self._lanes(rest, codes)
         fast = [i for i in rest if slots[i] is not None]
         slow = set(rest) - set(fast)
         cap = uni.chunk_capacity(n_cases)
@@ -90,12 +148,6 @@ class TieredExecutor:
             uni.before_slow_lane()
         for i in sorted(slow):
             uni.run_slow(i, codes[i], infos[i], n_cases, tables, outputs, outcomes)
-        lost = outcomes == PENDING
-        if lost.any():
-            log.warning("%d cases left unattributed by the harness: WORKER_LOST", int(lost.sum()))
-            outcomes[lost] = Outcome.WORKER_LOST
-            outputs[lost] = 0
-        return Result(outputs, outcomes)
 
     def _prepare(self, code: bytes) -> tuple[Triage, bytes | None]:
         """The lane of ``code``: its triage and fast-lane slot (None: slow lane), kept per

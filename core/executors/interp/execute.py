@@ -108,9 +108,10 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
             solo_size, outputs, outcomes, deferred):
     """Run genomes ``rows`` on every case; fills their rows of ``outputs`` / ``outcomes``.
 
-    ``table``: uint64 [n_cases, 4] argument registers; ``init_regs``: uint64 [32] the batch's
-    random register values; ``scratch_tmpl``: uint8 [scratch] the scratch template;
-    ``simd_tmpl``: uint8 [32, 16] the SIMD registers (the slow lane loads them). A genome
+    ``table``: uint64 [n_cases, 4] argument registers; ``init_regs``: uint64 [k, 32] the
+    random register values; ``scratch_tmpl``: uint8 [k, scratch] the scratch template;
+    ``simd_tmpl``: uint8 [k, 32, 16] the SIMD registers (the slow lane loads them); k = 1: the
+    batch's, for every case; k = n_cases: case i's in row i (per-case states). A genome
     whose memory access may reach modelled-nowhere memory is flagged in ``deferred`` instead.
 
     Counting follows the slow lane's ``count``: the genome may execute ``budget`` instructions,
@@ -119,13 +120,15 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     on a return past ``budget``, the case is TIMEOUT. A branch to unmapped memory faults as
     soon as the branch has executed."""
     n_cases = table.shape[0]
+    stride = 1 if init_regs.shape[0] > 1 else 0     # per-case states: case i reads row i
     regs = np.zeros(33, dtype=np.uint64)
-    vregs = simd_tmpl.copy()
-    mem = np.zeros(scratch_tmpl.shape[0] + (-scratch_tmpl.shape[0]) % 8, dtype=np.uint8)
-    mem[:scratch_tmpl.shape[0]] = scratch_tmpl
-    tmpl = mem.copy()
+    vregs = simd_tmpl[0].copy()
+    n_mem = scratch_tmpl.shape[1] + (-scratch_tmpl.shape[1]) % 8
+    tmpl = np.zeros((scratch_tmpl.shape[0], n_mem), dtype=np.uint8)
+    tmpl[:, :scratch_tmpl.shape[1]] = scratch_tmpl
+    mem = tmpl[0].copy()
     mem64 = mem.view(np.uint64)        # the same bytes, as words (little-endian hosts)
-    tmpl64 = tmpl.view(np.uint64)
+    tmpl64 = tmpl.view(np.uint64)      # [k, n_mem // 8]
     limit = budget + post
     for gi in range(rows.shape[0]):
         g = rows[gi]
@@ -139,15 +142,16 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
             if (ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC) or ctl[pc, F_KIND] == K_SIMD:
                 vecops = True
         for case in range(n_cases):
+            si = case * stride
             for k in range(4):
                 regs[k] = table[case, k]
             for k in range(4, 31):
-                regs[k] = init_regs[k]
+                regs[k] = init_regs[si, k]
             regs[ZR_READ] = U0
             if memops:
-                mem64[:] = tmpl64
+                mem64[:] = tmpl64[si]
             if vecops:
-                vregs[:, :] = simd_tmpl
+                vregs[:, :] = simd_tmpl[si]
             fn, fz, fc, fv = 0, 1, 1, 0
             status = OK
             pc = start
@@ -384,24 +388,33 @@ def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
     return words, offsets
 
 
-def interpret(codes, table, regs, scratch: bytes, budget: int, outputs, outcomes, *, simd: bytes = bytes(512),
+def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, simd=bytes(512),
               solo_size: int = 4096, post: int = 3) -> np.ndarray:
     """Run every supported genome of ``codes``; returns the bool mask of those it ran.
 
     ``table``: uint64 [n_cases, 4] the input table (``BatchState.input_table``); ``regs``:
     uint64 [32] the batch's register values; ``scratch``, ``simd``: the scratch template's and
-    the SIMD registers' bytes; ``solo_size``: bytes mapped at ``memory_map.SOLO_BASE``; ``post``:
+    the SIMD registers' bytes. Per-case states (``CaseStates``): ``regs`` uint64 [n_cases, 32],
+    ``scratch`` uint8 [n_cases, scratch], ``simd`` uint8 [n_cases, 512]. ``solo_size``: bytes
+    mapped at ``memory_map.SOLO_BASE``; ``post``:
     harness instructions between the genome's return and the end of a slow-lane case. Rows of
     ``outputs`` / ``outcomes`` of unsupported genomes are left untouched; those of deferred ones
     may hold the cases before the deferral (the caller re-runs them elsewhere)."""
     words, offsets = flatten(codes)
-    ctl, imm, supported = decode(words, offsets, len(scratch), budget, solo_size)
+    regs = np.ascontiguousarray(regs, dtype=np.uint64).reshape(-1, 32)
+    scratch = np.frombuffer(scratch, dtype=np.uint8) if isinstance(scratch, bytes) else scratch
+    scratch = np.ascontiguousarray(scratch, dtype=np.uint8).reshape(regs.shape[0], -1)
+    simd = np.frombuffer(simd, dtype=np.uint8) if isinstance(simd, bytes) else simd
+    simd = np.ascontiguousarray(simd, dtype=np.uint8).reshape(-1, 32, 16)
+    if simd.shape[0] != regs.shape[0]:
+        simd = np.ascontiguousarray(np.broadcast_to(simd, (regs.shape[0], 32, 16)))
+    n_scratch = scratch.shape[1]
+    ctl, imm, supported = decode(words, offsets, n_scratch, budget, solo_size)
     rows = np.flatnonzero(supported)
     if rows.size:
         deferred = np.zeros(len(codes), dtype=np.bool_)
         execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
-                np.ascontiguousarray(regs, dtype=np.uint64), np.frombuffer(scratch, dtype=np.uint8).copy(),
-                np.frombuffer(simd, dtype=np.uint8).reshape(32, 16).copy(), budget, post,
-                genome_sp("arm64", len(scratch)), solo_size, outputs, outcomes, deferred)
+                regs, scratch.copy(), simd.copy(), budget, post,
+                genome_sp("arm64", n_scratch), solo_size, outputs, outcomes, deferred)
         supported &= ~deferred
     return supported

@@ -35,8 +35,8 @@ from typing import Sequence
 
 import numpy as np
 
-from core.executors.api import ExecutorOptions, Result, validate_batch
-from core.executors.batch_state import BatchState
+from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
+from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
 from core.executors.native.light import x86_light
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
@@ -86,6 +86,7 @@ class NativeExecutor:
         self.lost_batches = 0                 #: chunks that failed a check and were re-run
         self._workers: list[Worker] = []
         self._closed = False
+        self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
         self._finalizer = weakref.finalize(self, NativeExecutor._close_workers, self._workers)
         try:
             for _ in range(self.n_workers):
@@ -97,15 +98,23 @@ class NativeExecutor:
         self.seccomp = all(w.info["seccomp"] for w in self._workers)
 
     # ----------------------------------------------------------------- public API
-    def run(self, codes: Sequence[bytes], inputs: np.ndarray, *, seed: int | None = None) -> Result:
-        """Run every genome on every case; see :class:`core.executors.Executor`."""
+    def run(self, codes: Sequence[bytes], inputs: np.ndarray, *, seed: int | None = None,
+            states: CaseStates | None = None) -> Result:
+        """Run every genome on every case; see :class:`core.executors.Executor` (per-case
+        ``states``: the worker runs the trampoline once per case, each under its own state)."""
         if self._closed:
             raise ValueError("this executor is closed")
         codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
         seed = self.options.seed if seed is None else seed
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+        if states is not None:
+            states = validate_states(self.options, states, inputs.shape[0])
+            table = states.input_table(self.isa, inputs)
+            self._states = np.concatenate([states.regs.view(np.uint8), states.simd, states.scratch], axis=1)
+        else:
+            table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+            self._states = None
         n, n_cases = len(codes), table.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
         outcomes = np.zeros((n, n_cases), dtype=np.uint8)
@@ -147,8 +156,11 @@ class NativeExecutor:
         chunk = [codes[i] for i in idx] + list(_SENTINELS[self.isa.name])
         blob = b"".join(chunk)
         n_cases = table.shape[0]
-        v = w.buffer(len(chunk), n_cases, len(blob))
+        states = self._states
+        v = w.buffer(len(chunk), n_cases, len(blob), 0 if states is None else states.shape[1])
         v["inputs"][:] = table
+        if states is not None:
+            v["states"][:] = states
         v["offsets"][:] = np.cumsum([0] + [len(c) for c in chunk], dtype=np.uint64)
         v["blob"][:] = np.frombuffer(blob, np.uint8)
         v["light"][:] = [x86_light(c) if self.isa.name == "x86_64" else 0 for c in chunk]
@@ -158,7 +170,7 @@ class NativeExecutor:
 
     def _check(self, w: Worker, n_idx: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's results if the worker's sentinels and outcome table are right, else WorkerLost."""
-        v = w.buffer(n_idx + 2, table.shape[0], w.blob_len)
+        v = w.buffer(n_idx + 2, table.shape[0], w.blob_len, w.state_bytes)
         outs, kinds = v["outputs"], v["outcomes"]
         ok_expected = table[:, 0] ^ table[:, 1]
         if (kinds == Outcome.WORKER_LOST).any():
@@ -219,6 +231,7 @@ class NativeExecutor:
         codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
         seed = self.options.seed if seed is None else seed
         table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+        self._states = None
         w = self._workers[0]
         idx = list(range(len(codes)))
         deadline = self._submit(w, idx, codes, table, seed, mode, repeat)

@@ -30,7 +30,7 @@ import numpy as np
 
 from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CTL_BASE, CTL_SIZE, ENTRIES,
                                       HAS_FSGS, INPUTS, LIGHT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, PAGE, RAND, SIMD,
-                                      STACK_BASE, STACK_SIZE, TMPL, X86_FP0)
+                                      STACK_BASE, STACK_SIZE, STATES, TMPL, X86_FP0)
 from core.executors.native.trampoline import ir
 from core.outcome import Outcome
 
@@ -273,8 +273,13 @@ class Machine:
         return ARENA_BASE + size * np.arange(n, dtype=np.uint64)
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
-            n_cases: int, budget: float, bare: bool = False, light: np.ndarray | None = None) -> None:
+            n_cases: int, budget: float, bare: bool = False, light: np.ndarray | None = None,
+            states: np.ndarray | None = None) -> None:
         """Run every (genome, case); ``outcomes`` (uint8, writable) ends as Outcome values.
+
+        ``states``: uint8 [n_cases, 768 + scratch], case c's entry state in row c (registers,
+        SIMD, scratch: ``CaseStates``' fields), copied into place before each case; None: the
+        batch's (:meth:`set_state`).
 
         ``budget``: CPU seconds per case. The watchdog ticks every ``budget`` (wall time) and
         ends a case as TIMEOUT once the thread's CPU time since the first tick that saw the
@@ -289,11 +294,17 @@ class Machine:
             light = np.zeros(len(entries), np.uint8)      # arm64: always the full entry
         light = np.ascontiguousarray(light, np.uint8)
         c[LIGHT // 8] = light.ctypes.data
+        if states is not None:
+            if states.dtype != np.uint8 or states.shape != (n_cases, 768 + self.scratch) \
+                    or not states.flags.c_contiguous:
+                raise ValueError(f"states must be uint8 [{n_cases}, {768 + self.scratch}], C-contiguous")
+        c[STATES // 8] = 0 if states is None else states.ctypes.data
         signal.setitimer(signal.ITIMER_REAL, tick, tick)
         try:
             self._run(1 if bare else 0)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            c[STATES // 8] = 0
         outcomes[...] = SIGNAL_LUT[outcomes]
 
     def run_one(self, entry: int, row_addr: int) -> int:

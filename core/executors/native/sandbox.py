@@ -56,11 +56,13 @@ class WorkerLost(RuntimeError):
     """The worker died, missed its deadline or answered nonsense."""
 
 
-def _layout(n_genomes: int, n_cases: int, blob_len: int) -> dict[str, tuple[int, int]]:
+def _layout(n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -> dict[str, tuple[int, int]]:
+    """Offsets and sizes of the shared batch file's parts; ``state_bytes``: bytes of one case's
+    entry state (per-case states: registers, SIMD, scratch as ``CaseStates`` has them; 0: none)."""
     parts, off = {}, 0
     for name, size in (("inputs", 32 * n_cases), ("outputs", 8 * n_genomes * n_cases),
                        ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("light", n_genomes),
-                       ("blob", blob_len)):
+                       ("blob", blob_len), ("states", state_bytes * n_cases)):
         off = -(-off // 64) * 64
         parts[name] = (off, size)
         off += size
@@ -76,7 +78,8 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
     return {"inputs": v("inputs", np.uint64, (n_cases, 4)), "outputs": v("outputs", np.uint64, (n_genomes, n_cases)),
             "outcomes": v("outcomes", np.uint8, (n_genomes, n_cases)), "offsets": v("offsets", np.uint64, (n_genomes + 1,)),
             "light": v("light", np.uint8, (n_genomes,)),
-            "blob": v("blob", np.uint8, (layout["blob"][1],))}
+            "blob": v("blob", np.uint8, (layout["blob"][1],)),
+            "states": v("states", np.uint8, (n_cases, layout["states"][1] // n_cases))}
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
@@ -97,11 +100,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             break
         if msg[0] == "quit":
             break
-        _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat = msg
+        _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
         if mapped is None or mapped[0] != path or mapped[1] != size:
             with open(path, "r+b") as f:
                 mapped = (path, size, mmap.mmap(f.fileno(), size))
-        views = _views(mapped[2], _layout(n_genomes, n_cases, blob_len), n_genomes, n_cases)
+        views = _views(mapped[2], _layout(n_genomes, n_cases, blob_len, state_bytes), n_genomes, n_cases)
         state = BatchState.from_seed(seed, spec.scratch)
         machine.set_state(state.regs, state.simd, state.scratch)
         offsets, blob = views["offsets"], views["blob"]
@@ -123,9 +126,10 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                     for c in range(n_cases):
                         views["outputs"][g, c] = machine.run_one(e, int(rows[c]))
                 views["outcomes"][:] = 0
-            else:
+            else:                   # per-case states: the trampoline copies row c in before case c
                 machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
-                            budget, bare=mode == "bare", light=views["light"])
+                            budget, bare=mode == "bare", light=views["light"],
+                            states=views["states"] if state_bytes else None)
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
@@ -153,6 +157,7 @@ class Worker:
         self.conn = Connection(ours.detach())
         self.conn.send(spec)
         self.path, self.size, self.buf, self._fd = "", 0, None, -1
+        self.blob_len, self.state_bytes = 0, 0
         if not self.conn.poll(start_timeout):
             self.kill()
             raise WorkerLost(f"native worker did not start within {start_timeout:.0f} s")
@@ -168,9 +173,9 @@ class Worker:
         self.info = msg[1]
         self.start_seconds = time.perf_counter() - t0
 
-    def buffer(self, n_genomes: int, n_cases: int, blob_len: int) -> dict[str, np.ndarray]:
+    def buffer(self, n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -> dict[str, np.ndarray]:
         """Views of the shared batch file, grown (a new file) when the batch needs more room."""
-        layout = _layout(n_genomes, n_cases, blob_len)
+        layout = _layout(n_genomes, n_cases, blob_len, state_bytes)
         need = layout["total"][1]
         if need > self.size:
             self._release()
@@ -179,14 +184,15 @@ class Worker:
             fd, self.path = tempfile.mkstemp(prefix="melvin-native-", dir=shm)
             os.ftruncate(fd, size)
             self.buf, self.size, self._fd = mmap.mmap(fd, size), size, fd
-        self.blob_len = blob_len
+        self.blob_len, self.state_bytes = blob_len, state_bytes
         return _views(self.buf, layout, n_genomes, n_cases)
 
     def submit(self, n_genomes: int, n_cases: int, seed: int, budget: float, mode: str = "stub",
                repeat: int = 1) -> None:
+        """Run the batch in the buffer (per-case states when the buffer was made with them)."""
         try:
             self.conn.send(("run", self.path, self.size, n_genomes, n_cases, self.blob_len, seed, budget, mode,
-                            repeat))
+                            repeat, self.state_bytes))
         except (BrokenPipeError, OSError):
             pass   # the answer (EOF) tells the owner it is lost
 

@@ -15,7 +15,7 @@ import signal
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
                                       JMPBUF, LAST_TICK, LIGHT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
-                                      SAVED_FP, SAVED_REGS, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, TMPL,
+                                      SAVED_FP, SAVED_REGS, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
                                       X86_FP0, genome_sp)
 
 
@@ -134,6 +134,7 @@ declare void @melvin_fixup()
 declare void @melvin_save_env()
 declare ptr @signal(i32, ptr)
 declare i32 @clock_gettime(i32, ptr)
+declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 
 define void @melvin_run(i64 %bare) {{
 entry:
@@ -144,6 +145,8 @@ entry:
   %O = load volatile ptr, ptr {p(OUTPUTS)}
   %K = load volatile ptr, ptr {p(OUTCOMES)}
   %L = load volatile ptr, ptr {p(LIGHT)}
+  %S = load volatile ptr, ptr {p(STATES)}
+  %per = icmp ne ptr %S, null
   call void @melvin_save_env()
   %none = icmp eq i64 %G, 0
   br i1 %none, label %done, label %gl
@@ -165,6 +168,16 @@ cl:
   %ok = icmp eq i32 %r, 0
   br i1 %ok, label %go, label %crash
 go:
+  br i1 %per, label %state, label %go2
+state:
+  ; per-case states: case c's registers, SIMD and scratch template where the stub reads them
+  %soff = mul i64 %c, {768 + scratch}
+  %src = getelementptr i8, ptr %S, i64 %soff
+  call void @llvm.memcpy.p0.p0.i64(ptr {p(RAND)}, ptr %src, i64 768, i1 false)
+  %src2 = getelementptr i8, ptr %src, i64 768
+  call void @llvm.memcpy.p0.p0.i64(ptr {p(TMPL)}, ptr %src2, i64 {scratch}, i1 false)
+  br label %go2
+go2:
   %c4 = mul i64 %c, 4
   %row = getelementptr i64, ptr %I, i64 %c4
   %isbare = icmp ne i64 %bare, 0

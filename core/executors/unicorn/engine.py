@@ -36,7 +36,7 @@ from unicorn import x86_const as X
 from core.asm import assemble
 from core.executors.api import ExecutorOptions
 from core.executors import memory_map as MM
-from core.executors.batch_state import BatchState
+from core.executors.batch_state import BatchState, CaseStates
 from core.executors.unicorn import harness as H
 from core.executors.unicorn.triage import Trap, Triage
 from core.isa import Isa
@@ -243,9 +243,6 @@ class UnicornEngine:
             self._stop(Outcome.SIGBUS)
 
     # ----------------------------------------------------------------- memory helpers
-    def _write_ctl(self, field: int, value: int) -> None:
-        self.uc.mem_write(MM.DATA_BASE + field, int(value).to_bytes(8, "little"))
-
     def _emu(self, begin: int, until: int, count: int = 0) -> Outcome | None:
         """Run; return the fault class, or None if emulation stopped without a fault."""
         if self._x86_dirty:
@@ -277,24 +274,42 @@ class UnicornEngine:
         return lo - 1  # the empty genome executes exactly one instruction: the appended return
 
     # ----------------------------------------------------------------- batch set-up
-    def write_state(self, inputs: np.ndarray, state: BatchState) -> int:
-        """Write random values, scratch template and the input table; returns the next free address."""
-        self.uc.mem_write(MM.DATA_BASE + MM.RAND_OFF, state.regs.tobytes() + state.simd)
-        self.uc.mem_write(MM.DATA_BASE + MM.SCRATCH_TMPL_OFF, state.scratch)
-        table = state.input_table(self.isa, inputs)
+    def write_state(self, inputs: np.ndarray, state: BatchState, states: CaseStates | None = None) -> int:
+        """Write random values, scratch template and the input table; returns the next free address.
+
+        ``states`` (fast lane): the per-case states table follows the inputs, for slots made
+        with ``slot(..., per_case=True)``; ``state`` is then what a fault's reset rebuilds first."""
+        # random values, SIMD registers and scratch template are contiguous: one write (each is dear)
+        self.uc.mem_write(MM.DATA_BASE + MM.RAND_OFF, state.regs.tobytes() + state.simd + state.scratch)
+        table = (state if states is None else states).input_table(self.isa, inputs)
         addr = MM.DATA_BASE + MM.TABLES_OFF
         self.uc.mem_write(addr, table.tobytes())
-        self._inputs_addr = addr
-        return addr + table.nbytes
+        self._inputs_addr, self._states_addr = addr, 0
+        end = addr + table.nbytes
+        if states is not None:
+            stride = H.state_stride(self.options.scratch)
+            rows = np.zeros((len(states), stride), np.uint8)
+            rows[:, :256], rows[:, 256:768] = states.regs.view(np.uint8), states.simd
+            rows[:, 768:768 + self.options.scratch] = states.scratch
+            self._states_addr = end = -(-end // stride) * stride
+            self.uc.mem_write(end, rows.tobytes())
+            end += rows.nbytes
+        return end
 
-    def slot(self, code: bytes, info: Triage | None) -> bytes:
-        """Slot contents: the fast-lane wrapping of the code, or the code and a plain return
-        (slow lane), then padding that faults if ever reached."""
+    def slot(self, code: bytes, info: Triage | None, per_case: bool = False) -> bytes:
+        """Slot contents: the fast-lane wrapping of the code (``per_case``: each case under its
+        own state, see ``write_state``), or the code and a plain return (slow lane), then
+        padding that faults if ever reached."""
         isa = self.isa
         if info is None:
             body = code + isa.ret_bytes
         elif isa.name == "arm64":
-            body = H.arm64_slot(code, info.clobbered, info.scratch_words)
+            body = H.arm64_slot(code, info.clobbered, info.scratch_words, self.options.scratch if per_case else None)
+        elif per_case:
+            head = self._epilogues.get("per_case")
+            if head is None:
+                head = self._epilogues["per_case"] = assemble(H.x86_per_case_prologue(self.options.scratch), isa)
+            body = head + code + isa.ret_bytes
         else:
             key = (info.clobbered, info.scratch_words)
             tail = self._epilogues.get(key)
@@ -361,10 +376,12 @@ class UnicornEngine:
         self.uc.mem_write(e_addr, table.tobytes())
         self.uc.mem_write(o_addr, bytes(8 * len(entries) * n_cases))
         in_end = self._inputs_addr + 32 * n_cases
+        ctl = np.zeros((MM.CTL_RET + 8 - MM.CTL_IN_END) // 8, np.uint64)   # the fields, in one write
         for field_, value in ((MM.CTL_IN_END, in_end), (MM.CTL_IN_BASE, self._inputs_addr),
                               (MM.CTL_SIMD, int(simd)), (MM.CTL_RET, self.harness.ret_point),
-                              (MM.CTL_SP, self.harness.sp_init)):
-            self._write_ctl(field_, value)
+                              (MM.CTL_SP, self.harness.sp_init), (MM.CTL_STATES, self._states_addr)):
+            ctl[(field_ - MM.CTL_IN_END) // 8] = value
+        self.uc.mem_write(MM.DATA_BASE + MM.CTL_IN_END, ctl.tobytes())
         return {"entries": e_addr, "outputs": o_addr, "n": len(entries), "n_cases": n_cases}
 
     def _point_at(self, batch: dict, g: int, c: int) -> None:

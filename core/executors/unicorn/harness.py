@@ -26,7 +26,8 @@ import keystone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
-from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, DATA_BASE, HARNESS_BASE,
+from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, CTL_STATES, DATA_BASE,
+                                      HARNESS_BASE,
                                       RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STATE_BASE,
                                       genome_sp)
 from core.isa import Isa
@@ -178,6 +179,24 @@ _SLOT_LOOP = ("fmov x0, d30", "add x0, x0, #32", "fmov d30, x0", "fmov x1, d29",
               "fmov x2, d27", "ldr x2, [x2]", "fmov x3, d28", "csel x0, x2, x3, lo", "br x0")
 
 
+def state_stride(scratch: int) -> int:
+    """Bytes per row of the per-case states table (registers, SIMD, scratch; a power of two)."""
+    return 1 << (768 + scratch - 1).bit_length()
+
+
+def _per_case_prologue(scratch: int) -> tuple[str, ...]:
+    """A per-case slot's prologue: the whole entry state of the current case (d30: its input
+    row, d26: the first row; ``[DATA_BASE + CTL_STATES]``: the states table), then its inputs.
+    Nothing is restored after a case: the next case's prologue loads everything."""
+    shift = (state_stride(scratch) // 32).bit_length() - 1
+    lines = [f"movz x1, #{DATA_BASE >> 16}, lsl #16", f"ldr x1, [x1, #{CTL_STATES}]",
+             "fmov x0, d30", "fmov x2, d26", "sub x2, x0, x2", f"add x1, x1, x2, lsl #{shift}",
+             "add x2, x1, #768", "mov x17, sp"]
+    lines += ["ldp x0, x3, [x2], #16", "stp x0, x3, [x17], #16"] * (scratch // 16)
+    lines += [f"ldp x{r}, x{r + 1}, [x1, #{8 * r}]" for r in range(4, 30, 2)]
+    return tuple(lines) + _SLOT_PROLOGUE
+
+
 @lru_cache(maxsize=None)
 def _arm64_words(lines: tuple[str, ...]) -> bytes:
     ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
@@ -244,15 +263,21 @@ def _static_traps(code: bytes) -> dict[int, Outcome]:
     return found
 
 
-def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
+def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[int],
+               per_case: int | None = None) -> bytes:
     """A fast-lane slot: the case loop around ``code`` (see ``_arm64_source``, fast mode).
 
     Layout: prologue, code (static traps rewritten as branches to their stubs), output store,
     restores, loop branch, then one stub per trapping outcome (``movz x0, #outcome``, then
-    ``br`` to the harness's ``trap_fault``, whose address is in d25).
+    ``br`` to the harness's ``trap_fault``, whose address is in d25). ``per_case``: the scratch
+    size of per-case states: the prologue loads each case's own state, and nothing is restored.
     """
-    prologue = _arm64_words(_SLOT_PROLOGUE)
-    tail = (_arm64_words(_SLOT_STORE) + arm64_restores(clobbered, scratch_words) + _arm64_words(_SLOT_LOOP))
+    if per_case is None:
+        prologue = _arm64_words(_SLOT_PROLOGUE)
+        restores = arm64_restores(clobbered, scratch_words)
+    else:
+        prologue, restores = _arm64_words(_per_case_prologue(per_case)), b""
+    tail = (_arm64_words(_SLOT_STORE) + restores + _arm64_words(_SLOT_LOOP))
     traps = _static_traps(code)
     if not traps:
         return prologue + code + tail
@@ -267,6 +292,21 @@ def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[
     stub_code = b"".join((0xD2800000 | int(outcome) << 5).to_bytes(4, "little")  # movz x0, #outcome
                          + _arm64_words(("fmov x1, d25", "br x1")) for outcome in stubs)
     return prologue + bytes(words) + tail + stub_code
+
+
+def x86_per_case_prologue(scratch: int) -> list[str]:
+    """x86-64 fast-lane slot prologue for per-case states: the current case's (``[ST_IN]``'s
+    row) whole entry state from the states table, red zone included; the inputs are the
+    harness's, the flags left as ``cmp r9, r9`` left them. Nothing is restored after a case."""
+    shift = (state_stride(scratch) // 32).bit_length() - 1
+    lines = [f"mov r9d, {DATA_BASE}", f"movabs r11, {STATE_BASE}", f"mov r10, qword ptr [r11 + {ST_IN}]",
+             f"sub r10, qword ptr [r9 + {CTL_IN_BASE}]", f"shl r10, {shift}",
+             f"add r10, qword ptr [r9 + {CTL_STATES}]"]
+    for k in range(0, scratch, 8):
+        lines += [f"mov rax, qword ptr [r10 + {768 + k}]", f"mov qword ptr [rsp - {scratch - k}], rax"]
+    lines += [f"mov {r}, qword ptr [r10 + {8 * X86_RAND_SLOT[r]}]"
+              for r in ("rbx", "rbp", "r8", "r12", "r13", "r14", "r15", "rax", "r9", "r11")]
+    return lines + ["cmp r9, r9", f"mov r10, qword ptr [r10 + {8 * X86_RAND_SLOT['r10']}]"]
 
 
 def epilogue_lines(isa: Isa, clobbered: frozenset[str], scratch_words: frozenset[int], sp_init: int,
