@@ -26,6 +26,7 @@ import keystone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
+from core.executors.interp.decoder import NOP, RET
 from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, DATA_BASE, HARNESS_BASE,
                                       RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STATE_BASE,
                                       genome_sp)
@@ -244,13 +245,45 @@ def _static_traps(code: bytes) -> dict[int, Outcome]:
     return found
 
 
+_RET_BYTES = RET.to_bytes(4, "little")
+
+
+def returns_as_branches(code: bytes) -> bytes:
+    """``code`` as a fast-lane slot holds it: each ``ret`` (to x30) made a branch to its end.
+
+    A code may be a body (it falls through its end) or a function (it returns with ``ret``, at
+    the end or anywhere). Both mean "this case is done": in the slow lane, the interpreter and
+    the native backends the genome is entered with x30 = the caller's return point, and the
+    ``ret`` goes there. In a fast-lane slot the case's end (output store, restores, loop) follows
+    the code, and x30 still holds the slow lane's return point; since triage admits no
+    fast-lane code that writes x30, a ``ret`` anywhere is exactly a branch to the code's end.
+    So each one becomes ``b <end of code>``, and a trailing one a ``nop`` (a function then costs
+    what its body costs, plus one instruction TCG translates into nothing). The code keeps its
+    length and every word its offset, so direct branches (to the end included) land where they
+    did. Other returns (``ret xN``, ``retaa``, ``eret``) are left alone: triage sends them to
+    the slow lane.
+
+    This is the one place the substitution happens (triage only lets ``ret`` through)."""
+    if _RET_BYTES not in code:
+        return code
+    words = bytearray(code)
+    end = len(code) - len(code) % 4
+    for off in range(0, end, 4):
+        if words[off:off + 4] == _RET_BYTES:
+            word = NOP if off + 4 == end else 0x14000000 | (end - off) // 4   # nop, or b <end>
+            words[off:off + 4] = word.to_bytes(4, "little")
+    return bytes(words)
+
+
 def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
     """A fast-lane slot: the case loop around ``code`` (see ``_arm64_source``, fast mode).
 
-    Layout: prologue, code (static traps rewritten as branches to their stubs), output store,
-    restores, loop branch, then one stub per trapping outcome (``movz x0, #outcome``, then
-    ``br`` to the harness's ``trap_fault``, whose address is in d25).
+    Layout: prologue, code (returns made branches to its end by :func:`returns_as_branches`,
+    static traps rewritten as branches to their stubs), output store, restores, loop branch,
+    then one stub per trapping outcome (``movz x0, #outcome``, then ``br`` to the harness's
+    ``trap_fault``, whose address is in d25).
     """
+    code = returns_as_branches(code)
     prologue = _arm64_words(_SLOT_PROLOGUE)
     tail = (_arm64_words(_SLOT_STORE) + arm64_restores(clobbered, scratch_words) + _arm64_words(_SLOT_LOOP))
     traps = _static_traps(code)
