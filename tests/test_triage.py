@@ -132,7 +132,11 @@ def test_traps_for_unicorn_gaps():
     (["mov rax, rsp"], False),
     (["push rax"], False),
     (["jmp 0"], False),
-    (["ret"], False),
+    (["ret"], True),                                        # a trailing ret: held as a nop
+    (["mov rax, rdi", "ret"], True),
+    (["ret", "nop"], False),                                # an early one: slow lane
+    (["repz ret"], False),
+    (["mov eax, 0xc3000000"], True),                        # a c3 byte that is not a ret
     (["movq xmm0, rax"], False),
     (["syscall"], True),
     (["lea rax, [rip]"], False),
@@ -274,6 +278,30 @@ def test_functions_agree_in_interpreter_fast_lane_and_slow_lane(monkeypatch):
     for other in runs[1:]:
         assert np.array_equal(runs[0].outcomes, other.outcomes)
         assert np.array_equal(runs[0].outputs, other.outputs)
+
+
+def test_x86_functions_ending_in_ret_take_the_fast_lane_and_agree(monkeypatch):
+    """Check that x86-64 code ending in ``ret`` is triaged fast, held with a nop there, and gives
+    the slow lane's outputs and outcomes bit for bit."""
+    rng = random.Random(25)
+    regs = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r12", "r15"]
+    ops = ["add", "sub", "xor", "imul", "and", "or"]
+    codes = []
+    for _ in range(60):
+        lines = [f"{rng.choice(ops)} {rng.choice(regs)}, {rng.choice(regs)}" for _ in range(rng.randrange(1, 8))]
+        lines += ["mov qword ptr [rsp - 16], rbx"] if rng.random() < 0.3 else []
+        codes.append(assemble(lines + ["mov rax, rdi", "ret"] if rng.random() < 0.2 else lines + ["ret"], "x86_64"))
+    infos = [triage(c, X86_64, 128) for c in codes]
+    assert all(t.fast and t.trailing_ret for t in infos)
+    assert returns_as_branches(codes[0], "x86_64", True) == codes[0][:-1] + b"\x90"
+    inputs = np.random.default_rng(26).integers(0, 2**64, size=(8, 4), dtype=np.uint64)
+    with open_executor("x86_64", backend="emulated", seed=4) as ex:
+        fast = ex.run(codes, inputs)
+    _forced_slow(monkeypatch)
+    with open_executor("x86_64", backend="emulated", seed=4) as ex:
+        slow = ex.run(codes, inputs)
+    assert (fast.outcomes == Outcome.OK).all()
+    assert np.array_equal(fast.outcomes, slow.outcomes) and np.array_equal(fast.outputs, slow.outputs)
 
 
 def test_a_function_that_writes_x30_still_returns_where_x30_points():

@@ -248,7 +248,7 @@ def _static_traps(code: bytes) -> dict[int, Outcome]:
 _RET_BYTES = RET.to_bytes(4, "little")
 
 
-def returns_as_branches(code: bytes) -> bytes:
+def returns_as_branches(code: bytes, isa: str = "arm64", trailing_ret: bool = False) -> bytes:
     """``code`` as a fast-lane slot holds it: each ``ret`` (to x30) made a branch to its end.
 
     A code may be a body (it falls through its end) or a function (it returns with ``ret``, at
@@ -263,7 +263,14 @@ def returns_as_branches(code: bytes) -> bytes:
     did. Other returns (``ret xN``, ``retaa``, ``eret``) are left alone: triage sends them to
     the slow lane.
 
+    On x86-64 (``isa``) only a trailing one-byte ``ret`` is admitted: triage decodes the code and
+    says so (``trailing_ret``; a ``c3`` byte may be part of another instruction), and it becomes a
+    ``nop`` before the slot's epilogue. An x86-64 ``ret`` elsewhere cannot become a jump of the
+    same length: that code takes the slow lane.
+
     This is the one place the substitution happens (triage only lets ``ret`` through)."""
+    if isa != "arm64":
+        return code[:-1] + b"\x90" if trailing_ret else code
     if _RET_BYTES not in code:
         return code
     words = bytearray(code)

@@ -64,6 +64,9 @@ class Triage:
     stack_risk: bool = True
     #: may change FP control/status or system registers (slow lane: reset them per case)
     machine_state: bool = True
+    #: x86-64: the code ends in a one-byte ``ret``, held as a nop in the fast lane
+    #: (:func:`core.executors.unicorn.harness.returns_as_branches`)
+    trailing_ret: bool = False
 
 
 _ARM64_SYSTEM = {"eret", "eretaa", "eretab", "drps", "wfi", "wfit", "wfe", "wfet", "hlt", "hvc", "smc",
@@ -277,6 +280,7 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
     clobbered: set[str] = set()
     words: set[int] = set()
     n = decoded = 0
+    trailing = False
     for insn in cs.disasm(code, 0):
         off, m = insn.address, insn.mnemonic
         n += 1
@@ -288,6 +292,9 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
             continue
         if capstone.CS_GRP_INT in groups or m in ("syscall", "sysenter", "ud2", "ud1", "ud0"):
             continue  # traps in either lane
+        if m == "ret" and insn.size == 1 and decoded == len(code):
+            trailing = True   # the caller's return, as the appended one (rsp is never written here)
+            continue
         target, flow = _control_flow(insn, m)
         if flow:
             reason = reason or f"{flow} at +{off}"
@@ -327,7 +334,7 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
         reason = reason or f"undecodable byte at +{decoded}"
     fast = not reason
     return Triage(fast, traps, reason, n, frozenset(clobbered) if fast else frozenset(),
-                  frozenset(words) if fast else frozenset())
+                  frozenset(words) if fast else frozenset(), trailing_ret=fast and trailing)
 
 
 @lru_cache(maxsize=1 << 16)
