@@ -5,7 +5,8 @@
     python scripts/bench.py --json out.json # the same figures for machines
     python scripts/bench.py --only emulated --quick
 
-Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case),
+Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case; with
+issue 15's rows, bodies against functions ending in ``ret``, which ``ret`` runs alone),
 ``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4),
 ``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker),
 ``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs) and
@@ -126,9 +127,69 @@ def bench_emulated(quick: bool) -> list[dict]:
                     rows.append({"name": f"emulated arm64 {tier}{name} {phase}", "value": rate, "unit": "cases/s",
                                  "baseline": baseline, "ratio": rate / baseline,
                                  "notes": f"{n} genomes x {length} insns x {cases} cases, {crashes} crashed cases; {note}"})
+    rows += _ret_rows(n, length, inputs, baseline)
     rows.append({"name": "emulated arm64 baseline: one emu_start per case", "value": baseline, "unit": "cases/s",
                  "baseline": baseline, "ratio": 1.0, "notes": "same genomes and inputs, Python loop over cases"})
     return rows
+
+
+def outside_population(n: int, length: int, seed: int) -> list[bytes]:
+    """``n`` random genomes of ``length`` instructions, one of them a ``crc32x`` (a word the
+    interpreter refuses, so Unicorn runs them) at a random place, the rest data processing."""
+    rng = random.Random(seed)
+    codes = []
+    for code in random_population(n, length - 1, seed):
+        at = 4 * rng.randrange(length)
+        codes.append(code[:at] + assemble([f"crc32x w{rng.randrange(8)}, w{rng.randrange(8)}, x{rng.randrange(8)}"])
+                     + code[at:])
+    return codes
+
+
+def _ret_rows(n: int, length: int, inputs: np.ndarray, baseline: float) -> list[dict]:
+    """Issue 15 (the ret cliff): the same genomes as bodies and as functions ending in ``ret``,
+    in the interpreter's subset and outside it (Unicorn's lanes), cold (new genomes) and warm."""
+    ret = assemble(["ret"])
+    total = n * inputs.shape[0]
+    rows = []
+    for kind, pop in (("interpreter subset", random_population(n, length, seed=4)),
+                      ("outside the interpreter", outside_population(n, length, seed=5))):
+        with open_executor("arm64", backend="emulated") as ex:
+            ex.run(pop[:4], inputs)
+            rates = {}
+            for shape, codes in (("bodies", pop), ("ending in ret", [c + ret for c in pop])):
+                t0 = time.perf_counter()
+                res = ex.run(codes, inputs)
+                cold = total / (time.perf_counter() - t0)
+                warm = min(_timed(ex, codes, inputs) for _ in range(3))
+                rates[shape] = (cold, total / warm)
+                crashes = int((res.outcomes != 0).sum())
+                for phase, rate in zip(("cold", "warm"), rates[shape]):
+                    rows.append({"name": f"emulated arm64 {kind}, {shape} {phase}", "value": rate, "unit": "cases/s",
+                                 "baseline": baseline, "ratio": rate / baseline,
+                                 "notes": f"{n} genomes x {length} insns (+ ret) x {inputs.shape[0]} cases, "
+                                          f"{crashes} crashed cases"})
+            for i, phase in enumerate(("cold", "warm")):
+                ratio = rates["ending in ret"][i] / rates["bodies"][i]
+                rows.append({"name": f"emulated arm64 {kind}: ending in ret / bodies {phase}", "value": ratio,
+                             "unit": "x", "baseline": 1.0, "ratio": ratio,
+                             "notes": "target within 10% (issue 15)"})
+    return rows
+
+
+def bench_ret(quick: bool) -> list[dict]:
+    """Issue 15 alone: the rows of :func:`_ret_rows`, with their own per-case baseline."""
+    n, length, cases = (200 if quick else 1000), 16, 64
+    inputs = np.random.default_rng(1).integers(0, 2**64, size=(cases, 2), dtype=np.uint64)
+    baseline = per_case_baseline(random_population(max(20, n // 20), length, seed=1), inputs)
+    return _ret_rows(n, length, inputs, baseline) + [
+        {"name": "emulated arm64 baseline: one emu_start per case", "value": baseline, "unit": "cases/s",
+         "baseline": baseline, "ratio": 1.0, "notes": "bodies, Python loop over cases"}]
+
+
+def _timed(ex, codes, inputs) -> float:
+    t0 = time.perf_counter()
+    ex.run(codes, inputs)
+    return time.perf_counter() - t0
 
 
 def _section(module: str, function: str):
@@ -140,7 +201,8 @@ def _section(module: str, function: str):
 
 
 SECTIONS = {
-    "emulated": bench_emulated,                                          # issue 2
+    "emulated": bench_emulated,                                          # issue 2 (and 15's rows)
+    "ret": bench_ret,                                                    # issue 15: the ret cliff alone
     "native": _section("bench_native", "run_native_benchmarks"),         # issue 5
     "brain": _section("bench_brain", "run_brain_benchmarks"),            # issue 3
     "evolve": _section("bench_evolve", "run_evolve_benchmarks"),         # issue 4
@@ -157,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args(argv)
     rows = []
-    for name in args.only or list(SECTIONS):
+    for name in args.only or [s for s in SECTIONS if s != "ret"]:   # ret: rows the emulated section has
         print(f"== {name}", file=sys.stderr, flush=True)
         rows += SECTIONS[name](args.quick)
     info = machine()

@@ -26,6 +26,7 @@ def w(*words: int) -> bytes:
 
 ADD = 0x8B010000                   # add x0, x0, x1
 EOR = 0xCA010000                   # eor x0, x0, x1
+RET = 0xD65F03C0                   # ret (to x30)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,18 @@ def test_outcome_classes(native, words, expected):
     assert (res.outcomes == expected).all(), res.outcomes
     if expected == Outcome.OK:
         assert res.outputs[0].tolist() == [8, 16, 0]
+
+
+def test_a_genomes_own_ret_is_the_return(native):
+    """Check that a code ending in ``ret``, or returning early after a conditional branch, returns
+    to the trampoline as falling through does (the genome is called with ``blr``: its ``ret`` to
+    x30 is the return)."""
+    early = (0x36000041, RET, ADD)   # tbz w1, #0, #8: odd x1 returns x0, even x1 returns x0 + x1
+    res = native.run([w(ADD), w(ADD, RET), w(*early), w(*early, RET)],
+                     np.array([[3, 5], [7, 8], [2**64 - 1, 2], [10, 1]], dtype=np.uint64))
+    assert (res.outcomes == Outcome.OK).all(), res.outcomes
+    assert res.outputs[0].tolist() == res.outputs[1].tolist() == [8, 15, 1, 11]
+    assert res.outputs[2].tolist() == res.outputs[3].tolist() == [3, 15, 1, 10]
 
 
 def test_clobbering_callee_saved_registers_sp_lr_and_tpidr_harms_nobody(native):

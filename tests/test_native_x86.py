@@ -80,6 +80,22 @@ def test_outputs_agree_with_the_emulator_on_edge_inputs(native, edge_inputs):
     assert (got.outputs == expected.outputs).all()
 
 
+def test_a_genomes_own_ret_is_the_return(native):
+    """Check that a code ending in ``ret``, or returning early after a conditional branch, returns
+    to the trampoline as falling through does (the genome is called: its ``ret`` is the return),
+    with the emulator's outputs, random registers included."""
+    body = x86("mov rax, rdi", "imul rax, rsi", "xor rax, rbx")
+    early = bytes.fromhex("4889f8" "40f6c601" "7401" "c3" "4801f0")   # rax = rdi; odd rsi: ret; rax += rsi
+    codes = [body, body + X86_64.ret_bytes, early, early + X86_64.ret_bytes]
+    inputs = np.array([[3, 5], [7, 8], [2**64 - 1, 2], [10, 1]], dtype=np.uint64)
+    got = native.run(codes, inputs, seed=7)
+    assert (got.outcomes == 0).all()
+    assert got.outputs[0].tolist() == got.outputs[1].tolist()
+    assert got.outputs[2].tolist() == got.outputs[3].tolist() == [3, 15, 1, 10]
+    with open_executor("x86_64", backend="emulated", seed=7) as em:
+        assert em.run(codes, inputs).outputs.tolist() == got.outputs.tolist()
+
+
 def test_clobbering_every_register_and_flags_leaves_next_cases_intact(native):
     """Check that a genome trashing callee-saved registers, SP, AC, MXCSR, x87 and the TLS base harms nobody."""
     hostile = [

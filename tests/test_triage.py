@@ -11,7 +11,10 @@ import pytest
 from core.asm import assemble, disassemble
 from core.executors import open_executor, tiered
 from core.executors.interp.decoder import word_facts
+from core.executors.interp import decoder, execute
+from core.executors.unicorn.harness import returns_as_branches
 from core.executors.unicorn.triage import Trap, _arm64_word_capstone, triage
+from core.outcome import Outcome
 from core.isa import ARM64, X86_64
 from evolve.genes import alphabet_for
 
@@ -81,8 +84,13 @@ def test_triage_reads_the_decoder_where_it_answers():
     (["b #-4"], False, "backward"),
     (["b #12", "nop"], False, "out-of-code"),
     (["blr x1"], False, "indirect"),
-    (["ret"], False, "return"),
+    (["ret"], True, ""),                                  # the caller's return: a branch to the end
+    (["cbz x0, #8", "ret", "add x0, x0, #1", "ret"], True, ""),
+    (["crc32x w0, w0, x1", "ret"], True, ""),              # outside the interpreter's subset
+    (["ret x1"], False, "return"),
+    ([".word 0xd65f0bff"], False, "ret"),                # retaa,
     (["mov x30, x0"], False, "x30"),
+    (["mov x30, x0", "ret"], False, "x30"),
     (["mov sp, x1"], False, "sp"),
     (["add x1, sp, #8"], False, "sp"),
     (["fmov d0, x1"], False, "d0"),
@@ -126,7 +134,11 @@ def test_traps_for_unicorn_gaps():
     (["mov rax, rsp"], False),
     (["push rax"], False),
     (["jmp 0"], False),
-    (["ret"], False),
+    (["ret"], True),                                        # a trailing ret: held as a nop
+    (["mov rax, rdi", "ret"], True),
+    (["ret", "nop"], False),                                # an early one: slow lane
+    (["repz ret"], False),
+    (["mov eax, 0xc3000000"], True),                        # a c3 byte that is not a ret
     (["movq xmm0, rax"], False),
     (["syscall"], True),
     (["lea rax, [rip]"], False),
@@ -175,6 +187,135 @@ def test_fast_lane_equals_slow_lane(monkeypatch):
         slow = ex.run(codes, inputs)
     assert np.array_equal(fast.outcomes, slow.outcomes)
     assert np.array_equal(fast.outputs, slow.outputs)
+
+
+def test_returns_become_branches_to_the_code_end():
+    """Check the fast-lane layout of ``ret``: ``b <end>`` in the middle, ``nop`` at the end, every
+    other word (other returns included) unchanged."""
+    code = assemble(["cbz x0, #8", "ret", "ret x1", "add x0, x0, #1", "ret"])
+    assert returns_as_branches(code) == assemble(["cbz x0, #8", "b #16", "ret x1", "add x0, x0, #1", "nop"])
+    assert returns_as_branches(assemble(["ret", "ret"])) == assemble(["b #8", "nop"])
+    body = assemble(["add x0, x0, x1", ".word 0xd65f0bff"])   # retaa
+    assert returns_as_branches(body) == body
+
+
+# Words the interpreter refuses (so that Unicorn runs the genome) and triage admits to the fast lane.
+OUTSIDE = [assemble([line]) for line in ("crc32x w0, w0, x1", "crc32cw w3, w2, w1", "crc32b w5, w5, w0",
+                                         "ldtr x4, [x1]", "ldaxr x6, [x2]")]
+
+
+def _function_genomes(rng: random.Random, n: int) -> list[bytes]:
+    """Genomes with a word outside the interpreter and ``ret``: at the end (a compiled
+    function's shape), in the middle, after a conditional branch over it, or several."""
+    codes = []
+    for k in range(n):
+        body = _alphabet_genomes(rng, 1)[0]
+        words = [body[i:i + 4] for i in range(0, len(body), 4)]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(OUTSIDE))
+        ret = assemble(["ret"])
+        shape = k % 4
+        if shape == 0:
+            words.append(ret)
+        elif shape == 1:
+            words.insert(rng.randrange(len(words) + 1), ret)
+        elif shape == 2:   # b.cond over an early ret, then the rest and a final ret
+            at = rng.randrange(len(words) + 1)
+            cond = rng.choice(["eq", "ne", "lo", "hs", "mi", "gt"])
+            words[at:at] = [assemble([f"b.{cond} #8"]), ret]
+            words.append(ret)
+        else:              # cbz to the end, past an early ret
+            words[:0] = [assemble([f"cbz x{rng.randrange(4)}, #{4 * (len(words) + 2)}"]), ret]
+        codes.append(b"".join(words))
+    return codes
+
+
+def _forced_slow(monkeypatch):
+    monkeypatch.setattr(tiered, "triage",
+                        lambda code, isa, scratch: dataclasses.replace(triage(code, isa, scratch), fast=False))
+
+
+def _supported(codes) -> np.ndarray:
+    words, offsets = execute.flatten(codes)
+    return decoder.decode(words, offsets, 256, 300)[2]
+
+
+def test_functions_outside_the_interpreter_take_the_fast_lane_and_agree(monkeypatch):
+    """Check that genomes outside the interpreter that end in (or contain) ``ret`` are triaged
+    fast, and that the fast lane gives bit for bit the outputs and outcomes of the slow lane."""
+    codes = _function_genomes(random.Random(21), 240)
+    assert not _supported(codes).any()
+    fast_lane = [triage(c, ARM64, 256).fast for c in codes]
+    assert sum(fast_lane) > 0.5 * len(codes)
+    assert all(fast_lane[k] for k in range(0, 240, 4) if triage(codes[k][:-4], ARM64, 256).fast)
+    inputs = np.random.default_rng(22).integers(0, 2**64, size=(12, 4), dtype=np.uint64)
+    inputs[::3] %= 4   # zeros and small values: both sides of the conditional branches
+    with open_executor("arm64", backend="emulated", budget=300, seed=5) as ex:
+        fast = ex.run(codes, inputs)
+    _forced_slow(monkeypatch)
+    with open_executor("arm64", backend="emulated", budget=300, seed=5) as ex:
+        slow = ex.run(codes, inputs)
+    assert (fast.outcomes == Outcome.OK).mean() > 0.5
+    assert np.array_equal(fast.outcomes, slow.outcomes)
+    assert np.array_equal(fast.outputs, slow.outputs)
+
+
+def test_functions_agree_in_interpreter_fast_lane_and_slow_lane(monkeypatch):
+    """Check the same genomes without the outside word, which the interpreter runs: interpreter,
+    fast lane and slow lane agree bit for bit."""
+    rng = random.Random(23)
+    codes = [c.replace(w, b"") for c in _function_genomes(rng, 200) for w in OUTSIDE if w in c]
+    codes = [c for c, ok in zip(codes, _supported(codes)) if ok]
+    assert len(codes) > 150 and sum(triage(c, ARM64, 256).fast for c in codes) > 100
+    inputs = np.random.default_rng(24).integers(0, 2**64, size=(12, 4), dtype=np.uint64)
+    inputs[::3] %= 4
+    runs = []
+    for interpreter in (True, False):
+        with open_executor("arm64", backend="emulated", budget=300, seed=6) as ex:
+            ex.interpreter = interpreter
+            runs.append(ex.run(codes, inputs))
+    _forced_slow(monkeypatch)
+    with open_executor("arm64", backend="emulated", budget=300, seed=6) as ex:
+        ex.interpreter = False
+        runs.append(ex.run(codes, inputs))
+    for other in runs[1:]:
+        assert np.array_equal(runs[0].outcomes, other.outcomes)
+        assert np.array_equal(runs[0].outputs, other.outputs)
+
+
+def test_x86_functions_ending_in_ret_take_the_fast_lane_and_agree(monkeypatch):
+    """Check that x86-64 code ending in ``ret`` is triaged fast, held with a nop there, and gives
+    the slow lane's outputs and outcomes bit for bit."""
+    rng = random.Random(25)
+    regs = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r12", "r15"]
+    ops = ["add", "sub", "xor", "imul", "and", "or"]
+    codes = []
+    for _ in range(60):
+        lines = [f"{rng.choice(ops)} {rng.choice(regs)}, {rng.choice(regs)}" for _ in range(rng.randrange(1, 8))]
+        lines += ["mov qword ptr [rsp - 16], rbx"] if rng.random() < 0.3 else []
+        codes.append(assemble(lines + ["mov rax, rdi", "ret"] if rng.random() < 0.2 else lines + ["ret"], "x86_64"))
+    infos = [triage(c, X86_64, 128) for c in codes]
+    assert all(t.fast and t.trailing_ret for t in infos)
+    assert returns_as_branches(codes[0], "x86_64", True) == codes[0][:-1] + b"\x90"
+    inputs = np.random.default_rng(26).integers(0, 2**64, size=(8, 4), dtype=np.uint64)
+    with open_executor("x86_64", backend="emulated", seed=4) as ex:
+        fast = ex.run(codes, inputs)
+    _forced_slow(monkeypatch)
+    with open_executor("x86_64", backend="emulated", seed=4) as ex:
+        slow = ex.run(codes, inputs)
+    assert (fast.outcomes == Outcome.OK).all()
+    assert np.array_equal(fast.outcomes, slow.outcomes) and np.array_equal(fast.outputs, slow.outputs)
+
+
+def test_a_function_that_writes_x30_still_returns_where_x30_points():
+    """Check that code writing x30 before ``ret`` takes the slow lane and returns there."""
+    code = assemble(["crc32x w5, w5, x1", "mov x30, x2", "ret", "add x0, x0, #1"])
+    t = triage(code, ARM64, 256)
+    assert not t.fast and "x30" in t.reason
+    inputs = np.array([[7, 1, 0], [9, 2, 16]], dtype=np.uint64)   # x2 = 0, then a misaligned address
+    with open_executor("arm64", backend="emulated") as ex:
+        res = ex.run([code], inputs)
+    assert res.outcomes[0].tolist() == [Outcome.SIGSEGV, Outcome.SIGSEGV]
+    assert res.outputs[0].tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("lines,kind", [

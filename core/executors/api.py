@@ -1,5 +1,20 @@
 """The executor contract: options, results, the protocol every backend meets, batch checks.
 
+What a code may contain: a function body (it falls through its end: the executor appends the
+return) or a whole function (it returns with ``ret`` itself, at its end or anywhere, as compiled
+code does). A return to the caller's return address (arm64 ``ret``, that is ``ret x30``, the
+word 0xD65F03C0; x86-64 ``ret``, 0xC3, to the address at ``[rsp]``) ends the case exactly as
+falling through the end does, with the same output and the same budget (the return is the
+case's last instruction), and costs what the body costs: in the arm64 interpreter tier (a
+``ret`` micro-op), in Unicorn's arm64 fast lane (laid out as a branch to the code's end, see
+:func:`core.executors.unicorn.harness.returns_as_branches`) and natively (the genome is
+called, so its ``ret`` is the return). Code that writes x30 (or, on x86-64, the return address
+or rsp) before returning goes where it points: the emulated backend runs it in the slow lane.
+On x86-64 Unicorn's fast lane takes a trailing one-byte ``ret`` (held as a nop before its
+epilogue); a code with a ``ret`` elsewhere runs in the slow lane (same results, one
+``emu_start`` per case). Other returns (``ret xN``, ``retaa``, ``eret``) are ordinary
+instructions with their architectural effect.
+
 Backends (``tiered.py``, ``native/backend.py``) import this module, never the package's
 ``__init__``, which opens them: that keeps the imports one-way.
 """

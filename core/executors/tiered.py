@@ -12,7 +12,7 @@ Every genome of a batch goes to the first tier that takes it:
    outside the subset. ``TieredExecutor.interpreter = False`` turns this tier off;
 2. Unicorn's fast lane (:meth:`UnicornEngine.run_fast`): genomes that triage
    (:mod:`core.executors.unicorn.triage`) proves to return within their own length and within
-   the budget, a chunk of the population per ``emu_start``; a genome that hangs there anyway
+   the budget (falling through their end, or an arm64 ``ret`` anywhere), a chunk of the population per ``emu_start``; a genome that hangs there anyway
    moves to the slow lane;
 3. Unicorn's slow lane (:meth:`UnicornEngine.run_slow`): everything else, one ``emu_start`` per
    case bounded by the exact instruction budget.

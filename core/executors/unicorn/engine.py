@@ -316,7 +316,7 @@ class UnicornEngine:
             if tail is None:
                 tail = assemble(H.epilogue_lines(isa, *key, self.harness.sp_init, self.harness.scratch_base), isa)
                 self._epilogues[key] = tail
-            body = code + tail
+            body = H.returns_as_branches(code, isa.name, info.trailing_ret) + tail
         pad = self.slot_size - len(body)
         return body + (isa.pad_bytes * (pad // len(isa.pad_bytes) + 1))[:pad]
 

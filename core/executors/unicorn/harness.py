@@ -26,6 +26,7 @@ import keystone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_RAND_SLOT
+from core.executors.interp.decoder import NOP, RET
 from core.executors.memory_map import (CTL_IN_BASE, CTL_IN_END, CTL_RET, CTL_SIMD, CTL_SP, CTL_STATES, DATA_BASE,
                                       HARNESS_BASE,
                                       RAND_OFF, SCRATCH_TMPL_OFF, SIMD_OFF, ST_ENTRY, ST_IN, ST_OUT, STATE_BASE,
@@ -263,15 +264,54 @@ def _static_traps(code: bytes) -> dict[int, Outcome]:
     return found
 
 
+_RET_BYTES = RET.to_bytes(4, "little")
+
+
+def returns_as_branches(code: bytes, isa: str = "arm64", trailing_ret: bool = False) -> bytes:
+    """``code`` as a fast-lane slot holds it: each ``ret`` (to x30) made a branch to its end.
+
+    A code may be a body (it falls through its end) or a function (it returns with ``ret``, at
+    the end or anywhere). Both mean "this case is done": in the slow lane, the interpreter and
+    the native backends the genome is entered with x30 = the caller's return point, and the
+    ``ret`` goes there. In a fast-lane slot the case's end (output store, restores, loop) follows
+    the code, and x30 still holds the slow lane's return point; since triage admits no
+    fast-lane code that writes x30, a ``ret`` anywhere is exactly a branch to the code's end.
+    So each one becomes ``b <end of code>``, and a trailing one a ``nop`` (a function then costs
+    what its body costs, plus one instruction TCG translates into nothing). The code keeps its
+    length and every word its offset, so direct branches (to the end included) land where they
+    did. Other returns (``ret xN``, ``retaa``, ``eret``) are left alone: triage sends them to
+    the slow lane.
+
+    On x86-64 (``isa``) only a trailing one-byte ``ret`` is admitted: triage decodes the code and
+    says so (``trailing_ret``; a ``c3`` byte may be part of another instruction), and it becomes a
+    ``nop`` before the slot's epilogue. An x86-64 ``ret`` elsewhere cannot become a jump of the
+    same length: that code takes the slow lane.
+
+    This is the one place the substitution happens (triage only lets ``ret`` through)."""
+    if isa != "arm64":
+        return code[:-1] + b"\x90" if trailing_ret else code
+    if _RET_BYTES not in code:
+        return code
+    words = bytearray(code)
+    end = len(code) - len(code) % 4
+    for off in range(0, end, 4):
+        if words[off:off + 4] == _RET_BYTES:
+            word = NOP if off + 4 == end else 0x14000000 | (end - off) // 4   # nop, or b <end>
+            words[off:off + 4] = word.to_bytes(4, "little")
+    return bytes(words)
+
+
 def arm64_slot(code: bytes, clobbered: frozenset[str], scratch_words: frozenset[int],
                per_case: int | None = None) -> bytes:
     """A fast-lane slot: the case loop around ``code`` (see ``_arm64_source``, fast mode).
 
-    Layout: prologue, code (static traps rewritten as branches to their stubs), output store,
-    restores, loop branch, then one stub per trapping outcome (``movz x0, #outcome``, then
+    Layout: prologue, code (returns made branches to its end by :func:`returns_as_branches`,
+    static traps rewritten as branches to their stubs), output store, restores, loop branch,
+    then one stub per trapping outcome (``movz x0, #outcome``, then
     ``br`` to the harness's ``trap_fault``, whose address is in d25). ``per_case``: the scratch
     size of per-case states: the prologue loads each case's own state, and nothing is restored.
     """
+    code = returns_as_branches(code)
     if per_case is None:
         prologue = _arm64_words(_SLOT_PROLOGUE)
         restores = arm64_restores(clobbered, scratch_words)

@@ -2,7 +2,10 @@
 
 The emulated backend runs a whole population inside one ``emu_start`` (the fast lane). That is
 only safe for code that provably falls through to its slot's epilogue within its own length: no
-backward, indirect or early-return branch, no write to the link register or the stack pointer,
+backward or indirect branch, no return other than arm64's ``ret`` (to x30, the exact word
+0xD65F03C0: a compiled function's return, at the end or anywhere; since fast-lane code never
+writes x30, it is a forward branch to the code's end, see
+:func:`core.executors.unicorn.harness.returns_as_branches`), no write to the link register or the stack pointer,
 stack accesses only inside the scratch area, nothing touching state the fast-lane harness does not
 restore (SIMD/FP or system registers), nothing Unicorn executes differently from Linux user space.
 For such code triage also lists what the epilogue must restore: the registers it writes and the
@@ -29,7 +32,7 @@ import capstone
 
 from core.asm import disassembler
 from core.executors.batch_state import X86_GPR
-from core.executors.interp.decoder import word_facts
+from core.executors.interp.decoder import RET, word_facts
 from core.isa import Isa, get_isa
 
 
@@ -61,6 +64,9 @@ class Triage:
     stack_risk: bool = True
     #: may change FP control/status or system registers (slow lane: reset them per case)
     machine_state: bool = True
+    #: x86-64: the code ends in a one-byte ``ret``, held as a nop in the fast lane
+    #: (:func:`core.executors.unicorn.harness.returns_as_branches`)
+    trailing_ret: bool = False
 
 
 _ARM64_SYSTEM = {"eret", "eretaa", "eretab", "drps", "wfi", "wfit", "wfe", "wfet", "hlt", "hvc", "smc",
@@ -222,6 +228,10 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
         if bits is not None:
             mask |= bits
             continue  # the common case: an integer instruction with no branch or stack access
+        if value == RET:
+            # the caller's return: fast-lane code never writes x30, so this is exactly a forward
+            # branch to the code's end, and the slot is laid out so (harness.returns_as_branches)
+            continue
         off = 4 * index
         known, bits, has_branch, _, has_sp, _, _ = word_facts(value)
         if known and not has_branch and not has_sp and not bits >> 30 & 1:
@@ -275,6 +285,7 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
     clobbered: set[str] = set()
     words: set[int] = set()
     n = decoded = 0
+    trailing = False
     for insn in cs.disasm(code, 0):
         off, m = insn.address, insn.mnemonic
         n += 1
@@ -286,6 +297,9 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
             continue
         if capstone.CS_GRP_INT in groups or m in ("syscall", "sysenter", "ud2", "ud1", "ud0"):
             continue  # traps in either lane
+        if m == "ret" and insn.size == 1 and decoded == len(code):
+            trailing = True   # the caller's return, as the appended one (rsp is never written here)
+            continue
         target, flow = _control_flow(insn, m)
         if flow:
             reason = reason or f"{flow} at +{off}"
@@ -325,7 +339,7 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
         reason = reason or f"undecodable byte at +{decoded}"
     fast = not reason
     return Triage(fast, traps, reason, n, frozenset(clobbered) if fast else frozenset(),
-                  frozenset(words) if fast else frozenset())
+                  frozenset(words) if fast else frozenset(), trailing_ret=fast and trailing)
 
 
 @lru_cache(maxsize=1 << 16)
