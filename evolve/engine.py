@@ -157,15 +157,15 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- genes
-    def _draw_table(self) -> np.ndarray:
+    def _draw_table(self):
         """Cumulative weights for drawing a new gene: base weights times the brain's pattern
-        weights after every context of up to two genes (row 0: no context; 1 + a: after gene
-        a; 1 + n + a * n + b: after a, b). One row without the brain, or before it has learned."""
+        weights after every context of up to two genes, as ``(table, pairs)`` (see
+        ``evolve.operators.split_table``). One row without the brain, or before it has learned."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or self.gen == 0:
             return np.cumsum(base)[None, :]
-        weights = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
-        return np.cumsum(base * weights, axis=1)
+        weights, pairs = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
+        return np.cumsum(base * weights, axis=1), pairs
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None) -> dict:

@@ -14,7 +14,7 @@ RARE = 0xE5FFFFFFFFFFFF80     # the one input on which WRONG_ON_RARE is wrong
 
 
 def _gene(name: str, kind: str, d=0, n=0, m=0, imm=0) -> tuple:
-    op = next(i for i, o in enumerate(OPS) if o.name == name and o.kind == kind)
+    op = next(i for i, o in enumerate(OPS) if o.name == name and o.kind == kind and o.width == 64)
     return (op, d, n, m, imm)
 
 

@@ -23,6 +23,8 @@ class Op:
     weight: float = 1.0       #: base probability of being drawn
     crashes: bool = False     #: may fault by design (the exploratory raw word)
     prefix: int = -1          #: raw words: the fixed top nibble of this token's words
+    width: int = 64           #: register width of the operation (arm64: 32 for the W forms)
+    syntax: str = ""          #: operand template (the ISA module's renderer fills it)
 
 
 class IsaGenes:
