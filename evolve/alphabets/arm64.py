@@ -19,6 +19,9 @@ from __future__ import annotations
 from itertools import chain
 from typing import Sequence
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from core.asm import assemble
@@ -111,6 +114,49 @@ OPS = tuple(
        Op("uaddlv", "neon", syntax="h{vd}, v{vn}.8b"), Op("uaddlv", "neon", syntax="h{vd}, v{vn}.16b"),
        Op("umov", "neon", syntax="{wd}, v{vn}.b[0]"), Op("umov", "neon", syntax="{wd}, v{vn}.h[0]")]
 )
+
+
+#: how a kind's operand form is named in ``arm64_mix.json`` (``<mnemonic>/<form>/<width>``)
+_FORM = {"r3": "reg", "r2": "reg", "r4": "reg", "cmp": "reg", "r2i12": "imm", "cmpi": "imm", "r2sh": "imm",
+         "r2mask": "mask", "sha": "shift", "shl": "shift", "ext": "ext", "csel": "cond", "cset": "cond",
+         "ccmp": "cond", "ccmpi": "cond", "bfx": "bitfield", "bfi": "bitfield", "extr": "bitfield",
+         "movw": "movw", "neon": "neon"}
+#: the data-processing genes' total weight (that of the alphabet before the measured mix: it
+#: keeps their share against loads/stores, branches and raw words, which the mix does not weigh)
+_DP_TOTAL = 44.5
+
+
+def _category(entry: Op) -> str | None:
+    """The measured category of a data-processing gene (capstone's mnemonic: movz/movn print as mov,
+    orr from the zero register as mov)."""
+    form = _FORM.get(entry.kind)
+    if form is None:
+        return None
+    name = "mov" if entry.name in ("movz", "movn") or entry.syntax.startswith("{d}, {zr}") else entry.name
+    width = "x" if entry.width == 64 else "w"
+    if entry.kind == "neon":
+        width = "x" if "{xn}" in entry.syntax or "{xd}" in entry.syntax else (
+            "w" if "{wn}" in entry.syntax or "{wd}" in entry.syntax else "-")
+    return f"{name}/{form}/{width}"
+
+
+def _measured(ops: tuple) -> tuple:
+    """``ops`` with the data-processing weights of ``arm64_mix.json``: an operation's weight is the
+    square root of its category's share (operations sharing a category split it), so that the
+    common forms lead without drowning the rare ones (mov alone is half of compiled code);
+    categories never seen get half the smallest measured weight."""
+    mix = json.loads((Path(__file__).with_name("arm64_mix.json")).read_text())["weights"]
+    cats = [_category(op) for op in ops]
+    sharing = {c: cats.count(c) for c in cats if c}
+    raw = {i: (mix.get(c, 0.0) / sharing[c]) ** 0.5 for i, c in enumerate(cats) if c}
+    floor = 0.5 * min(v for v in raw.values() if v > 0)
+    raw = {i: v or floor for i, v in raw.items()}
+    scale = _DP_TOTAL / sum(raw.values())
+    return tuple(Op(op.name, op.kind, raw[i] * scale, op.crashes, op.prefix, op.width, op.syntax) if i in raw else op
+                 for i, op in enumerate(ops))
+
+
+OPS = _measured(OPS)
 
 
 def _imm_fields(kind: str, imm: int, width: int, slots: int, remaining: int) -> dict:
