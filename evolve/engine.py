@@ -38,7 +38,7 @@ from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
-from evolve.genes import Alphabet, alphabet_for
+from evolve.genes import Alphabet, alphabet_for, upgrade_state
 from evolve.operators import op_names
 from evolve.population import EVALUATION, FreshGenes, Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
@@ -503,7 +503,8 @@ class Engine:
                 "train_x": self.train_x, "train_y": self.train_y, "valid_x": self.valid_x,
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "verification": self.verification.to_json() if self.verification else None,
-                "refuted": self.refuted, "lineage": self.lineage}
+                "refuted": self.refuted, "lineage": self.lineage,
+                "alphabet_version": self.alphabet.isa_genes.version}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -511,6 +512,7 @@ class Engine:
         nothing, as an island task does). ``settle``: collect, then freeze what is alive out of
         the collector's full passes, once for a run's process; island tasks (many per worker,
         each a few generations) skip that full collection."""
+        state = upgrade_state(state, self.alphabet)
         for key in ("gen", "uid", "evaluations", "elapsed", "hof", "train_x", "train_y", "valid_x", "valid_y",
                     "validated_fail", "solved"):
             setattr(self, key, state[key])

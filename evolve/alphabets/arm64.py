@@ -234,6 +234,14 @@ def op_index(name: str, kind: str, width: int = 64, syntax: str | None = None) -
     raise KeyError(f"no arm64 gene {name} ({kind}, {width}-bit)")
 
 
+#: version 1's 16 logical masks, which its ``r2mask`` genes indexed (its tokens are this
+#: alphabet's first 69, in the same order)
+_MASKS_V1 = (0x1, 0x3, 0xF, 0xFF, 0xFFFF, 0xFFFFFFFF, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000,
+             0xFFFFFFFFFFFFFFFE, 0x5555555555555555, 0xAAAAAAAAAAAAAAAA, 0x3333333333333333,
+             0x0F0F0F0F0F0F0F0F, 0x00FF00FF00FF00FF, 0x0000FFFF0000FFFF, 0xFFFFFFFF00000000)
+_V1_TOKENS = 69
+
+
 class Arm64Genes(IsaGenes):
     """The arm64 alphabet behind :class:`evolve.genes.Alphabet`."""
 
@@ -242,6 +250,19 @@ class Arm64Genes(IsaGenes):
     regs = REGS
     imm_range = IMM_RANGE
     small = SMALL
+    version = 2      # 1: 69 tokens, 16 logical masks (checkpoints before the compilers' forms)
+
+    def upgrade(self, genes: np.ndarray, version: int) -> np.ndarray:
+        """Version 1's genes: the same tokens, the mask index remapped to :data:`MASKS`."""
+        if version != 1:
+            return super().upgrade(genes, version)
+        genes = np.array(genes, np.int64, copy=True)
+        if genes.size and genes[..., 0].max() >= _V1_TOKENS:
+            raise ValueError("genes outside alphabet version 1")
+        remap = np.asarray([MASKS.index(m) for m in _MASKS_V1], np.int64)
+        masked = np.isin(genes[..., 0], [i for i, o in enumerate(OPS[:_V1_TOKENS]) if o.kind == "r2mask"])
+        genes[..., 4] = np.where(masked, remap[genes[..., 4] % len(remap)], genes[..., 4])
+        return genes
 
     def scratch_slots(self, scratch: int) -> int:
         return max(1, scratch // 8 - 1)

@@ -42,6 +42,15 @@ class IsaGenes:
     #: kind -> (low, high) of the small constants drawn w.p. 0.7 instead of the whole range:
     #: small constants are the useful ones
     small: dict = {}
+    #: what a gene means changes with the version; checkpoints record it (see :meth:`upgrade`)
+    version: int = 1
+
+    def upgrade(self, genes: np.ndarray, version: int) -> np.ndarray:
+        """Genes (int64 [..., 5]) of alphabet ``version`` as genes of this one (the same
+        instructions); ValueError where that cannot be done."""
+        if version != self.version:
+            raise ValueError(f"genes of {self.name} alphabet version {version}; this Melvin has version {self.version}")
+        return genes
 
     def scratch_slots(self, scratch: int) -> int:
         """Scratch slots (8 bytes each) that fit in ``scratch`` bytes."""
