@@ -39,7 +39,7 @@ def test_known_solution_is_proven():
 
 def test_register_dependent_claim_is_refuted():
     """Check that the claim that reads x3 is refused, with the arguments that show it."""
-    v = verify.check(assemble(READS_X3), T.get_task("isolate_lowest_zero"), "arm64", 100)
+    v = verify.check(assemble(READS_X3), T.get_task("isolate_lowest_zero"), "arm64", 100, timeout=120, effort=10)
     assert isinstance(v, verify.Refutation) and "independence" in v.reason and len(v.args) == 1
 
 
