@@ -125,3 +125,16 @@ def test_validation_gives_chunks_their_own_state():
     n = len(engine.valid_y)
     assert sum(k for _, k in seeds) == n and max(k for _, k in seeds) <= 64
     assert len({s for s, _ in seeds}) == len(seeds) == -(-n // 64)
+
+
+def test_gcc_popcount_idiom_is_proven():
+    """Check that gcc -O2's NEON popcount (fmov, cnt, addv, fmov) passes the whole verification:
+    equivalence to a bit-sum twin and independence, both proven."""
+    import z3
+
+    def twin(x):
+        return sum((z3.ZeroExt(63, z3.Extract(b, b, x)) for b in range(64)), z3.BitVecVal(0, 64))
+    task = T.validate_task(T.Task("popcount", 1, lambda x: bin(x).count("1"), "1 bits of x", twin))
+    code = assemble(["fmov d0, x0", "cnt v0.8b, v0.8b", "addv b0, v0.8b", "fmov x0, d0"])
+    v = verify.check(code, task, "arm64", 100)
+    assert isinstance(v, verify.Verification) and (v.equivalence, v.independence) == ("proven", "proven"), v
