@@ -41,7 +41,7 @@ from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
-from evolve.genes import Alphabet, alphabet_for
+from evolve.genes import Alphabet, alphabet_for, upgrade_state
 from evolve.operators import op_names
 from evolve.population import EVALUATION, FreshGenes, Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
@@ -161,15 +161,15 @@ class Engine:
         return out
 
     # ----------------------------------------------------------------- genes
-    def _draw_table(self) -> np.ndarray:
+    def _draw_table(self):
         """Cumulative weights for drawing a new gene: base weights times the brain's pattern
-        weights after every context of up to two genes (row 0: no context; 1 + a: after gene
-        a; 1 + n + a * n + b: after a, b). One row without the brain, or before it has learned."""
+        weights after every context of up to two genes, as ``(table, pairs)`` (see
+        ``evolve.operators.split_table``). One row without the brain, or before it has learned."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or self.gen == 0:
             return np.cumsum(base)[None, :]
-        weights = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
-        return np.cumsum(base * weights, axis=1)
+        weights, pairs = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
+        return np.cumsum(base * weights, axis=1), pairs
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None) -> dict:
@@ -519,7 +519,7 @@ class Engine:
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "verification": self.verification.to_json() if self.verification else None,
                 "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
-                "pinned_states": self.pinned_states}
+                "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -527,6 +527,7 @@ class Engine:
         nothing, as an island task does). ``settle``: collect, then freeze what is alive out of
         the collector's full passes, once for a run's process; island tasks (many per worker,
         each a few generations) skip that full collection."""
+        state = upgrade_state(state, self.alphabet)
         for key in ("gen", "uid", "evaluations", "elapsed", "hof", "train_x", "train_y", "valid_x", "valid_y",
                     "validated_fail", "solved"):
             setattr(self, key, state[key])

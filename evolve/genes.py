@@ -108,6 +108,37 @@ class Alphabet:
         return self.isa_genes.encode_array(genes, np.asarray(lengths, np.int64), self.regs, self.scratch_slots)
 
 
+def upgrade_state(state: dict, alphabet: Alphabet) -> dict:
+    """An engine state (:meth:`evolve.engine.Engine.state`) whose genes are of the alphabet
+    version it records (none: 1) with genes of ``alphabet``: population, hall of fame, solution,
+    refused genomes. ValueError when they cannot be translated."""
+    version = state.get("alphabet_version", 1)
+    genes = alphabet.isa_genes
+    if version == genes.version:
+        return state
+
+    def individual(ind):
+        if ind is None or not len(ind):
+            return ind
+        new = type(ind)(map(tuple, genes.upgrade(np.asarray(ind, np.int64), version).tolist()))
+        new.__dict__.update(ind.__dict__)
+        if ind.fitness.valid:
+            new.fitness.values = ind.fitness.values
+        return new
+
+    state = dict(state, alphabet_version=genes.version)
+    if "rows" in state:
+        state["rows"] = dict(state["rows"], genes=genes.upgrade(state["rows"]["genes"], version))
+    else:
+        state["pop"] = [individual(ind) for ind in state["pop"]]
+    state["hof"].items = [individual(ind) for ind in state["hof"].items]
+    state["hof"].keys = [ind.fitness for ind in reversed(state["hof"].items)]   # DEAP: ascending keys
+    state["solved"] = individual(state["solved"])
+    state["validated_fail"] = {tuple(map(tuple, genes.upgrade(np.asarray(g, np.int64).reshape(-1, 5), version).tolist()))
+                               for g in state["validated_fail"]}
+    return state
+
+
 def genome_array(genomes: Sequence[Sequence[Gene]], width: int) -> tuple[np.ndarray, np.ndarray]:
     """Genomes as ``(genes int64 [n, width, 5], lengths int64 [n])``, zero-padded (what the
     variation kernels take); genomes longer than ``width`` widen the array."""

@@ -73,7 +73,8 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
     Each child is a crossover with a random second parent (probability ``cxpb``; kind drawn by
     :data:`CROSSOVERS` weights) and/or a mutation (probability ``mutpb``, always when there was
     no crossover; kind by :data:`MUTATIONS` weights). ``table`` is float64 [contexts, n_ops] of
-    cumulative draw weights (a single row: no context).
+    cumulative draw weights (a single row: no context), or a pair (that, pair keys): see
+    :func:`split_table`.
 
     Returns an :class:`Offspring`.
     """
@@ -87,9 +88,10 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
     mutate = (second < 0) | (gen.random(n) < mutpb)
     mut = np.where(mutate, gen.choice(len(mut_w), n, p=mut_w / mut_w.sum()), -1)
     seed = int(gen.integers(1, 2**62))
+    cum, pairs = split_table(table)
     out, out_len, fresh, same = _vary_kernel(
         np.ascontiguousarray(parents, np.int64), np.ascontiguousarray(lengths, np.int64),
-        np.ascontiguousarray(first, np.int64), second, cx, mut, np.ascontiguousarray(table, np.float64),
+        np.ascontiguousarray(first, np.int64), second, cx, mut, cum, pairs,
         var.operands, var.raw_ops, var.n_regs, var.max_len, seed)
     return Offspring(out, out_len, second, cx, mut, fresh, same)
 
@@ -97,8 +99,23 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
 def init_genomes(var: Variation, n: int, init_len: int, table: np.ndarray, rng: random.Random):
     """``n`` random genomes of 1..``init_len`` genes drawn from ``table``: (genes, lengths)."""
     seed = int(np.random.default_rng(rng.getrandbits(64)).integers(1, 2**62))
-    return _init_kernel(n, init_len, var.max_len, np.ascontiguousarray(table, np.float64), var.operands,
+    cum, pairs = split_table(table)
+    return _init_kernel(n, init_len, var.max_len, cum, pairs, var.operands,
                         var.n_regs, seed)
+
+
+def split_table(table) -> tuple[np.ndarray, np.ndarray]:
+    """(cumulative weights float64 [rows, n_ops], pair keys int64 [k]) of a draw table.
+
+    Rows: 0 no context, ``1 + b`` after gene b, ``1 + n + k`` after the genes (a, b) of pair key
+    ``k`` (sorted keys ``a * n + b``: only the pairs the brain learned something about; any other
+    pair draws from the row of its last gene, which is what its row would hold). A bare array
+    is a table without pair rows."""
+    if isinstance(table, tuple):
+        cum, pairs = table
+    else:
+        cum, pairs = table, np.zeros(0, np.int64)
+    return np.ascontiguousarray(cum, np.float64), np.ascontiguousarray(pairs, np.int64)
 
 
 def op_names(cx: np.ndarray, mut: np.ndarray) -> list[str]:
@@ -135,18 +152,18 @@ def _operands(op, operands, n_regs, gene):
 
 
 @njit(cache=True)
-def _draw(genes, i, table, operands, n_regs, gene):
+def _draw(genes, i, table, pairs, operands, n_regs, gene):
     """``gene`` := a new gene to follow ``genes[:i]``, its operation drawn from the row of
-    ``table`` for the (up to two) genes before it."""
+    ``table`` for the (up to two) genes before it (see :func:`split_table`)."""
     n_ops = table.shape[1]
-    if table.shape[0] == 1:
-        row = 0
-    elif i >= 2:
-        row = 1 + n_ops + genes[i - 2, 0] * n_ops + genes[i - 1, 0]
-    elif i == 1:
-        row = 1 + genes[0, 0]
-    else:
-        row = 0
+    row = 0
+    if table.shape[0] > 1 and i >= 1:
+        row = 1 + genes[i - 1, 0]
+        if i >= 2 and pairs.shape[0] > 0:
+            key = genes[i - 2, 0] * n_ops + genes[i - 1, 0]
+            k = np.searchsorted(pairs, key)
+            if k < pairs.shape[0] and pairs[k] == key:
+                row = 1 + n_ops + k
     u = np.random.random() * table[row, n_ops - 1]
     op = np.searchsorted(table[row], u, side="right")
     if op >= n_ops:
@@ -155,7 +172,7 @@ def _draw(genes, i, table, operands, n_regs, gene):
 
 
 @njit(cache=True)
-def _mutate(g, n, kind, table, operands, raw_ops, n_regs, max_len, tmp):
+def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp):
     """Mutate ``g[:n]`` in place; returns the new length."""
     if kind == MUT_FLIP:   # flip 1-3 bits of a raw word (no raw word: an operand tweak)
         count = 0
@@ -182,7 +199,7 @@ def _mutate(g, n, kind, table, operands, raw_ops, n_regs, max_len, tmp):
                     pick -= 1
     if kind == MUT_REPLACE:     # replace one gene by a newly drawn one
         i = _randint(0, n - 1)
-        _draw(g, i, table, operands, n_regs, g[i])
+        _draw(g, i, table, pairs, operands, n_regs, g[i])
     elif kind == MUT_TWEAK:   # tweak one operand (a register or the immediate) of one gene
         i = _randint(0, n - 1)
         _operands(g[i, 0], operands, n_regs, tmp)
@@ -193,7 +210,7 @@ def _mutate(g, n, kind, table, operands, raw_ops, n_regs, max_len, tmp):
             i = _randint(0, n)
             for j in range(n, i, -1):
                 g[j] = g[j - 1]
-            _draw(g, i, table, operands, n_regs, g[i])
+            _draw(g, i, table, pairs, operands, n_regs, g[i])
             n += 1
     elif kind == MUT_DELETE:   # delete one gene (never the last one)
         if n > 1:
@@ -251,7 +268,8 @@ def _copy_into(out, n, src, start, stop, max_len):
 
 
 @njit(cache=True)
-def _vary_kernel(parents, lengths, first, second, cx, mut, table, operands, raw_ops, n_regs, max_len, seed):
+def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operands, raw_ops, n_regs, max_len,
+                 seed):
     np.random.seed(seed)
     n = first.shape[0]
     width = max(max_len, parents.shape[1]) + 1
@@ -272,7 +290,7 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, operands, raw_
             m = min(na, max_len)
             g[:m] = a[:m]
         if mut[k] >= 0:
-            m = _mutate(g, m, mut[k], table, operands, raw_ops, n_regs, max_len, tmp)
+            m = _mutate(g, m, mut[k], table, pairs, operands, raw_ops, n_regs, max_len, tmp)
         out[k, :m] = g[:m]
         out_len[k] = m
         same[k] = m == na
@@ -305,14 +323,14 @@ def _equal(x, y):
 
 
 @njit(cache=True)
-def _init_kernel(n, init_len, max_len, table, operands, n_regs, seed):
+def _init_kernel(n, init_len, max_len, table, pairs, operands, n_regs, seed):
     np.random.seed(seed)
     out = np.zeros((n, max_len, 5), np.int64)
     out_len = np.zeros(n, np.int64)
     for k in range(n):
         m = min(_randint(1, init_len), max_len)
         for i in range(m):
-            _draw(out[k], i, table, operands, n_regs, out[k, i])
+            _draw(out[k], i, table, pairs, operands, n_regs, out[k, i])
         out_len[k] = m
     return out, out_len
 

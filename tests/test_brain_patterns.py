@@ -207,12 +207,17 @@ def test_context_table_equals_guide_weights_for_every_context():
     rng = np.random.default_rng(3)
     n = 12
     table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))
-    seqs = [rng.integers(0, n, rng.integers(1, 9)).tolist() for _ in range(400)]
-    outcomes = rng.integers(0, 3, (400, 5)).astype(np.uint8)
+    seqs = [rng.integers(0, n, rng.integers(1, 5)).tolist() for _ in range(150)]
+    outcomes = rng.integers(0, 3, (150, 5)).astype(np.uint8)
     tokens, ptr = np.concatenate([np.asarray(s, np.int64) for s in seqs]), np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
     mptr, mslots = table.scan_sequences((tokens, ptr.astype(np.int64)), True)
     table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
-    got = table.context_table(n)
+    compact, pairs = table.context_table(n)
+    assert 0 < len(pairs) < n * n and np.all(np.diff(pairs) > 0)   # some pairs draw from their last gene
+    # the full table: a pair without a row of its own draws from its last token's row
+    got = np.concatenate([compact[:1 + n], [compact[1 + n + np.searchsorted(pairs, a * n + b)]
+                                            if a * n + b in set(pairs.tolist()) else compact[1 + b]
+                                            for a in range(n) for b in range(n)]])
     contexts = [[]] + [[b] for b in range(n)] + [[a, b] for a in range(n) for b in range(n)]
     want = table.guide().weights(contexts, n)
     assert got.shape == want.shape == (1 + n + n * n, n)

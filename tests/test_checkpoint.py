@@ -77,3 +77,31 @@ def test_missing_array_raises_checkpoint_error(engine):
     del arrays["lineage/op"]
     with pytest.raises(ckpt.CheckpointError, match="lineage/op"):
         ckpt.decode(doc, arrays)
+
+
+def test_a_checkpoint_of_the_first_alphabet_resumes_with_the_same_instructions():
+    """Check that genes of alphabet version 1 (16 logical masks) are translated on restore: the
+    population, hall of fame and refused genomes encode to the words they encoded to then."""
+    from core.asm import assemble
+    from evolve.alphabets import arm64
+    from evolve.config import RunConfig
+    from evolve.engine import build
+    engine = build(RunConfig(task="clear_lowest", pop=20, generations=1, backend="emulated"))
+    engine.start()
+    state = engine.state()
+    mask_op = arm64.op_index("and", "r2mask")
+    old = np.zeros_like(state["rows"]["genes"])          # add x0, x0, x0 ...
+    old[:, 0] = (mask_op, 1, 0, 2, 8)        # and x1, x0, #mask 8 of version 1: 0xfffffffffffffffe
+    state["rows"]["genes"] = old
+    state["hof"].items, state["hof"].keys = [], []
+    state["validated_fail"] = {((mask_op, 1, 0, 2, 8),)}
+    state.pop("alphabet_version")           # as a version-1 checkpoint has it
+    fresh = build(RunConfig(task="clear_lowest", pop=20, generations=1, backend="emulated"))
+    fresh.restore(state, None, settle=False)
+    first = fresh.rows.genes[0, 0].tolist()
+    assert first[:4] == [mask_op, 1, 0, 2] and arm64.MASKS[first[4]] == 0xFFFFFFFFFFFFFFFE
+    assert fresh.alphabet.encode([tuple(first)]) == assemble(["and x1, x0, #0xfffffffffffffffe"])
+    assert fresh.state()["alphabet_version"] == arm64.GENES.version
+    assert fresh.validated_fail == {((mask_op, 1, 0, 2, first[4]),)}
+    with pytest.raises(ValueError, match="version 7"):
+        fresh.restore(dict(state, alphabet_version=7), None, settle=False)

@@ -10,6 +10,8 @@ from core.asm import assemble, disassemble
 from evolve import operators as ops
 from evolve.genes import alphabet_for
 
+NO_PAIRS = np.zeros(0, np.int64)   # a draw table without pair rows
+
 
 @pytest.mark.parametrize("isa", ["arm64", "x86_64"])
 def test_every_gene_kind_assembles(isa):
@@ -61,7 +63,11 @@ def test_init_genomes_have_drawn_genes_within_limits():
             else:
                 assert rows[1] <= gene[4] <= rows[2]
         assert not genes[k, lengths[k]:].any()
-    assert len({g[0] for g in genes[lengths[:, None] > np.arange(16)].tolist()}) > 0.9 * alphabet.n_genes
+    drawn = genes[lengths[:, None] > np.arange(genes.shape[1])][:, 0]
+    weights = np.asarray(alphabet.base_weights())
+    expected = weights / weights.sum() * drawn.size
+    assert set(np.flatnonzero(expected >= 10).tolist()) <= set(drawn.tolist())   # P(miss) < e^-10 each
+    assert len(set(drawn.tolist())) > 0.5 * alphabet.n_genes
 
 
 @pytest.mark.parametrize("kind", range(len(ops.MUTATIONS)))
@@ -77,7 +83,7 @@ def test_each_mutation_keeps_limits_and_changes_what_it_should(kind):
     second = np.full(n, -1)
     cx = np.full(n, -1)
     mut = np.full(n, kind)
-    out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, cx, mut, table, var.operands,
+    out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, cx, mut, table, NO_PAIRS, var.operands,
                                                  var.raw_ops, var.n_regs, 8, 12345)
     assert out_len.min() >= 1 and out_len.max() <= 8
     name = list(ops.MUTATIONS)[kind]
@@ -104,7 +110,7 @@ def test_each_crossover_takes_genes_only_from_its_parents(kind):
     n = len(parents)
     first, second = np.arange(n), np.roll(np.arange(n), 1)
     out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, np.full(n, kind),
-                                                 np.full(n, -1), table, var.operands, var.raw_ops,
+                                                 np.full(n, -1), table, NO_PAIRS, var.operands, var.raw_ops,
                                                  var.n_regs, 8, 99)
     assert out_len.min() >= 1 and out_len.max() <= 8
     assert not fresh.any()
@@ -139,7 +145,7 @@ def test_flip_changes_only_raw_words():
     lengths = np.full(200, 2)
     n = 200
     out, out_len, _, _ = ops._vary_kernel(parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1),
-                                          np.full(n, list(ops.MUTATIONS).index("flip")), table, var.operands,
+                                          np.full(n, list(ops.MUTATIONS).index("flip")), table, NO_PAIRS, var.operands,
                                           var.raw_ops, var.n_regs, 8, 7)
     assert (out[:, 0] == parents[:, 0]).all()
     flips = [bin(int(w) ^ 0x12345678).count("1") for w in out[:, 1, 4]]

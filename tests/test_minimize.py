@@ -33,7 +33,7 @@ def correct_everywhere(ex, code: bytes, x: np.ndarray, seed: int) -> bool:
 
 
 def op_index(name: str, kind: str) -> int:
-    return next(i for i, op in enumerate(ARM64_ALPHABET) if op.name == name and op.kind == kind)
+    return next(i for i, op in enumerate(ARM64_ALPHABET) if op.name == name and op.kind == kind and op.width == 64)
 
 
 def test_planted_dead_lines_are_removed(ex, cases):

@@ -16,7 +16,7 @@ RARE = 0xE5FFFFFFFFFFFF80     # the one input on which WRONG_ON_RARE is wrong
 
 
 def _gene(name: str, kind: str, d=0, n=0, m=0, imm=0) -> tuple:
-    op = next(i for i, o in enumerate(OPS) if o.name == name and o.kind == kind)
+    op = next(i for i, o in enumerate(OPS) if o.name == name and o.kind == kind and o.width == 64)
     return (op, d, n, m, imm)
 
 
@@ -200,3 +200,16 @@ def test_gcc_popcount_idiom_is_proven():
     code = assemble(["fmov d0, x0", "cnt v0.8b, v0.8b", "addv b0, v0.8b", "fmov x0, d0"])
     v = verify.check(code, task, "arm64", 100)
     assert isinstance(v, verify.Verification) and (v.equivalence, v.independence) == ("proven", "proven"), v
+
+
+def test_gccs_neon_idioms_solve_the_bit_count_tasks():
+    """Check that gcc -O2's code for the built-in popcount, popcount32 and parity is proven."""
+    idiom = ["cnt v0.8b, v0.8b", "addv b0, v0.8b"]
+    for task, code in (("popcount", ["fmov d0, x0", *idiom, "fmov x0, d0"]),
+                       ("popcount32", ["fmov s0, w0", *idiom, "fmov w0, s0"]),
+                       ("parity", ["fmov d0, x0", *idiom, "fmov w0, s0", "and w0, w0, #1"])):
+        v = verify.check(assemble(code), T.get_task(task), "arm64", 100, timeout=120, effort=10)
+        assert isinstance(v, verify.Verification) and (v.equivalence, v.independence) == ("proven", "proven"), task
+    wrong = verify.check(assemble(["fmov s0, w0", *idiom, "fmov w0, s0"]), T.get_task("popcount"), "arm64", 100,
+                         timeout=120, effort=10)
+    assert isinstance(wrong, verify.Refutation) and "equivalence" in wrong.reason   # 32 bits are not 64

@@ -473,25 +473,28 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
                   threshold_min):
     """:func:`context_weights` for every context of up to two tokens, from the patterns.
 
-    Row 0: no context; row ``1 + b``: after ``b``; row ``1 + n + a * n + b``: after ``a, b``.
-    One pass over the patterns instead of one index search per context: a unigram ``[g]``
-    scales column g of every row, a bigram ``[b, g]`` the rows whose last token is b, a trigram
+    Returns (w, pairs): row 0 of ``w``: no context; row ``1 + b``: after ``b``; row
+    ``1 + n + k``: after the pair of sorted key ``pairs[k] = a * n + b`` -- only the pairs that
+    end a trigram pattern: after any other pair the weights are those of its last token's row.
+    One pass over the patterns instead of one index search per context: a unigram ``[g]`` scales
+    column g of every row, a bigram ``[b, g]`` the rows whose last token is b, a trigram
     ``[a, b, g]`` its one row. Same factors (``threshold_min / threshold``) as ``context_weights``.
     """
     n = n_tokens
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
-    w = np.ones((1 + n + n * n, n), np.float64)
+    keys = np.empty(length.shape[0], np.int64)
+    n_keys = 0
     for s in range(length.shape[0]):
+        if _drawable(s, n, tokens, length, n_ok, n_crash, min_exec) and length[s] == 3:
+            keys[n_keys] = tokens[s, 0] * n + tokens[s, 1]
+            n_keys += 1
+    pairs = np.unique(keys[:n_keys])
+    w = np.ones((1 + n + pairs.shape[0], n), np.float64)
+    for s in range(length.shape[0]):
+        if not _drawable(s, n, tokens, length, n_ok, n_crash, min_exec):
+            continue
         L = length[s]
-        if L == 0 or L > 3 or n_ok[s] + n_crash[s] < min_exec:
-            continue
-        ok = True
-        for t in range(L):
-            if tokens[s, t] < 0 or tokens[s, t] >= n:
-                ok = False
-        if not ok:
-            continue
         f = threshold_min / threshold_ratio[s]
         g = tokens[s, L - 1]
         if L == 1:
@@ -499,13 +502,27 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
         elif L == 2:
             bi[tokens[s, 0], g] *= f
         else:
-            w[1 + n + tokens[s, 0] * n + tokens[s, 1], g] *= f
+            w[1 + n + np.searchsorted(pairs, tokens[s, 0] * n + tokens[s, 1]), g] *= f
     for r in range(w.shape[0]):
         for g in range(n):
             w[r, g] *= uni[g]
     for b in range(n):
         for g in range(n):
             w[1 + b, g] *= bi[b, g]
-            for a in range(n):
-                w[1 + n + a * n + b, g] *= bi[b, g]
-    return w
+    for k in range(pairs.shape[0]):
+        b = pairs[k] % n
+        for g in range(n):
+            w[1 + n + k, g] *= bi[b, g]
+    return w, pairs
+
+
+@njit(cache=True, inline="always")
+def _drawable(s, n, tokens, length, n_ok, n_crash, min_exec):
+    """Whether pattern slot ``s`` steers draws: 1-3 tokens, all in the alphabet, executed enough."""
+    L = length[s]
+    if L == 0 or L > 3 or n_ok[s] + n_crash[s] < min_exec:
+        return False
+    for t in range(L):
+        if tokens[s, t] < 0 or tokens[s, t] >= n:
+            return False
+    return True

@@ -166,10 +166,12 @@ class PatternTable:
         return Guide(h, slots, self.tokens.copy(), self.length.copy(), self.threshold_ratio.copy(),
                      self.config.n_max, float(self.rule[R_MIN]))
 
-    def context_table(self, n_tokens: int, min_executions: int = 1) -> np.ndarray:
-        """float64 [1 + n + n * n, n]: the :class:`Guide` weights after every context of up
-        to two tokens (row 0: none; 1 + b: after b; 1 + n + a * n + b: after a, b), built in
-        one pass over the patterns (what a generation's gene draws need)."""
+    def context_table(self, n_tokens: int, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(weights float64 [1 + n + k, n], pairs int64 [k]): the :class:`Guide` weights after
+        every context of up to two tokens (row 0: none; 1 + b: after b; 1 + n + j: after the
+        pair ``pairs[j] = a * n + b``, listed only where a trigram pattern makes it differ from
+        the row of b), built in one pass over the patterns (what a generation's gene draws need;
+        the full n^3 table would be 16 million floats for arm64's 255 genes)."""
         return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
                                 self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
 

@@ -23,6 +23,8 @@ class Op:
     weight: float = 1.0       #: base probability of being drawn
     crashes: bool = False     #: may fault by design (the exploratory raw word)
     prefix: int = -1          #: raw words: the fixed top nibble of this token's words
+    width: int = 64           #: register width of the operation (arm64: 32 for the W forms)
+    syntax: str = ""          #: operand template (the ISA module's renderer fills it)
 
 
 class IsaGenes:
@@ -40,6 +42,15 @@ class IsaGenes:
     #: kind -> (low, high) of the small constants drawn w.p. 0.7 instead of the whole range:
     #: small constants are the useful ones
     small: dict = {}
+    #: what a gene means changes with the version; checkpoints record it (see :meth:`upgrade`)
+    version: int = 1
+
+    def upgrade(self, genes: np.ndarray, version: int) -> np.ndarray:
+        """Genes (int64 [..., 5]) of alphabet ``version`` as genes of this one (the same
+        instructions); ValueError where that cannot be done."""
+        if version != self.version:
+            raise ValueError(f"genes of {self.name} alphabet version {version}; this Melvin has version {self.version}")
+        return genes
 
     def scratch_slots(self, scratch: int) -> int:
         """Scratch slots (8 bytes each) that fit in ``scratch`` bytes."""
