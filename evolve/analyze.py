@@ -35,7 +35,10 @@ def _gene_name(alphabet, token: int) -> str:
     op = alphabet.ops[token]
     if op.kind == "raw":
         return f".word[{op.prefix:x}]" if op.prefix >= 0 else ".word"
-    return f"{op.name}/{op.kind}"
+    label = f"{op.name}/{op.kind}" + ("/w" if op.width == 32 else "")
+    if op.kind == "neon":                       # one name, several operand shapes
+        label += ":" + op.syntax.replace("{", "").replace("}", "").replace(" ", "")
+    return label
 
 
 def brain_tables(run: RunData) -> dict | None:

@@ -80,6 +80,10 @@ BUILTIN: dict[str, Task] = {t.name: t for t in (
     Task("mulhi", 2, lambda x, y: (x * y) >> 64, "high 64 bits of the 128-bit product", S.mulhi),
     Task("sign", 1, lambda x: (1 if _s(x) > 0 else -1 if _s(x) < 0 else 0), "sign of a signed int (p13)", S.sign),
     Task("popcount8", 1, lambda x: bin(x & 0xFF).count("1"), "number of 1 bits in the low byte", S.popcount8),
+    Task("popcount", 1, lambda x: bin(x).count("1"), "number of 1 bits (gcc -O2: fmov, cnt, addv, fmov)", S.popcount),
+    Task("popcount32", 1, lambda x: bin(x & 0xFFFFFFFF).count("1"), "number of 1 bits in the low 32 bits",
+         S.popcount32),
+    Task("parity", 1, lambda x: bin(x).count("1") & 1, "parity of the 1 bits", S.parity),
 )}
 DEFAULT_TASK = "clear_lowest"
 

@@ -311,7 +311,8 @@ def test_edge_cases_agree(ex, edge_inputs):
 
 
 UNSUPPORTED = [
-    ["svc #0"], ["mov x0, sp"], ["mov x0, x30"], ["add sp, sp, #16"], ["fmov d0, x0", "fmov x0, d0"],
+    ["svc #0"], ["mov x0, sp"], ["mov x0, x30"], ["add sp, sp, #16"], ["fmov d0, x0", "fmov v0.d[1], x1", "fmov x0, d0"],
+    ["cnt v0.8b, v0.8b", "addv h0, v0.4h", "umov w0, v0.h[0]"], ["fmov d0, x30", "fmov x0, d0"], ["umov w30, v0.b[0]"],
     ["mov x30, x0"], ["br x1"], ["ret x1"], ["crc32x w0, w0, x1"], ["bl #8"], ["ldaxr x0, [x1]"], ["ldr x0, [sp, #-16]!"],
     [".word 0xf8408421"], [".word 0xa9400020"], ["ldtr x0, [x1]"], [".word 0xf8200041"],
 ]

@@ -63,7 +63,11 @@ def test_init_genomes_have_drawn_genes_within_limits():
             else:
                 assert rows[1] <= gene[4] <= rows[2]
         assert not genes[k, lengths[k]:].any()
-    assert len({g[0] for g in genes[lengths[:, None] > np.arange(16)].tolist()}) > 0.9 * alphabet.n_genes
+    drawn = genes[lengths[:, None] > np.arange(genes.shape[1])][:, 0]
+    weights = np.asarray(alphabet.base_weights())
+    expected = weights / weights.sum() * drawn.size
+    assert set(np.flatnonzero(expected >= 10).tolist()) <= set(drawn.tolist())   # P(miss) < e^-10 each
+    assert len(set(drawn.tolist())) > 0.5 * alphabet.n_genes
 
 
 @pytest.mark.parametrize("kind", range(len(ops.MUTATIONS)))

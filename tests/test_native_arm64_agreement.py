@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.asm import disassembler
+from core.asm import assemble, disassembler
 from core.executors import open_executor
 from core.executors.unicorn.triage import _arm64_word, triage
 from core.isa import ARM64
 from core.outcome import Outcome
 from evolve.genes import alphabet_for
+from test_a64_simd import EXPECTED, IDIOMS, simd_genome
 
 ROOT = Path(__file__).resolve().parent.parent
 LANE = ROOT / ".qemu-arm64" / ".ready"
@@ -70,9 +71,18 @@ def genomes(n: int, seed: int) -> list[bytes]:
     return codes
 
 
+def neon_genomes(n: int, seed: int) -> list[bytes]:
+    """gcc's NEON bit-count idioms, then random genomes of their words among integer ones
+    (vector registers at entry: the batch's, loaded by both backends)."""
+    rng = np.random.default_rng(seed)
+    return [assemble(lines) for lines in IDIOMS.values()] + [simd_genome(rng) for _ in range(n)]
+
+
 def test_native_arm64_agrees_with_the_emulator(tmp_path):
-    """Check identical outcome classes and outputs on 2,000 random arm64 genomes, native vs emulated."""
-    codes = genomes(2000, 7)
+    """Check identical outcome classes and outputs on 2,000 random arm64 genomes and 400 NEON
+    bit-count genomes, native vs emulated."""
+    neon = neon_genomes(400, 9)
+    codes = genomes(2000, 7) + neon
     inputs = np.random.default_rng(8).integers(0, 2**64, size=(16, 2), dtype=np.uint64)
     inputs[:4] = [[0, 0], [1, 2], [2**64 - 1, 1], [2**63, 3]]
     with open_executor("arm64", backend="emulated", seed=5, budget=512) as ex:
@@ -87,7 +97,7 @@ def test_native_arm64_agrees_with_the_emulator(tmp_path):
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     nat = np.load(tmp_path / "out.npz")
-    compared = 0
+    compared = neon_compared = 0
     for i, code in enumerate(codes):
         reason = triage(code, ARM64, 256).reason
         if explained(code):
@@ -96,5 +106,10 @@ def test_native_arm64_agrees_with_the_emulator(tmp_path):
         assert (nat["outcomes"][i][keep] == emu.outcomes[i][keep]).all(), (i, code.hex(), reason)
         assert (nat["outputs"][i][keep] == emu.outputs[i][keep]).all(), (i, code.hex(), reason)
         compared += 1
-    assert compared >= 1200, compared          # most genomes are comparable
+        neon_compared += i >= 2000
+    assert compared - neon_compared >= 1200, compared   # most genomes are comparable
+    assert neon_compared >= 350, neon_compared          # and nearly all NEON ones
+    for k, name in enumerate(IDIOMS):          # gcc's idioms, natively: the counts themselves
+        assert (nat["outcomes"][2000 + k] == Outcome.OK).all(), name
+        assert nat["outputs"][2000 + k].tolist() == [EXPECTED[name](int(x)) for x in inputs[:, 0]], name
     assert (nat["outcomes"] != Outcome.WORKER_LOST).all()

@@ -18,6 +18,7 @@ from core.outcome import Outcome
 from core.symbolic import Unsupported, translate
 from evolve.genes import alphabet_for
 from test_a64_interp import CLASSES, _both, _class_genome, _class_words, _inputs, _ret_genome
+from test_a64_simd import IDIOMS, simd_genome
 
 SCRATCH = 256
 
@@ -40,7 +41,7 @@ def _check(ex, codes, inputs, seed, min_share):
             continue
         translated += 1
         for case, args in enumerate(inputs.tolist()):
-            got = prog.evaluate(args, state.regs, state.scratch)
+            got = prog.evaluate(args, state.regs, state.scratch, simd=state.simd)
             for name, res in (("interpreter", fast), ("Unicorn", ref)):
                 outcome = Outcome(int(res.outcomes[i, case]))
                 want = int(res.outputs[i, case]) if outcome == Outcome.OK else None
@@ -122,6 +123,15 @@ def test_scratch_memory_agrees(ex):
         words.append(0xCA000000 | (words[-1] & 31) << 16)                                    # eor x0, x0, xK
         codes.append(b"".join(w.to_bytes(4, "little") for w in words))
     _check(ex, codes, _inputs(25, 3), seed=25, min_share=0.85)
+
+
+def test_simd_bit_count_genomes_agree(ex):
+    """Check the SIMD bit-count idiom's words mixed with integer words (vector registers as the
+    batch sets them: free 128-bit variables, read back into x0) and gcc's idioms themselves."""
+    rng = np.random.default_rng(17)
+    codes = [simd_genome(rng) for _ in range(600)] + [assemble(lines) for lines in IDIOMS.values()]
+    _check(ex, codes, _inputs(26, 4), seed=26, min_share=0.7)
+    _check(ex, codes[-len(IDIOMS):], _inputs(27, 64), seed=27, min_share=1.0)
 
 
 def test_known_program_is_proven_equal():

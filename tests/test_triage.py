@@ -86,6 +86,8 @@ def test_triage_reads_the_decoder_where_it_answers():
     (["mov sp, x1"], False, "sp"),
     (["add x1, sp, #8"], False, "sp"),
     (["fmov d0, x1"], False, "d0"),
+    (["umov w0, v1.h[0]"], False, "SIMD&FP"),       # capstone lists no vector register read
+    (["mov b10, v27.b[8]"], False, "SIMD&FP"),
     (["adr x0, #0"], False, "PC-relative"),
     ([".word 0x58000000"], False, "PC-relative"),   # ldr x0, <literal>
     (["mrs x0, nzcv"], False, "system"),

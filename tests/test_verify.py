@@ -39,7 +39,7 @@ def test_known_solution_is_proven():
 
 def test_register_dependent_claim_is_refuted():
     """Check that the claim that reads x3 is refused, with the arguments that show it."""
-    v = verify.check(assemble(READS_X3), T.get_task("isolate_lowest_zero"), "arm64", 100)
+    v = verify.check(assemble(READS_X3), T.get_task("isolate_lowest_zero"), "arm64", 100, timeout=120, effort=10)
     assert isinstance(v, verify.Refutation) and "independence" in v.reason and len(v.args) == 1
 
 
@@ -125,3 +125,29 @@ def test_validation_gives_chunks_their_own_state():
     n = len(engine.valid_y)
     assert sum(k for _, k in seeds) == n and max(k for _, k in seeds) <= 64
     assert len({s for s, _ in seeds}) == len(seeds) == -(-n // 64)
+
+
+def test_gcc_popcount_idiom_is_proven():
+    """Check that gcc -O2's NEON popcount (fmov, cnt, addv, fmov) passes the whole verification:
+    equivalence to a bit-sum twin and independence, both proven."""
+    import z3
+
+    def twin(x):
+        return sum((z3.ZeroExt(63, z3.Extract(b, b, x)) for b in range(64)), z3.BitVecVal(0, 64))
+    task = T.validate_task(T.Task("popcount", 1, lambda x: bin(x).count("1"), "1 bits of x", twin))
+    code = assemble(["fmov d0, x0", "cnt v0.8b, v0.8b", "addv b0, v0.8b", "fmov x0, d0"])
+    v = verify.check(code, task, "arm64", 100)
+    assert isinstance(v, verify.Verification) and (v.equivalence, v.independence) == ("proven", "proven"), v
+
+
+def test_gccs_neon_idioms_solve_the_bit_count_tasks():
+    """Check that gcc -O2's code for the built-in popcount, popcount32 and parity is proven."""
+    idiom = ["cnt v0.8b, v0.8b", "addv b0, v0.8b"]
+    for task, code in (("popcount", ["fmov d0, x0", *idiom, "fmov x0, d0"]),
+                       ("popcount32", ["fmov s0, w0", *idiom, "fmov w0, s0"]),
+                       ("parity", ["fmov d0, x0", *idiom, "fmov w0, s0", "and w0, w0, #1"])):
+        v = verify.check(assemble(code), T.get_task(task), "arm64", 100, timeout=120, effort=10)
+        assert isinstance(v, verify.Verification) and (v.equivalence, v.independence) == ("proven", "proven"), task
+    wrong = verify.check(assemble(["fmov s0, w0", *idiom, "fmov w0, s0"]), T.get_task("popcount"), "arm64", 100,
+                         timeout=120, effort=10)
+    assert isinstance(wrong, verify.Refutation) and "equivalence" in wrong.reason   # 32 bits are not 64

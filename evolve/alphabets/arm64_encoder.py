@@ -28,7 +28,7 @@ from numba import njit
 
 from core.asm import assemble, assemble_words
 from evolve.alphabets import bitmasks
-from evolve.alphabets.arm64 import COND_CODES, CONDITIONS, IMM_RANGE, OPS, render_line
+from evolve.alphabets.arm64_ops import COND_CODES, CONDITIONS, IMM_RANGE, OPS, render_line
 
 NONE, LINEAR, TABLE, BRANCH, RAW = range(5)
 _LINEAR_MASK = {"r2i12": 0xFFF, "cmpi": 0xFFF, "movw": 0x3FFFF, "mem": -1}     # -1: imm % slots

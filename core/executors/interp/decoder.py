@@ -9,7 +9,8 @@ asks capstone only about words outside it.
 
 A genome is supported only if every word is in the subset and the result provably equals
 Unicorn's, bit for bit (``tests/test_a64_interp.py`` checks): integer data processing, forward
-branches and loops, PC-relative code, loads and stores of plain semantics. The reserved,
+branches and loops, PC-relative code, loads and stores of plain semantics, the SIMD bit-count
+idiom (:mod:`core.executors.interp.simd`). The reserved,
 unallocated and SVE encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72
 and give SIGILL, as do the unallocated forms of the data-processing classes decoded here (imm6 >=
 32 on W registers, N != sf, reserved bitmasks, ...); encodings that later architecture versions
@@ -30,11 +31,12 @@ from numba import njit
 
 from core.executors.interp.bits import U0, bitmasks, sext
 from core.executors.interp.memory import MARGIN
+from core.executors.interp.simd import S_FROM_V, S_UMOV, decode_simd
 from core.executors.memory_map import ARENA_BASE, SOLO_BASE
 
 # micro-op kinds
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
-    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET = range(19)
+    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET, K_SIMD = range(20)
 RET = 0xD65F03C0   # ret (to x30): a compiled function's return, anywhere in the code
 
 # Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
@@ -42,7 +44,9 @@ RET = 0xD65F03C0   # ret (to x30): a compiled function's return, anywhere in the
 # ZR_*); operand-2 form; shift/extend type (bitfield: immr); amount (bitfield: imms, tbz: bit,
 # loads/stores: register shift); S (ccmp: the nzcv immediate); branch target (flat word index;
 # literal loads: the word's index in its genome); condition; loads/stores: second transfer
-# register, M_* flags, log2 of the access size, writeback mode.
+# register, M_* flags, log2 of the access size, writeback mode. K_SIMD rows (the bit-count
+# idiom, :mod:`core.executors.interp.simd`): F_OP its S_* op, F_SIZE its width, F_AMT umov's
+# lane; F_RD/F_RN vector register numbers, or register-file indices where general.
 F_KIND, F_OP, F_SF, F_RD, F_RN, F_RM, F_RA, F_O2, F_SHT, F_AMT, F_FLAGS, F_TGT, F_COND, \
     F_RT2, F_MEMF, F_SIZE, F_WB = range(17)
 N_FIELDS = 17
@@ -445,6 +449,18 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         ctl[F_AMT] = (sf << 5) | ((w >> 19) & 31)
         ctl[F_TGT] = tgt
         return True
+    if (w >> 25) & 7 == 0b111:              # SIMD&FP: the bit-count idiom only
+        ok, op, width, vd, vn, lane = decode_simd(w)
+        general_rd = op == S_FROM_V or op == S_UMOV
+        if not ok or (vd == x30 if general_rd else vn == x30):
+            return False
+        ctl[F_KIND] = K_SIMD
+        ctl[F_OP] = op
+        ctl[F_SIZE] = width
+        ctl[F_AMT] = lane
+        ctl[F_RD] = ZR_WRITE if general_rd and vd == 31 else vd
+        ctl[F_RN] = vn
+        return True
     st, flags, size, wb, rt, rt2, rn, rm, form, opt, amt, off = decode_mem(w)
     if st != DECODED:
         return False
@@ -538,14 +554,17 @@ def word_facts(w):
     access (a pair counts once). ``known`` is False where the answer is not certain from the
     row alone, and capstone decides: words outside the decoder, unallocated encodings (SIGILL
     here, but capstone may name registers they touch), PC-relative words, prefetches, SIMD/FP
-    and register-offset or writeback accesses, pairs other than the signed-offset form."""
+    words (K_SIMD: the fast lane neither loads nor restores vector registers, so capstone sends
+    them to the slow lane) and register-offset or writeback accesses, pairs other than the
+    signed-offset form."""
     ctl = np.zeros(N_FIELDS, dtype=np.int64)
     imm = np.zeros(2, dtype=np.uint64)
     unknown = (False, 0, False, 0, False, 0, False)
     if not _decode_word(np.int64(w), 0, 0, 1, 0, ctl, imm, False):
         return unknown
     kind = ctl[F_KIND]
-    if kind == K_SIGILL or kind == K_RET or (kind == K_NOP and w != NOP) or (w & 0x1F000000) == 0x10000000:
+    if kind == K_SIGILL or kind == K_RET or kind == K_SIMD or (kind == K_NOP and w != NOP) \
+            or (w & 0x1F000000) == 0x10000000:
         return unknown
     writes = 0
     rd = ctl[F_RD]

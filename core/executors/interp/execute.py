@@ -2,7 +2,8 @@
 
 Unicorn translates every genome it has not seen before, which caps evolution far
 below its target rate; random genomes are nearly all new. Most of them use only integer data
-processing, forward branches and the scratch loads/stores of the gene alphabet, and those are
+processing, forward branches, the scratch loads/stores of the gene alphabet and the SIMD
+bit-count idiom (:mod:`core.executors.interp.simd`), and those are
 cheap to interpret straight from their decoded words (:mod:`core.executors.interp.decoder`):
 :func:`interpret` decodes a population and :func:`execute` runs every supported genome on every
 case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
@@ -27,9 +28,10 @@ from core.executors.interp.bits import (M32, M64, U0, U1, add_flags, bswap64, cl
 from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD,
                                            F_RM, F_RN, F_RT2, F_SF, F_SHT, F_SIZE, F_TGT, F_WB, I_IMM, I_IMM2, K_ADC,
                                            K_ADDSUB, K_B, K_BFM, K_CBZ, K_CCMP, K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR,
-                                           K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SP64, K_TBZ, M_LIT, M_LOAD,
-                                           M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE, WB_POST,
-                                           ZR_READ, decode)
+                                           K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SIMD, K_SP64, K_TBZ, M_LIT,
+                                           M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE,
+                                           WB_POST, ZR_READ, decode)
+from core.executors.interp.simd import simd_step
 from core.executors.memory_map import genome_sp
 from core.outcome import Outcome
 
@@ -134,7 +136,7 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
         for pc in range(start, end):
             if ctl[pc, F_KIND] == K_MEM or ctl[pc, F_KIND] == K_SP64:
                 memops = True
-            if ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC:
+            if (ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC) or ctl[pc, F_KIND] == K_SIMD:
                 vecops = True
         for case in range(n_cases):
             for k in range(4):
@@ -362,6 +364,8 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     if steps > budget:               # itself is the budget's last instruction
                         status = TIMEOUT
                     break
+                elif kind == K_SIMD:
+                    simd_step(ctl[pc, F_OP], ctl[pc, F_SIZE], ctl[pc, F_RD], ctl[pc, F_RN], ctl[pc, F_AMT], regs, vregs)
                 # K_NOP: nothing
                 pc = nxt
             if status == DEFER:

@@ -180,6 +180,11 @@ def _arm64_word_capstone(word: bytes) -> _Word:
         if not (r in ("xzr", "wzr", "nzcv", "fp", "lr", "sp", "wsp") or (r[:1] in ("x", "w") and r[1:].isdigit())):
             reason = reason or f"reads {r} (state the fast lane does not restore)"
             state = True
+    if (value >> 25) & 7 == 7 or ((value >> 25) & 5 == 4 and (value >> 26) & 1):
+        # SIMD&FP data processing, or a load/store of SIMD&FP registers, known from the encoding:
+        # capstone does not list every vector register read (``umov w0, v1.h[0]``: none)
+        reason = reason or "SIMD&FP registers (state the fast lane does not load or restore)"
+        state = True
     return _Word(reason, trap, branch, frozenset(clobber), tuple(sp_mem), writes_sp, sp_value=sp_value,
                  machine_state=state)
 
