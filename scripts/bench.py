@@ -9,8 +9,9 @@ Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` p
 issue 15's rows, bodies against functions ending in ``ret``, which ``ret`` runs alone),
 ``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4),
 ``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker),
-``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs) and
-``soak`` (issue 13: a 30-minute run's memory and folder size).
+``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs),
+``soak`` (issue 13: a 30-minute run's memory and folder size) and ``search`` (issue 14: Hacker's
+Delight p01-p25 against gcc -O2's lengths, ``scripts/bench_search.py``).
 Benchmarks are not tests: run them on a quiet machine; the machine is recorded in the output.
 """
 from __future__ import annotations
@@ -209,6 +210,7 @@ SECTIONS = {
     "islands": _section("bench_islands", "run_island_benchmarks"),       # issue 7
     "proofs": _section("bench_proofs", "run_proof_benchmarks"),          # issue 12
     "soak": _section("bench_soak", "run_soak_benchmarks"),               # issue 13
+    "search": _section("bench_search", "run_search_benchmarks"),         # issue 14
 }
 
 
