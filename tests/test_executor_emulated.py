@@ -338,3 +338,17 @@ def test_memory_permissions_in_both_lanes(monkeypatch, lines, expected):
     inputs = np.array([[1, 2], [3, 4]], dtype=np.uint64)
     normal, slow = _both_lanes(monkeypatch, [assemble(lines)], inputs)
     assert (normal.outcomes == expected).all() and (slow.outcomes == expected).all()
+
+
+def test_misaligned_acquire_on_an_unmapped_address_is_sigbus():
+    """Check that an ordered access checks alignment before translation (SIGBUS, as a Cortex-A72
+    under Linux gives), and an aligned one to the same unmapped page is SIGSEGV."""
+    from core.asm import assemble
+    from core.outcome import Outcome
+    code = assemble(["mov x1, x0", "ldarh w0, [x1]"])
+    pair = assemble(["mov x1, x0", "ldaxp x2, x3, [x1]"])
+    inputs = np.array([[0x10000000001], [0x10000000000], [0x10000000008]], np.uint64)
+    with open_executor("arm64", backend="emulated", seed=1) as ex:
+        res = ex.run([code, pair], inputs)
+    assert res.outcomes[0].tolist() == [Outcome.SIGBUS, Outcome.SIGSEGV, Outcome.SIGSEGV]
+    assert res.outcomes[1].tolist() == [Outcome.SIGBUS, Outcome.SIGSEGV, Outcome.SIGBUS]   # pair: 16 bytes

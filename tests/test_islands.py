@@ -51,7 +51,7 @@ def test_island_run_solves_clear_lowest_and_migrates(tmp_path, two_workers):
     """Check that 2 islands on 2 worker processes solve clear_lowest and migrants arrive."""
     cluster, _ = two_workers
     out = tmp_path / "run"
-    assert run_cli("--task", "clear_lowest", "--pop", "150", "--generations", "60", "--islands", "2",
+    assert run_cli("--task", "clear_lowest", "--pop", "300", "--generations", "300", "--islands", "2",
                    "--migration-every", "3", "--migrants", "4", "--scheduler", cluster.scheduler_address,
                    "--out", str(out)) == 0
     for name in ("config.json", "islands.json", "islands-checkpoint.json", "metrics.jsonl", "result.json",

@@ -257,8 +257,19 @@ class UnicornEngine:
             outcome = _ERR_OUTCOME.get(exc.errno)
             if outcome is None:
                 raise
+            if outcome is Outcome.SIGSEGV and self.isa.name == "arm64" and exc.errno != uc_mod.UC_ERR_FETCH_UNMAPPED:
+                return self._alignment_first()
             return outcome
         return self._pending
+
+    def _alignment_first(self) -> Outcome:
+        """A data fault's class: alignment may come first (:func:`harness.misaligned_ordered`)."""
+        uc = self.uc
+        word = int.from_bytes(uc.mem_read(uc.reg_read(self._pc), 4), "little")
+        rn = (word >> 5) & 31
+        reg = (A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30, A.UC_ARM64_REG_SP)[rn - 29] if rn >= 29 else A.UC_ARM64_REG_X0 + rn
+        base = uc.reg_read(reg) if (word >> 24) & 0x3F == 8 else 0
+        return Outcome.SIGBUS if H.misaligned_ordered(word, base) else Outcome.SIGSEGV
 
     def _calibrate(self) -> int:
         """Harness instructions per case in single-case mode (found by search, not by hand)."""

@@ -386,3 +386,18 @@ def epilogue_lines(isa: Isa, clobbered: frozenset[str], scratch_words: frozenset
                   f"mov qword ptr [rsp - {red_zone_top - (scratch_base + w)}], r11"]
     lines += [f"mov {r}, qword ptr [r10 + {RAND_OFF + 8 * X86_RAND_SLOT[r]}]" for r in restore]
     return lines + ["ret"]
+
+
+def misaligned_ordered(word: int, base: int) -> bool:
+    """Whether ``word`` is a load/store exclusive or acquire/release (the class at bits 29:24 =
+    001000) whose address ``base`` (its Rn, never offset) is misaligned for its access size.
+
+    Such an access takes an alignment fault before any translation fault (Linux: SIGBUS), where
+    Unicorn reports an unmapped address first (found by the native-vs-emulator lane: ``ldarh``
+    on a random odd address, SIGBUS on a Cortex-A72, SIGSEGV in Unicorn)."""
+    if (word >> 24) & 0x3F != 0b001000:
+        return False
+    size = 1 << (word >> 30)
+    if (word >> 21) & 1 and not (word >> 23) & 1:      # exclusive pair: both registers at once
+        size *= 2
+    return base % size != 0
