@@ -45,6 +45,15 @@ from core.outcome import Outcome
 log = logging.getLogger(__name__)
 
 PENDING = 255   # outcome of a case no lane has attributed yet
+#: Unicorn's translation buffer (QEMU's code_gen_buffer; Unicorn's default: 1 GiB). QEMU frees
+#: translations only all at once, when the buffer is full: with the default every genome ever
+#: translated (~1.5 KiB each) stayed resident and a long run grew by a 2 MiB page every minute
+#: or two (issue 13's soak). 8 MiB holds ~5,000 genomes; a flush costs only re-translation.
+TCG_BUFFER_BYTES = 8 << 20
+#: Arena slots used (the mapping has room for ~8,000): a slot's pages become resident when a
+#: genome is first placed there, so a long run grew by up to 16 MiB; 2,048 slots (4 MiB) hold
+#: a population several times over, and about half what the translation buffer holds.
+ARENA_SLOTS = 2048
 
 # Unicorn errors -> outcome classes
 _ERR_OUTCOME = {
@@ -143,7 +152,7 @@ class UnicornEngine:
         epilogue_max = 8 * 32 + 24 * (options.scratch // 8) + 16
         self.slot_size = -(-(options.max_code_bytes + epilogue_max) // 16) * 16
         self._epilogues: dict = {}
-        self._n_slots = MM.ARENA_SIZE // self.slot_size
+        self._n_slots = min(MM.ARENA_SIZE // self.slot_size, ARENA_SLOTS)
         self._resident: OrderedDict[bytes, int] = OrderedDict()   # slot contents -> slot index
         self._free = list(range(self._n_slots - 1, -1, -1))
         self._zero_stack = bytes(MM.STACK_SIZE - options.scratch - 64)
@@ -152,6 +161,7 @@ class UnicornEngine:
         self.harness = H.build_harness(isa, options.scratch)
         self._fault_reset = self.harness.fault_reset
         uc = self.uc = Uc(isa.uc_arch, isa.uc_mode)
+        uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)     # before anything initialises the engine
         uc.ctl_set_tlb_mode(uc_mod.UC_TLB_VIRTUAL)
         rx, rw = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC, uc_mod.UC_PROT_READ | uc_mod.UC_PROT_WRITE
         uc.mem_map(MM.ARENA_BASE, MM.ARENA_SIZE, rx)
