@@ -29,13 +29,11 @@ from core.executors.api import ExecutorOptions, Result, validate_batch
 from core.executors.batch_state import BatchState
 from core.executors.interp import interpret
 from core.executors.unicorn.engine import PENDING, UnicornEngine
-from core.executors.unicorn.triage import Triage, triage
+from core.executors.unicorn.triage import triage
 from core.isa import Isa
 from core.outcome import Outcome
 
 log = logging.getLogger(__name__)
-
-_PREPARED_MAX = 1 << 17   # genomes whose triage and slot an executor remembers (then it starts afresh)
 
 
 class TieredExecutor:
@@ -49,7 +47,6 @@ class TieredExecutor:
         self.isa = isa
         self.options = options
         self.unicorn = UnicornEngine(isa, options)
-        self._prepared: dict[bytes, tuple[Triage, bytes | None]] = {}
 
     def run(self, codes, inputs, *, seed: int | None = None) -> Result:
         """Run every code on every case; see :func:`core.executors.open_executor`."""
@@ -70,22 +67,14 @@ class TieredExecutor:
             if not rest:
                 return Result(outputs, outcomes)
         tables = uni.write_state(inputs, state)
-        prepared, prepare = self._prepared, self._prepare
-        if len(prepared) > _PREPARED_MAX:
-            prepared.clear()
-        infos, slots = {}, {}
-        for i in rest:
-            code = codes[i]
-            entry = prepared.get(code)
-            if entry is None:
-                entry = prepared[code] = prepare(code)
-            infos[i], slots[i] = entry
-        fast = [i for i in rest if slots[i] is not None]
+        infos = {i: triage(codes[i], self.isa, self.options.scratch) for i in rest}   # cached, bounded
+        budget = self.options.budget
+        fast = [i for i in rest if infos[i].fast and infos[i].n_insns + 1 <= budget]
         slow = set(rest) - set(fast)
         cap = uni.chunk_capacity(n_cases)
         for start in range(0, len(fast), cap):
             idx = fast[start:start + cap]
-            slow.update(uni.run_fast(idx, [slots[i] for i in idx], n_cases, tables, outputs, outcomes))
+            slow.update(uni.run_fast(idx, [(codes[i], infos[i]) for i in idx], n_cases, tables, outputs, outcomes))
         if slow:
             uni.before_slow_lane()
         for i in sorted(slow):
@@ -96,13 +85,6 @@ class TieredExecutor:
             outcomes[lost] = Outcome.WORKER_LOST
             outputs[lost] = 0
         return Result(outputs, outcomes)
-
-    def _prepare(self, code: bytes) -> tuple[Triage, bytes | None]:
-        """The lane of ``code``: its triage and fast-lane slot (None: slow lane), kept per
-        executor so that a genome seen before costs one dictionary look-up."""
-        info = triage(code, self.isa, self.options.scratch)
-        fast = info.fast and info.n_insns + 1 <= self.options.budget
-        return info, (self.unicorn.slot(code, info) if fast else None)
 
     def close(self) -> None:
         """Release the emulator; idempotent. ``run`` after close raises ValueError."""

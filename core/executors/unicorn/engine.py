@@ -153,7 +153,8 @@ class UnicornEngine:
         self.slot_size = -(-(options.max_code_bytes + epilogue_max) // 16) * 16
         self._epilogues: dict = {}
         self._n_slots = min(MM.ARENA_SIZE // self.slot_size, ARENA_SLOTS)
-        self._resident: OrderedDict[bytes, int] = OrderedDict()   # slot contents -> slot index
+        # genome code -> its slot's index (the slot's ~2 KiB are a function of the code)
+        self._resident: OrderedDict[bytes, int] = OrderedDict()
         self._free = list(range(self._n_slots - 1, -1, -1))
         self._zero_stack = bytes(MM.STACK_SIZE - options.scratch - 64)
         self._watchdog = _Watchdog(self)
@@ -315,30 +316,32 @@ class UnicornEngine:
         pad = self.slot_size - len(body)
         return body + (isa.pad_bytes * (pad // len(isa.pad_bytes) + 1))[:pad]
 
-    def _load_slots(self, slots: list[bytes]) -> list[int]:
-        """Place ready slots in the arena; returns their entry addresses.
+    def _load_slots(self, genomes: list[tuple[bytes, Triage]]) -> list[int]:
+        """Place the fast-lane slots of ``genomes`` (code, triage) in the arena; returns their
+        entry addresses.
 
         The arena is content-addressed: a slot already resident keeps its address and its
         translated code, so re-running a genome costs no new translation (translating a new
-        genome costs Unicorn more than 64 cases of executing it).
+        genome costs Unicorn more than 64 cases of executing it). Slots are keyed by their code
+        and built only when placed: the index holds ~100 bytes per slot, not the slot's 2 KiB.
         """
         uc, size = self.uc, self.slot_size
-        if len(slots) > self._n_slots:
-            raise ValueError(f"{len(slots)} slots exceed the arena ({self._n_slots})")
-        wanted = set(slots)
+        if len(genomes) > self._n_slots:
+            raise ValueError(f"{len(genomes)} slots exceed the arena ({self._n_slots})")
+        wanted = {code for code, _ in genomes}
         addrs, new = [], []
-        for content in slots:
-            index = self._resident.get(content)
+        for code, info in genomes:
+            index = self._resident.get(code)
             if index is None:
                 if self._free:
                     index = self._free.pop()
                 else:  # evict the least recently used slot this batch does not need
                     victim = next(c for c in self._resident if c not in wanted)
                     index = self._resident.pop(victim)
-                self._resident[content] = index
-                new.append((index, content))
+                self._resident[code] = index
+                new.append((index, self.slot(code, info)))
             else:
-                self._resident.move_to_end(content)
+                self._resident.move_to_end(code)
             addrs.append(MM.ARENA_BASE + index * size)
         # One write per run of consecutive slots: each write is dear in Unicorn.
         new.sort()
@@ -395,11 +398,12 @@ class UnicornEngine:
         return max(1, min(arena, outputs))
 
     # ----------------------------------------------------------------- running (lanes)
-    def run_fast(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
-        """Fast lane: genomes ``idx`` (their ``slots``, at most ``chunk_capacity``) in one harness
-        run; fills their rows and returns the genomes to re-run in the slow lane."""
+    def run_fast(self, idx, genomes, n_cases, tables, outputs, outcomes) -> list[int]:
+        """Fast lane: genomes ``idx`` (their (code, triage) pairs ``genomes``, at most
+        ``chunk_capacity``) in one harness run; fills their rows and returns the genomes to
+        re-run in the slow lane."""
         run = self._run_fast_arm64 if self.isa.name == "arm64" else self._run_fast_x86
-        return run(idx, slots, n_cases, tables, outputs, outcomes)
+        return run(idx, genomes, n_cases, tables, outputs, outcomes)
 
     def before_slow_lane(self) -> None:
         """Call between a fast-lane run and slow-lane runs of one batch.
@@ -409,10 +413,10 @@ class UnicornEngine:
         uncounted harness instructions (~80). Retranslate it with counting on."""
         self.uc.ctl_remove_cache(MM.HARNESS_BASE, MM.HARNESS_BASE + MM.HARNESS_SIZE)
 
-    def _run_fast_x86(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
+    def _run_fast_x86(self, idx, genomes, n_cases, tables, outputs, outcomes) -> list[int]:
         """One x86-64 harness run over genomes ``idx``; returns genomes to re-run in the slow lane."""
         uc, hz = self.uc, self.harness
-        batch = self._lay_out(self._load_slots(slots), n_cases, tables, simd=False)
+        batch = self._lay_out(self._load_slots(genomes), n_cases, tables, simd=False)
         n, total = len(idx), len(idx) * n_cases
         cls = np.zeros((n, n_cases), dtype=np.uint8)   # OK unless a fault is recorded below
         moved: list[int] = []
@@ -453,7 +457,7 @@ class UnicornEngine:
         outcomes[rows] = cls
         return moved
 
-    def _run_fast_arm64(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
+    def _run_fast_arm64(self, idx, genomes, n_cases, tables, outputs, outcomes) -> list[int]:
         """One arm64 fast-lane run over genomes ``idx``; returns genomes to re-run in the slow lane.
 
         Each slot loops over the cases itself (``harness.arm64_slot``). Interrupts (udf, svc,
@@ -461,7 +465,7 @@ class UnicornEngine:
         stops emulation, and the run goes on at ``fault_reset`` with the faulted case skipped.
         """
         uc, hz = self.uc, self.harness
-        batch = self._lay_out(self._load_slots(slots), n_cases, tables, simd=False)
+        batch = self._lay_out(self._load_slots(genomes), n_cases, tables, simd=False)
         n, total = len(idx), len(idx) * n_cases
         out0, in_base = batch["outputs"], self._inputs_addr
         in_end = in_base + 32 * n_cases
