@@ -29,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import signal
 import socket
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +42,7 @@ from pathlib import Path
 from core.atomic import atomic_write  # re-exported: rf.atomic_write
 from evolve.checkpoint import plain
 
+log = logging.getLogger(__name__)
 #: the checkpoint's document (it names the arrays file)
 CHECKPOINT = "checkpoint.json"
 #: a line per generation
@@ -300,6 +303,21 @@ def resume_metrics(path: Path, key: str, last: int) -> list[dict]:
             fh.flush()
             os.fsync(fh.fileno())
     return lines
+
+
+def draw_progress(folder: Path, title: str = "fitness") -> None:
+    """progress.png of a run folder, from about 5,000 lines of its metrics file, drawn by a child
+    process: matplotlib and the lines cost ~50 MiB, which the run's own process would carry
+    from then on (a long run's memory must stay flat, issue 13); the child's is freed when it
+    exits. A failure is logged, not raised: the run's results stand without the picture."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    code = ("import sys; from pathlib import Path; from evolve import runfolder as rf; "
+            "f = Path(sys.argv[1]); lines = rf.sample_metrics(f / rf.METRICS); "
+            "lines and rf.plot_progress(f, lines, sys.argv[2])")
+    proc = subprocess.run([sys.executable, "-c", code, str(folder), title], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        log.warning("progress.png not drawn: %s", (proc.stderr.strip().splitlines() or ["no message"])[-1])
 
 
 def plot_progress(folder: Path, metrics: list[dict], title: str = "fitness") -> None:
