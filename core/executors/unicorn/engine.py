@@ -48,12 +48,13 @@ PENDING = 255   # outcome of a case no lane has attributed yet
 #: Unicorn's translation buffer (QEMU's code_gen_buffer; Unicorn's default: 1 GiB). QEMU frees
 #: translations only all at once, when the buffer is full: with the default every genome ever
 #: translated (~1.5 KiB each) stayed resident and a long run grew by a 2 MiB page every minute
-#: or two (issue 13's soak). 8 MiB holds ~5,000 genomes; a flush costs only re-translation.
+#: or two (issue 13's soak). 8 MiB holds ~5,000 genomes; a flush costs only re-translation
+#: (4 MiB made re-running a batch of 1,000 new genomes 40 % slower: flushes between the runs).
 TCG_BUFFER_BYTES = 8 << 20
 #: Arena slots used (the mapping has room for ~8,000): a slot's pages become resident when a
-#: genome is first placed there, so a long run grew by up to 16 MiB; 2,048 slots (4 MiB) hold
-#: a population several times over, and about half what the translation buffer holds.
-ARENA_SLOTS = 2048
+#: genome is first placed there, so a long run grew by up to 16 MiB; 1,024 slots (2 MiB) hold
+#: a population three times over (a benchmark batch of 1,000 genomes once).
+ARENA_SLOTS = 1024
 
 # Unicorn errors -> outcome classes
 _ERR_OUTCOME = {

@@ -111,10 +111,11 @@ class _Word:
     machine_state: bool = False  # system instruction, or SIMD/FP/system registers
 
 
-#: Cache bounds. Each is a few MiB when full (bytes per entry measured: a word ~1.5 KiB, a plain
-#: word's mask ~80, a genome's triage ~500) and holds several populations' working set: larger
-#: bounds (2**16..2**20) filled over hours and were a long run's slow memory growth (issue 13).
-WORDS_CACHED, PLAIN_CACHED, GENOMES_CACHED = 1 << 12, 1 << 15, 1 << 12
+#: Cache bounds: each at most ~3 MiB when full (bytes per entry measured: a word ~1.5 KiB, a
+#: plain word's mask ~80, a genome's triage ~500), many generations of the genomes that reach
+#: Unicorn (the interpreter runs most); bounds of 2**16..2**20 filled over hours and were a long
+#: run's slow memory growth (issue 13).
+WORDS_CACHED, PLAIN_CACHED, GENOMES_CACHED = 1 << 11, 1 << 15, 1 << 11
 
 
 @lru_cache(maxsize=WORDS_CACHED)
