@@ -167,7 +167,8 @@ def _optimisation_record(engine) -> dict:
 
 
 def _finish(engine, folder: Path, args) -> None:
-    """result.json, best.s, hall_of_fame.json, progress.png, the final brain file."""
+    """result.json, best.s, hall_of_fame.json, progress.png (drawn by a child process), the final
+    brain file."""
     alphabet, cfg = engine.alphabet, engine.cfg
     best = engine.solved if engine.solved is not None else engine.hof[0]
     result = {"task": engine.task.name, "isa": cfg.isa, "backend": engine.evaluator.backend,
@@ -186,9 +187,7 @@ def _finish(engine, folder: Path, args) -> None:
     fame = [R.genome_record(alphabet, ind, verification=result["verification"] if tuple(ind) == solution else None)
             for ind in engine.hof]
     R.write_results(folder, result, fame, header)
-    lines = rf.sample_metrics(folder / rf.METRICS)
-    if lines:
-        rf.plot_progress(folder, lines)
+    rf.draw_progress(folder)
     if engine.brain is not None:
         engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen})
     if args.save_to_library and engine.solved is not None:

@@ -352,3 +352,18 @@ def test_misaligned_acquire_on_an_unmapped_address_is_sigbus():
         res = ex.run([code, pair], inputs)
     assert res.outcomes[0].tolist() == [Outcome.SIGBUS, Outcome.SIGSEGV, Outcome.SIGSEGV]
     assert res.outcomes[1].tolist() == [Outcome.SIGBUS, Outcome.SIGSEGV, Outcome.SIGBUS]   # pair: 16 bytes
+
+
+def test_unicorn_memory_stays_within_its_stated_bounds():
+    """Check that the translation buffer is ``TCG_BUFFER_BYTES`` and that more distinct fast-lane
+    genomes than ``ARENA_SLOTS`` leave the arena's index at ``ARENA_SLOTS``, every result right
+    (issue 13: Unicorn's share of a long run's memory reaches its bound and stays there)."""
+    from core.executors.unicorn import engine as UE
+    n = UE.ARENA_SLOTS + 300
+    codes = [(0xD2800000 | (i << 5)).to_bytes(4, "little") for i in range(n)]   # movz x0, #i
+    with open_executor("arm64", backend="emulated") as ex:
+        ex.interpreter = False               # every genome to Unicorn's fast lane
+        res = ex.run(codes, np.array([[0]], dtype=np.uint64))
+        assert ex.unicorn.uc.ctl_get_tcg_buffer_size() == UE.TCG_BUFFER_BYTES
+        assert len(ex.unicorn._resident) == ex.unicorn._n_slots == UE.ARENA_SLOTS
+    assert res.outputs[:, 0].tolist() == list(range(n)) and (res.outcomes == Outcome.OK).all()

@@ -333,3 +333,17 @@ def test_x86_light_entry_classes(lines, kind):
     """Check which x86-64 code the native trampoline may enter without the full state reset."""
     from core.executors.native.light import x86_light
     assert x86_light(assemble(lines, "x86_64")) == kind
+
+
+def test_triage_caches_stay_within_their_bounds():
+    """Check that triaging more distinct genomes and plain words than the caches hold leaves
+    each at its bound (issue 13: bounds of 2**16..2**20 filled over hours of a run)."""
+    from core.executors.unicorn import triage as TR
+    n = TR.PLAIN_CACHED + 1000                 # distinct words: add x<i % 30>, x<n>, x<m>, lsl #k
+    words = [0x8B000000 | i << 5 | i % 30 for i in range(n)]
+    codes = [np.array(words[k:k + 8], "<u4").tobytes() for k in range(0, n, 8)]
+    assert len(codes) > TR.GENOMES_CACHED
+    for code in codes:
+        assert triage(code, ARM64, 256).fast
+    assert 0 < len(TR._PLAIN_MASK) <= TR.PLAIN_CACHED
+    assert TR._triage_cached.cache_info().currsize == TR.GENOMES_CACHED

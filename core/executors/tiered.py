@@ -34,13 +34,12 @@ from core.executors.api import ExecutorOptions, Result, validate_batch, validate
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.interp import interpret
 from core.executors.unicorn.engine import PENDING, UnicornEngine
-from core.executors.unicorn.triage import Triage, triage
+from core.executors.unicorn.triage import triage
 from core.isa import Isa
 from core.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
-_PREPARED_MAX = 1 << 17   # genomes whose triage and slot an executor remembers (then it starts afresh)
 _STATES_BLOCK = 8192      # cases per per-case fast-lane run (their states table: 1 KiB or more each)
 
 
@@ -55,7 +54,6 @@ class TieredExecutor:
         self.isa = isa
         self.options = options
         self.unicorn = UnicornEngine(isa, options)
-        self._prepared: dict[bytes, tuple[Triage, bytes | None]] = {}
 
     def run(self, codes, inputs, *, seed: int | None = None, states: CaseStates | None = None) -> Result:
         """Run every code on every case; see :func:`core.executors.open_executor` (``states``:
@@ -92,29 +90,21 @@ class TieredExecutor:
             outputs[lost] = 0
         return Result(outputs, outcomes)
 
-    def _lanes(self, rest, codes) -> tuple[dict, dict]:
-        """Triage and fast-lane slot (None: slow lane) of genomes ``rest``."""
-        prepared, prepare = self._prepared, self._prepare
-        if len(prepared) > _PREPARED_MAX:
-            prepared.clear()
-        infos, slots = {}, {}
-        for i in rest:
-            code = codes[i]
-            entry = prepared.get(code)
-            if entry is None:
-                entry = prepared[code] = prepare(code)
-            infos[i], slots[i] = entry
-        return infos, slots
+    def _lanes(self, rest, codes) -> tuple[dict, list]:
+        """Triage (cached and bounded in triage itself) of genomes ``rest``, and those of them
+        that take the fast lane."""
+        infos = {i: triage(codes[i], self.isa, self.options.scratch) for i in rest}
+        budget = self.options.budget
+        return infos, [i for i in rest if infos[i].fast and infos[i].n_insns + 1 <= budget]
 
     def _run_unicorn_per_case(self, rest, codes, inputs, states: CaseStates, outputs, outcomes) -> None:
         """Unicorn's lanes under per-case states: fast-lane genomes in per-case slots (each case
         loads its own state), blocks of cases per run; slow-lane ones one case at a time."""
         uni, n, n_cases = self.unicorn, len(codes), inputs.shape[0]
-        infos, slots = self._lanes(rest, codes)
-        fast = [i for i in rest if slots[i] is not None]
+        infos, fast = self._lanes(rest, codes)
         alone = set(rest) - set(fast)
         if fast:
-            per_case = {i: uni.slot(codes[i], infos[i], per_case=True) for i in fast}
+            per_case = {i: (codes[i], infos[i], True) for i in fast}
             for lo in range(0, n_cases, _STATES_BLOCK):
                 part = np.arange(lo, min(n_cases, lo + _STATES_BLOCK))
                 tables = uni.write_state(inputs[part], states.case(int(part[0])), states.take(part))
@@ -137,24 +127,16 @@ class TieredExecutor:
         """Unicorn's lanes for genomes ``rest`` on every case of ``inputs`` under ``state``."""
         uni, n_cases = self.unicorn, inputs.shape[0]
         tables = uni.write_state(inputs, state)
-        infos, slots = self._lanes(rest, codes)
-        fast = [i for i in rest if slots[i] is not None]
+        infos, fast = self._lanes(rest, codes)
         slow = set(rest) - set(fast)
         cap = uni.chunk_capacity(n_cases)
         for start in range(0, len(fast), cap):
             idx = fast[start:start + cap]
-            slow.update(uni.run_fast(idx, [slots[i] for i in idx], n_cases, tables, outputs, outcomes))
+            slow.update(uni.run_fast(idx, [(codes[i], infos[i]) for i in idx], n_cases, tables, outputs, outcomes))
         if slow:
             uni.before_slow_lane()
         for i in sorted(slow):
             uni.run_slow(i, codes[i], infos[i], n_cases, tables, outputs, outcomes)
-
-    def _prepare(self, code: bytes) -> tuple[Triage, bytes | None]:
-        """The lane of ``code``: its triage and fast-lane slot (None: slow lane), kept per
-        executor so that a genome seen before costs one dictionary look-up."""
-        info = triage(code, self.isa, self.options.scratch)
-        fast = info.fast and info.n_insns + 1 <= self.options.budget
-        return info, (self.unicorn.slot(code, info) if fast else None)
 
     def close(self) -> None:
         """Release the emulator; idempotent. ``run`` after close raises ValueError."""

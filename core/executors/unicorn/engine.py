@@ -38,6 +38,8 @@ from core.executors.api import ExecutorOptions
 from core.executors import memory_map as MM
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.unicorn import harness as H
+from core.executors.unicorn.linux_rules import (ARM64_INTR, EL0_READ, EL0_SYS, EL0_TIMERS, EL0_WRITE,
+                                                ERR_OUTCOME, SCTLR_EL0_BITS, X86_INTR)
 from core.executors.unicorn.triage import Trap, Triage
 from core.isa import Isa
 from core.outcome import Outcome
@@ -45,45 +47,16 @@ from core.outcome import Outcome
 log = logging.getLogger(__name__)
 
 PENDING = 255   # outcome of a case no lane has attributed yet
-
-# Unicorn errors -> outcome classes
-_ERR_OUTCOME = {
-    uc_mod.UC_ERR_READ_UNMAPPED: Outcome.SIGSEGV, uc_mod.UC_ERR_WRITE_UNMAPPED: Outcome.SIGSEGV,
-    uc_mod.UC_ERR_FETCH_UNMAPPED: Outcome.SIGSEGV, uc_mod.UC_ERR_READ_PROT: Outcome.SIGSEGV,
-    uc_mod.UC_ERR_WRITE_PROT: Outcome.SIGSEGV, uc_mod.UC_ERR_FETCH_PROT: Outcome.SIGSEGV,
-    uc_mod.UC_ERR_READ_UNALIGNED: Outcome.SIGBUS, uc_mod.UC_ERR_WRITE_UNALIGNED: Outcome.SIGBUS,
-    uc_mod.UC_ERR_FETCH_UNALIGNED: Outcome.SIGBUS, uc_mod.UC_ERR_INSN_INVALID: Outcome.SIGILL,
-    uc_mod.UC_ERR_EXCEPTION: Outcome.SIGILL,
-}
-# QEMU exception numbers on AArch64 (EXCP_*) -> outcome classes
-_ARM64_INTR = {1: Outcome.SIGILL, 2: Outcome.SYSCALL, 3: Outcome.SIGSEGV, 4: Outcome.SIGBUS,
-               7: Outcome.SIGTRAP}
-# x86 vectors -> what Linux delivers
-_X86_INTR = {0: Outcome.SIGFPE, 1: Outcome.SIGTRAP, 3: Outcome.SIGTRAP, 4: Outcome.SIGSEGV,
-             5: Outcome.SIGSEGV, 6: Outcome.SIGILL, 13: Outcome.SIGSEGV, 14: Outcome.SIGSEGV,
-             16: Outcome.SIGFPE, 17: Outcome.SIGBUS, 19: Outcome.SIGFPE, 0x80: Outcome.SYSCALL}
-
-# Linux's SCTLR_EL1 bits for user space: UCI, nTWE, nTWI, UCT, DZE, SA0
-_SCTLR_EL0_BITS = (1 << 26) | (1 << 18) | (1 << 16) | (1 << 15) | (1 << 14) | (1 << 4)
-# System registers EL0 may read on Linux, as (op0, op1, crn, crm, op2)
-_EL0_READ = {
-    (3, 3, 4, 2, 0),   # nzcv
-    (3, 3, 4, 4, 0),   # fpcr
-    (3, 3, 4, 4, 1),   # fpsr
-    (3, 3, 13, 0, 2),  # tpidr_el0
-    (3, 3, 13, 0, 3),  # tpidrro_el0
-    (3, 3, 0, 0, 1),   # ctr_el0
-    (3, 3, 0, 0, 7),   # dczid_el0
-    (3, 3, 4, 2, 5),   # dit
-    (3, 3, 4, 2, 6),   # ssbs
-}
-_EL0_WRITE = {(3, 3, 4, 2, 0), (3, 3, 4, 4, 0), (3, 3, 4, 4, 1), (3, 3, 13, 0, 2), (3, 3, 4, 2, 5),
-              (3, 3, 4, 2, 6)}
-_EL0_TIMERS = {(3, 3, 14, 0, 0): 25_000_000,  # cntfrq_el0: a fixed value, deterministic
-               (3, 3, 14, 0, 1): 0, (3, 3, 14, 0, 2): 0}  # cntpct/cntvct: 0, deterministic
-# SYS instructions EL0 may issue on Linux (dc zva/cvac/cvau/civac/cvap, ic ivau): (op1, crn, crm, op2)
-_EL0_SYS = {(3, 7, 4, 1), (3, 7, 10, 1), (3, 7, 11, 1), (3, 7, 14, 1), (3, 7, 12, 1), (3, 7, 5, 1)}
-
+#: Unicorn's translation buffer (QEMU's code_gen_buffer; Unicorn's default: 1 GiB). QEMU frees
+#: translations only all at once, when the buffer is full: with the default every genome ever
+#: translated (~1.5 KiB each) stayed resident and a long run grew by a 2 MiB page every minute
+#: or two (issue 13's soak). 8 MiB holds ~5,000 genomes; a flush costs only re-translation
+#: (4 MiB made re-running a batch of 1,000 new genomes 40 % slower: flushes between the runs).
+TCG_BUFFER_BYTES = 8 << 20
+#: Arena slots used (the mapping has room for ~8,000): a slot's pages become resident when a
+#: genome is first placed there, so a long run grew by up to 16 MiB; 1,024 slots (2 MiB) hold
+#: a population three times over (a benchmark batch of 1,000 genomes once).
+ARENA_SLOTS = 1024
 
 class _Watchdog:
     """Stops a fast-lane ``emu_start`` that overruns its deadline, from one long-lived thread.
@@ -143,8 +116,9 @@ class UnicornEngine:
         epilogue_max = 8 * 32 + 24 * (options.scratch // 8) + 16
         self.slot_size = -(-(options.max_code_bytes + epilogue_max) // 16) * 16
         self._epilogues: dict = {}
-        self._n_slots = MM.ARENA_SIZE // self.slot_size
-        self._resident: OrderedDict[bytes, int] = OrderedDict()   # slot contents -> slot index
+        self._n_slots = min(MM.ARENA_SIZE // self.slot_size, ARENA_SLOTS)
+        # genome code -> its slot's index (the slot's ~2 KiB are a function of the code)
+        self._resident: OrderedDict[bytes, int] = OrderedDict()
         self._free = list(range(self._n_slots - 1, -1, -1))
         self._zero_stack = bytes(MM.STACK_SIZE - options.scratch - 64)
         self._watchdog = _Watchdog(self)
@@ -152,6 +126,7 @@ class UnicornEngine:
         self.harness = H.build_harness(isa, options.scratch)
         self._fault_reset = self.harness.fault_reset
         uc = self.uc = Uc(isa.uc_arch, isa.uc_mode)
+        uc.ctl_set_tcg_buffer_size(TCG_BUFFER_BYTES)     # before anything initialises the engine
         uc.ctl_set_tlb_mode(uc_mod.UC_TLB_VIRTUAL)
         rx, rw = uc_mod.UC_PROT_READ | uc_mod.UC_PROT_EXEC, uc_mod.UC_PROT_READ | uc_mod.UC_PROT_WRITE
         uc.mem_map(MM.ARENA_BASE, MM.ARENA_SIZE, rx)
@@ -165,7 +140,7 @@ class UnicornEngine:
         uc.hook_add(uc_mod.UC_HOOK_INTR, self._on_interrupt)
         if isa.name == "arm64":
             self._pc = A.UC_ARM64_REG_PC
-            sctlr = uc.cpr_read(3, 0, 1, 0, 0) | _SCTLR_EL0_BITS
+            sctlr = uc.cpr_read(3, 0, 1, 0, 0) | SCTLR_EL0_BITS
             uc.cpr_write(3, 0, 1, 0, 0, sctlr)
             uc.reg_write(A.UC_ARM64_REG_PSTATE, uc.reg_read(A.UC_ARM64_REG_PSTATE) & ~0xF)  # EL0t
             uc.hook_add(uc_mod.UC_HOOK_INSN, self._on_sysreg, True, 1, 0, A.UC_ARM64_INS_MRS)
@@ -196,17 +171,17 @@ class UnicornEngine:
             # arm64 fast lane: record the fault against the current case (d31 is its output
             # slot) and carry on at the harness's fault_reset, without leaving emulation
             # (~4x cheaper than stopping, returning to Python and starting again).
-            self._fast_faults.append((uc.reg_read(A.UC_ARM64_REG_D31), _ARM64_INTR.get(intno, Outcome.SIGILL)))
+            self._fast_faults.append((uc.reg_read(A.UC_ARM64_REG_D31), ARM64_INTR.get(intno, Outcome.SIGILL)))
             uc.reg_write(A.UC_ARM64_REG_PC, self._fault_reset)
             return
         if self.isa.name == "arm64":
-            self._stop(_ARM64_INTR.get(intno, Outcome.SIGILL))
+            self._stop(ARM64_INTR.get(intno, Outcome.SIGILL))
         else:
             # Unicorn skips the IDT but QEMU remembers the fault: the next contributory fault
             # would become a double fault, then a silent triple-fault halt. A clean CPU context
             # is restored before the harness restarts.
             self._x86_dirty = True
-            self._stop(_X86_INTR.get(intno, Outcome.SIGSEGV))
+            self._stop(X86_INTR.get(intno, Outcome.SIGSEGV))
 
     def _on_syscall(self, uc, _data):
         self._stop(Outcome.SYSCALL)
@@ -215,18 +190,18 @@ class UnicornEngine:
         """Linux's EL0 rules for MRS (``is_read``) and MSR; True means "handled, skip it"."""
         key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
         if is_read:
-            if key in _EL0_TIMERS:
-                uc.reg_write(reg, _EL0_TIMERS[key])
+            if key in EL0_TIMERS:
+                uc.reg_write(reg, EL0_TIMERS[key])
                 return True  # handled: skip the instruction
-            if key in _EL0_READ or (key[0] == 3 and key[1] == 0 and key[2] == 0):
+            if key in EL0_READ or (key[0] == 3 and key[1] == 0 and key[2] == 0):
                 return False  # EL0-readable, or an ID register Linux emulates: let it execute
-        elif key in _EL0_WRITE:
+        elif key in EL0_WRITE:
             return False
         self._stop(Outcome.SIGILL)
         return True
 
     def _on_sys(self, uc, reg, cp, _data):
-        if (cp.op1, cp.crn, cp.crm, cp.op2) in _EL0_SYS:
+        if (cp.op1, cp.crn, cp.crm, cp.op2) in EL0_SYS:
             return False
         self._stop(Outcome.SIGILL)
         return True
@@ -254,7 +229,7 @@ class UnicornEngine:
         except UcError as exc:
             if self._pending is not None:
                 return self._pending
-            outcome = _ERR_OUTCOME.get(exc.errno)
+            outcome = ERR_OUTCOME.get(exc.errno)
             if outcome is None:
                 raise
             if outcome is Outcome.SIGSEGV and self.isa.name == "arm64" and exc.errno != uc_mod.UC_ERR_FETCH_UNMAPPED:
@@ -331,30 +306,33 @@ class UnicornEngine:
         pad = self.slot_size - len(body)
         return body + (isa.pad_bytes * (pad // len(isa.pad_bytes) + 1))[:pad]
 
-    def _load_slots(self, slots: list[bytes]) -> list[int]:
-        """Place ready slots in the arena; returns their entry addresses.
+    def _load_slots(self, genomes: list[tuple]) -> list[int]:
+        """Place the fast-lane slots of ``genomes`` ((code, triage) or (code, triage, per_case),
+        see :meth:`slot`) in the arena; returns their entry addresses.
 
         The arena is content-addressed: a slot already resident keeps its address and its
         translated code, so re-running a genome costs no new translation (translating a new
-        genome costs Unicorn more than 64 cases of executing it).
+        genome costs Unicorn more than 64 cases of executing it). Slots are keyed by their code
+        and built only when placed: the index holds ~100 bytes per slot, not the slot's 2 KiB.
         """
         uc, size = self.uc, self.slot_size
-        if len(slots) > self._n_slots:
-            raise ValueError(f"{len(slots)} slots exceed the arena ({self._n_slots})")
-        wanted = set(slots)
+        if len(genomes) > self._n_slots:
+            raise ValueError(f"{len(genomes)} slots exceed the arena ({self._n_slots})")
+        wanted = {(g[0], len(g) > 2 and g[2]) for g in genomes}
         addrs, new = [], []
-        for content in slots:
-            index = self._resident.get(content)
+        for code, info, *per_case in genomes:
+            code = (code, bool(per_case and per_case[0]))        # the key: a per-case slot differs
+            index = self._resident.get(code)
             if index is None:
                 if self._free:
                     index = self._free.pop()
                 else:  # evict the least recently used slot this batch does not need
                     victim = next(c for c in self._resident if c not in wanted)
                     index = self._resident.pop(victim)
-                self._resident[content] = index
-                new.append((index, content))
+                self._resident[code] = index
+                new.append((index, self.slot(code[0], info, code[1])))
             else:
-                self._resident.move_to_end(content)
+                self._resident.move_to_end(code)
             addrs.append(MM.ARENA_BASE + index * size)
         # One write per run of consecutive slots: each write is dear in Unicorn.
         new.sort()
@@ -413,11 +391,12 @@ class UnicornEngine:
         return max(1, min(arena, outputs))
 
     # ----------------------------------------------------------------- running (lanes)
-    def run_fast(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
-        """Fast lane: genomes ``idx`` (their ``slots``, at most ``chunk_capacity``) in one harness
-        run; fills their rows and returns the genomes to re-run in the slow lane."""
+    def run_fast(self, idx, genomes, n_cases, tables, outputs, outcomes) -> list[int]:
+        """Fast lane: genomes ``idx`` (their (code, triage) pairs ``genomes``, at most
+        ``chunk_capacity``) in one harness run; fills their rows and returns the genomes to
+        re-run in the slow lane."""
         run = self._run_fast_arm64 if self.isa.name == "arm64" else self._run_fast_x86
-        return run(idx, slots, n_cases, tables, outputs, outcomes)
+        return run(idx, genomes, n_cases, tables, outputs, outcomes)
 
     def before_slow_lane(self) -> None:
         """Call between a fast-lane run and slow-lane runs of one batch.
@@ -427,10 +406,10 @@ class UnicornEngine:
         uncounted harness instructions (~80). Retranslate it with counting on."""
         self.uc.ctl_remove_cache(MM.HARNESS_BASE, MM.HARNESS_BASE + MM.HARNESS_SIZE)
 
-    def _run_fast_x86(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
+    def _run_fast_x86(self, idx, genomes, n_cases, tables, outputs, outcomes) -> list[int]:
         """One x86-64 harness run over genomes ``idx``; returns genomes to re-run in the slow lane."""
         uc, hz = self.uc, self.harness
-        batch = self._lay_out(self._load_slots(slots), n_cases, tables, simd=False)
+        batch = self._lay_out(self._load_slots(genomes), n_cases, tables, simd=False)
         n, total = len(idx), len(idx) * n_cases
         cls = np.zeros((n, n_cases), dtype=np.uint8)   # OK unless a fault is recorded below
         moved: list[int] = []
@@ -471,7 +450,7 @@ class UnicornEngine:
         outcomes[rows] = cls
         return moved
 
-    def _run_fast_arm64(self, idx, slots, n_cases, tables, outputs, outcomes) -> list[int]:
+    def _run_fast_arm64(self, idx, genomes, n_cases, tables, outputs, outcomes) -> list[int]:
         """One arm64 fast-lane run over genomes ``idx``; returns genomes to re-run in the slow lane.
 
         Each slot loops over the cases itself (``harness.arm64_slot``). Interrupts (udf, svc,
@@ -479,7 +458,7 @@ class UnicornEngine:
         stops emulation, and the run goes on at ``fault_reset`` with the faulted case skipped.
         """
         uc, hz = self.uc, self.harness
-        batch = self._lay_out(self._load_slots(slots), n_cases, tables, simd=False)
+        batch = self._lay_out(self._load_slots(genomes), n_cases, tables, simd=False)
         n, total = len(idx), len(idx) * n_cases
         out0, in_base = batch["outputs"], self._inputs_addr
         in_end = in_base + 32 * n_cases

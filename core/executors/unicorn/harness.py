@@ -219,7 +219,7 @@ def _str_sp(rt: int, offset: int) -> int:
     return 0xF9000000 | (offset // 8) << 10 | 31 << 5 | rt
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 11)   # ~240 bytes each: <= 0.5 MiB (issue 13: bounded caches stay small)
 def arm64_restores(clobbered: frozenset[str], scratch_words: frozenset[int]) -> bytes:
     """Words that give back the random values of what a fast-lane genome wrote.
 

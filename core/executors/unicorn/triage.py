@@ -117,7 +117,14 @@ class _Word:
     machine_state: bool = False  # system instruction, or SIMD/FP/system registers
 
 
-@lru_cache(maxsize=1 << 18)
+#: Cache bounds: each at most ~3 MiB when full (bytes per entry measured: a word ~1.5 KiB, a
+#: plain word's mask ~80, a genome's triage ~500), many generations of the genomes that reach
+#: Unicorn (the interpreter runs most); bounds of 2**16..2**20 filled over hours and were a long
+#: run's slow memory growth (issue 13).
+WORDS_CACHED, PLAIN_CACHED, GENOMES_CACHED = 1 << 11, 1 << 15, 1 << 11
+
+
+@lru_cache(maxsize=WORDS_CACHED)
 def _arm64_word(word: bytes) -> _Word:
     known, writes, has_branch, branch, has_sp, disp, store = word_facts(int.from_bytes(word, "little"))
     if known:
@@ -199,7 +206,6 @@ def _arm64_word_capstone(word: bytes) -> _Word:
 # loop of triage, so kept to one dictionary look-up per instruction of a genome.
 _PLAIN_MASK: dict[int, int] = {}
 _MASK_NAMES: dict[int, frozenset] = {}
-_PLAIN_MAX = 1 << 20
 
 
 def _names(mask: int) -> frozenset:
@@ -236,7 +242,7 @@ def _triage_arm64(code: bytes, scratch: int) -> Triage:
         known, bits, has_branch, _, has_sp, _, _ = word_facts(value)
         if known and not has_branch and not has_sp and not bits >> 30 & 1:
             # plain (see _Word.plain), decided without building the word's full facts
-            if len(plain_mask) > _PLAIN_MAX:
+            if len(plain_mask) >= PLAIN_CACHED:
                 plain_mask.clear()
             plain_mask[value] = bits
             mask |= bits
@@ -342,7 +348,7 @@ def _triage_x86(code: bytes, scratch: int) -> Triage:
                   frozenset(words) if fast else frozenset(), trailing_ret=fast and trailing)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=GENOMES_CACHED)
 def _triage_cached(code: bytes, isa_name: str, scratch: int) -> Triage:
     return _triage_arm64(code, scratch) if isa_name == "arm64" else _triage_x86(code, scratch)
 
