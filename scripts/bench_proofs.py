@@ -11,7 +11,6 @@ of two and their neighbours). Its target is zero wrong solutions.
 """
 from __future__ import annotations
 
-import random
 import statistics
 import sys
 import time
@@ -25,55 +24,9 @@ from evolve.config import RunConfig  # noqa: E402
 from evolve.engine import build  # noqa: E402
 from evolve.tasks import BUILTIN  # noqa: E402
 
-MASK = (1 << 64) - 1
+sys.path.insert(0, str(ROOT / "scripts"))
+from independent_harness import independent_check  # noqa: E402
 
-
-def _inputs(rng: random.Random, n: int, arity: int) -> list[tuple]:
-    """Inputs drawn independently of evolve.tasks: four kinds per argument."""
-    def one() -> int:
-        kind = rng.randrange(4)
-        if kind == 0:
-            return rng.getrandbits(64)
-        if kind == 1:
-            return rng.randrange(1024)
-        if kind == 2:
-            bits = rng.randrange(65)
-            return (rng.getrandbits(bits) | (1 << (bits - 1))) if bits else 0
-        return ((1 << rng.randrange(64)) + rng.choice((-1, 0, 1))) & MASK
-    return [tuple(one() for _ in range(arity)) for _ in range(n)]
-
-
-def independent_check(code: bytes, func, arity: int, n: int = 3000, seed: int = 7) -> tuple[int, str]:
-    """(wrong cases, the first one) of ``code`` as an AAPCS64 function under plain Unicorn."""
-    from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError
-    from unicorn import arm64_const as A
-    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-    base, stack, ret = 0x40_0000, 0x80_0000, 0xC0_0000
-    uc.mem_map(base, 0x1000, UC_PROT_ALL)
-    uc.mem_map(stack, 0x10000, UC_PROT_ALL)
-    uc.mem_map(ret, 0x1000, UC_PROT_ALL)
-    uc.mem_write(base, code + bytes.fromhex("c0035fd6"))          # the function's ret
-    regs = [getattr(A, f"UC_ARM64_REG_X{k}") for k in range(29)] + [A.UC_ARM64_REG_X29]
-    rng = random.Random(seed)
-    wrong, first = 0, ""
-    sp = stack + 0x8000
-    for args in _inputs(rng, n, arity):
-        for k, reg in enumerate(regs):
-            uc.reg_write(reg, args[k] if k < arity else rng.getrandbits(64))
-        uc.reg_write(A.UC_ARM64_REG_NZCV, rng.getrandbits(4) << 28)
-        uc.mem_write(sp, rng.randbytes(512))
-        uc.reg_write(A.UC_ARM64_REG_SP, sp)
-        uc.reg_write(A.UC_ARM64_REG_X30, ret)
-        try:
-            uc.emu_start(base, ret, 0, 100_000)
-            got = uc.reg_read(A.UC_ARM64_REG_X0) if uc.reg_read(A.UC_ARM64_REG_PC) == ret else None
-        except UcError:
-            got = None
-        want = func(*args) & MASK
-        if got != want:
-            wrong += 1
-            first = first or f"({', '.join(hex(a) for a in args)}): {got if got is None else hex(got)} != {want:#x}"
-    return wrong, first
 
 
 def _one_run(task: str, seed: int, time_limit: float) -> dict:
@@ -87,8 +40,8 @@ def _one_run(task: str, seed: int, time_limit: float) -> dict:
         if engine.solved is not None:
             v = engine.verification
             out.update(verification=v.to_json())
-            wrong, first = independent_check(engine.alphabet.encode(engine.solved), engine.task.func,
-                                             engine.task.arity)
+            wrong, _, first = independent_check(engine.alphabet.encode(engine.solved), engine.task.func,
+                                                engine.task.arity, n=3000)
             out.update(wrong=wrong, first_wrong=first)
         return out
     finally:
