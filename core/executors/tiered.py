@@ -66,7 +66,7 @@ class TieredExecutor:
         outcomes = np.full((n, n_cases), PENDING, dtype=np.uint8)
         if states is not None:
             states = validate_states(self.options, states, n_cases)
-            state = table = None
+            state = None
         else:
             state = BatchState.from_seed(self.options.seed if seed is None else seed, self.options.scratch)
         uni = self.unicorn
