@@ -48,6 +48,7 @@ class RunConfig:
     stop_when_solved: bool = True
     optimize: float = 0.0              # seconds of the optimisation phase (evolve.optimize); 0: none
     cost: str = "length"               # what the optimisation phase minimises (evolve.cost)
+    peephole: bool = True              # the optimisation phase's window enumeration (evolve.peephole)
     weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
 
     @classmethod
@@ -131,6 +132,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cost", default=d.cost, metavar="METRIC",
                     help=f"what --optimize minimises: length (instructions, the return excluded) or latency "
                          f"(estimated {CORE} cycles, the critical path over register dependencies; arm64)")
+    ap.add_argument("--no-peephole", action="store_true",
+                    help="in --optimize, no enumeration of one-instruction replacements for windows of 2-4 "
+                         "instructions of the best program (evolutionary search only)")
     ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
@@ -173,6 +177,7 @@ def config_from_args(args) -> RunConfig:
         optimize = OPT_SHARE * limit if limit is not None else OPT_SECONDS
     return RunConfig(task=args.task, isa=args.isa, backend=args.backend, pop=args.pop,
                      generations=generations, optimize=optimize, cost=getattr(args, "cost", d.cost),
+                     peephole=not getattr(args, "no_peephole", False),
                      time_limit=d.time_limit if args.time_limit is None else limit,
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,
