@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
 LOGBOOK_KEPT = 1000
-#: cost added to an exact genome that reads the flags before setting them (see _validate)
+#: cost added to a genome that reads the flags before setting them: to every one its genes say it of
+#: (fitness.entry_flag_readers), and again to an exact one the static check on its code refuses (_validate)
 FLAG_PENALTY = 0.25
 
 
@@ -89,6 +90,8 @@ class Engine:
         self.pinned_states: CaseStates | None = None   # and those states (row k: case pinned_at[k])
         self.validated_fail: set = set()
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
+        # restarts (cfg.restart_after): the best correctness seen, generations since it last grew
+        self.restart = {"best": None, "stale": 0, "count": 0}
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
@@ -205,6 +208,11 @@ class Engine:
             rows.prior[idx, 0] = stats["success_rate"]
             rows.prior[idx, 1] = thresholds
         rows.cost[idx] = fit.costs(errors, thresholds, rows.length[idx], self.cfg.max_len, self.weights)
+        # code that reads the entry flags can never be a solution (see _validate), but the backends'
+        # fixed entry flags let it look exact: charged here, every genome, not only the exact ones
+        # (without it, the average tasks' populations fill with adcs on the entry carry)
+        readers = fit.entry_flag_readers(rows.genes[idx, :, 0], rows.length[idx], self.alphabet.flag_table())
+        rows.cost[idx] += np.where(readers, FLAG_PENALTY, 0.0)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
         rows.errors[idx] = errors
@@ -285,7 +293,42 @@ class Engine:
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
         self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
+        if self._stagnant():
+            batch = self._restart(batch)
         return self._after_generation(int(todo.size), t0, batch)
+
+    # ----------------------------------------------------------------- restarts
+    def _stagnant(self) -> bool:
+        """Whether the unsolved run's best correctness (most exact cases, then fewest wrong bits;
+        not the cost, whose brain term drifts every generation) has not grown for
+        ``cfg.restart_after`` generations (0: never). A grown training set starts the count anew."""
+        after = getattr(self.cfg, "restart_after", 0)
+        if not after or self.solved is not None:
+            return False
+        rows, r = self.rows, self.restart
+        key = [len(self.train_y), int(rows.exact.max()), -int(rows.errors.sum(axis=1, dtype=np.int64).min())]
+        if r["best"] is None or key[0] != r["best"][0] or key[1:] > r["best"][1:]:
+            r["best"], r["stale"] = key, 0
+            return False
+        r["stale"] += 1
+        return r["stale"] >= after
+
+    def _restart(self, batch: dict) -> dict:
+        """A fresh random population (the cases, counterexamples, hall of fame and the brain's
+        gene statistics stay): a stuck population's descendants rarely leave its local optimum,
+        a new one starts elsewhere. Returns the generation's batch counts with the new rows'."""
+        t0 = time.perf_counter()
+        genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
+        uids = self._register(lengths, [()] * len(lengths), ["restart"] * len(lengths))
+        rows = Rows.new(genes, lengths, uids, len(self.train_y))
+        fresh = self._all_fresh(rows)
+        more = self._evaluate_rows(rows, fresh=fresh)
+        self._set_rows(rows)
+        self._validate_rows(rows)
+        self.restart = {"best": None, "stale": 0, "count": self.restart["count"] + 1}
+        log.info("restart %d at generation %d (%.2f s)", self.restart["count"], self.gen, time.perf_counter() - t0)
+        return {"cases": batch["cases"] + more["cases"], "crashed": batch["crashed"] + more["crashed"],
+                "outcomes": [a + b for a, b in zip(batch["outcomes"], more["outcomes"])]}
 
     # ----------------------------------------------------------------- validation
     def _validate_rows(self, rows: Rows) -> None:
@@ -441,7 +484,7 @@ class Engine:
             "n_train": int(len(self.train_y)), "best_len": int(rows.length[b]),
             "outcomes": {Outcome(i).name: c for i, c in enumerate(batch["outcomes"])},
             "offspring_crash_rate": batch["crashed"] / batch["cases"] if batch["cases"] else 0.0,
-            "solved": self.solved is not None,
+            "solved": self.solved is not None, "restarts": self.restart["count"],
         }
         if self.brain is not None:
             gp = self.brain.gene_patterns.stats()
@@ -519,7 +562,8 @@ class Engine:
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "verification": self.verification.to_json() if self.verification else None,
                 "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
-                "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version}
+                "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version,
+                "restart": dict(self.restart)}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -542,6 +586,7 @@ class Engine:
         self.refuted = state.get("refuted", 0)
         self.pinned_at = np.asarray(state.get("pinned_at", np.zeros(0, np.int64)), np.int64)
         self.pinned_states = state.get("pinned_states")
+        self.restart = dict(state.get("restart") or {"best": None, "stale": 0, "count": 0})
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions

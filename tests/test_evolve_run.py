@@ -239,6 +239,26 @@ def test_reads_entry_flags(isa, lines, expected):
     assert reads_entry_flags(assemble(lines, isa), get_isa(isa)) is expected
 
 
+@pytest.mark.parametrize("isa", ["arm64", "x86_64"])
+def test_flag_readers_by_genes_agree_with_the_static_check_on_code(isa):
+    """Check the vectorised flag-reader test (the genes' flag table) against the static check on
+    the machine code, over random genomes of every operation but raw words (which the table
+    cannot know)."""
+    import random
+    from core.isa import get_isa
+    from evolve.fitness import entry_flag_readers, reads_entry_flags
+    from evolve.genes import alphabet_for, genome_array
+    alphabet = alphabet_for(isa)
+    rng = random.Random(7)
+    weights = [0.0 if op.kind == "raw" else 1.0 for op in alphabet.ops]
+    genomes = [[alphabet.random_gene(rng, weights) for _ in range(rng.randint(1, 6))] for _ in range(600)]
+    genes, lengths = genome_array(genomes, 8)
+    fast = entry_flag_readers(genes[:, :, 0], lengths, alphabet.flag_table())
+    slow = np.array([reads_entry_flags(alphabet.encode(g), get_isa(isa)) for g in genomes])
+    assert 50 < slow.sum() < 550               # both kinds are there
+    assert (fast == slow).mean() > 0.99, [alphabet.render(g) for g, a, b in zip(genomes, fast, slow) if a != b][:3]
+
+
 def test_flag_dependent_genome_is_not_a_solution():
     """Check that an exact genome reading the entry flags is refused and penalised."""
     from evolve.config import RunConfig
@@ -256,6 +276,7 @@ def test_flag_dependent_genome_is_not_a_solution():
     engine._evaluate([cset])
     assert cset.exact == len(engine.train_y)           # fooled by the fixed flags
     cost = cset.fitness.values[0]
+    assert cost >= FLAG_PENALTY                        # charged at evaluation, by its genes
     engine._validate([cset])
     assert engine.solved is None
     assert cset.fitness.values[0] == pytest.approx(cost + FLAG_PENALTY)
@@ -354,3 +375,21 @@ def test_a_long_run_keeps_bounded_history_in_memory(tmp_path, monkeypatch):
     engine._prune_lineage(sorted(alive))          # (the run prunes when the records outnumber 8 x pop)
     oldest = min(rec[2] for uid, rec in engine.lineage.items() if uid not in alive)
     assert oldest >= 40 - E.LINEAGE_GENERATIONS - 1
+
+
+def test_restarts_start_a_fresh_population_and_resume_across_one(tmp_path):
+    """Check --restart-after: a stuck run restarts (a new population: restart-born genomes, the
+    count in the metrics), and stopping before a restart then resuming equals running at once."""
+    common = ["--task", "popcount", "--seed", "2", "--pop", "40", "--time-limit", "0", "--backend", "emulated",
+              "--restart-after", "3", "--optimize", "0"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run_cli(*common, "--generations", "18", "--out", str(whole)) == 0
+    lines = metrics(whole)
+    counts = [line["restarts"] for line in lines if "restarts" in line]
+    assert counts[-1] >= 2 and counts == sorted(counts)
+    first = counts.index(1)
+    assert run_cli(*common, "--generations", str(max(2, first - 1)), "--out", str(part)) == 0
+    assert run_cli("--resume", str(part), "--generations", "18") == 0
+    assert metrics(part) == lines
+    assert run_cli(*common[:-4], "--optimize", "0", "--generations", "18", "--out", str(tmp_path / "never")) == 0
+    assert all(line.get("restarts", 0) == 0 for line in metrics(tmp_path / "never"))
