@@ -49,7 +49,8 @@ _OTHER = 65           # memory, SIMD, SP: anything that is not a working registe
 
 @dataclass(frozen=True)
 class Window:
-    """Genes ``[start, stop)`` of a program, whose only live-out register is ``dst``."""
+    """Genes ``[start, stop)`` of a program, whose only live-out register is ``dst`` (x0-x30; the
+    flags: ``_FLAGS``; nothing: -1)."""
 
     start: int
     stop: int
@@ -122,6 +123,8 @@ def windows(code: bytes, n_genes: int, branch_at: set, result: int = 0) -> list[
             regs = [r for r in out_live if r < 31]
             if len(regs) == 1 and not out_live - set(regs):
                 out.append(Window(start, stop, regs[0]))
+            elif out_live == {_FLAGS}:
+                out.append(Window(start, stop, _FLAGS))  # a comparison: the flags alone are live-out
             elif not out_live:
                 out.append(Window(start, stop, -1))      # dead code: deleting it is the candidate
     return out
@@ -177,7 +180,7 @@ def single_genes(dst: int, n_regs: int, consts: tuple = ()) -> np.ndarray:
     regs = range(n_regs)
     for op, entry in enumerate(OPS):
         kind = entry.kind
-        if kind in _SKIP or kind in _FLAG_ONLY or (entry.name == "tst"):
+        if kind in _SKIP or kind in _FLAG_ONLY or entry.name in _FLAGS_ONLY_MNEMONICS:
             continue
         if kind == "movw" and entry.name == "movk":
             continue
@@ -195,6 +198,33 @@ def single_genes(dst: int, n_regs: int, consts: tuple = ()) -> np.ndarray:
                         rows.append((op, dst, n, mm, 0))
                     break
                 rows.extend((op, dst, n, m, imm) for imm in imms)
+    return np.unique(np.asarray(rows, np.int64).reshape(-1, 5), axis=0)
+
+
+@lru_cache(maxsize=8)
+def flag_genes(n_regs: int) -> np.ndarray:
+    """int64 [n, 5]: the enumerated comparisons (genes that write the flags and no register):
+    cmp/cmn/tst over registers, shifted and extended registers, the 12-bit immediates 0-16, the
+    simple masks; ccmp/ccmn with every condition and flag value (immediates 0-4, 8, 16, 31)."""
+    rows = []
+    regs = range(n_regs)
+    for op, entry in enumerate(OPS):
+        kind, syntax = entry.kind, entry.syntax
+        if not (kind in _FLAG_ONLY or entry.name in _FLAGS_ONLY_MNEMONICS):
+            continue
+        if kind == "cmp":
+            imms = [0]
+        elif kind == "cmpi":
+            imms = list(range(17))
+        elif kind == "ccmp":
+            imms = list(range(16 * len(CONDITIONS)))
+        elif kind == "ccmpi":
+            imms = [c * 512 + nzcv * 32 + i for c in range(len(CONDITIONS)) for nzcv in range(16)
+                    for i in (0, 1, 2, 3, 4, 8, 16, 31)]
+        else:
+            imms = _imm_values(kind, entry.width, ())
+        two = "{m}" in syntax or "{em}" in syntax
+        rows.extend((op, 0, n, m, imm) for n in regs for m in (regs if two else (0,)) for imm in imms)
     return np.unique(np.asarray(rows, np.int64).reshape(-1, 5), axis=0)
 
 
@@ -244,6 +274,8 @@ class Peephole:
     def _replacements(self, w: Window, consts: tuple) -> np.ndarray:
         if w.dst < 0:
             return np.zeros((1, 0, 5), np.int64)
+        if w.dst == _FLAGS:
+            return flag_genes(len(self.alphabet.regs))[:, None, :]
         cands = replacement_genes(w.dst, len(self.alphabet.regs), consts)
         return cands[:, None, :]
 
@@ -256,7 +288,7 @@ class Peephole:
             w, state = self._queue.pop(0)
             if state is None:
                 consts = window_constants(self.genes, w.start, w.stop)
-                if w.dst >= 0:
+                if 0 <= w.dst < 31:
                     consts = consts + self._constant(w)
                 state = (self._replacements(w, consts), 0)
             reps, at = state
