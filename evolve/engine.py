@@ -407,11 +407,19 @@ class Engine:
                                 .reshape(-1, self.task.arity)])
         log.info("validation found %d counterexamples; training set grows to %d",
                  len(new_x), n_train + len(new_x))
+        # a held-out failure joins training with the registers and scratch it failed under (code
+        # that is wrong only for some values of them would pass it under the batch's), and so
+        # does an independence refutation's arguments, once per machine state of it
+        parts = [self.pinned_states] if self.pinned_states is not None else []
+        if len(wrong):
+            parts.append(states.take(wrong))
         if pinned:
-            at = n_train + len(new_x) - len(pinned) + np.arange(len(pinned))
-            parts = [self.pinned_states] if self.pinned_states is not None else []
-            self.pinned_states = CaseStates.concat(parts + [CaseStates.stack([st for _, st in pinned])])
-            self.pinned_at = np.concatenate([self.pinned_at, at]).astype(np.int64)
+            parts.append(CaseStates.stack([st for _, st in pinned]))
+        at = [n_train + np.arange(len(wrong)),
+              n_train + len(new_x) - len(pinned) + np.arange(len(pinned))]
+        if len(parts) > (self.pinned_states is not None):
+            self.pinned_states = CaseStates.concat(parts)
+            self.pinned_at = np.concatenate([self.pinned_at, *at]).astype(np.int64)
         self.train_x = np.concatenate([self.train_x, new_x])
         self.train_y = np.concatenate([self.train_y, self.valid_y[wrong], self.task.expected(new_x[len(wrong):])])
         # fitness on the old set is stale

@@ -393,3 +393,35 @@ def test_restarts_start_a_fresh_population_and_resume_across_one(tmp_path):
     assert metrics(part) == lines
     assert run_cli(*common[:-4], "--optimize", "0", "--generations", "18", "--out", str(tmp_path / "never")) == 0
     assert all(line.get("restarts", 0) == 0 for line in metrics(tmp_path / "never"))
+
+
+def test_a_held_out_failure_joins_training_with_the_state_it_failed_under():
+    """Check that code right only for some values of a register it should not read (here x5's
+    low bit) fails training once held-out testing found it out: the failing cases join the
+    training set pinned to the registers they failed under, not under the batch's."""
+    from evolve.alphabets.arm64 import op_index
+    from evolve.config import RunConfig
+    from evolve.engine import build
+    from evolve.toolbox import new_individual
+    sub, and_, andm, orr = op_index("sub", "r2i12"), op_index("and", "r3"), op_index("and", "r2mask"), op_index("orr", "r3")
+    # x & (x - 1), then | (x5 & 1): wrong whenever x5 is odd (x5 is no argument: random per state)
+    genes = [(sub, 1, 0, 0, 1), (and_, 0, 0, 1, 0), (andm, 2, 5, 0, 0), (orr, 0, 0, 2, 0)]
+    for seed in range(40):
+        engine = build(RunConfig(task="clear_lowest", pop=8, generations=1, backend="emulated", n_train=16,
+                                 n_valid=200, seed=seed, n_regs=8))
+        try:
+            engine.start()
+            assert engine.alphabet.render(genes)[2:] == ["and x2, x5, #0x1", "orr x0, x0, x2"]
+            ind = new_individual(list(genes), 10_000)
+            engine._evaluate([ind])
+            if ind.exact != len(engine.train_y):
+                continue                                   # this batch's x5 is odd: try another
+            n_train = len(engine.train_y)
+            assert engine._validate([ind]) and engine.solved is None
+            assert len(engine.train_y) > n_train and len(engine.pinned_at) == len(engine.train_y) - n_train
+            engine._evaluate([ind])
+            assert ind.exact < len(engine.train_y)         # training now shows it
+            return
+        finally:
+            engine.evaluator.close()
+    pytest.fail("no seed gave an even x5 in 40 tries")
