@@ -36,6 +36,7 @@ from core.brain import Brain
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
+from evolve import restarts
 from evolve import tasks as T
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
@@ -91,7 +92,7 @@ class Engine:
         self.validated_fail: set = set()
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
         # restarts (cfg.restart_after): the best correctness seen, generations since it last grew
-        self.restart = {"best": None, "stale": 0, "count": 0}
+        self.restart = restarts.fresh_state()
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
@@ -293,42 +294,9 @@ class Engine:
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
         self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
-        if self._stagnant():
-            batch = self._restart(batch)
+        if restarts.stagnant(self):
+            batch = restarts.restart(self, batch)
         return self._after_generation(int(todo.size), t0, batch)
-
-    # ----------------------------------------------------------------- restarts
-    def _stagnant(self) -> bool:
-        """Whether the unsolved run's best correctness (most exact cases, then fewest wrong bits;
-        not the cost, whose brain term drifts every generation) has not grown for
-        ``cfg.restart_after`` generations (0: never). A grown training set starts the count anew."""
-        after = getattr(self.cfg, "restart_after", 0)
-        if not after or self.solved is not None:
-            return False
-        rows, r = self.rows, self.restart
-        key = [len(self.train_y), int(rows.exact.max()), -int(rows.errors.sum(axis=1, dtype=np.int64).min())]
-        if r["best"] is None or key[0] != r["best"][0] or key[1:] > r["best"][1:]:
-            r["best"], r["stale"] = key, 0
-            return False
-        r["stale"] += 1
-        return r["stale"] >= after
-
-    def _restart(self, batch: dict) -> dict:
-        """A fresh random population (the cases, counterexamples, hall of fame and the brain's
-        gene statistics stay): a stuck population's descendants rarely leave its local optimum,
-        a new one starts elsewhere. Returns the generation's batch counts with the new rows'."""
-        t0 = time.perf_counter()
-        genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
-        uids = self._register(lengths, [()] * len(lengths), ["restart"] * len(lengths))
-        rows = Rows.new(genes, lengths, uids, len(self.train_y))
-        fresh = self._all_fresh(rows)
-        more = self._evaluate_rows(rows, fresh=fresh)
-        self._set_rows(rows)
-        self._validate_rows(rows)
-        self.restart = {"best": None, "stale": 0, "count": self.restart["count"] + 1}
-        log.info("restart %d at generation %d (%.2f s)", self.restart["count"], self.gen, time.perf_counter() - t0)
-        return {"cases": batch["cases"] + more["cases"], "crashed": batch["crashed"] + more["crashed"],
-                "outcomes": [a + b for a, b in zip(batch["outcomes"], more["outcomes"])]}
 
     # ----------------------------------------------------------------- validation
     def _validate_rows(self, rows: Rows) -> None:
@@ -594,7 +562,7 @@ class Engine:
         self.refuted = state.get("refuted", 0)
         self.pinned_at = np.asarray(state.get("pinned_at", np.zeros(0, np.int64)), np.int64)
         self.pinned_states = state.get("pinned_states")
-        self.restart = dict(state.get("restart") or {"best": None, "stale": 0, "count": 0})
+        self.restart = dict(state.get("restart") or restarts.fresh_state())
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions
