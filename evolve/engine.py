@@ -35,6 +35,7 @@ import numpy as np
 from core.brain import Brain
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
+from evolve import enumeration
 from evolve import fitness as fit
 from evolve import restarts
 from evolve import tasks as T
@@ -93,6 +94,9 @@ class Engine:
         self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
         # restarts (cfg.restart_after): the best correctness seen, generations since it last grew
         self.restart = restarts.fresh_state()
+        # the one- and two-instruction programs, a share each generation (cfg.enumerate; arm64)
+        self.enumeration = enumeration.Enumeration(alphabet, evaluator, task, cfg.seed) \
+            if getattr(cfg, "enumerate", False) and cfg.isa == "arm64" else None
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
@@ -296,6 +300,7 @@ class Engine:
         self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
         if restarts.stagnant(self):
             batch = restarts.restart(self, batch)
+        enumeration.generation_step(self)
         return self._after_generation(int(todo.size), t0, batch)
 
     # ----------------------------------------------------------------- validation
@@ -539,7 +544,8 @@ class Engine:
                 "verification": self.verification.to_json() if self.verification else None,
                 "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
                 "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version,
-                "restart": dict(self.restart)}
+                "restart": dict(self.restart),
+                "enumerated": None if self.enumeration is None else self.enumeration.done}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -563,6 +569,8 @@ class Engine:
         self.pinned_at = np.asarray(state.get("pinned_at", np.zeros(0, np.int64)), np.int64)
         self.pinned_states = state.get("pinned_states")
         self.restart = dict(state.get("restart") or restarts.fresh_state())
+        if self.enumeration is not None:
+            self.enumeration.done = state.get("enumerated") or 0
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions
