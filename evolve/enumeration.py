@@ -29,10 +29,11 @@ from evolve.alphabets.arm64_ops import OPS
 
 #: the enumeration's own cases (its merging and screening; the engine's training set decides)
 CASES = 64
-#: programs run per generation and genome of the population (a program costs about a tenth of
-#: a genome's share of a generation: ~3 us against ~25 us on one core), so the enumeration takes
-#: roughly half of each generation until it is done, whatever the population
-PER_GENOME = 32
+#: programs run per generation and genome of the population: a program costs ~10-13 us of the
+#: executor's per-code work, a genome's share of a generation ~0.2 ms (pop 300: ~65 ms a
+#: generation on one core), so the enumeration takes about 40% of each generation until it is
+#: done, whatever the population
+PER_GENOME = 12
 #: at most this many first genes (one per distinct result) and second genes, the most common
 #: operations first (the alphabet's weights): 1.5 M pairs at most, ~150 generations
 MAX_FIRSTS, MAX_SECONDS = 1000, 1500
@@ -75,9 +76,9 @@ def _reading(genes: np.ndarray, regs: set, n_regs: int) -> np.ndarray:
 
 
 def _by_weight(genes: np.ndarray) -> np.ndarray:
-    """``genes`` with the operations compilers use most first (stable within an operation)."""
+    """``genes`` with the operations compilers use most first, small immediates first within one."""
     weight = np.array([OPS[op].weight for op in genes[:, 0]])
-    return genes[np.argsort(-weight, kind="stable")]
+    return genes[np.lexsort((genes[:, 4], -weight))]
 
 
 def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
