@@ -84,6 +84,7 @@ class Batch:
                 "command": r.argv(Path("runs") / r.id), "state": "pending", "attempts": 0, "exit": None,
                 "reason": None, "started": None, "ended": None, "seconds": None, "where": None}
         self.created = (doc or {}).get("created", now())
+        self.fleet: dict | None = (doc or {}).get("fleet")     # scheduler and the names of its Dask objects
 
     def run_folder(self, run_id: str) -> Path:
         return self.folder / "runs" / run_id
@@ -98,7 +99,8 @@ class Batch:
     def save(self) -> None:
         rf.write_json(self.folder / "batch.json", {
             "format": FORMAT, "version": VERSION, "spec": "spec.toml", "spec_sha256": self.spec.sha256,
-            "created": self.created, "updated": now(), "counts": self.counts(), "runs": list(self.runs.values())})
+            "created": self.created, "updated": now(), "counts": self.counts(), "fleet": self.fleet,
+            "runs": list(self.runs.values())})
 
     def start(self, run_id: str, where: str) -> None:
         rec = self.runs[run_id]

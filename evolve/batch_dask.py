@@ -164,6 +164,8 @@ def run_fleet(batch, todo: list[str], scheduler: str, stop: list, bar) -> None:
         raise FleetError(f"cannot reach the Dask scheduler at {scheduler} within 8 s ({type(exc).__name__}); "
                          f"is `dask scheduler` running there?") from None
     token = hashlib.sha256(f"{batch.folder.resolve()}|{batch.created}".encode()).hexdigest()[:16]
+    batch.fleet = {"scheduler": scheduler, "token": token, "checkpoints": f"melvin-batch-{token}-<run id>",
+                   "stop": f"melvin-batch-{token}-stop"}
     stop_event = Event(f"melvin-batch-{token}-stop", client=client)
     stop_event.clear()
     futures: dict = {}

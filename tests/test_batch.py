@@ -113,19 +113,51 @@ def test_summary_numbers_match_the_run_folders(local):
     assert f"| clear_lowest | {rows['clear_lowest']['solved']}/2 |" in md
 
 
-def test_dask_batch_on_two_workers_gives_the_same_runs(local, spec_file, tmp_path):
-    """Check that the same batch on a LocalCluster of 2 worker processes gives the same runs."""
+def _kill_worker_of(client, out: Path, run_id: str, killed: list, deadline: float) -> None:
+    """Once ``run_id``'s first checkpoint is on the scheduler, SIGKILL the worker running it."""
+    import distributed
+    while time.monotonic() < deadline:
+        try:
+            token = json.loads((out / "batch.json").read_text())["fleet"]["token"]
+            snap = distributed.Variable(f"melvin-batch-{token}-{run_id}", client=client).get(timeout=0.2)
+        except (OSError, ValueError, KeyError, TypeError, TimeoutError):
+            time.sleep(0.05)
+            continue
+        if snap and "checkpoint.json" in snap:
+            starts = [m for _, m in client.get_events("melvin-batch") if m.get("run") == run_id]
+            address = starts[-1]["worker"]
+            pid = client.run(os.getpid, workers=[address])[address]
+            os.kill(pid, signal.SIGKILL)
+            killed.append((address, json.loads(snap["checkpoint.json"])["gen"]))
+            return
+        time.sleep(0.05)
+
+
+def test_dask_batch_on_two_workers_gives_the_same_runs_after_a_lost_worker(local, spec_file, tmp_path):
+    """Check that the batch on a LocalCluster of 2 worker processes, one SIGKILLed in the middle of
+    a run, gives the same runs as the local batch, the lost run resumed from its checkpoint."""
+    import threading
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None)
+    client = distributed.Client(cluster)
+    out, killed = tmp_path / "fleet", []
+    killer = threading.Thread(target=_kill_worker_of, args=(client, out, "clear_lowest-s1", killed,
+                                                            time.monotonic() + 300), daemon=True)
     try:
-        out = tmp_path / "fleet"
+        killer.start()
         assert batch_cli(str(spec_file), "--out", str(out), "--scheduler", cluster.scheduler_address) == 0
+        killer.join(10)
     finally:
+        client.close()
         cluster.close()
+    assert killed, "no worker was killed"
     runs = state(out)
     assert all(r["state"] == "solved" and r["where"].startswith("tcp://127.0.0.1:") for r in runs.values())
-    assert all(len(r["workers"]) == 1 for r in runs.values())
+    lost = runs["clear_lowest-s1"]
+    assert len(lost["workers"]) >= 2 and lost["workers"][0] == killed[0][0]
+    log = (out / "logs" / "clear_lowest-s1.log").read_text()
+    assert "--resume" in log, "the lost run started over instead of resuming from its checkpoint"
     for run_id in IDS:
         assert outcome(out / "runs" / run_id) == outcome(local / "runs" / run_id), run_id
     assert (out / "summary.csv").read_text().splitlines()[0] == (local / "summary.csv").read_text().splitlines()[0]
