@@ -277,3 +277,38 @@ def test_spec_error_is_a_value_error_with_the_file_name(tmp_path):
     """Check that load_spec names the file of a spec it cannot read."""
     with pytest.raises(SpecError, match="nothere.toml"):
         load_spec(tmp_path / "nothere.toml")
+
+
+def test_sigterm_stops_the_running_run_checkpointed(spec_file, tmp_path):
+    """Check that SIGTERM stops a batch in a run: exit 143, the run interrupted with its checkpoint,
+    the runs not begun still pending."""
+    out = tmp_path / "stopped"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "evolve", "batch", str(spec_file), "--out", str(out),
+                             "--jobs", "1", "--quiet"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    first = out / "runs" / "clear_lowest-s0"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not (first / "checkpoint.json").is_file():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=200)
+    assert proc.returncode == 143, err
+    runs = state(out)
+    assert runs["clear_lowest-s0"]["state"] in ("interrupted", "solved")   # it may have ended meanwhile
+    assert [runs[i]["state"] for i in IDS[1:]] == ["pending"] * 3
+    if runs["clear_lowest-s0"]["state"] == "interrupted":
+        assert runs["clear_lowest-s0"]["exit"] == 143 and (first / "checkpoint.json").is_file()
+    assert "--resume" in err and (out / "summary.md").is_file()
+
+
+def test_a_hung_run_is_killed_at_its_timeout(tmp_path):
+    """Check that a run past the spec's timeout is killed and recorded failed, hung."""
+    (tmp_path / "slow.py").write_text("import time\n\ndef f(x):\n    time.sleep(60)\n    return x\n")
+    spec = tmp_path / "slow.toml"
+    spec.write_text('timeout = 2\n[[task]]\ntask = "slow.py:f"\n')
+    out = tmp_path / "batch"
+    t0 = time.monotonic()
+    assert batch_cli(str(spec), "--out", str(out)) == 1
+    assert time.monotonic() - t0 < 30
+    run = state(out)["slow.f-s0"]
+    assert run["state"] == "failed" and run["reason"].startswith("hung: no exit within 2 s")
