@@ -19,6 +19,7 @@ that ended are not run again, runs that were under way resume from their checkpo
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -177,9 +178,10 @@ class Bar:
     def update(self, n: int = 1) -> None:
         if self.bar is not None:
             c = self.batch.counts()
-            self.bar.update(n)
             self.bar.set_postfix(solved=c["solved"], unsolved=c["unsolved"], failed=c["failed"],
-                                 running=c["running"])
+                                 running=c["running"], refresh=n == 0)
+            if n:
+                self.bar.update(n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -284,6 +286,19 @@ def run(args) -> int:
     except (SpecError, rf.RunFolderError, ValueError) as exc:
         return C.fail(str(exc))
     folder.mkdir(parents=True, exist_ok=True)
+    lock = os.open(folder, os.O_RDONLY)        # held until this process exits, however it exits
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        return C.fail(f"another batch process is working in {str(folder)!r}")
+    try:
+        return _run_batch(args, spec, folder, doc)
+    finally:
+        os.close(lock)
+
+
+def _run_batch(args, spec: Spec, folder: Path, doc: dict | None) -> int:
     if doc is None:
         rf.atomic_write(folder / "spec.toml", spec.text)
     batch = Batch(folder, spec, doc)
@@ -303,6 +318,8 @@ def run(args) -> int:
                     return C.fail(str(exc))
             else:
                 run_local(batch, todo, args.jobs, stop, bar)
+    except KeyboardInterrupt:        # a second Ctrl-C: the runs checkpoint as this process exits
+        stop = [signal.SIGINT]
     finally:
         bar.close()
         from evolve import batch_summary

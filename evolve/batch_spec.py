@@ -61,15 +61,17 @@ class RunSpec:
     target: str                  # what the child gets: a built-in name or an absolute path
     seed: int
     options: list[str] = field(default_factory=list)     # flags after the subcommand, seed included
+    quiet: bool = True                                   # whether the subcommand takes --quiet
     time_limit: float | None = None
     timeout: float | None = None
     c_reference: str | None = None                       # absolute path of a C file, or None
 
     def argv(self, folder: Path) -> list[str]:
         """The command line of a new run writing ``folder``."""
+        quiet = ["--quiet"] if self.quiet else []
         if self.kind == "optimize":
-            return ["optimize", self.target, *self.options, "--quiet", "--out", str(folder)]
-        return ["run", "--task", self.target, *self.options, "--quiet", "--out", str(folder)]
+            return ["optimize", self.target, *self.options, *quiet, "--out", str(folder)]
+        return ["run", "--task", self.target, *self.options, *quiet, "--out", str(folder)]
 
 
 @dataclass
@@ -121,7 +123,8 @@ class _Locator:
         start, end = self._table_start(index, table)
         line = start + 1 if table is not None and end > start else None
         if key is not None:
-            pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+            spelled = "[-_]".join(map(re.escape, re.split(r"[-_]", key)))      # time_limit or time-limit
+            pattern = re.compile(rf"^\s*[\"']?{spelled}[\"']?\s*=")
             hit = next((i for i in range(start, end) if pattern.match(self.lines[i])), None)
             if hit is not None:
                 line = hit + 1
@@ -194,8 +197,10 @@ def _task_target(task: str, base: Path, where: str) -> tuple[str, str]:
     return f"{path.resolve()}:{func}", f"{path.stem}.{func}"
 
 
-def _check_config(options: list[str], target: str, parser: argparse.ArgumentParser, where: str) -> float | None:
-    """Parse a run's flags as ``run`` will, through RunConfig's checks; its time limit."""
+def _check_config(options: list[str], target: str, parser: argparse.ArgumentParser, where: str,
+                  place_of) -> float | None:
+    """Parse a run's flags as ``run`` will, through RunConfig's checks; its time limit. A message
+    that names a flag is placed at that option's key (``place_of(key)``)."""
     from evolve import config as C
     err = io.StringIO()
     try:
@@ -208,6 +213,9 @@ def _check_config(options: list[str], target: str, parser: argparse.ArgumentPars
         cfg = C.config_from_args(args)
         cfg.validate()
     except ValueError as exc:
+        flag = re.match(r"^(--[a-z][a-z-]*)", str(exc))
+        if flag and flag.group(1) in options:
+            where = place_of(flag.group(1)[2:].replace("-", "_"))
         raise SpecError(f"{where}: {exc}") from None
     return cfg.time_limit
 
@@ -265,6 +273,9 @@ def load_spec(path: Path) -> Spec:
             raise SpecError(f"{where}: optimize targets need the `python -m evolve optimize` command, "
                             f"which this Melvin does not have")
         actions = _flag_table(parser)
+        if "--out" not in actions:
+            raise SpecError(f"{where}: `python -m evolve {'run' if kind == 'task' else kind}` has no --out; "
+                            f"a batch cannot give it a run folder")
         if kind == "task":
             target, stem = _task_target(entry["task"], base, where)
         else:
@@ -291,13 +302,18 @@ def load_spec(path: Path) -> Spec:
             if not isinstance(own_c, str) or not _resolve(own_c, base).is_file():
                 raise SpecError(f"{loc.place('task', n, 'c_reference')}: no such C file {own_c!r}")
             own_c = str(_resolve(own_c, base).resolve())
-        time_limit = _check_config(options, target, parser, loc.place("task", n)) if kind == "task" else None
+        time_limit = None
+        if kind == "task":
+            time_limit = _check_config(options, target, parser, loc.place("task", n),
+                                       lambda k: loc.place(*(("task", n) if k in {e.replace("-", "_") for e in entry}
+                                                                 else ("defaults", None)), k))
         for seed in own_seeds:
             run_id = f"{_safe(name)}-s{seed}"
             if run_id in ids:
                 raise SpecError(f"{loc.place('task', n)}: run {run_id!r} is also made by {ids[run_id]} "
                                 f"(give one of them a name = \"...\")")
             ids[run_id] = f"[[task]] {n + 1}"
-            runs.append(RunSpec(run_id, kind, entry[kind], target, seed, [*options, "--seed", str(seed)],
+            seeded = [*options, "--seed", str(seed)] if "--seed" in actions else list(options)
+            runs.append(RunSpec(run_id, kind, entry[kind], target, seed, seeded, quiet="--quiet" in actions,
                                 time_limit=time_limit, timeout=own_timeout, c_reference=own_c or c_reference))
     return Spec(path, text, runs)

@@ -219,9 +219,10 @@ BAD_SPECS = [
     ("[[task]]\ntask = 'add'\npopp = 3\n", ":3: [[task]] 1, 'popp': not an option"),
     ("[defaults]\npop = 20\n[[task]]\ntask = 'add'\n[[task]]\ntask = 'nosuch'\n", ":6: [[task]] 2, 'task': unknown task"),
     ("[[task]]\ntask = 'missing.py:f'\n", ":2: [[task]] 1, 'task': task file"),
-    ("[defaults]\npop = 1\n[[task]]\ntask = 'add'\n", ":3: [[task]] 1: --pop must be at least 2"),
+    ("[defaults]\npop = 1\n[[task]]\ntask = 'add'\n", ":2: [defaults], 'pop': --pop must be at least 2"),
     ("[defaults]\npop = 'many'\n[[task]]\ntask = 'add'\n", ":2: [defaults], 'pop': expected an integer"),
     ("[[task]]\ntask = 'add'\nseed = 3\n", ":3: [[task]] 1, 'seed': set by the batch itself"),
+    ("[[task]]\ntask = 'add'\ntime-limit = -1\n", ":3: [[task]] 1, 'time_limit': --time-limit must be >= 0"),
     ("seeds = []\n[[task]]\ntask = 'add'\n", ":1: top level, 'seeds'"),
     ("[[task]]\noptimize = 'x.s'\n", "optimize"),
 ]
@@ -312,3 +313,28 @@ def test_a_hung_run_is_killed_at_its_timeout(tmp_path):
     assert time.monotonic() - t0 < 30
     run = state(out)["slow.f-s0"]
     assert run["state"] == "failed" and run["reason"].startswith("hung: no exit within 2 s")
+
+
+def test_optimize_entries_follow_the_optimize_command(tmp_path, monkeypatch):
+    """Check that an optimize = "target" entry becomes that command's line, checked against its
+    parser (a stand-in here, until `python -m evolve optimize` exists)."""
+    import argparse
+
+    from evolve import batch_spec
+    fake = argparse.ArgumentParser(prog="optimize")
+    fake.add_argument("target")
+    for flag, kind in (("--seed", int), ("--seconds", float), ("--out", Path), ("--resume", Path)):
+        fake.add_argument(flag, type=kind)
+    fake.add_argument("--quiet", action="store_true")
+    real = batch_spec.subcommand_parser
+    monkeypatch.setattr(batch_spec, "subcommand_parser", lambda name: fake if name == "optimize" else real(name))
+    (tmp_path / "t.s").write_text("add x0, x0, x1\n")
+    spec = tmp_path / "o.toml"
+    spec.write_text('seeds = [3]\n[[task]]\noptimize = "t.s"\nseconds = 5\n[[task]]\ntask = "add"\n')
+    runs = load_spec(spec).runs
+    assert [r.id for r in runs] == ["opt-t-s3", "add-s3"]
+    assert runs[0].argv(Path("F")) == ["optimize", str((tmp_path / "t.s").resolve()), "--seconds", "5",
+                                      "--seed", "3", "--quiet", "--out", "F"]
+    spec.write_text('[[task]]\noptimize = "t.s"\npop = 5\n')
+    with pytest.raises(SpecError, match=r"o.toml:3: \[\[task\]\] 1, 'pop': not an option"):
+        load_spec(spec)
