@@ -283,7 +283,15 @@ def run(args) -> int:
             raise ValueError(f"--scheduler must be tcp://HOST:PORT, got {args.scheduler!r}")
         spec = load_spec(args.spec)
         folder, doc = _open_folder(args, spec)
+        client = None
+        if args.scheduler is not None:       # before anything is written: an unreachable one is exit 2
+            from evolve import batch_dask
+            if not getattr(args, "verbose", False):
+                logging.getLogger("distributed").setLevel(logging.WARNING)
+            client = batch_dask.connect(args.scheduler)
     except (SpecError, rf.RunFolderError, ValueError) as exc:
+        return C.fail(str(exc))
+    except RuntimeError as exc:              # batch_dask.FleetError
         return C.fail(str(exc))
     folder.mkdir(parents=True, exist_ok=True)
     lock = os.open(folder, os.O_RDONLY)        # held until this process exits, however it exits
@@ -291,14 +299,18 @@ def run(args) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(lock)
+        if client is not None:
+            client.close()
         return C.fail(f"another batch process is working in {str(folder)!r}")
     try:
-        return _run_batch(args, spec, folder, doc)
+        return _run_batch(args, spec, folder, doc, client)
     finally:
         os.close(lock)
+        if client is not None:
+            client.close()
 
 
-def _run_batch(args, spec: Spec, folder: Path, doc: dict | None) -> int:
+def _run_batch(args, spec: Spec, folder: Path, doc: dict | None, client) -> int:
     if doc is None:
         rf.atomic_write(folder / "spec.toml", spec.text)
     batch = Batch(folder, spec, doc)
@@ -310,10 +322,10 @@ def _run_batch(args, spec: Spec, folder: Path, doc: dict | None) -> int:
     bar = Bar(batch, args.quiet)
     try:
         with rf.deferred_interrupt() as stop:
-            if args.scheduler is not None:
+            if client is not None:
                 from evolve import batch_dask
                 try:
-                    batch_dask.run_fleet(batch, todo, args.scheduler, stop, bar)
+                    batch_dask.run_fleet(batch, todo, client, stop, bar)
                 except batch_dask.FleetError as exc:
                     return C.fail(str(exc))
             else:

@@ -150,19 +150,25 @@ def _task_file(target: str) -> tuple[str, str, bytes] | None:
     return path, func, Path(path).read_bytes()
 
 
-def run_fleet(batch, todo: list[str], scheduler: str, stop: list, bar) -> None:
-    """Every run of ``todo`` as a Dask task of the scheduler at ``scheduler``."""
-    from distributed import Client, Event, Variable, wait
+def connect(scheduler: str, timeout: float = 8.0):
+    """A client of the scheduler at ``scheduler``; FleetError within ``timeout`` s when unreachable."""
+    from distributed import Client
+    try:
+        return Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        raise FleetError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:.0f} s "
+                         f"({type(exc).__name__}); is `dask scheduler` running there?") from None
+
+
+def run_fleet(batch, todo: list[str], client, stop: list, bar) -> None:
+    """Every run of ``todo`` as a Dask task of ``client``'s scheduler (the client is closed after)."""
+    from distributed import Event, Variable, wait
     from distributed.client import FutureCancelledError
     try:
         from distributed.scheduler import KilledWorker
     except ImportError:     # pragma: no cover - older layouts
         from distributed import KilledWorker
-    try:
-        client = Client(scheduler, timeout=8)
-    except (OSError, TimeoutError) as exc:
-        raise FleetError(f"cannot reach the Dask scheduler at {scheduler} within 8 s ({type(exc).__name__}); "
-                         f"is `dask scheduler` running there?") from None
+    scheduler = client.scheduler.address
     token = hashlib.sha256(f"{batch.folder.resolve()}|{batch.created}".encode()).hexdigest()[:16]
     batch.fleet = {"scheduler": scheduler, "token": token, "checkpoints": f"melvin-batch-{token}-<run id>",
                    "stop": f"melvin-batch-{token}-stop"}
@@ -241,13 +247,19 @@ def run_fleet(batch, todo: list[str], scheduler: str, stop: list, bar) -> None:
                 last_copy = time.monotonic()
                 _copy_checkpoints(client, token, batch, set(futures.values()), copied)
         _record_workers(client, token, batch)
+    except OSError as exc:          # the scheduler went away (distributed's CommClosedError is one)
+        raise FleetError(f"lost the Dask scheduler at {scheduler} ({type(exc).__name__}); "
+                         f"finish the batch with --resume") from None
     finally:
         for run_id in futures.values():          # never finished here: to be run again
             batch.runs[run_id].update(state="interrupted" if batch.runs[run_id]["state"] == "running" else
                                       batch.runs[run_id]["state"])
         if futures:
-            stop_event.set()
             batch.save()
+            try:
+                stop_event.set()
+            except OSError:
+                pass
         client.close()
 
 
