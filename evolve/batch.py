@@ -238,6 +238,7 @@ def run_local(batch: Batch, todo: list[str], jobs: int, stop: list, bar: Bar) ->
                         child.kill()
                     continue
                 child.log.close()
+                child.proc.stdin.close()
                 text = batch.log_file(run_id).read_text(errors="replace")[-20000:]
                 state = batch.end(run_id, code, text, age, stopped=child.stopped,
                                   hung_after=child.limit if child.hung else None)
