@@ -338,3 +338,18 @@ def test_optimize_entries_follow_the_optimize_command(tmp_path, monkeypatch):
     spec.write_text('[[task]]\noptimize = "t.s"\npop = 5\n')
     with pytest.raises(SpecError, match=r"o.toml:3: \[\[task\]\] 1, 'pop': not an option"):
         load_spec(spec)
+
+
+def test_gcc_lengths_of_the_hackers_delight_c_file():
+    """Check gcc -O2's counts against the instructions DESIGN.md lists for p01, p14 and p23."""
+    import shutil
+
+    from evolve.batch_summary import gcc_lengths
+    if not shutil.which("aarch64-linux-gnu-gcc") and not shutil.which("gcc"):
+        pytest.skip("no gcc for aarch64 here")
+    counts = gcc_lengths(str(ROOT / "suites" / "hackers_delight.c"))
+    if isinstance(counts, str):
+        pytest.skip(counts)
+    # p01 sub, and; p14 eor, and, add (asr 1); p23 fmov, cnt, addv, fmov
+    assert (counts["p01"], counts["p14"], counts["p23"]) == (2, 3, 4)
+    assert len(counts) == 24
