@@ -7,8 +7,8 @@ file missing on the worker travels with the task (written to the same path on ev
 the run goes, each new checkpoint (``config.json``, ``checkpoint.json``, its arrays file,
 ``metrics.jsonl``) is put in a Dask ``Variable`` of the scheduler; the coordinator copies it
 into the batch folder now and then, and a task started again after its worker was lost (by the
-scheduler, or resubmitted by the coordinator after ``KilledWorker``) resumes from it instead of
-starting over. When the run ends the task returns every file of its folder, which the
+scheduler, or resubmitted by the coordinator after ``KilledWorker``) resumes from it, or from
+the batch folder's copy when that one is later, instead of starting over. When the run ends the task returns every file of its folder, which the
 coordinator writes into ``DIR/runs/ID/``.
 
 Ctrl-C (SIGTERM) sets a Dask ``Event``: running tasks stop their runs (checkpointed) and return
@@ -54,6 +54,15 @@ def snapshot(folder: Path) -> dict[str, bytes] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return files
+
+
+def _checkpoint_gen(files: dict) -> int:
+    """The generation of a snapshot's checkpoint (-1: unreadable)."""
+    import json
+    try:
+        return int(json.loads(files["checkpoint.json"])["gen"])
+    except (KeyError, ValueError, TypeError):
+        return -1
 
 
 def _write_files(folder: Path, files: dict[str, bytes], clear: bool) -> None:
@@ -104,7 +113,7 @@ def remote_run(run_id: str, argv: list[str], token: str, initial: dict | None, t
         files = var.get(timeout=0.5)
     except (TimeoutError, OSError):
         files = None
-    files = files or initial
+    files = max((f for f in (files, initial) if f), key=_checkpoint_gen, default=None)
     tmp = Path(tempfile.mkdtemp(prefix="melvin-batch-"))
     folder = tmp / run_id
     try:
