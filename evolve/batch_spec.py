@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import io
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,6 +226,13 @@ def load_spec(path: Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the spec ({type(exc).__name__}: {exc})") from None
+    try:
+        import tomllib
+    except ImportError:          # Python 3.10: the same parser as the tomli package
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise SpecError(f"{path}: reading a spec needs Python 3.11 (tomllib) or `pip install tomli`") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
