@@ -19,6 +19,7 @@ from evolve.batch_spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = ["clear_lowest-s0", "clear_lowest-s1", "add-s0", "add-s1"]
+ENDED = ("solved", "unsolved")         # ended, not failed
 # Generation limits and no optimisation phase (time-bound) and no time limit: each run is a
 # function of its seed, wherever and however often it is run.
 SPEC = """\
@@ -81,7 +82,9 @@ def test_local_batch_writes_every_run_and_the_summary(local):
     """Check that a local batch ends every run, solved, with its folder, log and the summary files."""
     runs = state(local)
     assert list(runs) == IDS
-    assert all(r["state"] == "solved" and r["attempts"] == 1 and r["exit"] == 0 for r in runs.values())
+    # Whether a seed solves within its generations is the search's business: the batch must end each run
+    assert all(r["state"] in ENDED and r["attempts"] == 1 and r["exit"] == 0 for r in runs.values())
+    assert any(r["state"] == "solved" for r in runs.values()), "no run solved: the summary checks need one"
     for run_id in IDS:
         assert (local / "runs" / run_id / "result.json").is_file() and (local / "logs" / f"{run_id}.log").is_file()
     assert (local / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -105,6 +108,9 @@ def test_summary_numbers_match_the_run_folders(local):
         for r in solved:      # the code's words, a final ret (d65f03c0) not counted
             words = [r["best"]["code_hex"][i:i + 8] for i in range(0, len(r["best"]["code_hex"]), 8)]
             lengths.append(len(words) - (words[-1] == "c0035fd6"))
+        if not solved:
+            assert row["cheapest_verified_length"] == row["median_seconds_to_solution"] == ""
+            continue
         assert int(row["cheapest_verified_length"]) == min(lengths)
         assert float(row["median_seconds_to_solution"]) == pytest.approx(
             statistics.median(r["seconds"] for r in solved), abs=1e-3)
@@ -153,7 +159,7 @@ def test_dask_batch_on_two_workers_gives_the_same_runs_after_a_lost_worker(local
         cluster.close()
     assert killed, "no worker was killed"
     runs = state(out)
-    assert all(r["state"] == "solved" and r["where"].startswith("tcp://127.0.0.1:") for r in runs.values())
+    assert all(r["state"] in ENDED and r["where"].startswith("tcp://127.0.0.1:") for r in runs.values())
     lost = runs["clear_lowest-s1"]
     assert len(lost["workers"]) >= 2 and lost["workers"][0] == killed[0][0]
     log = (out / "logs" / "clear_lowest-s1.log").read_text()
@@ -182,13 +188,13 @@ def test_kill_9_then_resume_finishes_only_what_was_unfinished(local, spec_file, 
     finally:
         proc.wait()
     before = state(out)
-    assert before["clear_lowest-s0"]["state"] == "solved"
+    assert before["clear_lowest-s0"]["state"] in ENDED
     assert before["clear_lowest-s1"]["state"] == "running" and before["add-s0"]["state"] == "pending"
     first_result = (out / "runs" / "clear_lowest-s0" / "result.json").stat()
     assert batch_cli(str(spec_file), "--out", str(out), "--resume") == 0
     after = state(out)
     assert [after[i]["attempts"] for i in IDS] == [1, 2, 1, 1]
-    assert all(r["state"] == "solved" for r in after.values())
+    assert all(r["state"] in ENDED for r in after.values())
     assert (out / "runs" / "clear_lowest-s0" / "result.json").stat().st_mtime_ns == first_result.st_mtime_ns
     log = (out / "logs" / "clear_lowest-s1.log").read_text()
     assert f"--resume {second}" in log, "the interrupted run started over instead of resuming"
@@ -205,12 +211,12 @@ def test_a_failing_task_is_recorded_and_the_others_complete(tmp_path):
     out = tmp_path / "batch"
     assert batch_cli(str(spec), "--out", str(out), "--jobs", "2") == 1
     runs = state(out)
-    assert runs["add-s0"]["state"] == "solved"
+    assert runs["add-s0"]["state"] in ENDED
     bad = runs["broken.f-s0"]
     assert bad["state"] == "failed" and bad["exit"] == 2
     assert "cannot be loaded" in bad["reason"] and "SyntaxError" in bad["reason"]
     rows = {r["task"]: r for r in csv.DictReader((out / "summary.csv").open())}
-    assert rows["broken.f"]["failed"] == "1" and rows["add"]["solved"] == "1"
+    assert rows["broken.f"]["failed"] == "1" and rows["add"]["failed"] == "0"
     assert "broken.f-s0" in (out / "summary.md").read_text()
 
 
@@ -295,7 +301,7 @@ def test_sigterm_stops_the_running_run_checkpointed(spec_file, tmp_path):
     _, err = proc.communicate(timeout=200)
     assert proc.returncode == 143, err
     runs = state(out)
-    assert runs["clear_lowest-s0"]["state"] in ("interrupted", "solved")   # it may have ended meanwhile
+    assert runs["clear_lowest-s0"]["state"] in ("interrupted", *ENDED)   # it may have ended meanwhile
     assert [runs[i]["state"] for i in IDS[1:]] == ["pending"] * 3
     if runs["clear_lowest-s0"]["state"] == "interrupted":
         assert runs["clear_lowest-s0"]["exit"] == 143 and (first / "checkpoint.json").is_file()
