@@ -25,7 +25,7 @@ ENDED = ("solved", "unsolved")         # ended, not failed
 SPEC = """\
 seeds = [0, 1]
 [defaults]
-generations = 60
+generations = 30
 time_limit = 0
 optimize = 0
 backend = "emulated"
