@@ -134,11 +134,11 @@ def classify(folder: Path, exit_code: int | None, log_text: str, stopped: bool,
     if exit_code in (130, 143) or (stopped and exit_code is not None and exit_code < 0):
         return "interrupted", None
     if exit_code == 0:
-        try:
-            result = json.loads((folder / "result.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            return "failed", f"exit 0 but no readable result.json ({type(exc).__name__})"
-        return ("solved" if result.get("solved") else "unsolved"), None
+        from evolve.batch_summary import run_outcome
+        outcome = run_outcome(folder)
+        if outcome is None:
+            return "failed", "exit 0 but no readable result.json (or optimize's report.json)"
+        return ("solved" if outcome["solved"] else "unsolved"), None
     if exit_code is None:
         return "failed", last_error(log_text)
     if exit_code < 0:

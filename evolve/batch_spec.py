@@ -196,6 +196,19 @@ def _task_target(task: str, base: Path, where: str) -> tuple[str, str]:
     return f"{path.resolve()}:{func}", f"{path.stem}.{func}"
 
 
+def _optimize_target(text: str, function, base: Path, where: str) -> tuple[str, str]:
+    """(what ``optimize`` gets, the run id's stem) of an optimize entry: a file (relative to the
+    spec) or hex words; SpecError when it is neither."""
+    path = _resolve(text, base)
+    if path.exists():
+        target, stem = str(path.resolve()), f"opt-{path.stem}"
+    elif re.fullmatch(r"\s*[0-9a-fA-F]{8}(\s+[0-9a-fA-F]{8})*\s*", text):
+        target, stem = text, f"opt-hex-{text.split()[0].lower()}"
+    else:
+        raise SpecError(f"{where}: optimize target {str(path)!r} does not exist (nor is it hex words)")
+    return target, (f"{stem}.{function}" if isinstance(function, str) and function else stem)
+
+
 def _check_config(options: list[str], target: str, parser: argparse.ArgumentParser, where: str,
                   place_of) -> float | None:
     """Parse a run's flags as ``run`` will, through RunConfig's checks; its time limit. A message
@@ -285,11 +298,8 @@ def load_spec(path: Path) -> Spec:
         if kind == "task":
             target, stem = _task_target(entry["task"], base, where)
         else:
-            target_path = _resolve(entry["optimize"].split(":")[0], base)
-            if not target_path.exists():
-                raise SpecError(f"{where}: optimize target {str(target_path)!r} does not exist")
-            rest = entry["optimize"][len(entry["optimize"].split(":")[0]):]
-            target, stem = f"{target_path.resolve()}{rest}", f"opt-{target_path.stem}{rest.replace(':', '.')}"
+            target, stem = _optimize_target(entry["optimize"], entry.get("function", defaults.get("function")),
+                                            base, where)
         name = entry.get("name", stem)
         if not isinstance(name, str) or not name:
             raise SpecError(f"{loc.place('task', n, 'name')}: expected a non-empty string")

@@ -6,7 +6,9 @@ the task, failed ones included), the median time to a solution (the optimisation
 ``seconds``: its clock from start to result), the cheapest verified length (instructions of
 ``best.code_hex`` without a final ``ret``, over solved runs whose equivalence is ``proven`` or
 ``tested``), gcc -O2's length when the task is C (or the spec names a ``c_reference``), and the
-proof status (how many solutions were proven equivalent, how many only tested).
+proof status (how many solutions were proven equivalent, how many only tested). An ``optimize``
+target's run counts as solved when it found a cheaper program proven equivalent
+(``report.json``), and its row gives the target's length (``target_length``) to compare with.
 
 Everything is read from the run folders' ``result.json`` and batch.json's states, nothing from
 the processes that ran them, so a summary can be redrawn from a copied batch folder.
@@ -30,7 +32,8 @@ from evolve import runfolder as rf
 
 log = logging.getLogger(__name__)
 COLUMNS = ("task", "runs", "solved", "unsolved", "failed", "unfinished", "solve_rate",
-           "median_seconds_to_solution", "cheapest_verified_length", "gcc_O2_length", "proven", "tested")
+           "median_seconds_to_solution", "cheapest_verified_length", "gcc_O2_length", "proven", "tested",
+           "target_length")
 _RET = 0xD65F0000
 
 
@@ -48,6 +51,34 @@ def seconds_to_solution(result: dict) -> float | None:
     if opt.get("started_at") is not None:
         return float(opt["started_at"])
     return float(result["seconds"]) if result.get("seconds") is not None else None
+
+
+def run_outcome(folder: Path) -> dict | None:
+    """What the summary needs of a run folder, from a run's ``result.json`` or an ``optimize``
+    folder's ``report.json``: ``solved`` (for optimize: a cheaper program proven equivalent),
+    ``seconds`` (to the solution; optimize: its searches' whole time), ``length`` (the verified
+    solution's, None unless its equivalence is proven or tested), ``equivalence`` and
+    ``target_length`` (optimize: the target's); None when neither file is readable."""
+    try:
+        result = json.loads((folder / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        result = None
+    if isinstance(result, dict):
+        solved = bool(result.get("solved"))
+        equivalence = (result.get("verification") or {}).get("equivalence") if solved else None
+        verified = solved and equivalence in ("proven", "tested")
+        return {"solved": solved, "seconds": seconds_to_solution(result) if solved else None,
+                "length": code_length(result["best"]["code_hex"]) if verified else None,
+                "equivalence": equivalence, "target_length": None}
+    try:
+        report = json.loads((folder / "report.json").read_text())
+        improved = bool(report["improved"])
+        equivalence = report["after"]["verification"]["equivalence"] if improved else None
+        return {"solved": improved, "seconds": float(report["seconds"]) if improved else None,
+                "length": int(report["after"]["length"]) if improved and equivalence == "proven" else None,
+                "equivalence": equivalence, "target_length": int(report["before"]["length"])}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 _GCC_CACHE: dict = {}
@@ -120,20 +151,14 @@ def rows(batch) -> list[dict]:
         by_task.setdefault(group(run_id), []).append((batch.specs[run_id], rec))
     out = []
     for task, runs in by_task.items():
-        results = []
-        for spec, rec in runs:
-            result = None
-            if rec["state"] in ("solved", "unsolved"):
-                try:
-                    result = json.loads((batch.run_folder(spec.id) / "result.json").read_text())
-                except (OSError, json.JSONDecodeError):
-                    result = None
-            results.append((rec, result))
-        solved = [r for rec, r in results if rec["state"] == "solved" and r and r.get("solved")]
-        equivalence = [((r.get("verification") or {}).get("equivalence")) for r in solved]
-        verified = [code_length(r["best"]["code_hex"]) for r, e in zip(solved, equivalence) if e in ("proven", "tested")]
-        times = [t for t in map(seconds_to_solution, solved) if t is not None]
-        states = [rec["state"] for rec, _ in results]
+        outcomes = [run_outcome(batch.run_folder(spec.id)) if rec["state"] in ("solved", "unsolved") else None
+                    for spec, rec in runs]
+        states = [rec["state"] for _, rec in runs]
+        solved = [o for o, st in zip(outcomes, states) if st == "solved" and o and o["solved"]]
+        equivalence = [o["equivalence"] for o in solved]
+        verified = [o["length"] for o in solved if o["length"] is not None]
+        times = [o["seconds"] for o in solved if o["seconds"] is not None]
+        targets = [o["target_length"] for o in outcomes if o and o["target_length"] is not None]
         gcc = None
         source = _c_source(runs[0][0])
         if source is not None:
@@ -145,7 +170,8 @@ def rows(batch) -> list[dict]:
                     "solve_rate": round(states.count("solved") / len(runs), 4),
                     "median_seconds_to_solution": round(statistics.median(times), 3) if times else None,
                     "cheapest_verified_length": min(verified) if verified else None, "gcc_O2_length": gcc,
-                    "proven": equivalence.count("proven"), "tested": equivalence.count("tested")})
+                    "proven": equivalence.count("proven"), "tested": equivalence.count("tested"),
+                    "target_length": targets[0] if targets else None})
     return out
 
 
@@ -165,14 +191,14 @@ def _markdown(batch, table: list[dict]) -> str:
              f"{c['solved']} solved, {c['unsolved']} unsolved, {c['failed']} failed"
              + (f", {len(batch.runs) - sum(c[s] for s in ('solved', 'unsolved', 'failed'))} unfinished"
                 if any(c[s] for s in ("pending", "running", "interrupted")) else "") + ".", "",
-             "| task | solved | solve rate | median s to solution | cheapest verified length | gcc -O2 | proofs |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| task | solved | solve rate | median s to solution | cheapest verified length | gcc -O2 (optimize: "
+             "the target) | proofs |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in table:
         proofs = f"{r['proven']} proven, {r['tested']} tested" if r["solved"] else "-"
         extra = "".join(f", {r[k]} {k}" for k in ("failed", "unfinished") if r[k])
         lines.append(f"| {r['task']} | {r['solved']}/{r['runs']}{extra} | {100 * r['solve_rate']:.0f}% | "
                      f"{_dash(r['median_seconds_to_solution'])} | {_dash(r['cheapest_verified_length'])} | "
-                     f"{_dash(r['gcc_O2_length'])} | {proofs} |")
+                     f"{_dash(r['gcc_O2_length'] if r['target_length'] is None else r['target_length'])} | {proofs} |")
     failed = [rec for rec in batch.runs.values() if rec["state"] == "failed"]
     if failed:
         lines += ["", "## Failed runs", ""] + [f"- `{rec['id']}`: {rec['reason']}" for rec in failed]
