@@ -4,7 +4,7 @@ A spec (``suites/builtin.toml`` is one)::
 
     seeds = [0, 1, 2]               # or seeds = 3 (0, 1, 2); a task may give its own
     timeout = 900                   # batch only: seconds before a run counts as hung (default:
-                                    # 2 x its time limit + 120 s; none without a time limit)
+                                    # 3 x its time limit + 300 s; none without a time limit)
     c_reference = "file.c"          # batch only: the summary shows gcc -O2's count of the
                                     # function named like each task's
     [defaults]                      # options of every run: any flag of `python -m evolve run`
@@ -319,6 +319,9 @@ def load_spec(path: Path) -> Spec:
                 raise SpecError(f"{loc.place('task', n, 'c_reference')}: no such C file {own_c!r}")
             own_c = str(_resolve(own_c, base).resolve())
         time_limit = None
+        if kind == "optimize" and "--time-limit" in actions:
+            given = next((options[i + 1] for i, o in enumerate(options) if o == "--time-limit"), None)
+            time_limit = float(given if given is not None else actions["--time-limit"].default) or None
         if kind == "task":
             time_limit = _check_config(options, target, parser, loc.place("task", n),
                                        lambda k: loc.place(*(("task", n) if k in {e.replace("-", "_") for e in entry}
