@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "live", "export", "analyze")
+SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:
