@@ -176,29 +176,32 @@ def _imm_values(kind: str, width: int, consts: tuple) -> list[int]:
 def single_genes(dst: int, n_regs: int, consts: tuple = ()) -> np.ndarray:
     """int64 [n, 5]: every enumerated gene writing register ``dst`` (see the module docstring);
     with ``consts``, only the genes those constants add to the set without them."""
-    rows = []
-    regs = range(n_regs)
+    parts = []
+    regs = np.arange(n_regs)
     for op, entry in enumerate(OPS):
         kind = entry.kind
         if kind in _SKIP or kind in _FLAG_ONLY or entry.name in _FLAGS_ONLY_MNEMONICS:
             continue
         if kind == "movw" and entry.name == "movk":
             continue
-        imms = _imm_values(kind, entry.width, consts)
-        if not imms:
+        imms = np.asarray(_imm_values(kind, entry.width, consts), np.int64)
+        if not imms.size:
             continue
         reads_m = kind in ("r3", "r4", "csel", "sha", "shl", "ext", "extr") and "{m}" in entry.syntax \
             or "{wm}" in entry.syntax or "{em}" in entry.syntax
         reads_n = "{n}" in entry.syntax or "{wn}" in entry.syntax or "{xn}" in entry.syntax
-        for n in (regs if reads_n else (0,)):
-            for m in (regs if reads_m else (0,)):
-                if kind == "r4":       # the fourth register is (d + n + m) % n_regs; all of them
-                    for a in regs:
-                        mm = (a - dst - n) % n_regs
-                        rows.append((op, dst, n, mm, 0))
-                    break
-                rows.extend((op, dst, n, m, imm) for imm in imms)
-    return np.unique(np.asarray(rows, np.int64).reshape(-1, 5), axis=0)
+        ns = regs if reads_n else np.zeros(1, np.int64)
+        if kind == "r4":               # the fourth register is (d + n + m) % n_regs: every one of them
+            n, a = (g.ravel() for g in np.meshgrid(ns, regs, indexing="ij"))
+            m, imm = (a - dst - n) % n_regs, np.zeros_like(n)
+        else:
+            ms = regs if reads_m else np.zeros(1, np.int64)
+            n, m, imm = (g.ravel() for g in np.meshgrid(ns, ms, imms, indexing="ij"))
+        parts.append(np.stack([np.full_like(n, op), np.full_like(n, dst), n, m, imm], axis=1))
+    if not parts:
+        return np.zeros((0, 5), np.int64)
+    genes = np.concatenate(parts).astype(np.int64)      # no two alike: one row per operand choice
+    return genes[np.lexsort(genes.T[::-1])]
 
 
 @lru_cache(maxsize=8)
