@@ -191,10 +191,11 @@ def leaf_obstacle(code: bytes, isa: str) -> str | None:
 def _body_lines(code: bytes, isa: str) -> list[str]:
     """The genome's bytes verbatim, its disassembly as comments, and the return the executor
     appends (unless it ends with its own)."""
-    if isa == "arm64":
-        out = [f"\t.inst {int.from_bytes(chunk, 'little'):#010x}\t/* {text} */" for _, chunk, text in listing(code, isa)]
-    else:
-        out = [f"\t.byte {', '.join(f'{b:#04x}' for b in chunk)}\t/* {text} */" for _, chunk, text in listing(code, isa)]
+    def data(chunk: bytes) -> str:
+        if isa == "arm64":
+            return f".inst {int.from_bytes(chunk, 'little'):#010x}"
+        return f".byte {', '.join(f'{b:#04x}' for b in chunk)}"
+    out = [f"\t{data(chunk)}\t/* {text} */" for _, chunk, text in listing(code, isa)]
     return out if ends_with_ret(code, isa) else out + ["\tret"]
 
 
