@@ -136,10 +136,20 @@ def _is_ret(insn, isa: str) -> bool:
 
 
 def ends_with_ret(code: bytes, isa: str) -> bool:
-    """Whether the body's last instruction is a plain ``ret`` (then no return is appended)."""
-    rows = listing(code, isa)
-    insn = next(disassembler(isa, detail=True).disasm(rows[-1][1], 0, 1), None) if rows else None
-    return insn is not None and _is_ret(insn, isa)
+    """Whether the body's last instruction is a plain ``ret`` and no branch jumps past it: then
+    the return the executor appends is dead code and the export leaves it out."""
+    cs = disassembler(isa, detail=True)
+    insns = [next(cs.disasm(chunk, offset, 1), None) for offset, chunk, _ in listing(code, isa)]
+    if not insns or insns[-1] is None or not _is_ret(insns[-1], isa):
+        return False
+    for insn in insns:
+        if insn is None:
+            return False        # it might branch anywhere, the appended return included
+        if {insn.group_name(g) for g in insn.groups} & {"jump", "call"}:
+            ops = insn.operands
+            if not ops or ops[-1].type != capstone.CS_OP_IMM or ops[-1].imm >= len(code):
+                return False
+    return True
 
 
 def _insn_obstacle(insn, isa: str, size: int) -> str | None:

@@ -252,6 +252,7 @@ def export_lines(arm64_run: Path, tmp_path: Path, lines: list[str], name: str, i
 @pytest.mark.parametrize("lines, n", [
     (["neg x1, x0", "and x0, x0, x1"], 3),              # what gcc -O2 writes for x & -x
     (["neg x1, x0", "and x0, x0, x1", "ret"], 3),       # its own trailing ret: none appended
+    (["neg x1, x0", "cbz x0, #12", "and x0, x0, x1", "ret"], 5),    # a branch past it: appended
 ])
 def test_arm64_leaf_is_body_and_ret(arm64_run, tmp_path, lines, n):
     """Check that a leaf is exported as exactly its instructions and one ret: no frame, no bl."""
@@ -279,11 +280,15 @@ def test_arm64_full_wrapper_kept_where_needed(arm64_run, tmp_path, lines, reason
 
 
 @needs_arm64_tools
-def test_arm64_leaf_with_an_early_return_runs_under_qemu(arm64_run, tmp_path):
-    """Check that a ret inside a frameless body returns to the C caller with the right value."""
-    lines = ["cbnz x0, #8", "ret", "sub x1, x0, #1", "and x0, x0, x1"]       # x == 0: 0 at once
+@pytest.mark.parametrize("lines, n", [
+    (["cbnz x0, #8", "ret", "sub x1, x0, #1", "and x0, x0, x1"], 5),       # x == 0: 0 at once
+    (["cbz x0, #16", "sub x1, x0, #1", "and x0, x0, x1", "ret"], 5),        # x == 0: to the appended ret
+])
+def test_arm64_leaf_with_an_early_return_runs_under_qemu(arm64_run, tmp_path, lines, n):
+    """Check that a ret inside a frameless body returns to the C caller with the right value,
+    and that a branch to the body's end finds the return the executor appends there."""
     out, text = export_lines(arm64_run, tmp_path, lines, "early")
-    assert len(function_lines(text, "early")) == 5 and "frame: none" in text
+    assert len(function_lines(text, "early")) == n and "frame: none" in text
     build_and_run(out, "early", T.get_task("clear_lowest"), "arm64")
 
 
