@@ -9,8 +9,8 @@ export gives it only the frame it needs, decided per genome from what its code r
 
 * **a leaf** (no memory access, no stack pointer, no system register, no call or indirect
   branch, no callee-saved register, every branch inside the body) is emitted bare: its
-  instructions and a ``ret`` (none added when the body already ends with one), which is what a
-  compiler writes for such a function. A ``ret`` inside the body returns straight to the C
+  instructions and a ``ret`` (none added when the body already ends with one and no branch
+  targets its end), which is what a compiler writes for such a function. A ``ret`` inside the body returns straight to the C
   caller with x30 / the return address untouched, which is what the executor's early return
   means too;
 * **every other genome** (and one capstone cannot decode: it may do anything) gets the full
