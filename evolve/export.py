@@ -44,6 +44,7 @@ import capstone
 
 from core.asm import disassembler, listing
 from core.isa import get_isa
+from evolve import results as R
 from evolve.runload import RunLoadError, load_run
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -312,12 +313,13 @@ def export(run_dir: Path, name: str | None = None, out: Path | None = None, rank
                f"source run {run.folder} (seed {run.seed}); "
                + ("validated on the run's held-out cases" if solved else "NOT a validated solution"),
                f"inputs {', '.join(isa.arg_regs[:task.arity])} -> result {isa.ret_reg}; callable from C"]
-    if solved and isinstance(run.result.get("verification"), dict):
-        from evolve.results import verification_line
-        try:
-            comment.insert(2, f"verification: {verification_line(run.result['verification'])}")
-        except TypeError:       # a record of another Melvin version: the line is only a comment
-            pass
+    if solved:
+        try:        # what the run established and how far its optimisation phase got
+            lines = ([f"verification: {R.verification_line(run.result['verification'])}"]
+                     if isinstance(run.result.get("verification"), dict) else []) + R.optimisation_lines(run.result)
+        except (KeyError, TypeError):   # a record of another Melvin version: these are only comments
+            lines = []
+        comment[2:2] = lines
     if frame not in FRAMES:
         raise ValueError(f"--frame must be one of {', '.join(FRAMES)}, got {frame!r}")
     source = (arm64_source if isa.name == "arm64" else x86_64_source)(name, genome.code, comment, frame)
