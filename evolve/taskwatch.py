@@ -24,8 +24,10 @@ def _executing(dask_worker) -> dict:
 
 def executing(client) -> dict[str, dict]:
     """Per worker address, ``{"pid": int, "keys": [task keys it executes now]}``, asked of the
-    workers themselves (the scheduler's ``processing`` also counts tasks queued on a worker)."""
-    return client.run(_executing)
+    workers themselves (the scheduler's ``processing`` also counts tasks queued on a worker);
+    a worker that cannot answer (it is dying or restarting) is left out."""
+    answers = client.run(_executing, on_error="return")
+    return {address: info for address, info in answers.items() if isinstance(info, dict)}
 
 
 def wait_running(client, match: Callable[[str], bool], timeout: float = 120.0,
