@@ -9,13 +9,13 @@
 * the scheduler's and coordinator's overhead per generation: on one worker, epoch wall time minus
   the sum of its island tasks (submission, checkpoint transfer, migration, the record), divided
   by the epoch's generations;
-* recovery from a worker process killed with SIGKILL mid-task: seconds from the kill to the
-  island's task starting again on another worker, and the epoch's extra wall time.
+* recovery from a worker process killed with SIGKILL mid-task (while the task is known to run,
+  :mod:`evolve.taskwatch`): seconds from the kill to the island's task starting again on another
+  worker, and the epoch's extra wall time.
 """
 from __future__ import annotations
 
-import os
-import signal
+import re
 import statistics
 import sys
 import tempfile
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from evolve.config import RunConfig  # noqa: E402
 from evolve.islands import EVENT_TOPIC, IslandOptions, IslandRun, run_islands  # noqa: E402
+from evolve.taskwatch import kill_if_running, wait_running  # noqa: E402
 
 
 def _cluster(n_workers: int):
@@ -69,36 +70,49 @@ def _rate(run: IslandRun) -> float:
     return evals / sum(e["seconds"] for e in epochs[1:])
 
 
-def _recovery(quick: bool) -> tuple[float, float, float]:
-    """(seconds from SIGKILL to the task's restart, extra seconds of that epoch, a normal epoch)."""
-    k = 20 if quick else 30     # an epoch's task lasts ~0.5 s or more: the kill lands mid-task
-    cfg = _config(quick, 4 * k)
+def _kill_mid_task(client, epochs: tuple[int, ...], alive) -> tuple[int, int, float]:
+    """SIGKILL the worker process running an island task of the first of ``epochs`` whose task
+    is caught in flight: ``(epoch, island, time of the kill)``. The kill lands only while the
+    task is known to run (:func:`evolve.taskwatch.kill_if_running`, checked inside the worker)
+    and after its start event (it is in ``advance_island``, not still receiving its arguments);
+    a task that finished first (a fast epoch) passes the turn to the next epoch."""
+    for epoch in epochs:
+        pattern = re.compile(rf"island-(\d+)-epoch-{epoch}-try-1")
+        worker, key, _ = wait_running(client, pattern.fullmatch, timeout=600, alive=alive)
+        island = int(pattern.fullmatch(key).group(1))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                m["epoch"] == epoch and m["island"] == island for _, m in client.get_events(EVENT_TOPIC)):
+            time.sleep(0.005)
+        killed_at = time.time()
+        if kill_if_running(client, worker, key):
+            return epoch, island, killed_at
+    raise RuntimeError(f"no island task of epochs {epochs} was still running when it was to be killed")
+
+
+def _recovery(quick: bool) -> tuple[float, float, float, int]:
+    """(seconds from SIGKILL to the task's restart, extra seconds of that epoch, a normal epoch,
+    the epoch killed)."""
+    k = 20 if quick else 30
+    cfg = _config(quick, 5 * k)     # epochs 0-4: a kill in epoch 2 (or 3), normal epochs around it
     cluster, client = _cluster(2)
     try:
         run = IslandRun(cfg, IslandOptions(islands=2, scheduler=cluster.scheduler_address, migration_every=k, migrants=3))
         with tempfile.TemporaryDirectory() as tmp:
             thread = threading.Thread(target=run_islands, args=(run, Path(tmp), client), daemon=True)
             thread.start()
-            victim, killed_at = None, None
-            while victim is None and thread.is_alive():
-                victim = next((m for _, m in client.get_events(EVENT_TOPIC) if m["epoch"] == 2), None)
-                time.sleep(0.02)
-            if victim is None:
-                raise RuntimeError("the run ended before epoch 2 started")
-            time.sleep(0.3)             # mid-task, not at its first instruction
-            os.kill(victim["pid"], signal.SIGKILL)
-            killed_at = time.time()
+            epoch, island, killed_at = _kill_mid_task(client, (2, 3), thread.is_alive)
             thread.join(timeout=600)
         restarts = [m["time"] for _, m in client.get_events(EVENT_TOPIC)
-                    if m["epoch"] == 2 and m["island"] == victim["island"] and m["time"] > killed_at]
+                    if m["epoch"] == epoch and m["island"] == island and m["time"] > killed_at]
     finally:
         client.close()
         cluster.close()
     if not restarts:
-        raise RuntimeError("the killed island's task never restarted")
+        raise RuntimeError(f"island {island}'s task of epoch {epoch} was killed mid-task and never restarted")
     seconds = [e["seconds"] for e in run.record["epochs"]]
-    normal = statistics.median(seconds[1:2] + seconds[3:])
-    return restarts[0] - killed_at, seconds[2] - normal, normal
+    normal = statistics.median(s for e, s in enumerate(seconds) if e not in (0, epoch))
+    return restarts[0] - killed_at, seconds[epoch] - normal, normal, epoch
 
 
 def run_island_benchmarks(quick: bool) -> list[dict]:
@@ -121,11 +135,12 @@ def run_island_benchmarks(quick: bool) -> list[dict]:
                  "notes": f"1 worker: epoch wall time minus the sum of its {n} tasks, / {k} generations; "
                           f"baseline: one island generation inside a task ({per_gen * 1e3:.0f} ms, restore and "
                           f"checkpoint included)"})
-    restart, extra, normal = _recovery(quick)
+    restart, extra, normal, epoch = _recovery(quick)
     rows.append({"name": "islands recovery: SIGKILL to task restart", "value": restart, "unit": "s",
                  "baseline": normal, "ratio": restart / normal,
-                 "notes": f"a worker killed mid-task; the island restarts from its checkpoint on another worker; "
-                          f"that epoch took {extra:+.2f} s more than a normal one ({normal:.2f} s)"})
+                 "notes": f"a worker killed while its task of epoch {epoch} was known to run; the island restarts "
+                          f"from its checkpoint on another worker; that epoch took {extra:+.2f} s more than a "
+                          f"normal one ({normal:.2f} s)"})
     return rows
 
 

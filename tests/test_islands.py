@@ -3,9 +3,8 @@ a worker killed mid-run, determinism across worker counts, resume and bad input.
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
-import signal
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,8 @@ distributed = pytest.importorskip("distributed")
 
 from evolve.__main__ import main  # noqa: E402
 from evolve.config import RunConfig  # noqa: E402
-from evolve.islands import EVENT_TOPIC, IslandOptions, IslandRun, finish, run_islands  # noqa: E402
+from evolve.islands import IslandOptions, IslandRun, finish, run_islands  # noqa: E402
+from evolve.taskwatch import kill_if_running, wait_running  # noqa: E402
 
 TIMING = {"evals_per_s", "seconds"}
 
@@ -150,26 +150,27 @@ def test_a_worker_killed_mid_run_loses_no_island(tmp_path):
         status: list = []
         thread = threading.Thread(target=lambda: status.append(run_islands(run, folder, client)), daemon=True)
         thread.start()
+        # the kill lands while the task is known to run (checked inside the worker): a task of
+        # epoch 1, or of epoch 2 should epoch 1's end first
         victim = None
-        deadline = time.monotonic() + 120
-        while victim is None and time.monotonic() < deadline and thread.is_alive():
-            for _, msg in client.get_events(EVENT_TOPIC):
-                if msg["epoch"] == 1:
-                    victim = msg
-                    break
-            time.sleep(0.05)
-        assert victim is not None, "no island task of epoch 1 started"
-        os.kill(victim["pid"], signal.SIGKILL)
+        for epoch in (1, 2):
+            worker, key, _ = wait_running(client, re.compile(rf"island-\d-epoch-{epoch}-try-1").fullmatch,
+                                          timeout=120, alive=thread.is_alive)
+            if kill_if_running(client, worker, key):
+                victim = {"worker": worker, "island": int(key.split("-")[1]), "epoch": epoch}
+                break
+        assert victim is not None, "no island task was caught running"
         thread.join(timeout=180)
         assert not thread.is_alive() and status == [0]
         assert run.gen == 12 and all(blob is not None for blob in run.blobs)
         events = run.record["events"]
         assert any(e["event"] == "worker_lost" and e["worker"] == victim["worker"] for e in events)
-        starts = run.record["epochs"][1]["workers"][victim["island"]]
+        starts = run.record["epochs"][victim["epoch"]]["workers"][victim["island"]]
         resubmitted = [e for e in events if e["event"] == "resubmitted" and e["island"] == victim["island"]]
         assert len(starts) >= 2 or resubmitted, "the killed island's task was not run again"
         record = json.loads((folder / "islands.json").read_text())
-        assert any(r["island"] == victim["island"] and r["epoch"] == 1 for r in record["reruns"]) or resubmitted
+        assert any(r["island"] == victim["island"] and r["epoch"] == victim["epoch"]
+                   for r in record["reruns"]) or resubmitted
         result = finish(run, folder)
         assert result["generations"] == 12 and result["workers_lost"] >= 1
         assert [m["gen"] for m in island_metrics(folder, 2)[0]] == list(range(13))   # generations 0..12, once
