@@ -38,7 +38,8 @@ import numpy as np
 from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
-from core.executors.native.light import x86_light
+from core.executors.native.light import entry_plan
+from core.executors.native.prologue import MAX_PROLOGUE
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
 from core.outcome import Outcome
@@ -76,7 +77,7 @@ class NativeExecutor:
             raise ValueError(f"native {isa.name} execution needs a {isa.name} host; use backend='emulated'")
         self.isa, self.options = isa, options
         ret = isa.ret_bytes
-        self.slot_size = -(-(options.max_code_bytes + len(ret) + 16) // 64) * 64
+        self.slot_size = -(-(MAX_PROLOGUE[isa.name] + options.max_code_bytes + len(ret) + 16) // 64) * 64
         self._spec = WorkerSpec(isa.name, options.scratch, self.slot_size, isa.pad_bytes, ret, True,
                                 tuple((bytes(c), a) for c, a in faults))
         self._slack = batch_slack if batch_slack is not None else (300.0 if _under_qemu() else 30.0)
@@ -163,7 +164,8 @@ class NativeExecutor:
             v["states"][:] = states
         v["offsets"][:] = np.cumsum([0] + [len(c) for c in chunk], dtype=np.uint64)
         v["blob"][:] = np.frombuffer(blob, np.uint8)
-        v["light"][:] = [x86_light(c) if self.isa.name == "x86_64" else 0 for c in chunk]
+        name = self.isa.name
+        v["plans"][:] = [entry_plan(name, c) for c in chunk]
         v["outcomes"][:] = 0xFF   # "not run": every case must be overwritten
         w.submit(len(chunk), n_cases, seed, self.options.time_budget, mode, repeat)
         return self._deadline(len(chunk), n_cases) if mode == "stub" else time.monotonic() + 3600

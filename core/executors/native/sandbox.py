@@ -11,6 +11,7 @@ inputs    uint64 [n_cases, 4] argument registers       owner
 outputs   uint64 [n_genomes, n_cases]                  worker
 outcomes  uint8 [n_genomes, n_cases] (0xFF = not run)  worker
 offsets   uint64 [n_genomes + 1] into the code blob    owner
+plans     uint64 [n_genomes] entry plans (light.py)    owner
 blob      the genomes' code, concatenated              owner
 ========  ===========================================  ======================
 
@@ -61,7 +62,7 @@ def _layout(n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -
     entry state (per-case states: registers, SIMD, scratch as ``CaseStates`` has them; 0: none)."""
     parts, off = {}, 0
     for name, size in (("inputs", 32 * n_cases), ("outputs", 8 * n_genomes * n_cases),
-                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("light", n_genomes),
+                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("plans", 8 * n_genomes),
                        ("blob", blob_len), ("states", state_bytes * n_cases)):
         off = -(-off // 64) * 64
         parts[name] = (off, size)
@@ -77,14 +78,14 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
 
     return {"inputs": v("inputs", np.uint64, (n_cases, 4)), "outputs": v("outputs", np.uint64, (n_genomes, n_cases)),
             "outcomes": v("outcomes", np.uint8, (n_genomes, n_cases)), "offsets": v("offsets", np.uint64, (n_genomes + 1,)),
-            "light": v("light", np.uint8, (n_genomes,)),
+            "plans": v("plans", np.uint64, (n_genomes,)),
             "blob": v("blob", np.uint8, (layout["blob"][1],)),
             "states": v("states", np.uint8, (n_cases, layout["states"][1] // n_cases))}
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: build the machine, then serve batches until EOF."""
-    from core.executors.native.jit import Machine, PreflightError
+    from core.executors.native.jit import Machine, PreflightError, entry_flags
     try:
         machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
     except (PreflightError, OSError) as exc:
@@ -108,7 +109,8 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         state = BatchState.from_seed(seed, spec.scratch)
         machine.set_state(state.regs, state.simd, state.scratch)
         offsets, blob = views["offsets"], views["blob"]
-        entries = machine.load(blob, offsets, spec.ret)
+        entries = machine.load(blob, offsets, spec.ret, views["plans"])
+        flags = entry_flags(views["plans"])
         action = None
         if faults:
             for i in range(n_genomes):
@@ -124,11 +126,11 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 for g in range(n_genomes):
                     e = int(entries[g])
                     for c in range(n_cases):
-                        views["outputs"][g, c] = machine.run_one(e, int(rows[c]))
+                        views["outputs"][g, c] = machine.run_one(e, int(rows[c]), int(flags[g]))
                 views["outcomes"][:] = 0
             else:                   # per-case states: the trampoline copies row c in before case c
                 machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
-                            budget, bare=mode == "bare", light=views["light"],
+                            budget, bare=mode == "bare", flags=flags,
                             states=views["states"] if state_bytes else None)
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
