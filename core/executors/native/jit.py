@@ -24,13 +24,14 @@ import errno
 import os
 import signal
 import struct
+import threading
 
 import llvmlite.binding as llvm
 import numpy as np
 
 from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CODE_ENTRIES, CTL_BASE, CTL_SIZE,
                                       ENTRIES, HAS_FSGS, INPUTS, LIGHT, N_CASES, N_GEN, OUTCOME_LUT, OUTCOMES, OUTPUTS,
-                                      PAGE, RAND, SIMD, STACK_BASE, STACK_SIZE, STATES, TMPL, X86_FP0)
+                                      PAGE, RAND, SIMD, STACK_BASE, STACK_SIZE, STATES, TMPL, WORKER_TID, X86_FP0)
 from core.executors.native.prologue import prologue
 from core.executors.native.trampoline import ir
 from core.outcome import Outcome
@@ -178,6 +179,7 @@ class Machine:
             self.ctl_bytes[X86_FP0:X86_FP0 + 4] = np.frombuffer(struct.pack("<I", 0x1F80), np.uint8)
             self.ctl[HAS_FSGS // 8] = 1 if _libc.getauxval(_AT_HWCAP2) & _HWCAP2_FSGSBASE else 0
         self.ctl_bytes[OUTCOME_LUT:OUTCOME_LUT + 64] = SIGNAL_LUT[:64]
+        self.ctl[WORKER_TID // 8] = threading.get_native_id()   # the thread that builds runs
         self.arena = np.ctypeslib.as_array((ctypes.c_uint8 * ARENA_SIZE).from_address(self._rw))
         self.n_slots = ARENA_SIZE // slot_size
         # bytes of each slot that may differ from the padding (never written: all of it)

@@ -15,7 +15,7 @@ import signal
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
                                       JMPBUF, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
-                                      SAVED_FP, SAVED_REGS, CODE_ENTRIES, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
+                                      SAVED_FP, SAVED_REGS, CODE_ENTRIES, WORKER_TID, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
                                       X86_FP0, genome_sp)
 
 
@@ -112,6 +112,9 @@ declare void @melvin_fixup()
 declare void @melvin_save_env()
 declare ptr @signal(i32, ptr)
 declare i32 @clock_gettime(i32, ptr)
+declare i32 @gettid()
+declare i32 @getpid()
+declare i32 @tgkill(i32, i32, i32)
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 
 define void @melvin_run(i64 %bare) {{
@@ -226,6 +229,21 @@ crash:
 
 define void @melvin_handler(i32 %sig, ptr %info, ptr %uc) {{
 entry:
+  ; the interval timer's SIGALRM goes to any thread of the process (numpy's, llvmlite's) that
+  ; does not block it: only the worker thread may judge or leave a case, so pass it on there
+  %tid = call i32 @gettid()
+  %wt64 = load volatile i64, ptr {p(WORKER_TID)}
+  %wt = trunc i64 %wt64 to i32
+  %mine = icmp eq i32 %tid, %wt
+  br i1 %mine, label %ours, label %foreign
+foreign:
+  %alrm0 = icmp eq i32 %sig, {int(signal.SIGALRM)}
+  br i1 %alrm0, label %forward, label %die
+forward:
+  %pid = call i32 @getpid()
+  %fw = call i32 @tgkill(i32 %pid, i32 %wt, i32 %sig)
+  ret void
+ours:
   %ig = load volatile i64, ptr {p(IN_GENOME)}
   %in = icmp ne i64 %ig, 0
   %alrm = icmp eq i32 %sig, {int(signal.SIGALRM)}
