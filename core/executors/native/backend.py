@@ -39,7 +39,7 @@ from core.executors.api import ExecutorOptions, Result, validate_batch, validate
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
 from core.executors.native.light import entry_plan
-from core.executors.native.prologue import MAX_PROLOGUE
+from core.executors.native.prologue import CODE_AT
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
 from core.outcome import Outcome
@@ -77,7 +77,7 @@ class NativeExecutor:
             raise ValueError(f"native {isa.name} execution needs a {isa.name} host; use backend='emulated'")
         self.isa, self.options = isa, options
         ret = isa.ret_bytes
-        self.slot_size = -(-(MAX_PROLOGUE[isa.name] + options.max_code_bytes + len(ret) + 16) // 64) * 64
+        self.slot_size = -(-(CODE_AT[isa.name] + options.max_code_bytes + len(ret) + 16) // 64) * 64
         self._spec = WorkerSpec(isa.name, options.scratch, self.slot_size, isa.pad_bytes, ret, True,
                                 tuple((bytes(c), a) for c, a in faults))
         self._slack = batch_slack if batch_slack is not None else (300.0 if _under_qemu() else 30.0)

@@ -32,7 +32,7 @@ import numpy as np
 from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CODE_ENTRIES, CTL_BASE, CTL_SIZE,
                                       ENTRIES, HAS_FSGS, INPUTS, LIGHT, N_CASES, N_GEN, OUTCOME_LUT, OUTCOMES, OUTPUTS,
                                       PAGE, RAND, SIMD, STACK_BASE, STACK_SIZE, STATES, TMPL, WORKER_TID, X86_FP0)
-from core.executors.native.prologue import prologue
+from core.executors.native.prologue import CODE_AT, place
 from core.executors.native.trampoline import ir
 from core.outcome import Outcome
 
@@ -235,6 +235,11 @@ class Machine:
         addr = self._engine.get_function_address
         self.handler_addr = addr("melvin_handler")
         self._run = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("melvin_run"))
+        self._copy = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr("melvin_copy"))
+        self._place = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                                       ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                       ctypes.c_void_p)(addr("melvin_place"))
         self._one = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)(
             addr("melvin_one"))
 
@@ -257,38 +262,34 @@ class Machine:
         ctypes.memset(STACK_BASE, 0, STACK_SIZE)  # what lies below the scratch area starts at zero
 
     def load(self, blob: np.ndarray, offsets: np.ndarray, ret: bytes, plans: np.ndarray) -> np.ndarray:
-        """Write slot ``i``: the prologue of ``plans[i]`` (:mod:`core.executors.native.prologue`),
-        genome ``i`` = ``blob[offsets[i]:offsets[i+1]]``, ``ret``, then padding to the slot's end.
+        """Write slot ``i``: padding, the prologue of ``plans[i]`` (:mod:`core.executors.native.prologue`),
+        genome ``i`` = ``blob[offsets[i]:offsets[i+1]]`` from ``CODE_AT``, ``ret``, padding.
 
         Returns the entry addresses (the prologues), uint64 [n]; ``self.code_entries`` holds the
-        codes' own."""
+        codes' own. No Python per genome: a population's batch is a few numpy passes."""
         n = len(offsets) - 1
         if n > self.n_slots:
             raise ValueError(f"{n} genomes exceed the arena's {self.n_slots} slots")
-        size = self.slot_size
+        size, at = self.slot_size, CODE_AT[self.isa]
         offsets = offsets.astype(np.int64)
-        pro = [prologue(self.isa, int(p)) for p in plans.tolist()]
-        pro_len = np.fromiter(map(len, pro), np.int64, n)
         code_len = np.diff(offsets)
-        if (pro_len + code_len + len(ret) > size).any():
-            raise ValueError("a genome and its prologue exceed the arena slot")
-        # every slot's used bytes (prologues, codes, rets), scattered in one step
-        ret_arr = np.frombuffer(ret, np.uint8)
-        parts = np.concatenate([np.frombuffer(b"".join(pro), np.uint8), blob[:offsets[-1]], np.tile(ret_arr, n)])
-        used = pro_len + code_len + len(ret)
+        end = at + code_len + len(ret)
+        if (end > size).any():
+            raise ValueError("a genome exceeds the arena slot")
+        slots = self.arena[:n * size].reshape(n, size)
+        pro_len = place(self.isa, slots, plans, self._pad_row, self._place_loads)
         starts = np.arange(n, dtype=np.int64) * size
-        within = np.concatenate([_ranges(pro_len), np.repeat(pro_len - offsets[:-1], code_len) + np.arange(offsets[-1]),
-                                 np.repeat(pro_len + code_len, len(ret)) + np.tile(np.arange(len(ret)), n)])
-        slot = np.concatenate([np.repeat(np.arange(n), pro_len), np.repeat(np.arange(n), code_len),
-                               np.repeat(np.arange(n), len(ret))])
+        blob = np.ascontiguousarray(blob, np.uint8)
+        rw = self._rw
+        code_at = np.full(n, at, np.int64)   # (referenced until the call returns)
+        self._copy(rw, size, code_at.ctypes.data, blob.ctypes.data, offsets.ctypes.data, code_len.ctypes.data, n)
+        r = np.frombuffer(ret, np.uint8)
+        for k in range(len(r)):   # a byte or a word
+            self.arena[starts + at + code_len + k] = r[k]
         # padding over what earlier batches left beyond this batch's bytes
-        stale = np.maximum(self._dirty[:n] - used, 0)
-        pad_at = np.repeat(used, stale) + _ranges(stale)
-        pad_slot = np.repeat(np.arange(n), stale)
-        arena = self.arena
-        arena[pad_slot * size + pad_at] = self._pad_row[pad_at]
-        arena[slot * size + within] = parts   # parts is in (slot, within) order
-        self._dirty[:n] = used
+        stale = np.maximum(self._dirty[:n] - end, 0)
+        self._copy(rw, size, end.ctypes.data, self._pad_row.ctypes.data, end.ctypes.data, stale.ctypes.data, n)
+        self._dirty[:n] = end
         if self.isa == "arm64":
             _clear_cache(ARENA_BASE, ARENA_BASE + n * size)
             # qemu user mode does not see writes through the alias; a moment without PROT_EXEC
@@ -296,8 +297,13 @@ class Machine:
             span = -(-n * size // PAGE) * PAGE
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_W)
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_X)
-        self.code_entries = (ARENA_BASE + starts + pro_len).astype(np.uint64)
-        return (ARENA_BASE + starts).astype(np.uint64)
+        self.code_entries = (ARENA_BASE + starts + at).astype(np.uint64)
+        return (ARENA_BASE + starts + at - pro_len).astype(np.uint64)
+
+    def _place_loads(self, slots, end, plans, bits, pieces, lens) -> None:
+        pieces = np.ascontiguousarray(pieces)
+        self._place(slots.ctypes.data, slots.shape[1], end, plans.ctypes.data, len(plans), bits.ctypes.data,
+                    pieces.ctypes.data, len(bits), lens.ctypes.data)
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
             n_cases: int, budget: float, bare: bool = False, flags: np.ndarray | None = None,
@@ -357,12 +363,6 @@ class Machine:
 def entry_flags(plans: np.ndarray) -> np.ndarray:
     """The stub's flags per genome from entry plans (``light.MEM`` -> 1, ``light.HEAVY`` -> 2)."""
     return ((np.asarray(plans, np.uint64) >> np.uint64(32)) & np.uint64(3)).astype(np.uint8)
-
-
-def _ranges(lengths: np.ndarray) -> np.ndarray:
-    """0..l-1 for each l of ``lengths``, concatenated."""
-    total = int(lengths.sum())
-    return np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def _clear_cache(start: int, end: int) -> None:

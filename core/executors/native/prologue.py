@@ -13,7 +13,7 @@ block's ``RAND``, ``x17`` = the argument row.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import numpy as np
 
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import CTL_BASE, RAND
@@ -21,67 +21,59 @@ from core.executors.memory_map import CTL_BASE, RAND
 _X86_HW = {"rax": 0, "rcx": 1, "rdx": 2, "rbx": 3, "rbp": 5, "rsi": 6, "rdi": 7,
            **{f"r{i}": i for i in range(8, 16)}}
 _X86_ARGS = ("rdi", "rsi", "rdx", "rcx")     # the row's order (``Isa.arg_regs``)
-_X86_NAME = {slot: name for name, slot in X86_RAND_SLOT.items()}
 X86_FLAGS = bytes.fromhex("4839c0")          # cmp rax, rax: ZF|PF, as the emulator's entry
 A64_FLAGS = 0xEB1F03FF                       # cmp xzr, xzr: NZCV = Z|C
 
 
-def _x86_load_abs(reg: str, addr: int) -> bytes:
+def _x86_load(reg: str) -> bytes:
+    """8 bytes: mov reg, [abs RAND slot], or [rsi + 8 * index] for an argument (SIB, disp32)."""
     hw = _X86_HW[reg]
+    if reg in _X86_ARGS:
+        disp = 8 * _X86_ARGS.index(reg)
+        return bytes((0x48, 0x8B, 0x80 | (hw & 7) << 3 | 4, 0x26)) + disp.to_bytes(4, "little")
+    addr = CTL_BASE + RAND + 8 * X86_RAND_SLOT[reg]
     return bytes((0x48 | (4 if hw >= 8 else 0), 0x8B, (hw & 7) << 3 | 4, 0x25)) + addr.to_bytes(4, "little")
 
 
-def _x86_load_row(reg: str, index: int) -> bytes:
-    hw = _X86_HW[reg]
-    return bytes((0x48, 0x8B, 0x40 | (hw & 7) << 3 | 6, 8 * index))   # mov reg, [rsi + 8 * index]
+def _a64_ldr(t: int, n: int, off: int) -> bytes:
+    return (0xF9400000 | (off // 8) << 10 | n << 5 | t).to_bytes(4, "little")
 
 
-@lru_cache(maxsize=1 << 16)
-def x86_prologue(plan: int) -> bytes:
-    """mov of each planned register (arguments from ``[rsi]``, ``rsi`` last), then the flags."""
-    regs = [_X86_NAME[k] for k in range(15) if plan >> k & 1]
-    out = [_x86_load_abs(r, CTL_BASE + RAND + 8 * X86_RAND_SLOT[r]) for r in regs if r not in _X86_ARGS]
-    out += [_x86_load_row(r, _X86_ARGS.index(r)) for r in ("rdi", "rdx", "rcx", "rsi") if r in regs]
-    return b"".join(out) + X86_FLAGS
+def _units(isa: str) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """(plan bit of each load in emission order, their encodings [units, size], the tail)."""
+    if isa == "x86_64":
+        order = [r for r in X86_RAND_SLOT if r not in _X86_ARGS] + ["rdi", "rdx", "rcx", "rsi"]   # rsi: the base
+        bits, pieces, tail = [X86_RAND_SLOT[r] for r in order], [_x86_load(r) for r in order], X86_FLAGS
+    else:   # x16 (RAND) and x17 (the row) are the bases: loaded last
+        order = [k for k in range(4, 30) if k not in (16, 17)] + [0, 1, 2, 3, 17, 16]
+        bits = order
+        pieces = [_a64_ldr(k, 17, 8 * k) if k <= 3 else _a64_ldr(k, 16, 8 * k) for k in order]
+        tail = A64_FLAGS.to_bytes(4, "little")
+    return np.array(bits, np.uint64), np.frombuffer(b"".join(pieces), np.uint8).reshape(len(order), -1), tail
 
 
-def _a64_ldr(t: int, n: int, off: int) -> int:
-    return 0xF9400000 | (off // 8) << 10 | n << 5 | t
-
-
-def _a64_ldp(t: int, t2: int, n: int, off: int) -> int:
-    return 0xA9400000 | ((off // 8) & 0x7F) << 15 | t2 << 10 | n << 5 | t
-
-
-def _a64_loads(regs: list[int], base: int, offset) -> list[int]:
-    """ldp for consecutive pairs, ldr for the rest."""
-    words, i = [], 0
-    while i < len(regs):
-        k = regs[i]
-        if i + 1 < len(regs) and regs[i + 1] == k + 1 and offset(k) % 8 == 0 and offset(k) < 504:
-            words.append(_a64_ldp(k, k + 1, base, offset(k)))
-            i += 2
-        else:
-            words.append(_a64_ldr(k, base, offset(k)))
-            i += 1
-    return words
-
-
-@lru_cache(maxsize=1 << 16)
-def arm64_prologue(plan: int) -> bytes:
-    """ldr/ldp of each planned register (x0-x3 from ``[x17]``, x17 then x16 last), then the flags."""
-    regs = [k for k in range(30) if plan >> k & 1]
-    words = _a64_loads([k for k in regs if k > 3 and k not in (16, 17)], 16, lambda k: 8 * k)
-    words += _a64_loads([k for k in regs if k <= 3], 17, lambda k: 8 * k)
-    words += [_a64_ldr(k, 16, 8 * k) for k in (17, 16) if k in regs]
-    words.append(A64_FLAGS)
-    return b"".join(w.to_bytes(4, "little") for w in words)
+UNITS = {isa: _units(isa) for isa in ("x86_64", "arm64")}
+#: where each slot's code starts: the tail (the flags) just before it, the loads before that,
+#: word-aligned so that :func:`place` writes them as words
+CODE_AT = {isa: -(-(u[1].size) // 16) * 16 + len(u[2]) for isa, u in UNITS.items()}
+_WORD = {1: np.uint8, 4: np.uint32, 8: np.uint64}
 
 
 def prologue(isa: str, plan: int) -> bytes:
-    """The entry code of a slot whose genome has ``plan``."""
-    return x86_prologue(plan) if isa == "x86_64" else arm64_prologue(plan)
+    """The entry code of a slot whose genome has ``plan`` (what :func:`place` writes)."""
+    bits, pieces, tail = UNITS[isa]
+    return b"".join(pieces[u].tobytes() for u, b in enumerate(bits.tolist()) if plan >> b & 1) + tail
 
 
-#: the longest prologue of each ISA (every register): slots make room for it
-MAX_PROLOGUE = {"x86_64": len(x86_prologue((1 << 15) - 1)), "arm64": len(arm64_prologue((1 << 30) - 1))}
+def place(isa: str, slots: np.ndarray, plans: np.ndarray, pad: np.ndarray, loads) -> np.ndarray:
+    """Write every prologue into ``slots`` (uint8 [n, slot size], a view of the arena), ending at
+    ``CODE_AT[isa]``, padding before it; returns each prologue's length (its entry is
+    ``CODE_AT - length``). ``loads(slots, end, plans, bits, pieces, lens)`` writes the loads
+    (the JIT's ``melvin_place``: no Python per genome)."""
+    bits, pieces, tail = UNITS[isa]
+    end = CODE_AT[isa] - len(tail)
+    slots[:, :end] = pad[:end]
+    slots[:, end:CODE_AT[isa]] = np.frombuffer(tail, np.uint8)
+    lens = np.zeros(len(plans), np.int64)
+    loads(slots, end, np.ascontiguousarray(plans, np.uint64), bits, pieces, lens)
+    return lens + len(tail)

@@ -104,6 +104,7 @@ def ir(isa: str, scratch: int) -> str:
         return f"inttoptr (i64 {CTL_BASE + off} to ptr)"
 
     lines = [f'module asm "{line}"' for line in asm]
+    unit = 8 if isa == "x86_64" else 4   # bytes of one prologue load (prologue.UNITS)
     lines.append(f"""
 declare i32 @_setjmp(ptr) #0
 declare void @longjmp(ptr, i32) noreturn
@@ -116,6 +117,7 @@ declare i32 @gettid()
 declare i32 @getpid()
 declare i32 @tgkill(i32, i32, i32)
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+declare void @llvm.memmove.p0.p0.i64(ptr, ptr, i64, i1)
 
 define void @melvin_run(i64 %bare) {{
 entry:
@@ -210,6 +212,78 @@ gnext:
   %g1 = add i64 %g, 1
   %gd = icmp eq i64 %g1, %G
   br i1 %gd, label %done, label %gl
+done:
+  ret void
+}}
+
+; slot i of the arena's writable alias gets len[i] bytes of src + src_off[i] at dst_off[i]
+; (Machine.load: the codes, then padding over what earlier batches left)
+define void @melvin_copy(ptr %dst, i64 %stride, ptr %dst_off, ptr %src, ptr %src_off, ptr %len, i64 %n) {{
+entry:
+  %none = icmp eq i64 %n, 0
+  br i1 %none, label %done, label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %loop]
+  %dp = getelementptr i64, ptr %dst_off, i64 %i
+  %d = load i64, ptr %dp
+  %sp = getelementptr i64, ptr %src_off, i64 %i
+  %s = load i64, ptr %sp
+  %lp = getelementptr i64, ptr %len, i64 %i
+  %l = load i64, ptr %lp
+  %row = mul i64 %i, %stride
+  %at = add i64 %row, %d
+  %to = getelementptr i8, ptr %dst, i64 %at
+  %from = getelementptr i8, ptr %src, i64 %s
+  call void @llvm.memmove.p0.p0.i64(ptr %to, ptr %from, i64 %l, i1 false)
+  %i1 = add i64 %i, 1
+  %more = icmp ult i64 %i1, %n
+  br i1 %more, label %loop, label %done
+done:
+  ret void
+}}
+
+; the prologue of slot i (core.executors.native.prologue): the unit loads whose plan bit is set,
+; in order, ending at %end; lens[i] = their bytes
+define void @melvin_place(ptr %dst, i64 %stride, i64 %end, ptr %plans, i64 %n, ptr %bits, ptr %pieces,
+                          i64 %units, ptr %lens) {{
+entry:
+  %none = icmp eq i64 %n, 0
+  br i1 %none, label %done, label %slot
+slot:
+  %i = phi i64 [0, %entry], [%i1, %next]
+  %pp = getelementptr i64, ptr %plans, i64 %i
+  %plan = load i64, ptr %pp
+  %row = mul i64 %i, %stride
+  %base = getelementptr i8, ptr %dst, i64 %row
+  br label %unit
+unit:
+  %u = phi i64 [%units, %slot], [%u0, %step]
+  %pos = phi i64 [%end, %slot], [%pos1, %step]
+  %u0 = sub i64 %u, 1
+  %bp = getelementptr i64, ptr %bits, i64 %u0
+  %b = load i64, ptr %bp
+  %sh = lshr i64 %plan, %b
+  %bit = and i64 %sh, 1
+  %on = icmp ne i64 %bit, 0
+  br i1 %on, label %put, label %step
+put:
+  %pos0 = sub i64 %pos, {unit}
+  %to = getelementptr i8, ptr %base, i64 %pos0
+  %poff = mul i64 %u0, {unit}
+  %from = getelementptr i8, ptr %pieces, i64 %poff
+  call void @llvm.memcpy.p0.p0.i64(ptr %to, ptr %from, i64 {unit}, i1 false)
+  br label %step
+step:
+  %pos1 = phi i64 [%pos, %unit], [%pos0, %put]
+  %last = icmp eq i64 %u0, 0
+  br i1 %last, label %next, label %unit
+next:
+  %len = sub i64 %end, %pos1
+  %lp = getelementptr i64, ptr %lens, i64 %i
+  store i64 %len, ptr %lp
+  %i1 = add i64 %i, 1
+  %more = icmp ult i64 %i1, %n
+  br i1 %more, label %slot, label %done
 done:
   ret void
 }}
