@@ -25,6 +25,7 @@ Differences from the emulated backend (all explained, tested in ``tests/test_nat
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -38,7 +39,7 @@ import numpy as np
 from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
-from core.executors.native.light import entry_plan
+from core.executors.native.light import FULL, entry_plan
 from core.executors.native.prologue import CODE_AT
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
@@ -88,6 +89,8 @@ class NativeExecutor:
         self._workers: list[Worker] = []
         self._closed = False
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
+        self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
+        self._plan = functools.partial(entry_plan, isa.name)
         self._finalizer = weakref.finalize(self, NativeExecutor._close_workers, self._workers)
         try:
             for _ in range(self.n_workers):
@@ -114,7 +117,7 @@ class NativeExecutor:
             table = states.input_table(self.isa, inputs)
             self._states = np.concatenate([states.regs.view(np.uint8), states.simd, states.scratch], axis=1)
         else:
-            table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+            table = self._batch_state(seed).input_table(self.isa, inputs)
             self._states = None
         n, n_cases = len(codes), table.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
@@ -153,8 +156,9 @@ class NativeExecutor:
         return time.monotonic() + self._slack + 4.0 * n_genomes * n_cases * self.options.time_budget
 
     def _submit(self, w: Worker, idx: list[int], codes, table, seed: int, mode: str = "stub",
-                repeat: int = 1) -> float:
-        chunk = [codes[i] for i in idx] + list(_SENTINELS[self.isa.name])
+                repeat: int = 1, full: bool = False) -> float:
+        chunk = (codes[idx[0]:idx[-1] + 1] if idx[-1] - idx[0] + 1 == len(idx) else [codes[i] for i in idx]) \
+            + list(_SENTINELS[self.isa.name])
         blob = b"".join(chunk)
         n_cases = table.shape[0]
         states = self._states
@@ -162,25 +166,31 @@ class NativeExecutor:
         v["inputs"][:] = table
         if states is not None:
             v["states"][:] = states
-        v["offsets"][:] = np.cumsum([0] + [len(c) for c in chunk], dtype=np.uint64)
+        v["offsets"][0] = 0
+        np.cumsum(np.fromiter(map(len, chunk), np.uint64, len(chunk)), out=v["offsets"][1:])
         v["blob"][:] = np.frombuffer(blob, np.uint8)
-        name = self.isa.name
-        v["plans"][:] = [entry_plan(name, c) for c in chunk]
+        v["plans"][:] = FULL[self.isa.name] if full else np.fromiter(map(self._plan, chunk), np.uint64, len(chunk))
         v["outcomes"][:] = 0xFF   # "not run": every case must be overwritten
         w.submit(len(chunk), n_cases, seed, self.options.time_budget, mode, repeat)
         return self._deadline(len(chunk), n_cases) if mode == "stub" else time.monotonic() + 3600
 
+    def _batch_state(self, seed: int) -> BatchState:
+        if self._last_state[0] != seed:
+            self._last_state = (seed, BatchState.from_seed(seed, self.options.scratch))
+        return self._last_state[1]
+
     def _check(self, w: Worker, n_idx: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's results if the worker's sentinels and outcome table are right, else WorkerLost."""
+        """The chunk's results (views of the shared file) if the worker's sentinels and outcome
+        table are right, else WorkerLost."""
         v = w.buffer(n_idx + 2, table.shape[0], w.blob_len, w.state_bytes)
         outs, kinds = v["outputs"], v["outcomes"]
         ok_expected = table[:, 0] ^ table[:, 1]
-        if (kinds == Outcome.WORKER_LOST).any():
+        if (kinds >= Outcome.WORKER_LOST).any():   # 0xFF: not run
             raise WorkerLost("worker left cases without an outcome")
         if (kinds[-2] != Outcome.OK).any() or (outs[-2] != ok_expected).any() \
                 or (kinds[-1] != Outcome.SIGILL).any() or outs[-1].any():
             raise WorkerLost("worker failed its sentinel check")
-        return outs[:n_idx].copy(), kinds[:n_idx].copy()
+        return outs[:n_idx], kinds[:n_idx]
 
     def _replace(self, w: Worker) -> Worker:
         t0 = time.perf_counter()
@@ -219,7 +229,8 @@ class NativeExecutor:
                         queue.appendleft(idx[half:])
                         queue.appendleft(idx[:half])
                 else:
-                    outputs[idx], outcomes[idx] = outs, kinds
+                    at = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else idx
+                    outputs[at], outcomes[at] = outs, kinds
                 idle.append(w)
 
     # ----------------------------------------------------------------- benchmarks
@@ -227,7 +238,8 @@ class NativeExecutor:
                 seed: int | None = None) -> tuple[float, Result]:
         """Worker-side seconds of ``repeat`` runs of one batch on one worker, and its results.
 
-        ``mode``: "stub" (the protected trampoline), "bare" (``_setjmp`` + a plain call, no
+        ``mode``: "stub" (the protected trampoline), "full" (the same with the full entry for
+        every genome: what the per-genome entries save), "bare" (``_setjmp`` + a plain call, no
         entry state, no restoration: only for well-behaved code) or "percall" (one ctypes
         call per case). For benchmarks; genome code still runs in the worker."""
         codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
@@ -236,7 +248,8 @@ class NativeExecutor:
         self._states = None
         w = self._workers[0]
         idx = list(range(len(codes)))
-        deadline = self._submit(w, idx, codes, table, seed, mode, repeat)
+        deadline = self._submit(w, idx, codes, table, seed, "stub" if mode == "full" else mode, repeat,
+                                full=mode == "full")
         elapsed = w.result(deadline)
         v = w.buffer(len(codes) + 2, table.shape[0], w.blob_len)
         return elapsed, Result(v["outputs"][:len(codes)].copy(), v["outcomes"][:len(codes)].copy())

@@ -1,8 +1,10 @@
-"""Which x86-64 code the native trampoline may enter lightly (static, capstone, cached).
+"""What the native entry must set up for a genome's code (static, capstone, cached).
 
-The full entry loads SIMD/x87 state before the call and restores FP control, DF/AC and the TLS
-base after it; code that provably touches only general registers, flags and memory can change
-none of them, so the trampoline skips that work for it (``Machine.run``'s ``light`` array).
+The full entry loads every register, the scratch area and SIMD/x87/FP state before the call
+and restores FP control, DF/AC and the TLS base after it. :func:`entry_plan` finds what a code
+can observe: the registers it may read before writing them, the scratch only if it touches
+memory, the full state only if it uses anything beyond general registers and flags; the
+worker generates the slot's prologue from the plan (:mod:`core.executors.native.prologue`).
 """
 from __future__ import annotations
 
@@ -13,52 +15,12 @@ import capstone
 from core.asm import disassembler
 from core.executors.batch_state import X86_GPR, X86_RAND_SLOT
 
-# Instructions that change state the native light entry does not restore, whatever capstone
+# Instructions that change state the native light (not heavy) exit does not restore, whatever capstone
 # says about their registers (DF/AC, MXCSR, x87 control, segment bases, extended state).
 _X86_HEAVY = {"std", "popf", "popfq", "popfd", "stac", "clac", "ldmxcsr", "fldcw", "fldenv", "frstor",
               "fxrstor", "fxrstor64", "xrstor", "xrstor64", "xrstors", "xrstors64", "wrfsbase",
               "wrgsbase", "fninit", "finit", "emms", "femms", "vzeroupper", "vzeroall"}
-
-
-@lru_cache(maxsize=1 << 16)
-def x86_light(code: bytes) -> int:
-    """How the native trampoline may enter x86-64 ``code``: 0 full entry; 1 light entry, the
-    code never uses rsp (the red zone need not be refilled); 2 light entry with the red zone.
-
-    Light: the code provably touches only general registers, flags and memory, so the native
-    trampoline skips loading SIMD/x87 state before the call and restoring FP control, DF/AC
-    and the TLS base after it: such code can read or change none of them. Any doubt (an
-    undecodable byte, a register capstone names outside the general set, a listed
-    instruction) gives 0. Decided per instruction (cached), as genomes share instructions."""
-    kind, decoded = 1, 0
-    for address, size, _, _ in disassembler("x86_64").disasm_lite(bytes(code), 0):
-        k = _x86_insn_light(bytes(code[address:address + size]))
-        if k == 0:
-            return 0
-        kind = max(kind, k)
-        decoded = address + size
-    return kind if decoded == len(code) else 0
-
-
-@lru_cache(maxsize=1 << 18)
-def _x86_insn_light(insn_bytes: bytes) -> int:
-    insn = next(disassembler("x86_64", detail=True).disasm(insn_bytes, 0, 1), None)
-    if insn is None or insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")):
-        return 0
-    try:
-        reads, writes = insn.regs_access()
-    except capstone.CsError:
-        return 0
-    kind = 1
-    for r in {insn.reg_name(x) for x in (*reads, *writes)}:
-        if r in ("rsp", "esp", "sp", "spl"):
-            kind = 2
-        elif r not in X86_GPR and r not in ("rflags", "rip"):
-            return 0
-    for op in insn.operands:
-        if op.type == capstone.CS_OP_MEM and op.mem.segment:
-            return 0   # fs:/gs: addressing reads the TLS bases
-    return kind
+_X86_OTHER = {"rflags", "rip", "rsp", "esp", "sp", "spl"}
 
 
 # ---------------------------------------------------------------- per-genome entry plans
@@ -75,9 +37,15 @@ _JUMPS = (capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capst
 # whole register); every other write counts as a read too (cmov, setcc, bsf, 8/16-bit writes)
 _X86_WRITE_ONLY = {"mov", "movabs", "movzx", "movsx", "movsxd", "lea"}
 _X86_FULL_WIDTH = {n for n, full in X86_GPR.items() if n == full or n[0] == "e" or n.endswith("d")}
-_A64_GPR = {**{f"x{k}": k for k in range(31)}, **{f"w{k}": k for k in range(31)}}
+_A64_GPR = {**{f"x{k}": k for k in range(31)}, **{f"w{k}": k for k in range(31)}, "fp": 29, "lr": 30}
 _A64_HARMLESS = {"xzr", "wzr", "nzcv"}
-_A64_READS_DEST = {"movk", "bfi", "bfxil", "bfm", "bfc"}
+# arm64 instructions that write their first operand (load pairs: both) whole without reading it
+_A64_WRITE_ONLY = set("""add adds sub subs and ands orr eor eon orn bic bics mov movz movn mvn neg negs ngc ngcs
+    adc adcs sbc sbcs lsl lsr asr ror lslv lsrv asrv rorv mul madd msub mneg smull umull smulh umulh smaddl umaddl
+    smsubl umsubl smnegl umnegl udiv sdiv csel csinc csinv csneg cset csetm cinc cinv cneg clz cls rbit rev rev16
+    rev32 sxtb sxth sxtw uxtb uxth ubfx sbfx ubfiz sbfiz ubfm sbfm extr adr adrp ldr ldrb ldrh ldrsb ldrsh ldrsw
+    ldur ldurb ldurh ldursb ldursh ldursw ldp ldpsw ldnp ldar ldarb ldarh ldxr ldxrb ldxrh ldaxr""".split())
+_A64_WRITE_TWO = {"ldp", "ldpsw", "ldnp"}
 
 
 @lru_cache(maxsize=1 << 16)
@@ -133,12 +101,15 @@ def _insn_info(isa: str, insn_bytes: bytes):
         reads, writes = insn.regs_access()
     except capstone.CsError:
         return None
-    reads = {insn.reg_name(x) for x in reads}
-    writes = {insn.reg_name(x) for x in writes}
-    for op in insn.operands:
-        if op.type == capstone.CS_OP_REG:
-            (writes if op.access & capstone.CS_AC_WRITE else reads).add(insn.reg_name(op.reg))
-    mem = any(op.type == capstone.CS_OP_MEM for op in insn.operands)
+    # capstone's access lists are not trusted alone (arm64 ``cmp x2, x3`` "writes" x2, "reads"
+    # only x3): every register operand counts as read, except a destination that the mnemonic
+    # is known to write whole without reading; other writes count as reads too
+    cap = {insn.reg_name(x) for x in (*reads, *writes)}
+    ops = [insn.reg_name(op.reg) if op.type == capstone.CS_OP_REG else None for op in insn.operands]
+    mem_regs = {insn.reg_name(r) for op in insn.operands if op.type == capstone.CS_OP_MEM
+                for r in (op.mem.base, op.mem.index) if r}
+    named = {n for n in ops if n} | mem_regs
+    mem = insn.mnemonic != "lea" and any(op.type == capstone.CS_OP_MEM for op in insn.operands)
     branch, rel = "", 0
     if any(insn.group(g) for g in _JUMPS):
         imm = [op.imm for op in insn.operands if op.type == capstone.CS_OP_IMM]
@@ -151,37 +122,38 @@ def _insn_info(isa: str, insn_bytes: bytes):
         else:
             branch = "indirect"
     if isa == "x86_64":
-        if _x86_insn_light(insn_bytes) == 0:
-            return 0, 0, False, True, "", 0
+        if insn.mnemonic in _X86_HEAVY or insn.mnemonic.startswith(("f", "v")) \
+                or any(n not in X86_GPR and n not in _X86_OTHER for n in cap | named) \
+                or any(op.type == capstone.CS_OP_MEM and op.mem.segment for op in insn.operands):
+            return 0, 0, False, True, "", 0   # fs:/gs: addressing reads the TLS bases
+        stack = {"rsp", "esp", "sp", "spl"}
         # the return's own read of [rsp] is the return address the stub's call wrote
-        mem = mem or branch != "ret" and bool({"rsp", "esp", "sp", "spl"} & (reads | writes))
-        if {"rsp", "esp", "sp", "spl"} & writes and branch != "ret":
-            branch = "indirect"   # the return address moves: the return may go anywhere
-        names = X86_GPR
-        slot = X86_RAND_SLOT
-        pure = insn.mnemonic in _X86_WRITE_ONLY or insn.mnemonic == "imul" and len(insn.operands) == 3
-        full = {n for n in writes if n in names and pure and n in _X86_FULL_WIDTH}
-        rmask = _mask(slot[names[n]] for n in reads | (writes - full) if n in names)
-        fmask = _mask(slot[names[n]] for n in full)
-        return rmask, fmask, mem, False, branch, rel
-    heavy = insn.mnemonic in ("mrs", "msr", "sys", "sysl") or any(
-        op.type not in (capstone.CS_OP_REG, capstone.CS_OP_IMM, capstone.CS_OP_MEM) for op in insn.operands)
-    for n in reads | writes:
-        if n not in _A64_GPR and n not in _A64_HARMLESS and n not in ("sp", "wsp"):
-            heavy = True
-    if heavy:
+        mem = mem or branch != "ret" and bool(stack & (cap | named))
+        if branch != "ret" and stack & ({insn.reg_name(x) for x in writes} | {n for n in ops if n}):
+            branch = "indirect"   # the return address may move: the return may go anywhere
+        pure = insn.mnemonic in _X86_WRITE_ONLY or insn.mnemonic == "imul" and len(ops) == 3
+        dests = {0} if pure and ops and ops[0] in _X86_FULL_WIDTH else set()
+        names, slot = X86_GPR, X86_RAND_SLOT
+        full = {ops[k] for k in dests}
+        read = {n for k, n in enumerate(ops) if n and k not in dests} | mem_regs | (cap - full)
+        return (_mask(slot[names[n]] for n in read if n in names), _mask(slot[names[n]] for n in full),
+                mem, False, branch, rel)
+    if insn.mnemonic in ("mrs", "msr", "sys", "sysl") \
+            or any(op.type not in (capstone.CS_OP_REG, capstone.CS_OP_IMM, capstone.CS_OP_MEM) for op in insn.operands) \
+            or any(n not in _A64_GPR and n not in _A64_HARMLESS and n not in ("sp", "wsp") for n in cap | named):
         return 0, 0, False, True, "", 0
-    mem = mem or bool({"sp", "wsp"} & (reads | writes))
-    if 30 in {_A64_GPR[n] for n in writes if n in _A64_GPR}:
+    mem = mem or bool({"sp", "wsp"} & (cap | named))
+    if insn.mnemonic.startswith("bl") or branch != "ret" and ops and ops[0] in ("x30", "w30", "lr"):
         branch = "indirect"   # x30 rewritten: the return may go anywhere
-    if branch == "ret" and insn.operands and insn.reg_name(insn.operands[0].reg) != "x30":
+    if branch == "ret" and ops and ops[0] not in ("x30", "lr"):
         branch = "indirect"
-    dest_read = insn.mnemonic in _A64_READS_DEST
-    rmask = _mask(_A64_GPR[n] for n in reads if n in _A64_GPR)
-    wmask = _mask(_A64_GPR[n] for n in writes if n in _A64_GPR)
-    if dest_read:
-        rmask |= wmask
-    return rmask & _REGS["arm64"], wmask & _REGS["arm64"], mem, False, branch, rel
+    dests = set()
+    if insn.mnemonic in _A64_WRITE_ONLY and ops and ops[0] in _A64_GPR:
+        dests = {0, 1} if insn.mnemonic in _A64_WRITE_TWO and len(ops) > 1 and ops[1] in _A64_GPR else {0}
+    full = {ops[k] for k in dests}
+    read = {n for k, n in enumerate(ops) if n and k not in dests} | mem_regs | (cap - full)
+    return (_mask(_A64_GPR[n] for n in read if n in _A64_GPR) & _REGS["arm64"],
+            _mask(_A64_GPR[n] for n in full) & _REGS["arm64"], mem, False, branch, rel)
 
 
 def _mask(bits) -> int:
