@@ -95,6 +95,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     faults = dict(spec.faults)
     mapped: tuple[str, int, mmap.mmap] | None = None
     state, state_seed = None, None
+    cached: tuple = (None, None)   # (layout key, views) of the last batch
     while True:
         try:
             msg = conn.recv()
@@ -104,9 +105,13 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             break
         _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
         if mapped is None or mapped[0] != path or mapped[1] != size:
+            cached = (None, None)
             with open(path, "r+b") as f:
                 mapped = (path, size, mmap.mmap(f.fileno(), size))
-        views = _views(mapped[2], _layout(n_genomes, n_cases, blob_len, state_bytes), n_genomes, n_cases)
+        key = (path, size, n_genomes, n_cases, blob_len, state_bytes)
+        if cached[0] != key:
+            cached = (key, _views(mapped[2], _layout(n_genomes, n_cases, blob_len, state_bytes), n_genomes, n_cases))
+        views = cached[1]
         if state is None or state_seed != seed:
             state, state_seed = BatchState.from_seed(seed, spec.scratch), seed
         machine.set_state(state.regs, state.simd, state.scratch)   # per-case states overwrite it
@@ -137,7 +142,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
-        del views, offsets, blob
+        del views, offsets, blob, entries, flags
         conn.send(("done", elapsed))
     machine.close()
 
@@ -162,6 +167,7 @@ class Worker:
         self.conn.send(spec)
         self.path, self.size, self.buf, self._fd = "", 0, None, -1
         self.blob_len, self.state_bytes = 0, 0
+        self._cached: tuple = (None, None)   # (layout key, views) of the last batch
         if not self.conn.poll(start_timeout):
             self.kill()
             raise WorkerLost(f"native worker did not start within {start_timeout:.0f} s")
@@ -189,7 +195,10 @@ class Worker:
             os.ftruncate(fd, size)
             self.buf, self.size, self._fd = mmap.mmap(fd, size), size, fd
         self.blob_len, self.state_bytes = blob_len, state_bytes
-        return _views(self.buf, layout, n_genomes, n_cases)
+        key = (n_genomes, n_cases, blob_len, state_bytes, self.path)
+        if self._cached[0] != key:   # a population's batches keep their shape
+            self._cached = (key, _views(self.buf, layout, n_genomes, n_cases))
+        return self._cached[1]
 
     def submit(self, n_genomes: int, n_cases: int, seed: int, budget: float, mode: str = "stub",
                repeat: int = 1) -> None:
@@ -213,6 +222,7 @@ class Worker:
         return msg[1]
 
     def _release(self) -> None:
+        self._cached = (None, None)
         if self.buf is not None:
             try:
                 self.buf.close()

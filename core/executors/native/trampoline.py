@@ -1,7 +1,8 @@
 """The native trampoline's text: LLVM IR and the assembly stubs it carries (no execution here).
 
 ``ir(isa, scratch)`` is the module :class:`core.executors.native.jit.Machine` compiles with
-llvmlite: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each case, and calls
+llvmlite: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's cases (a
+crash comes back to it with the case it was in, kept in the control block), and calls
 ``melvin_enter``, an assembly stub (module-level asm) that saves the host's callee-saved
 registers, SP and thread/FP state in the control block, builds the genome's entry state
 (:mod:`core.executors.batch_state`) on the genome stack and jumps in; ``melvin_handler`` is the
@@ -14,7 +15,7 @@ import signal
 
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
-                                      JMPBUF, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
+                                      CASE, JMPBUF, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
                                       SAVED_FP, SAVED_REGS, CODE_ENTRIES, WORKER_TID, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
                                       X86_FP0, genome_sp)
 
@@ -131,29 +132,34 @@ entry:
   %L = load volatile ptr, ptr {p(LIGHT)}
   %S = load volatile ptr, ptr {p(STATES)}
   %per = icmp ne ptr %S, null
+  %isbare = icmp ne i64 %bare, 0
+  store volatile i64 0, ptr {p(RETRIED)}
   call void @melvin_save_env()
   %none = icmp eq i64 %G, 0
   br i1 %none, label %done, label %gl
 gl:
+  ; _setjmp once per genome: a crash comes back here with the case it was in (CASE, volatile),
+  ; so every value the loop keeps in registers is the genome's, set before the _setjmp
   %g = phi i64 [0, %entry], [%g1, %gnext]
   %ep = getelementptr i64, ptr %E, i64 %g
   %e = load i64, ptr %ep
   %ebp = getelementptr i64, ptr %EB, i64 %g
   %eb = load i64, ptr %ebp
+  %fp = inttoptr i64 %eb to ptr
   %base = mul i64 %g, %C
   %lp = getelementptr i8, ptr %L, i64 %g
   %l8 = load i8, ptr %lp
   %l = zext i8 %l8 to i64
-  br label %cl
+  store volatile i64 0, ptr {p(CASE)}
+  %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
+  %ok = icmp eq i32 %r, 0
+  br i1 %ok, label %cl, label %crash
 cl:
-  %c = phi i64 [0, %gl], [%c1, %cnext], [%c, %again]
+  %c = phi i64 [0, %gl], [%c1, %cnext], [%cv, %again], [%cn, %skip]
+  store volatile i64 %c, ptr {p(CASE)}
   %cur = load volatile i64, ptr {p(CUR)}
   %cur1 = add i64 %cur, 1
   store volatile i64 %cur1, ptr {p(CUR)}
-  %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
-  %ok = icmp eq i32 %r, 0
-  br i1 %ok, label %go, label %crash
-go:
   br i1 %per, label %state, label %go2
 state:
   ; per-case states: case c's registers, SIMD and scratch template where the stub reads them
@@ -166,7 +172,6 @@ state:
 go2:
   %c4 = mul i64 %c, 4
   %row = getelementptr i64, ptr %I, i64 %c4
-  %isbare = icmp ne i64 %bare, 0
   br i1 %isbare, label %barecall, label %stub
 stub:
   %out = call i64 @melvin_enter(i64 %e, ptr %row, i64 %l)
@@ -175,39 +180,48 @@ barecall:
   %a0 = load i64, ptr %row
   %r1 = getelementptr i64, ptr %row, i64 1
   %a1 = load i64, ptr %r1
-  %fp = inttoptr i64 %eb to ptr
   store volatile i64 1, ptr {p(IN_GENOME)}
   %bout = call i64 %fp(i64 %a0, i64 %a1)
   store volatile i64 0, ptr {p(IN_GENOME)}
   br label %cnext
+cnext:
+  %o = phi i64 [%out, %stub], [%bout, %barecall]
+  %idx = add i64 %base, %c
+  %op = getelementptr i64, ptr %O, i64 %idx
+  store i64 %o, ptr %op
+  %kp = getelementptr i8, ptr %K, i64 %idx
+  store i8 0, ptr %kp
+  %c1 = add i64 %c, 1
+  %cd = icmp eq i64 %c1, %C
+  br i1 %cd, label %gnext, label %cl
 crash:
+  %cv = load volatile i64, ptr {p(CASE)}
   %sig = load volatile i64, ptr {p(SIG_OUT)}
   ; the outcome class of the signal, from the control block's table (Outcome values)
   %sig6 = and i64 %sig, 63
   %kindp = getelementptr i8, ptr {p(OUTCOME_LUT)}, i64 %sig6
   %kind = load i8, ptr %kindp
   ; a TIMEOUT gets a second attempt: a virtual machine's stalls count as this thread's CPU
-  ; time, so a short case can rarely overrun once; a looping genome overruns twice
+  ; time, so a short case can rarely overrun once; a looping genome overruns twice.
+  ; RETRIED holds 1 + the index of the case on its second attempt
+  %xidx = add i64 %base, %cv
+  %tag = add i64 %xidx, 1
   %to = icmp eq i64 %sig, {int(signal.SIGALRM)}
   %tried = load volatile i64, ptr {p(RETRIED)}
-  %fresh = icmp eq i64 %tried, 0
+  %fresh = icmp ne i64 %tried, %tag
   %retry = and i1 %to, %fresh
-  br i1 %retry, label %again, label %cnext
+  br i1 %retry, label %again, label %skip
 again:
-  store volatile i64 1, ptr {p(RETRIED)}
+  store volatile i64 %tag, ptr {p(RETRIED)}
   br label %cl
-cnext:
-  %o = phi i64 [%out, %stub], [%bout, %barecall], [0, %crash]
-  %k8 = phi i8 [0, %stub], [0, %barecall], [%kind, %crash]
-  store volatile i64 0, ptr {p(RETRIED)}
-  %idx = add i64 %base, %c
-  %op = getelementptr i64, ptr %O, i64 %idx
-  store i64 %o, ptr %op
-  %kp = getelementptr i8, ptr %K, i64 %idx
-  store i8 %k8, ptr %kp
-  %c1 = add i64 %c, 1
-  %cd = icmp eq i64 %c1, %C
-  br i1 %cd, label %gnext, label %cl
+skip:
+  %xop = getelementptr i64, ptr %O, i64 %xidx
+  store i64 0, ptr %xop
+  %xkp = getelementptr i8, ptr %K, i64 %xidx
+  store i8 %kind, ptr %xkp
+  %cn = add i64 %cv, 1
+  %cnd = icmp eq i64 %cn, %C
+  br i1 %cnd, label %gnext, label %cl
 gnext:
   %g1 = add i64 %g, 1
   %gd = icmp eq i64 %g1, %G
