@@ -1,11 +1,16 @@
-"""Benchmarks of the native backend (issue 5): ``run_native_benchmarks(quick)`` -> list of dicts.
+"""Benchmarks of the native backend (issues 5 and 15): ``run_native_benchmarks(quick)`` -> list of dicts.
 
-Same run: the protected trampoline against the bare JIT loop (``_setjmp`` + call, no entry
-state, no sandbox checks) and against one ctypes call per case; crash recovery per crash against
-the bare loop's; worker replacement time. Times are the worker's own (best of 3). On the host's
-ISA: 1000 genomes x 16 instructions (caller-saved registers only, so the bare loop is safe) x 64
-cases. Runnable alone: ``python scripts/bench_native.py [--quick]``; the arm64 figures under qemu
-user mode (not hardware figures): ``scripts/arm64-qemu.sh -- scripts/bench_native.py --quick``.
+Issue 15's row first: native ``run()`` end to end (the owner's call, shared memory, sentinels,
+checks; best wall time of 30) against a bare llvmlite loop written apart from the executor
+(``scripts/bare_loop.py``: ``_setjmp`` before each case and a plain call, no entry state, no
+handlers, no sandbox) on the same 1000 codes x 64 cases, in the same run. Then where a case's
+time goes: the bare loop, the trampoline's own loop with plain calls, the trampoline with
+per-genome entries, the same with the full entry for every genome, and run() end to end, in
+ns per case. Then issue 5's rows: the trampoline against its bare mode and one ctypes call per
+case, crash recovery per crash, worker replacement. Worker times are the worker's own (best of
+3-5). 1000 genomes x 16 instructions (caller-saved registers only, so the bare loops are safe)
+x 64 cases. Runnable alone: ``python scripts/bench_native.py [--quick]``; the arm64 figures under
+qemu user mode (not hardware figures): ``scripts/arm64-qemu.sh -- scripts/bench_native.py --quick``.
 """
 from __future__ import annotations
 

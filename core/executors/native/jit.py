@@ -7,11 +7,13 @@ of the same memfd), the genome stack and the control block, each with ``PROT_NON
 on both sides, plus an alternate signal stack.
 
 The trampoline (:mod:`core.executors.native.trampoline`, text only) is LLVM IR compiled by
-llvmlite here: ``melvin_run`` loops over genomes x cases,
-``_setjmp`` before each case, and calls ``melvin_enter``, an assembly stub (module-level asm)
-that saves the host's callee-saved registers, SP and thread/FP state in the control block,
-builds the genome's entry state (:mod:`core.executors.batch_state`) on the genome stack and
-jumps in; the genome returns to the stub, which restores everything. A fault, a refused system
+llvmlite here: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's
+cases (a crash comes back there and resumes at the next case), and calls ``melvin_enter``, an
+assembly stub (module-level asm) that saves the host's callee-saved registers and SP in the
+control block, refills the scratch area if the genome touches memory, loads SIMD/x87/FP state
+if it uses it, and calls the genome's slot; the slot's prologue loads the registers the genome
+may read (:mod:`core.executors.native.prologue`, :mod:`core.executors.batch_state`'s values);
+the genome returns to the stub, which restores everything. A fault, a refused system
 call (seccomp ``SECCOMP_RET_TRAP`` -> SIGSYS) or the watchdog tick lands in ``melvin_handler``
 (``SA_ONSTACK | SA_NODEFER | SA_SIGINFO``), which restores thread state and ``longjmp``s back,
 so both paths leave through code that never trusts the genome's registers.

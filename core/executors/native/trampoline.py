@@ -4,10 +4,11 @@
 llvmlite: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's cases (a
 crash comes back to it with the case it was in, kept in the control block), and calls
 ``melvin_enter``, an assembly stub (module-level asm) that saves the host's callee-saved
-registers, SP and thread/FP state in the control block, builds the genome's entry state
-(:mod:`core.executors.batch_state`) on the genome stack and jumps in; ``melvin_handler`` is the
-signal handler that restores thread state and ``longjmp``s back. Addresses and control block
-offsets are :mod:`core.executors.memory_map`'s.
+registers and SP in the control block, builds what the genome's entry flags ask for (scratch,
+SIMD/x87/FP state) and calls the genome's slot, whose prologue loads its registers;
+``melvin_handler`` is the signal handler that restores thread state and ``longjmp``s back;
+``melvin_place`` and ``melvin_copy`` write a batch's slots (no Python per genome). Addresses
+and control block offsets are :mod:`core.executors.memory_map`'s.
 """
 from __future__ import annotations
 
