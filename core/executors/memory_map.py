@@ -102,6 +102,7 @@ BUDGET_NS = 1680      # CPU time a case may use before it ends as TIMEOUT
 RETRIED = 1688        # 1 while a case that timed out once runs its second attempt
 OUTCOME_LUT = 1792    # 64 bytes: signal number (0: returned) -> Outcome value
 CODE_ENTRIES = 1856   # genome code addresses past the slot prologues (the benchmark's bare calls)
+LAST_CASES = 1880    # cases the last genome runs (the crash sentinel: a few crashes, not n_cases)
 CASE = 1872          # the case being run (volatile: where a crash's longjmp resumes the loop)
 WORKER_TID = 1864     # the thread that runs genomes: a signal on another thread is not a genome's
 STATES = 1696         # per-case states (0: the batch's): row c (RAND's 256 bytes, SIMD's 512, then

@@ -32,7 +32,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CODE_ENTRIES, CTL_BASE, CTL_SIZE,
-                                      ENTRIES, HAS_FSGS, INPUTS, LIGHT, N_CASES, N_GEN, OUTCOME_LUT, OUTCOMES, OUTPUTS,
+                                      ENTRIES, HAS_FSGS, INPUTS, LAST_CASES, LIGHT, N_CASES, N_GEN, OUTCOME_LUT, OUTCOMES, OUTPUTS,
                                       PAGE, RAND, SIMD, STACK_BASE, STACK_SIZE, STATES, TMPL, WORKER_TID, X86_FP0)
 from core.executors.native.prologue import CODE_AT, place
 from core.executors.native.trampoline import ir
@@ -309,8 +309,11 @@ class Machine:
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
             n_cases: int, budget: float, bare: bool = False, flags: np.ndarray | None = None,
-            states: np.ndarray | None = None) -> None:
+            states: np.ndarray | None = None, last_cases: int | None = None) -> None:
         """Run every (genome, case); ``outcomes`` (uint8, writable) ends as Outcome values.
+
+        ``last_cases``: cases the last genome runs (None: all; the owner's crash sentinel needs
+        a few, and each crash costs a signal delivery); its other rows are left as they were.
 
         ``entries``: :meth:`load`'s; ``flags``: uint8 per genome, bit 0 refill the scratch, bit 1
         the heavy entry (:func:`entry_flags`; None: both). ``bare``: call each code past its
@@ -327,6 +330,7 @@ class Machine:
         c[BUDGET_NS // 8] = max(1, int(budget * 1e9))
         tick = budget
         c[N_GEN // 8], c[N_CASES // 8] = len(entries), n_cases
+        c[LAST_CASES // 8] = n_cases if last_cases is None else max(1, min(n_cases, last_cases))
         c[ENTRIES // 8], c[INPUTS // 8] = entries.ctypes.data, inputs_addr
         c[OUTPUTS // 8], c[OUTCOMES // 8] = outputs.ctypes.data, outcomes.ctypes.data
         if flags is None:

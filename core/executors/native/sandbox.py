@@ -51,6 +51,7 @@ class WorkerSpec:
     ret: bytes
     seccomp: bool = True
     faults: tuple = ()   #: ((code bytes, action), ...) for tests of the owner's recovery
+    last_cases: int | None = None   #: cases the last genome runs (None: all)
 
 
 class WorkerLost(RuntimeError):
@@ -138,7 +139,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             else:                   # per-case states: the trampoline copies row c in before case c
                 machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
                             budget, bare=mode == "bare", flags=flags,
-                            states=views["states"] if state_bytes else None)
+                            states=views["states"] if state_bytes else None, last_cases=spec.last_cases)
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)

@@ -16,7 +16,7 @@ import signal
 
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
-                                      CASE, JMPBUF, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
+                                      CASE, JMPBUF, LAST_CASES, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
                                       SAVED_FP, SAVED_REGS, CODE_ENTRIES, WORKER_TID, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
                                       X86_FP0, genome_sp)
 
@@ -134,6 +134,8 @@ entry:
   %S = load volatile ptr, ptr {p(STATES)}
   %per = icmp ne ptr %S, null
   %isbare = icmp ne i64 %bare, 0
+  %CL = load volatile i64, ptr {p(LAST_CASES)}
+  %Gm1 = sub i64 %G, 1
   store volatile i64 0, ptr {p(RETRIED)}
   call void @melvin_save_env()
   %none = icmp eq i64 %G, 0
@@ -151,6 +153,9 @@ gl:
   %lp = getelementptr i8, ptr %L, i64 %g
   %l8 = load i8, ptr %lp
   %l = zext i8 %l8 to i64
+  ; the last genome (the crash sentinel) runs LAST_CASES cases
+  %islast = icmp eq i64 %g, %Gm1
+  %Cg = select i1 %islast, i64 %CL, i64 %C
   store volatile i64 0, ptr {p(CASE)}
   %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
   %ok = icmp eq i32 %r, 0
@@ -193,7 +198,7 @@ cnext:
   %kp = getelementptr i8, ptr %K, i64 %idx
   store i8 0, ptr %kp
   %c1 = add i64 %c, 1
-  %cd = icmp eq i64 %c1, %C
+  %cd = icmp eq i64 %c1, %Cg
   br i1 %cd, label %gnext, label %cl
 crash:
   %cv = load volatile i64, ptr {p(CASE)}
@@ -221,7 +226,7 @@ skip:
   %xkp = getelementptr i8, ptr %K, i64 %xidx
   store i8 %kind, ptr %xkp
   %cn = add i64 %cv, 1
-  %cnd = icmp eq i64 %cn, %C
+  %cnd = icmp eq i64 %cn, %Cg
   br i1 %cnd, label %gnext, label %cl
 gnext:
   %g1 = add i64 %g, 1
