@@ -50,6 +50,7 @@ def test_x86_plans_load_what_the_code_reads_first(lines, regs, mem):
 
 
 def test_x86_plans_after_a_branch_load_everything_not_yet_written():
+    """Check that registers are followed to the first branch only."""
     early = bytes.fromhex("4889f8" "40f6c601" "7401" "c3" "4801f0")   # rax = rdi; test; jz +1; ret; add
     plan = entry_plan("x86_64", early)
     assert x86_regs(plan) == set(X86_RAND_SLOT) - {"rax"} and not plan & MEM
@@ -65,6 +66,7 @@ def test_x86_plans_after_a_branch_load_everything_not_yet_written():
     bytes.fromhex("ffff"),                                     # undecodable
 ])
 def test_x86_doubt_gives_the_full_entry(code):
+    """Check that x86-64 code the analysis cannot follow gets every register and all state."""
     assert entry_plan("x86_64", code) == FULL["x86_64"]
 
 
@@ -80,6 +82,7 @@ def test_x86_doubt_gives_the_full_entry(code):
     ((0x8B1C03DD, 0xAA1D03E0), {28}, False),         # add x29, x30, x28; mov x0, x29 (capstone: fp, lr)
 ])
 def test_arm64_plans_load_what_the_code_reads_first(words, regs, mem):
+    """Check the registers (and the scratch) planned for straight-line arm64 code."""
     plan = entry_plan("arm64", w(*words))
     assert plan & HEAVY == 0
     assert {k for k in range(30) if plan >> k & 1} == regs and bool(plan & MEM) == mem
@@ -94,6 +97,7 @@ def test_arm64_plans_load_what_the_code_reads_first(words, regs, mem):
     (0x94000001,),               # bl: writes x30
 ])
 def test_arm64_doubt_gives_the_full_entry(words):
+    """Check that arm64 code the analysis cannot follow gets every register and all state."""
     assert entry_plan("arm64", w(*words)) == FULL["arm64"]
 
 
@@ -141,8 +145,9 @@ def test_arm64_prologues_load_each_planned_register_from_its_source():
 
 @pytest.mark.parametrize("isa, pad", [("x86_64", b"\x0f\x0b"), ("arm64", bytes(4))])
 def test_placed_prologues_end_where_the_code_starts(isa, pad):
-    """Check that a batch of prologues written at once (the numpy/JIT path's layout) equals the
-    per-genome encoding, right-aligned before CODE_AT, with padding before it."""
+    """Check that place() lays a batch out as the per-genome encodings, right-aligned before
+    CODE_AT with padding before them (its loads written by a Python stand-in for the JIT's
+    melvin_place, which the execution tests cover)."""
     rng = np.random.default_rng(5)
     plans = rng.integers(0, 1 << 30, size=64).astype(np.uint64) | np.uint64(MEM)
     slots = np.zeros((64, 320), np.uint8)
