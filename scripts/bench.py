@@ -7,7 +7,8 @@
 
 Sections: ``emulated`` (issue 2: the Unicorn backend against one ``emu_start`` per case; with
 issue 15's rows, bodies against functions ending in ``ret``, which ``ret`` runs alone),
-``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4),
+``native`` (issues 5 and 15: the trampoline, crash recovery, and ``run()`` end to end against a
+bare ``_setjmp`` loop written apart, ``scripts/bare_loop.py``), ``brain`` (issue 3, when ``scripts/bench_brain.py`` is present), ``evolve`` (issue 4),
 ``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker),
 ``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs),
 ``soak`` (issue 13: a 30-minute run's memory and folder size) and ``search`` (issue 14: Hacker's
@@ -204,7 +205,7 @@ def _section(module: str, function: str):
 SECTIONS = {
     "emulated": bench_emulated,                                          # issue 2 (and 15's rows)
     "ret": bench_ret,                                                    # issue 15: the ret cliff alone
-    "native": _section("bench_native", "run_native_benchmarks"),         # issue 5
+    "native": _section("bench_native", "run_native_benchmarks"),         # issues 5 and 15
     "brain": _section("bench_brain", "run_brain_benchmarks"),            # issue 3
     "evolve": _section("bench_evolve", "run_evolve_benchmarks"),         # issue 4
     "islands": _section("bench_islands", "run_island_benchmarks"),       # issue 7

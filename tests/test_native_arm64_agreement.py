@@ -21,6 +21,7 @@ import pytest
 
 from core.asm import assemble, disassembler
 from core.executors import open_executor
+from core.executors.batch_state import CaseStates
 from core.executors.unicorn.triage import _arm64_word, triage
 from core.isa import ARM64
 from core.outcome import Outcome
@@ -113,3 +114,34 @@ def test_native_arm64_agrees_with_the_emulator(tmp_path):
         assert (nat["outcomes"][2000 + k] == Outcome.OK).all(), name
         assert nat["outputs"][2000 + k].tolist() == [EXPECTED[name](int(x)) for x in inputs[:, 0]], name
     assert (nat["outcomes"] != Outcome.WORKER_LOST).all()
+
+
+def test_native_arm64_agrees_with_the_emulator_on_per_case_states(tmp_path):
+    """Check that per-genome entries keep per-case states exact on arm64: 600 random genomes,
+    every case under its own registers, SIMD registers and scratch, native (qemu) vs emulated."""
+    codes = genomes(600, 17)
+    inputs = np.random.default_rng(18).integers(0, 2**64, size=(12, 2), dtype=np.uint64)
+    inputs[4:8] = inputs[:4]   # same arguments, other states: results differ through the states
+    with open_executor("arm64", backend="emulated", budget=512) as ex:
+        states = CaseStates.from_seed(21, len(inputs), ex.options.scratch)
+        emu = ex.run(codes, inputs, states=states)
+    offsets = np.cumsum([0] + [len(c) for c in codes], dtype=np.uint64)
+    np.savez(tmp_path / "in.npz", blob=np.frombuffer(b"".join(codes), np.uint8), offsets=offsets, inputs=inputs,
+             isa="arm64", seed=5, time_budget=0.05, states_seed=21)
+    env = dict(os.environ, QEMU_CPU="cortex-a72")
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "arm64-qemu.sh"), "--", str(ROOT / "scripts" / "native_batch.py"),
+                           str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    nat = np.load(tmp_path / "out.npz")
+    compared = varied = 0
+    for i, code in enumerate(codes):
+        if explained(code):
+            continue
+        keep = (emu.outcomes[i] != Outcome.TIMEOUT) & (nat["outcomes"][i] != Outcome.TIMEOUT)
+        assert (nat["outcomes"][i][keep] == emu.outcomes[i][keep]).all(), (i, code.hex())
+        assert (nat["outputs"][i][keep] == emu.outputs[i][keep]).all(), (i, code.hex())
+        compared += 1
+        ok = (emu.outcomes[i] == Outcome.OK).all()
+        varied += bool(ok and (emu.outputs[i][:4] != emu.outputs[i][4:8]).any())
+    assert compared >= 350 and varied >= 50, (compared, varied)   # the states reach the code

@@ -320,7 +320,8 @@ def test_a_function_that_writes_x30_still_returns_where_x30_points():
 
 @pytest.mark.parametrize("lines,kind", [
     (["mov rax, rdi", "add rax, rsi", "ud2"], 1),        # general registers only, no stack
-    (["mov qword ptr [rsp - 8], rdi", "pop rax"], 2),     # uses the red zone / rsp
+    (["mov qword ptr [rsp - 8], rdi", "mov rax, qword ptr [rsp - 8]"], 2),   # the red zone
+    (["pop rax"], 0),                                      # moves rsp: the return goes elsewhere
     (["movq xmm0, rdi"], 0),                               # SIMD
     (["fld1"], 0),                                         # x87
     (["std"], 0),                                          # DF
@@ -329,10 +330,12 @@ def test_a_function_that_writes_x30_still_returns_where_x30_points():
     (["xor eax, eax", "mov fs, eax"], 0),
     ([".word 0xffffffff"], 0),                             # undecodable bytes
 ])
-def test_x86_light_entry_classes(lines, kind):
-    """Check which x86-64 code the native trampoline may enter without the full state reset."""
-    from core.executors.native.light import x86_light
-    assert x86_light(assemble(lines, "x86_64")) == kind
+def test_x86_entry_classes(lines, kind):
+    """Check which x86-64 code the native trampoline enters lightly (1: registers only, 2: with
+    the red zone) and which gets the full entry (0)."""
+    from core.executors.native.light import FULL, MEM, entry_plan
+    plan = entry_plan("x86_64", assemble(lines, "x86_64"))
+    assert (0 if plan == FULL["x86_64"] else 2 if plan & MEM else 1) == kind
 
 
 def test_triage_caches_stay_within_their_bounds():

@@ -129,7 +129,7 @@ def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[l
     if len(codes) == 0:
         raise ValueError("codes is empty: expected at least one genome")
     out: list = []
-    if all(type(code) is bytes for code in codes):
+    if set(map(type, codes)) == {bytes}:
         # the usual batch (a population's codes): lengths checked in one numpy pass; with a
         # bad one, the loop below finds and names it
         lengths = np.fromiter(map(len, codes), np.int64, len(codes))

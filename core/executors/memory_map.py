@@ -89,7 +89,7 @@ ALT_SIZE = 64 << 10        # alternate signal stack (a genome may trash SP)
 # Control block offsets (bytes from CTL_BASE)
 IN_GENOME, CUR, LAST_TICK, SIG_OUT, ENTRY, SAVED_SP, SAVED_TLS, SAVED_FP = 0, 8, 16, 24, 32, 40, 48, 56
 HAS_FSGS, N_GEN, N_CASES, ENTRIES, INPUTS, OUTPUTS, OUTCOMES = 64, 72, 80, 88, 96, 104, 112
-LIGHT = 120           # uint8 per genome: 1 = x86 code that touches only general registers
+LIGHT = 120           # uint8 per genome: entry flags (native.light.entry_flags: 1 scratch, 2 heavy)
 SAVED_REGS = 128      # x86: rbx rbp r12-r15; arm64: x19-x30, then d8-d15
 RAND = 320            # 32 x u64
 SIMD = 576            # 32 x 16 bytes
@@ -100,5 +100,10 @@ X86_FP0 = 1664        # u32 MXCSR 0x1F80 for genome entry
 CPU0 = 1672           # thread CPU time (ns) when the watchdog first saw the current case
 BUDGET_NS = 1680      # CPU time a case may use before it ends as TIMEOUT
 RETRIED = 1688        # 1 while a case that timed out once runs its second attempt
+OUTCOME_LUT = 1792    # 64 bytes: signal number (0: returned) -> Outcome value
+CODE_ENTRIES = 1856   # genome code addresses past the slot prologues (the benchmark's bare calls)
+LAST_CASES = 1880    # cases the last genome runs (the crash sentinel: a few crashes, not n_cases)
+CASE = 1872          # the case being run (volatile: where a crash's longjmp resumes the loop)
+WORKER_TID = 1864     # the thread that runs genomes: a signal on another thread is not a genome's
 STATES = 1696         # per-case states (0: the batch's): row c (RAND's 256 bytes, SIMD's 512, then
                       # the scratch template) is copied to RAND, SIMD and TMPL before case c

@@ -6,7 +6,8 @@
 * :mod:`~core.executors.native.jit`: the one small room for unsafe code (ctypes, mmap, signals,
   seccomp), imported only inside workers;
 * :mod:`~core.executors.native.trampoline`: the LLVM IR and assembly stubs it compiles (text);
-* :mod:`~core.executors.native.light`: which x86-64 code may take the light entry (static).
+* :mod:`~core.executors.native.light`: what each genome's entry must set up (static plans);
+* :mod:`~core.executors.native.prologue`: the per-genome entry code a plan gives (bytes).
 
 Nothing here imports Numba: the ARM64 lane runs this package under qemu, where it is absent.
 """

@@ -2,7 +2,8 @@
 
 The owner (this process) never executes genome code. It splits a batch into chunks, one per
 worker (:mod:`core.executors.native.sandbox`), appends two *sentinel* genomes with known results to each
-chunk (one that returns ``in0 ^ in1``, one that raises SIGILL), and checks after the batch that
+chunk (one that returns ``in0 ^ in1`` on every case, one that raises SIGILL on its first
+``_CRASH_CASES``: the last genome of a chunk runs only those), and checks after the batch that
 the worker answered in time, wrote an outcome for every case and got the sentinels right. A chunk
 that fails any check is re-run on a fresh worker, split in halves (bisection) until the genome
 that breaks workers stands alone; its cases are classified WORKER_LOST. No evaluation is lost,
@@ -38,7 +39,8 @@ import numpy as np
 from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
-from core.executors.native.light import x86_light
+from core.executors.native.light import FULL, entry_plan
+from core.executors.native.prologue import CODE_AT
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
 from core.outcome import Outcome
@@ -48,6 +50,12 @@ _SENTINELS = {
     "x86_64": (bytes.fromhex("4889f84831f0"), bytes.fromhex("0f0b")),
     "arm64": (bytes.fromhex("000001ca"), bytes(4)),
 }
+
+
+#: cases the crash sentinel runs: a crash costs a signal delivery (~8 us), n_cases of them a
+#: chunk's fixed cost; a few show that the worker still recovers after the chunk's genomes
+_CRASH_CASES = 4
+_LOST, _SIGILL = int(Outcome.WORKER_LOST), int(Outcome.SIGILL)   # plain ints: numpy compares enums slowly
 
 
 def _under_qemu() -> bool:
@@ -76,9 +84,9 @@ class NativeExecutor:
             raise ValueError(f"native {isa.name} execution needs a {isa.name} host; use backend='emulated'")
         self.isa, self.options = isa, options
         ret = isa.ret_bytes
-        self.slot_size = -(-(options.max_code_bytes + len(ret) + 16) // 64) * 64
+        self.slot_size = -(-(CODE_AT[isa.name] + options.max_code_bytes + len(ret) + 16) // 64) * 64
         self._spec = WorkerSpec(isa.name, options.scratch, self.slot_size, isa.pad_bytes, ret, True,
-                                tuple((bytes(c), a) for c, a in faults))
+                                tuple((bytes(c), a) for c, a in faults), _CRASH_CASES)
         self._slack = batch_slack if batch_slack is not None else (300.0 if _under_qemu() else 30.0)
         self._start_timeout = 600.0 if _under_qemu() else 60.0
         self.n_workers = options.workers or os.cpu_count() or 1
@@ -87,6 +95,8 @@ class NativeExecutor:
         self._workers: list[Worker] = []
         self._closed = False
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
+        self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
+        self._plan_cache: dict[bytes, int] = {}
         self._finalizer = weakref.finalize(self, NativeExecutor._close_workers, self._workers)
         try:
             for _ in range(self.n_workers):
@@ -113,7 +123,7 @@ class NativeExecutor:
             table = states.input_table(self.isa, inputs)
             self._states = np.concatenate([states.regs.view(np.uint8), states.simd, states.scratch], axis=1)
         else:
-            table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
+            table = self._batch_state(seed).input_table(self.isa, inputs)
             self._states = None
         n, n_cases = len(codes), table.shape[0]
         outputs = np.zeros((n, n_cases), dtype=np.uint64)
@@ -152,8 +162,9 @@ class NativeExecutor:
         return time.monotonic() + self._slack + 4.0 * n_genomes * n_cases * self.options.time_budget
 
     def _submit(self, w: Worker, idx: list[int], codes, table, seed: int, mode: str = "stub",
-                repeat: int = 1) -> float:
-        chunk = [codes[i] for i in idx] + list(_SENTINELS[self.isa.name])
+                repeat: int = 1, full: bool = False) -> float:
+        chunk = (codes[idx[0]:idx[-1] + 1] if idx[-1] - idx[0] + 1 == len(idx) else [codes[i] for i in idx]) \
+            + list(_SENTINELS[self.isa.name])
         blob = b"".join(chunk)
         n_cases = table.shape[0]
         states = self._states
@@ -161,24 +172,43 @@ class NativeExecutor:
         v["inputs"][:] = table
         if states is not None:
             v["states"][:] = states
-        v["offsets"][:] = np.cumsum([0] + [len(c) for c in chunk], dtype=np.uint64)
+        v["offsets"][0] = 0
+        np.cumsum(np.fromiter(map(len, chunk), np.uint64, len(chunk)), out=v["offsets"][1:])
         v["blob"][:] = np.frombuffer(blob, np.uint8)
-        v["light"][:] = [x86_light(c) if self.isa.name == "x86_64" else 0 for c in chunk]
+        v["plans"][:] = FULL[self.isa.name] if full else self._plans(chunk)
         v["outcomes"][:] = 0xFF   # "not run": every case must be overwritten
         w.submit(len(chunk), n_cases, seed, self.options.time_budget, mode, repeat)
         return self._deadline(len(chunk), n_cases) if mode == "stub" else time.monotonic() + 3600
 
+    def _plans(self, chunk: list[bytes]) -> np.ndarray:
+        """Entry plans of ``chunk`` (:func:`entry_plan`), from a dict of the codes seen (bounded)."""
+        known = self._plan_cache
+        try:
+            return np.fromiter(map(known.__getitem__, chunk), np.uint64, len(chunk))
+        except KeyError:
+            if len(known) > 1 << 16:
+                known.clear()
+            known.update((c, entry_plan(self.isa.name, c)) for c in chunk if c not in known)
+            return np.fromiter(map(known.__getitem__, chunk), np.uint64, len(chunk))
+
+    def _batch_state(self, seed: int) -> BatchState:
+        if self._last_state[0] != seed:
+            self._last_state = (seed, BatchState.from_seed(seed, self.options.scratch))
+        return self._last_state[1]
+
     def _check(self, w: Worker, n_idx: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's results if the worker's sentinels and outcome table are right, else WorkerLost."""
+        """The chunk's results (views of the shared file) if the worker's sentinels and outcome
+        table are right, else WorkerLost."""
         v = w.buffer(n_idx + 2, table.shape[0], w.blob_len, w.state_bytes)
         outs, kinds = v["outputs"], v["outcomes"]
         ok_expected = table[:, 0] ^ table[:, 1]
-        if (kinds == Outcome.WORKER_LOST).any():
+        crash = min(_CRASH_CASES, table.shape[0])
+        if kinds[:-1].max() >= _LOST or kinds[-1, :crash].max() >= _LOST:   # 0xFF: not run
             raise WorkerLost("worker left cases without an outcome")
-        if (kinds[-2] != Outcome.OK).any() or (outs[-2] != ok_expected).any() \
-                or (kinds[-1] != Outcome.SIGILL).any() or outs[-1].any():
+        if kinds[-2].any() or (outs[-2] != ok_expected).any() \
+                or (kinds[-1, :crash] != _SIGILL).any() or outs[-1, :crash].any():   # (Outcome.OK is 0)
             raise WorkerLost("worker failed its sentinel check")
-        return outs[:n_idx].copy(), kinds[:n_idx].copy()
+        return outs[:n_idx], kinds[:n_idx]
 
     def _replace(self, w: Worker) -> Worker:
         t0 = time.perf_counter()
@@ -196,7 +226,12 @@ class NativeExecutor:
                 w, idx = idle.pop(), queue.popleft()
                 busy[w.conn] = (w, idx, self._submit(w, idx, codes, table, seed))
             nearest = min(d for _, _, d in busy.values())
-            ready = wait(list(busy), timeout=max(0.0, nearest - time.monotonic()))
+            timeout = max(0.0, nearest - time.monotonic())
+            if len(busy) == 1:   # (wait() builds a selector per call)
+                conn = next(iter(busy))
+                ready = [conn] if conn.poll(timeout) else []
+            else:
+                ready = wait(list(busy), timeout=timeout)
             now = time.monotonic()
             for conn in list(busy):
                 w, idx, deadline = busy[conn]
@@ -217,7 +252,8 @@ class NativeExecutor:
                         queue.appendleft(idx[half:])
                         queue.appendleft(idx[:half])
                 else:
-                    outputs[idx], outcomes[idx] = outs, kinds
+                    at = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else idx
+                    outputs[at], outcomes[at] = outs, kinds
                 idle.append(w)
 
     # ----------------------------------------------------------------- benchmarks
@@ -225,7 +261,8 @@ class NativeExecutor:
                 seed: int | None = None) -> tuple[float, Result]:
         """Worker-side seconds of ``repeat`` runs of one batch on one worker, and its results.
 
-        ``mode``: "stub" (the protected trampoline), "bare" (``_setjmp`` + a plain call, no
+        ``mode``: "stub" (the protected trampoline), "full" (the same with the full entry for
+        every genome: what the per-genome entries save), "bare" (``_setjmp`` + a plain call, no
         entry state, no restoration: only for well-behaved code) or "percall" (one ctypes
         call per case). For benchmarks; genome code still runs in the worker."""
         codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
@@ -234,7 +271,8 @@ class NativeExecutor:
         self._states = None
         w = self._workers[0]
         idx = list(range(len(codes)))
-        deadline = self._submit(w, idx, codes, table, seed, mode, repeat)
+        deadline = self._submit(w, idx, codes, table, seed, "stub" if mode == "full" else mode, repeat,
+                                full=mode == "full")
         elapsed = w.result(deadline)
         v = w.buffer(len(codes) + 2, table.shape[0], w.blob_len)
         return elapsed, Result(v["outputs"][:len(codes)].copy(), v["outcomes"][:len(codes)].copy())

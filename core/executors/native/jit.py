@@ -7,11 +7,13 @@ of the same memfd), the genome stack and the control block, each with ``PROT_NON
 on both sides, plus an alternate signal stack.
 
 The trampoline (:mod:`core.executors.native.trampoline`, text only) is LLVM IR compiled by
-llvmlite here: ``melvin_run`` loops over genomes x cases,
-``_setjmp`` before each case, and calls ``melvin_enter``, an assembly stub (module-level asm)
-that saves the host's callee-saved registers, SP and thread/FP state in the control block,
-builds the genome's entry state (:mod:`core.executors.batch_state`) on the genome stack and
-jumps in; the genome returns to the stub, which restores everything. A fault, a refused system
+llvmlite here: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's
+cases (a crash comes back there and resumes at the next case), and calls ``melvin_enter``, an
+assembly stub (module-level asm) that saves the host's callee-saved registers and SP in the
+control block, refills the scratch area if the genome touches memory, loads SIMD/x87/FP state
+if it uses it, and calls the genome's slot; the slot's prologue loads the registers the genome
+may read (:mod:`core.executors.native.prologue`, :mod:`core.executors.batch_state`'s values);
+the genome returns to the stub, which restores everything. A fault, a refused system
 call (seccomp ``SECCOMP_RET_TRAP`` -> SIGSYS) or the watchdog tick lands in ``melvin_handler``
 (``SA_ONSTACK | SA_NODEFER | SA_SIGINFO``), which restores thread state and ``longjmp``s back,
 so both paths leave through code that never trusts the genome's registers.
@@ -24,13 +26,15 @@ import errno
 import os
 import signal
 import struct
+import threading
 
 import llvmlite.binding as llvm
 import numpy as np
 
-from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CTL_BASE, CTL_SIZE, ENTRIES,
-                                      HAS_FSGS, INPUTS, LIGHT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, PAGE, RAND, SIMD,
-                                      STACK_BASE, STACK_SIZE, STATES, TMPL, X86_FP0)
+from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CODE_ENTRIES, CTL_BASE, CTL_SIZE,
+                                      ENTRIES, HAS_FSGS, INPUTS, LAST_CASES, LIGHT, N_CASES, N_GEN, OUTCOME_LUT, OUTCOMES, OUTPUTS,
+                                      PAGE, RAND, SIMD, STACK_BASE, STACK_SIZE, STATES, TMPL, WORKER_TID, X86_FP0)
+from core.executors.native.prologue import CODE_AT, place
 from core.executors.native.trampoline import ir
 from core.outcome import Outcome
 
@@ -176,8 +180,14 @@ class Machine:
         if isa == "x86_64":
             self.ctl_bytes[X86_FP0:X86_FP0 + 4] = np.frombuffer(struct.pack("<I", 0x1F80), np.uint8)
             self.ctl[HAS_FSGS // 8] = 1 if _libc.getauxval(_AT_HWCAP2) & _HWCAP2_FSGSBASE else 0
+        self.ctl_bytes[OUTCOME_LUT:OUTCOME_LUT + 64] = SIGNAL_LUT[:64]
+        self.ctl[WORKER_TID // 8] = threading.get_native_id()   # the thread that builds runs
         self.arena = np.ctypeslib.as_array((ctypes.c_uint8 * ARENA_SIZE).from_address(self._rw))
         self.n_slots = ARENA_SIZE // slot_size
+        # bytes of each slot that may differ from the padding (never written: all of it)
+        self._dirty = np.full(self.n_slots, slot_size, np.int64)
+        self._pad_row = np.resize(np.frombuffer(pad, np.uint8), slot_size)
+        self.code_entries = np.zeros(0, np.uint64)
         self._compile()
         self._install_handlers()
         self.seccomp = False
@@ -227,7 +237,13 @@ class Machine:
         addr = self._engine.get_function_address
         self.handler_addr = addr("melvin_handler")
         self._run = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("melvin_run"))
-        self._one = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)(addr("melvin_one"))
+        self._copy = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr("melvin_copy"))
+        self._place = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                                       ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                       ctypes.c_void_p)(addr("melvin_place"))
+        self._one = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)(
+            addr("melvin_one"))
 
     def _install_handlers(self) -> None:
         if _libc.sigaltstack(ctypes.byref(self._alt), ctypes.byref(self._old_alt)) != 0:
@@ -247,22 +263,35 @@ class Machine:
         self.ctl_bytes[TMPL:TMPL + len(scratch)] = np.frombuffer(scratch, np.uint8)
         ctypes.memset(STACK_BASE, 0, STACK_SIZE)  # what lies below the scratch area starts at zero
 
-    def load(self, blob: np.ndarray, offsets: np.ndarray, ret: bytes) -> np.ndarray:
-        """Write genome ``i`` = ``blob[offsets[i]:offsets[i+1]]`` + ``ret`` into slot ``i``.
+    def load(self, blob: np.ndarray, offsets: np.ndarray, ret: bytes, plans: np.ndarray) -> np.ndarray:
+        """Write slot ``i``: padding, the prologue of ``plans[i]`` (:mod:`core.executors.native.prologue`),
+        genome ``i`` = ``blob[offsets[i]:offsets[i+1]]`` from ``CODE_AT``, ``ret``, padding.
 
-        Returns the entry addresses, uint64 [n]."""
+        Returns the entry addresses (the prologues), uint64 [n]; ``self.code_entries`` holds the
+        codes' own. No Python per genome: a population's batch is a few numpy passes."""
         n = len(offsets) - 1
         if n > self.n_slots:
             raise ValueError(f"{n} genomes exceed the arena's {self.n_slots} slots")
-        size = self.slot_size
-        used = self.arena[:n * size]
-        # (np.resize would concatenate n*size/len(pad) copies: ~0.3 s for 1000 slots)
-        used.reshape(-1, len(self.pad))[:] = np.frombuffer(self.pad, np.uint8)
+        size, at = self.slot_size, CODE_AT[self.isa]
+        offsets = offsets.astype(np.int64)
+        code_len = np.diff(offsets)
+        end = at + code_len + len(ret)
+        if (end > size).any():
+            raise ValueError("a genome exceeds the arena slot")
+        slots = self.arena[:n * size].reshape(n, size)
+        pro_len = place(self.isa, slots, plans, self._pad_row, self._place_loads)
+        starts = np.arange(n, dtype=np.int64) * size
+        blob = np.ascontiguousarray(blob, np.uint8)
+        rw = self._rw
+        code_at = np.full(n, at, np.int64)   # (referenced until the call returns)
+        self._copy(rw, size, code_at.ctypes.data, blob.ctypes.data, offsets.ctypes.data, code_len.ctypes.data, n)
         r = np.frombuffer(ret, np.uint8)
-        for i in range(n):
-            a, b = int(offsets[i]), int(offsets[i + 1])
-            used[i * size:i * size + b - a] = blob[a:b]
-            used[i * size + b - a:i * size + b - a + len(r)] = r
+        for k in range(len(r)):   # a byte or a word
+            self.arena[starts + at + code_len + k] = r[k]
+        # padding over what earlier batches left beyond this batch's bytes
+        stale = np.maximum(self._dirty[:n] - end, 0)
+        self._copy(rw, size, end.ctypes.data, self._pad_row.ctypes.data, end.ctypes.data, stale.ctypes.data, n)
+        self._dirty[:n] = end
         if self.isa == "arm64":
             _clear_cache(ARENA_BASE, ARENA_BASE + n * size)
             # qemu user mode does not see writes through the alias; a moment without PROT_EXEC
@@ -270,12 +299,25 @@ class Machine:
             span = -(-n * size // PAGE) * PAGE
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_W)
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_X)
-        return ARENA_BASE + size * np.arange(n, dtype=np.uint64)
+        self.code_entries = (ARENA_BASE + starts + at).astype(np.uint64)
+        return (ARENA_BASE + starts + at - pro_len).astype(np.uint64)
+
+    def _place_loads(self, slots, end, plans, bits, pieces, lens) -> None:
+        pieces = np.ascontiguousarray(pieces)
+        self._place(slots.ctypes.data, slots.shape[1], end, plans.ctypes.data, len(plans), bits.ctypes.data,
+                    pieces.ctypes.data, len(bits), lens.ctypes.data)
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
-            n_cases: int, budget: float, bare: bool = False, light: np.ndarray | None = None,
-            states: np.ndarray | None = None) -> None:
+            n_cases: int, budget: float, bare: bool = False, flags: np.ndarray | None = None,
+            states: np.ndarray | None = None, last_cases: int | None = None) -> None:
         """Run every (genome, case); ``outcomes`` (uint8, writable) ends as Outcome values.
+
+        ``last_cases``: cases the last genome runs (None: all; the owner's crash sentinel needs
+        a few, and each crash costs a signal delivery); its other rows are left as they were.
+
+        ``entries``: :meth:`load`'s; ``flags``: uint8 per genome, bit 0 refill the scratch, bit 1
+        the heavy entry (:func:`entry_flags`; None: both). ``bare``: call each code past its
+        prologue with ``_setjmp`` and nothing else (the benchmark's; well-behaved code only).
 
         ``states``: uint8 [n_cases, 768 + scratch], case c's entry state in row c (registers,
         SIMD, scratch: ``CaseStates``' fields), copied into place before each case; None: the
@@ -288,12 +330,16 @@ class Machine:
         c[BUDGET_NS // 8] = max(1, int(budget * 1e9))
         tick = budget
         c[N_GEN // 8], c[N_CASES // 8] = len(entries), n_cases
+        c[LAST_CASES // 8] = n_cases if last_cases is None else max(1, min(n_cases, last_cases))
         c[ENTRIES // 8], c[INPUTS // 8] = entries.ctypes.data, inputs_addr
         c[OUTPUTS // 8], c[OUTCOMES // 8] = outputs.ctypes.data, outcomes.ctypes.data
-        if light is None or self.isa != "x86_64":
-            light = np.zeros(len(entries), np.uint8)      # arm64: always the full entry
-        light = np.ascontiguousarray(light, np.uint8)
-        c[LIGHT // 8] = light.ctypes.data
+        if flags is None:
+            flags = np.full(len(entries), 3, np.uint8)    # scratch and heavy: the full entry
+        flags = np.ascontiguousarray(flags, np.uint8)
+        c[LIGHT // 8] = flags.ctypes.data
+        if len(self.code_entries) < len(entries):
+            raise ValueError("run() needs the entries of the last load()")
+        c[CODE_ENTRIES // 8] = self.code_entries.ctypes.data
         if states is not None:
             if states.dtype != np.uint8 or states.shape != (n_cases, 768 + self.scratch) \
                     or not states.flags.c_contiguous:
@@ -305,11 +351,10 @@ class Machine:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             c[STATES // 8] = 0
-        outcomes[...] = SIGNAL_LUT[outcomes]
 
-    def run_one(self, entry: int, row_addr: int) -> int:
+    def run_one(self, entry: int, row_addr: int, flags: int = 3) -> int:
         """One case through one ctypes call (the per-call baseline of the benchmark)."""
-        return self._one(entry, row_addr)
+        return self._one(entry, row_addr, flags)
 
     def close(self) -> None:
         """Restore the process's previous signal handlers and alternate stack (idempotent)."""
@@ -319,6 +364,11 @@ class Machine:
         for sig, old in self._old_actions.items():
             _libc.sigaction(sig, ctypes.byref(old), None)
         _libc.sigaltstack(ctypes.byref(self._old_alt), None)
+
+
+def entry_flags(plans: np.ndarray) -> np.ndarray:
+    """The stub's flags per genome from entry plans (``light.MEM`` -> 1, ``light.HEAVY`` -> 2)."""
+    return ((np.asarray(plans, np.uint64) >> np.uint64(32)) & np.uint64(3)).astype(np.uint8)
 
 
 def _clear_cache(start: int, end: int) -> None:

@@ -11,6 +11,7 @@ inputs    uint64 [n_cases, 4] argument registers       owner
 outputs   uint64 [n_genomes, n_cases]                  worker
 outcomes  uint8 [n_genomes, n_cases] (0xFF = not run)  worker
 offsets   uint64 [n_genomes + 1] into the code blob    owner
+plans     uint64 [n_genomes] entry plans (light.py)    owner
 blob      the genomes' code, concatenated              owner
 ========  ===========================================  ======================
 
@@ -50,6 +51,7 @@ class WorkerSpec:
     ret: bytes
     seccomp: bool = True
     faults: tuple = ()   #: ((code bytes, action), ...) for tests of the owner's recovery
+    last_cases: int | None = None   #: cases the last genome runs (None: all)
 
 
 class WorkerLost(RuntimeError):
@@ -61,7 +63,7 @@ def _layout(n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -
     entry state (per-case states: registers, SIMD, scratch as ``CaseStates`` has them; 0: none)."""
     parts, off = {}, 0
     for name, size in (("inputs", 32 * n_cases), ("outputs", 8 * n_genomes * n_cases),
-                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("light", n_genomes),
+                       ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("plans", 8 * n_genomes),
                        ("blob", blob_len), ("states", state_bytes * n_cases)):
         off = -(-off // 64) * 64
         parts[name] = (off, size)
@@ -77,14 +79,14 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
 
     return {"inputs": v("inputs", np.uint64, (n_cases, 4)), "outputs": v("outputs", np.uint64, (n_genomes, n_cases)),
             "outcomes": v("outcomes", np.uint8, (n_genomes, n_cases)), "offsets": v("offsets", np.uint64, (n_genomes + 1,)),
-            "light": v("light", np.uint8, (n_genomes,)),
+            "plans": v("plans", np.uint64, (n_genomes,)),
             "blob": v("blob", np.uint8, (layout["blob"][1],)),
             "states": v("states", np.uint8, (n_cases, layout["states"][1] // n_cases))}
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: build the machine, then serve batches until EOF."""
-    from core.executors.native.jit import Machine, PreflightError
+    from core.executors.native.jit import Machine, PreflightError, entry_flags
     try:
         machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
     except (PreflightError, OSError) as exc:
@@ -93,6 +95,8 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     conn.send(("ready", {"pid": os.getpid(), "seccomp": machine.seccomp}))
     faults = dict(spec.faults)
     mapped: tuple[str, int, mmap.mmap] | None = None
+    state, state_seed = None, None
+    cached: tuple = (None, None)   # (layout key, views) of the last batch
     while True:
         try:
             msg = conn.recv()
@@ -102,13 +106,19 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             break
         _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
         if mapped is None or mapped[0] != path or mapped[1] != size:
+            cached = (None, None)
             with open(path, "r+b") as f:
                 mapped = (path, size, mmap.mmap(f.fileno(), size))
-        views = _views(mapped[2], _layout(n_genomes, n_cases, blob_len, state_bytes), n_genomes, n_cases)
-        state = BatchState.from_seed(seed, spec.scratch)
-        machine.set_state(state.regs, state.simd, state.scratch)
+        key = (path, size, n_genomes, n_cases, blob_len, state_bytes)
+        if cached[0] != key:
+            cached = (key, _views(mapped[2], _layout(n_genomes, n_cases, blob_len, state_bytes), n_genomes, n_cases))
+        views = cached[1]
+        if state is None or state_seed != seed:
+            state, state_seed = BatchState.from_seed(seed, spec.scratch), seed
+        machine.set_state(state.regs, state.simd, state.scratch)   # per-case states overwrite it
         offsets, blob = views["offsets"], views["blob"]
-        entries = machine.load(blob, offsets, spec.ret)
+        entries = machine.load(blob, offsets, spec.ret, views["plans"])
+        flags = entry_flags(views["plans"])
         action = None
         if faults:
             for i in range(n_genomes):
@@ -124,16 +134,16 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 for g in range(n_genomes):
                     e = int(entries[g])
                     for c in range(n_cases):
-                        views["outputs"][g, c] = machine.run_one(e, int(rows[c]))
+                        views["outputs"][g, c] = machine.run_one(e, int(rows[c]), int(flags[g]))
                 views["outcomes"][:] = 0
             else:                   # per-case states: the trampoline copies row c in before case c
                 machine.run(entries, views["inputs"].ctypes.data, views["outputs"], views["outcomes"], n_cases,
-                            budget, bare=mode == "bare", light=views["light"],
-                            states=views["states"] if state_bytes else None)
+                            budget, bare=mode == "bare", flags=flags,
+                            states=views["states"] if state_bytes else None, last_cases=spec.last_cases)
         elapsed = time.perf_counter() - t0
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
-        del views, offsets, blob
+        del views, offsets, blob, entries, flags
         conn.send(("done", elapsed))
     machine.close()
 
@@ -158,6 +168,7 @@ class Worker:
         self.conn.send(spec)
         self.path, self.size, self.buf, self._fd = "", 0, None, -1
         self.blob_len, self.state_bytes = 0, 0
+        self._cached: tuple = (None, None)   # (layout key, views) of the last batch
         if not self.conn.poll(start_timeout):
             self.kill()
             raise WorkerLost(f"native worker did not start within {start_timeout:.0f} s")
@@ -185,7 +196,10 @@ class Worker:
             os.ftruncate(fd, size)
             self.buf, self.size, self._fd = mmap.mmap(fd, size), size, fd
         self.blob_len, self.state_bytes = blob_len, state_bytes
-        return _views(self.buf, layout, n_genomes, n_cases)
+        key = (n_genomes, n_cases, blob_len, state_bytes, self.path)
+        if self._cached[0] != key:   # a population's batches keep their shape
+            self._cached = (key, _views(self.buf, layout, n_genomes, n_cases))
+        return self._cached[1]
 
     def submit(self, n_genomes: int, n_cases: int, seed: int, budget: float, mode: str = "stub",
                repeat: int = 1) -> None:
@@ -209,6 +223,7 @@ class Worker:
         return msg[1]
 
     def _release(self) -> None:
+        self._cached = (None, None)
         if self.buf is not None:
             try:
                 self.buf.close()
