@@ -5,8 +5,10 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
 1. parents are selected (tournament or lexicase); each offspring is a crossover and/or a
    mutation whose new genes are drawn with the brain's gene-pattern weights;
 2. every offspring that is not a copy of its first parent is evaluated in one batch through the
-   executor; each becomes an EXEC node (prior: its parents' success and threshold), the seed's
-   rule sees every execution, and the genes the offspring introduced are credited with them;
+   executor; the seed's rule sees every execution (starting from its parents' mean success and
+   threshold), in the offspring's rows, and the genes the offspring introduced are credited with
+   them. Offspring that live on (the next population, the hall of fame, the solution) become
+   EXEC nodes, starting from exactly the state their rows hold; the others never cost a node;
 3. genomes exact on every training case are tested on the held-out set (every case under its
    own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
    proof's counterexample joins the training set (an independence counterexample with its
@@ -172,20 +174,24 @@ class Engine:
         return np.cumsum(base * weights, axis=1), pairs
 
     # ----------------------------------------------------------------- evaluation
-    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None) -> dict:
+    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None,
+                       codes=None) -> dict:
         """Evaluate rows ``idx`` (default: all) in one batch, writing cost, errors, exact,
-        crashed, node and prior; returns the batch's outcome counts.
+        crashed, prior and tally (node: -1); returns the batch's outcome counts.
 
-        Each genome becomes an EXEC node starting from its row's prior (nan: the brain's
-        initial values), and the seed's rule sees every execution. ``fresh`` credits the genes
-        each genome introduced (:meth:`_observe_fresh_genes`); None: nothing is credited."""
+        The seed's rule sees every execution, starting from each row's prior (nan: the brain's
+        initial values), on the rows' arrays: a row becomes an EXEC node only when it lives on
+        (:meth:`_materialize`). ``fresh`` credits the genes each genome introduced
+        (:meth:`_observe_fresh_genes`); None: nothing is credited. ``codes``: the rows' machine
+        code if the caller has it (one ``core.codes.Codes`` buffer)."""
         idx = np.arange(len(rows)) if idx is None else np.asarray(idx, np.int64)
         if idx.size == 0:
             return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
         n_cases = len(self.train_y)
         if rows.errors.shape[1] != n_cases:
             rows.errors = np.zeros((len(rows), n_cases), np.uint8)
-        codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
+        if codes is None:
+            codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
         outputs, outcomes = self.evaluator.run_pinned(codes, self.train_x, self._exec_seed(), self.pinned_at,
                                                       self.pinned_states)
         errors = fit.case_errors(outputs, outcomes, self.train_y)
@@ -195,15 +201,13 @@ class Engine:
             p = self.brain.params
             prior = rows.prior[idx]
             prior = np.where(np.isnan(prior), [p.initial_success, p.initial_threshold], prior)
-            ids = self.brain.add_exec_nodes(codes, success_rate=prior[:, 0], threshold_ratio=prior[:, 1])
-            self.brain.reinforce(ids, outcomes, link=False)
-            stats = self.brain.node_stats(ids)
-            thresholds = stats["threshold_ratio"]
+            success, thresholds, tally = self.brain.reinforce_stats(prior[:, 0], prior[:, 1], outcomes)
             if fresh is not None:
                 self._observe_fresh_genes(fresh, outcomes, crashed)
-            rows.node[idx] = ids
-            rows.prior[idx, 0] = stats["success_rate"]
+            rows.node[idx] = -1          # a new state: a node again only if the row lives on
+            rows.prior[idx, 0] = success
             rows.prior[idx, 1] = thresholds
+            rows.tally[idx] = tally
         rows.cost[idx] = fit.costs(errors, thresholds, rows.length[idx], self.cfg.max_len, self.weights)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
@@ -227,6 +231,35 @@ class Engine:
         for i, ind in enumerate(inds):
             rows.set_evaluation(i, ind)
         return batch
+
+    def _materialize(self, rows: Rows, idx: np.ndarray, codes=None) -> None:
+        """EXEC nodes for rows ``idx`` that live on, in one batch: each starts from the rule
+        state its row holds (success, threshold, executions per outcome), exactly the state it
+        would have had as a node since its evaluation. ``codes``: theirs, if at hand."""
+        if self.brain is None or idx.size == 0:
+            return
+        if codes is None:
+            codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
+        rows.node[idx] = self.brain.add_exec_nodes(codes, success_rate=rows.prior[idx, 0],
+                                                   threshold_ratio=rows.prior[idx, 1], outcomes=rows.tally[idx])
+
+    def _materialize_population(self) -> None:
+        """Nodes for every evaluated row of the population without one (after a re-evaluation,
+        immigrants) and for the solution."""
+        if self.brain is None:
+            return
+        rows = self.rows
+        self._materialize(rows, np.flatnonzero((rows.node < 0) & ~np.isnan(rows.cost)))
+        solved = self.solved
+        if solved is not None and getattr(solved, "node", -1) < 0:
+            hit = np.flatnonzero(rows.uid == solved.uid)
+            if hit.size:
+                solved.node = int(rows.node[hit[0]])
+            else:
+                one = Rows.from_individuals([solved], rows.genes.shape[1], rows.errors.shape[1])
+                self._materialize(one, np.zeros(1, np.int64))
+                solved.node = int(one.node[0])
+        self._pop_view = None
 
     @staticmethod
     def _all_fresh(rows: Rows, which=None) -> FreshGenes:
@@ -280,10 +313,17 @@ class Engine:
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
         fresh = FreshGenes(*kids.gene_tokens(todo, off.fresh[todo]), parent_crashed[todo])
-        batch = self._evaluate_rows(kids, todo, fresh)
+        codes = self.alphabet.encode_array(kids.genes[todo], kids.length[todo])
+        batch = self._evaluate_rows(kids, todo, fresh, codes)
         self._validate_rows(kids)
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
+        if self.brain is not None:   # the offspring that live on become EXEC nodes, from the batch's code
+            new = np.sort(best[kids.node[best] < 0])
+            pos = np.minimum(np.searchsorted(todo, new), max(todo.size - 1, 0))
+            here = todo[pos] == new if todo.size else np.zeros(new.size, bool)
+            self._materialize(kids, new[here], codes.take(pos[here]))
+            self._materialize(kids, new[~here])       # re-evaluated after a grown training set
         self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
         return self._after_generation(int(todo.size), t0, batch)
 
@@ -301,6 +341,11 @@ class Engine:
             return
         cands = rows.individuals(idx, self.lineage)
         grew = self._validate(cands, rows if rows is not self.rows else None, candidates_in_rows=True)
+        if self.solved is not None and self.solved.node < 0 and self.brain is not None:
+            hit = np.flatnonzero(rows.uid == self.solved.uid)[:1]     # the solution lives on
+            self._materialize(rows, hit)
+            if hit.size:
+                self.solved.node = int(rows.node[hit[0]])
         if not grew:
             for i, ind in zip(idx.tolist(), cands):
                 rows.cost[i] = ind.fitness.values[0]     # a flag penalty, if any
@@ -394,7 +439,9 @@ class Engine:
     def _update_hof(self) -> None:
         """DEAP's ``HallOfFame.update`` with the population, given only the rows that can change
         its outcome: those cheaper than its worst member, one per distinct genome, none beyond
-        the ``maxsize``-th cost (such a row would be evicted again)."""
+        the ``maxsize``-th cost (such a row would be evicted again). Rows without an EXEC node
+        get theirs first (:meth:`_materialize_population`)."""
+        self._materialize_population()
         rows, costs = self.rows, self.rows.cost
         if len(self.hof) == self.hof.maxsize:
             entrants = np.flatnonzero(costs < self.hof[-1].fitness.values[0])
