@@ -170,8 +170,7 @@ class Engine:
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or self.gen == 0:
             return np.cumsum(base)[None, :]
-        weights, pairs = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
-        return np.cumsum(base * weights, axis=1), pairs
+        return self.brain.gene_patterns.draw_table(base)     # = cumsum(base * context_table)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None,

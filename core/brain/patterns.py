@@ -175,6 +175,15 @@ class PatternTable:
         return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
                                 self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
 
+    def draw_table(self, base: np.ndarray, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``(cumsum(base * weights, axis=1), pairs)`` of :meth:`context_table` for
+        ``len(base)`` tokens, bit for bit, without the temporaries: cumulative draw weights
+        after every context (``evolve.operators.split_table``'s form), ``base`` float64 [n]
+        the tokens' own weights."""
+        base = np.ascontiguousarray(base, np.float64)
+        return pk.context_cumulative(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash,
+                                     self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
+
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
         """Weights (float64 [n_tokens]) for the token after ``prefix`` (see :class:`Guide`)."""
