@@ -44,7 +44,8 @@ from evolve import verify
 from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
 from evolve.genes import Alphabet, alphabet_for, upgrade_state
-from evolve.operators import op_names
+from evolve.lineage import Lineage
+from evolve.operators import op_index, op_labels
 from evolve.population import EVALUATION, FreshGenes, Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
@@ -90,7 +91,7 @@ class Engine:
         self.pinned_at = np.zeros(0, np.int64)     # training cases that carry their own entry state,
         self.pinned_states: CaseStates | None = None   # and those states (row k: case pinned_at[k])
         self.validated_fail: set = set()
-        self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
+        self.lineage = Lineage()    # uid -> (parents, operator, generation, length), as arrays
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
@@ -115,7 +116,7 @@ class Engine:
         self.valid_y = self.task.expected(self.valid_x)
         t0 = time.perf_counter()
         genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
-        uids = self._register(lengths, [()] * len(lengths), ["init"] * len(lengths))
+        uids = self._register(lengths, None, "init")
         rows = Rows.new(genes, lengths, uids, len(self.train_y))
         fresh = self._all_fresh(rows)
         batch = self._evaluate_rows(rows, fresh=fresh)
@@ -124,29 +125,23 @@ class Engine:
         self._after_generation(len(rows), t0, batch)
         _settle()
 
-    def _register(self, lengths: np.ndarray, parents: list, ops: list) -> np.ndarray:
-        """New uids for genomes born now, with their lineage records."""
+    def _register(self, lengths: np.ndarray, parents: np.ndarray | None, ops) -> np.ndarray:
+        """New uids for genomes born now, with their lineage records: ``parents`` int64 [n, 2]
+        uids (-1: none; None: no parents), ``ops`` one operator label for all (str) or each
+        one's code (``Lineage.codes``)."""
+        n = len(lengths)
         first = self.uid + 1
-        self.uid += len(lengths)
-        lineage, gen = self.lineage, self.gen
-        for uid, p, op, n in zip(range(first, self.uid + 1), parents, ops, lengths.tolist()):
-            lineage[uid] = (p, op, gen, n)
+        self.uid += n
+        parents = np.full((n, 2), -1, np.int64) if parents is None else parents
+        ops = np.repeat(self.lineage.codes([ops]), n) if isinstance(ops, str) else ops
+        self.lineage.add(first, parents, ops, self.gen, lengths)
         return np.arange(first, self.uid + 1, dtype=np.int64)
 
     def _prune_lineage(self, alive_uids) -> None:
         """Keep only the records of living genomes and their ancestors born in the last
         ``LINEAGE_GENERATIONS`` generations: every living genome's whole ancestry would grow with
         the run (memory and checkpoints of a long run), and ``ancestry`` reports the nearest."""
-        horizon = self.gen - LINEAGE_GENERATIONS
-        alive = set(alive_uids)
-        keep, todo = set(), list(alive)
-        while todo:
-            uid = todo.pop()
-            if uid in keep or uid not in self.lineage or (self.lineage[uid][2] < horizon and uid not in alive):
-                continue
-            keep.add(uid)
-            todo.extend(self.lineage[uid][0])
-        self.lineage = {uid: rec for uid, rec in self.lineage.items() if uid in keep}
+        self.lineage.prune(np.asarray(list(alive_uids), np.int64), self.gen - LINEAGE_GENERATIONS)
 
     def ancestry(self, ind, limit: int = 200) -> list[dict]:
         """``ind`` and its recorded ancestors, nearest first: uid, parents, operator, generation
@@ -297,10 +292,9 @@ class Engine:
         picks = np.asarray(tb.select(pop, cfg.pop), np.int64)
         off = tb.vary(pop.genes, pop.length, picks, self._draw_table())
         second = off.second
-        uid = pop.uid.tolist()
-        parents = [(uid[a],) if b < 0 else (uid[a], uid[b]) for a, b in zip(picks.tolist(), second.tolist())]
-        kids = Rows.new(off.genes, off.length, self._register(off.length, parents, op_names(off.cx, off.mut)),
-                        len(self.train_y))
+        parents = np.stack([pop.uid[picks], np.where(second >= 0, pop.uid[np.maximum(second, 0)], -1)], axis=1)
+        ops = self.lineage.codes(op_labels())[op_index(off.cx, off.mut)]
+        kids = Rows.new(off.genes, off.length, self._register(off.length, parents, ops), len(self.train_y))
         # a child equal to its first parent inherits its evaluation; the others are evaluated
         inherit = off.same & ~np.isnan(pop.cost[picks])
         for name in EVALUATION:
@@ -532,7 +526,7 @@ class Engine:
         if not genomes:
             return []
         lengths = np.fromiter(map(len, genomes), np.int64, len(genomes))
-        uids = self._register(lengths, [()] * len(genomes), [origin] * len(genomes)).tolist()
+        uids = self._register(lengths, None, origin).tolist()
         newcomers = [new_individual(genes, uid, (), origin) for genes, uid in zip(genomes, uids)]
         for ind in newcomers:
             ind.fresh = []           # not this island's variation: its genes earn no credit here
@@ -580,7 +574,7 @@ class Engine:
         self.metrics = list(metrics or [])
         for line in self.metrics[-LOGBOOK_KEPT:]:
             self._log(line)
-        self.lineage = state.get("lineage", {})
+        self.lineage = Lineage(state.get("lineage", {}))
         self.wall = state.get("wall", self.elapsed)        # checkpoints before the wall clock: evolution time
         self.clock = time.perf_counter()
         recorded = state.get("verification")
