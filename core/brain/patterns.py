@@ -156,7 +156,8 @@ class PatternTable:
 
     def forget_nodes(self, dead: np.ndarray) -> None:
         """Drop edges to the nodes marked in ``dead`` (bool [n_nodes]); others beyond it too."""
-        pk.forget_nodes(self.edge_node, self.edge_weight, np.ascontiguousarray(dead, np.bool_))
+        if self.edge_node.size and self.edge_node.max() >= 0:     # (evolution's gene table links none)
+            pk.forget_nodes(self.edge_node, self.edge_weight, np.ascontiguousarray(dead, np.bool_))
 
     def guide(self, min_executions: int = 1) -> "Guide":
         """A snapshot of the patterns with >= ``min_executions`` executions, indexed by context,
