@@ -48,6 +48,9 @@ class RunConfig:
     stop_when_solved: bool = True
     optimize: float = 0.0              # seconds of the optimisation phase (evolve.optimize); 0: none
     cost: str = "length"               # what the optimisation phase minimises (evolve.cost)
+    peephole: bool = True              # the optimisation phase's window enumeration (evolve.peephole)
+    enumerate: bool = True             # one- and two-instruction programs enumerated alongside (evolve.enumeration)
+    restart_after: int = 0             # generations without better correctness before a fresh population; 0: never
     weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
 
     @classmethod
@@ -76,6 +79,7 @@ class RunConfig:
             (self.checkpoint_every >= 1, f"--checkpoint-every must be at least 1, got {self.checkpoint_every}"),
             (0 < self.proof_timeout <= 3600, f"--proof-timeout must be in (0, 3600] seconds, got {self.proof_timeout}"),
             (self.optimize >= 0, f"--optimize must be >= 0 seconds, got {self.optimize}"),
+            (self.restart_after >= 0, f"--restart-after must be >= 0 generations, got {self.restart_after}"),
             (self.cost in METRICS, f"--cost must be one of {', '.join(METRICS)}, got {self.cost!r}"),
             (self.cost != "latency" or self.isa == "arm64",
              f"--cost latency models arm64 ({CORE}) only, not {self.isa}"),
@@ -131,6 +135,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cost", default=d.cost, metavar="METRIC",
                     help=f"what --optimize minimises: length (instructions, the return excluded) or latency "
                          f"(estimated {CORE} cycles, the critical path over register dependencies; arm64)")
+    ap.add_argument("--restart-after", type=int, default=d.restart_after, metavar="G",
+                    help="an unsolved run whose best correctness has not grown for G generations starts a fresh "
+                         "random population (cases, counterexamples, hall of fame and brain kept); 0 = never")
+    ap.add_argument("--no-enumerate", action="store_true",
+                    help="no exhaustive enumeration of one- and two-instruction programs alongside the genetic "
+                         "search (arm64; a share of each generation until done)")
+    ap.add_argument("--no-peephole", action="store_true",
+                    help="in --optimize, no enumeration of one-instruction replacements for windows of 2-4 "
+                         "instructions of the best program (evolutionary search only)")
     ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
@@ -173,6 +186,9 @@ def config_from_args(args) -> RunConfig:
         optimize = OPT_SHARE * limit if limit is not None else OPT_SECONDS
     return RunConfig(task=args.task, isa=args.isa, backend=args.backend, pop=args.pop,
                      generations=generations, optimize=optimize, cost=getattr(args, "cost", d.cost),
+                     peephole=not getattr(args, "no_peephole", False),
+                     restart_after=getattr(args, "restart_after", d.restart_after),
+                     enumerate=not getattr(args, "no_enumerate", False),
                      time_limit=d.time_limit if args.time_limit is None else limit,
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,

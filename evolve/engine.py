@@ -37,7 +37,9 @@ import numpy as np
 from core.brain import Brain
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
+from evolve import enumeration
 from evolve import fitness as fit
+from evolve import nodes, restarts
 from evolve import tasks as T
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
@@ -55,7 +57,8 @@ log = logging.getLogger(__name__)
 LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
 LOGBOOK_KEPT = 1000
-#: cost added to an exact genome that reads the flags before setting them (see _validate)
+#: cost added to a genome that reads the flags before setting them: to every one its genes say it of
+#: (fitness.entry_flag_readers), and again to an exact one the static check on its code refuses (_validate)
 FLAG_PENALTY = 0.25
 
 
@@ -92,6 +95,11 @@ class Engine:
         self.pinned_states: CaseStates | None = None   # and those states (row k: case pinned_at[k])
         self.validated_fail: set = set()
         self.lineage = Lineage()    # uid -> (parents, operator, generation, length), as arrays
+        # restarts (cfg.restart_after): the best correctness seen, generations since it last grew
+        self.restart = restarts.fresh_state()
+        # the one- and two-instruction programs, a share each generation (cfg.enumerate; arm64)
+        self.enumeration = enumeration.Enumeration(alphabet, evaluator, task, cfg.seed) \
+            if getattr(cfg, "enumerate", False) and cfg.isa == "arm64" else None
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
@@ -125,15 +133,21 @@ class Engine:
         self._after_generation(len(rows), t0, batch)
         _settle()
 
-    def _register(self, lengths: np.ndarray, parents: np.ndarray | None, ops) -> np.ndarray:
+    def _register(self, lengths: np.ndarray, parents, ops) -> np.ndarray:
         """New uids for genomes born now, with their lineage records: ``parents`` int64 [n, 2]
-        uids (-1: none; None: no parents), ``ops`` one operator label for all (str) or each
-        one's code (``Lineage.codes``)."""
+        uids (-1: none; None: no parents; or a list of parent tuples), ``ops`` one operator
+        label for all (str), each one's code (``Lineage.codes``) or a list of labels."""
         n = len(lengths)
         first = self.uid + 1
         self.uid += n
-        parents = np.full((n, 2), -1, np.int64) if parents is None else parents
-        ops = np.repeat(self.lineage.codes([ops]), n) if isinstance(ops, str) else ops
+        if parents is None or isinstance(parents, list):
+            listed, parents = parents, np.full((n, 2), -1, np.int64)
+            for i, p in enumerate(listed or ()):
+                parents[i, :len(p)] = p
+        if isinstance(ops, str):
+            ops = np.repeat(self.lineage.codes([ops]), n)
+        elif isinstance(ops, list):
+            ops = self.lineage.codes(ops)
         self.lineage.add(first, parents, ops, self.gen, lengths)
         return np.arange(first, self.uid + 1, dtype=np.int64)
 
@@ -175,7 +189,7 @@ class Engine:
 
         The seed's rule sees every execution, starting from each row's prior (nan: the brain's
         initial values), on the rows' arrays: a row becomes an EXEC node only when it lives on
-        (:meth:`_materialize`). ``fresh`` credits the genes each genome introduced
+        (``evolve.nodes``). ``fresh`` credits the genes each genome introduced
         (:meth:`_observe_fresh_genes`); None: nothing is credited. ``codes``: the rows' machine
         code if the caller has it (one ``core.codes.Codes`` buffer)."""
         idx = np.arange(len(rows)) if idx is None else np.asarray(idx, np.int64)
@@ -203,6 +217,11 @@ class Engine:
             rows.prior[idx, 1] = thresholds
             rows.tally[idx] = tally
         rows.cost[idx] = fit.costs(errors, thresholds, rows.length[idx], self.cfg.max_len, self.weights)
+        # code that reads the entry flags can never be a solution (see _validate), but the backends'
+        # fixed entry flags let it look exact: charged here, every genome, not only the exact ones
+        # (without it, the average tasks' populations fill with adcs on the entry carry)
+        readers = fit.entry_flag_readers(rows.genes[idx, :, 0], rows.length[idx], self.alphabet.flag_table())
+        rows.cost[idx] += np.where(readers, FLAG_PENALTY, 0.0)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
         rows.errors[idx] = errors
@@ -225,35 +244,6 @@ class Engine:
         for i, ind in enumerate(inds):
             rows.set_evaluation(i, ind)
         return batch
-
-    def _materialize(self, rows: Rows, idx: np.ndarray, codes=None) -> None:
-        """EXEC nodes for rows ``idx`` that live on, in one batch: each starts from the rule
-        state its row holds (success, threshold, executions per outcome), exactly the state it
-        would have had as a node since its evaluation. ``codes``: theirs, if at hand."""
-        if self.brain is None or idx.size == 0:
-            return
-        if codes is None:
-            codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
-        rows.node[idx] = self.brain.add_exec_nodes(codes, success_rate=rows.prior[idx, 0],
-                                                   threshold_ratio=rows.prior[idx, 1], outcomes=rows.tally[idx])
-
-    def _materialize_population(self) -> None:
-        """Nodes for every evaluated row of the population without one (after a re-evaluation,
-        immigrants) and for the solution."""
-        if self.brain is None:
-            return
-        rows = self.rows
-        self._materialize(rows, np.flatnonzero((rows.node < 0) & ~np.isnan(rows.cost)))
-        solved = self.solved
-        if solved is not None and getattr(solved, "node", -1) < 0:
-            hit = np.flatnonzero(rows.uid == solved.uid)
-            if hit.size:
-                solved.node = int(rows.node[hit[0]])
-            else:
-                one = Rows.from_individuals([solved], rows.genes.shape[1], rows.errors.shape[1])
-                self._materialize(one, np.zeros(1, np.int64))
-                solved.node = int(one.node[0])
-        self._pop_view = None
 
     @staticmethod
     def _all_fresh(rows: Rows, which=None) -> FreshGenes:
@@ -311,13 +301,11 @@ class Engine:
         self._validate_rows(kids)
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
-        if self.brain is not None:   # the offspring that live on become EXEC nodes, from the batch's code
-            new = np.sort(best[kids.node[best] < 0])
-            pos = np.minimum(np.searchsorted(todo, new), max(todo.size - 1, 0))
-            here = todo[pos] == new if todo.size else np.zeros(new.size, bool)
-            self._materialize(kids, new[here], codes.take(pos[here]))
-            self._materialize(kids, new[~here])       # re-evaluated after a grown training set
+        nodes.materialize_survivors(self, kids, best, todo, codes)   # those that live on: EXEC nodes
         self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
+        if restarts.stagnant(self):
+            batch = restarts.restart(self, batch)
+        enumeration.generation_step(self)
         return self._after_generation(int(todo.size), t0, batch)
 
     # ----------------------------------------------------------------- validation
@@ -334,11 +322,7 @@ class Engine:
             return
         cands = rows.individuals(idx, self.lineage)
         grew = self._validate(cands, rows if rows is not self.rows else None, candidates_in_rows=True)
-        if self.solved is not None and self.solved.node < 0 and self.brain is not None:
-            hit = np.flatnonzero(rows.uid == self.solved.uid)[:1]     # the solution lives on
-            self._materialize(rows, hit)
-            if hit.size:
-                self.solved.node = int(rows.node[hit[0]])
+        nodes.materialize_solution(self, rows)
         if not grew:
             for i, ind in zip(idx.tolist(), cands):
                 rows.cost[i] = ind.fitness.values[0]     # a flag penalty, if any
@@ -402,11 +386,19 @@ class Engine:
                                 .reshape(-1, self.task.arity)])
         log.info("validation found %d counterexamples; training set grows to %d",
                  len(new_x), n_train + len(new_x))
+        # a held-out failure joins training with the registers and scratch it failed under (code
+        # that is wrong only for some values of them would pass it under the batch's), and so
+        # does an independence refutation's arguments, once per machine state of it
+        parts = [self.pinned_states] if self.pinned_states is not None else []
+        if len(wrong):
+            parts.append(states.take(wrong))
         if pinned:
-            at = n_train + len(new_x) - len(pinned) + np.arange(len(pinned))
-            parts = [self.pinned_states] if self.pinned_states is not None else []
-            self.pinned_states = CaseStates.concat(parts + [CaseStates.stack([st for _, st in pinned])])
-            self.pinned_at = np.concatenate([self.pinned_at, at]).astype(np.int64)
+            parts.append(CaseStates.stack([st for _, st in pinned]))
+        at = [n_train + np.arange(len(wrong)),
+              n_train + len(new_x) - len(pinned) + np.arange(len(pinned))]
+        if len(parts) > (self.pinned_states is not None):
+            self.pinned_states = CaseStates.concat(parts)
+            self.pinned_at = np.concatenate([self.pinned_at, *at]).astype(np.int64)
         self.train_x = np.concatenate([self.train_x, new_x])
         self.train_y = np.concatenate([self.train_y, self.valid_y[wrong], self.task.expected(new_x[len(wrong):])])
         # fitness on the old set is stale
@@ -433,8 +425,8 @@ class Engine:
         """DEAP's ``HallOfFame.update`` with the population, given only the rows that can change
         its outcome: those cheaper than its worst member, one per distinct genome, none beyond
         the ``maxsize``-th cost (such a row would be evicted again). Rows without an EXEC node
-        get theirs first (:meth:`_materialize_population`)."""
-        self._materialize_population()
+        get theirs first (``evolve.nodes.materialize_population``)."""
+        nodes.materialize_population(self)
         rows, costs = self.rows, self.rows.cost
         if len(self.hof) == self.hof.maxsize:
             entrants = np.flatnonzero(costs < self.hof[-1].fitness.values[0])
@@ -481,7 +473,7 @@ class Engine:
             "n_train": int(len(self.train_y)), "best_len": int(rows.length[b]),
             "outcomes": {Outcome(i).name: c for i, c in enumerate(batch["outcomes"])},
             "offspring_crash_rate": batch["crashed"] / batch["cases"] if batch["cases"] else 0.0,
-            "solved": self.solved is not None,
+            "solved": self.solved is not None, "restarts": self.restart["count"],
         }
         if self.brain is not None:
             gp = self.brain.gene_patterns          # live patterns' ratios only (not stats(): every column)
@@ -559,7 +551,9 @@ class Engine:
                 "valid_y": self.valid_y, "validated_fail": self.validated_fail, "solved": self.solved,
                 "verification": self.verification.to_json() if self.verification else None,
                 "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
-                "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version}
+                "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version,
+                "restart": dict(self.restart),
+                "enumerated": None if self.enumeration is None else self.enumeration.done}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -582,6 +576,9 @@ class Engine:
         self.refuted = state.get("refuted", 0)
         self.pinned_at = np.asarray(state.get("pinned_at", np.zeros(0, np.int64)), np.int64)
         self.pinned_states = state.get("pinned_states")
+        self.restart = dict(state.get("restart") or restarts.fresh_state())
+        if self.enumeration is not None:
+            self.enumeration.done = state.get("enumerated") or 0
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions

@@ -77,6 +77,41 @@ _NOT_FLAG_READERS = {"cbz", "cbnz", "tbz", "tbnz"}
 _PARTIAL_FLAG_WRITERS = {"inc", "dec"}
 
 
+def flag_effects(code: bytes, isa: Isa) -> tuple[bool, bool, bool] | None:
+    """``(reads, writes, branches)`` of one instruction's flags, as :func:`reads_entry_flags`
+    sees them; None when capstone cannot tell."""
+    flags = _FLAGS[isa.name]
+    for insn in disassembler(isa, detail=True).disasm(bytes(code), 0):
+        try:
+            reads, writes = insn.regs_access()
+        except Exception:
+            return None
+        return (insn.mnemonic not in _NOT_FLAG_READERS and flags in {insn.reg_name(r) for r in reads},
+                insn.mnemonic not in _PARTIAL_FLAG_WRITERS and flags in {insn.reg_name(r) for r in writes},
+                bool(insn.group(1) or insn.group(7)))
+    return None
+
+
+def entry_flag_readers(tokens: np.ndarray, lengths: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """bool [n]: genomes (gene tokens int64 [n, L], ``lengths`` [n]) that read the flags before
+    setting them, by the operations' flag effects (``table`` bool [n_ops, 3]: reads, writes,
+    branches; :meth:`evolve.genes.Alphabet.flag_table`) with :func:`reads_entry_flags`'s rule (a
+    write after a branch does not count). Vectorised, for every genome of a batch; operations
+    the table does not know (raw words) count as neither, so this guides the search while the
+    static check on the code still decides what may be a solution."""
+    n, width = tokens.shape
+    if n == 0 or width == 0:
+        return np.zeros(n, bool)
+    live = np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+    eff = table[tokens] & live[:, :, None]
+    branched_before = (np.cumsum(eff[:, :, 2], axis=1) - eff[:, :, 2]) > 0
+    clean_write = eff[:, :, 1] & ~branched_before
+    reads = eff[:, :, 0].any(axis=1)
+    first_write = np.where(clean_write.any(axis=1), clean_write.argmax(axis=1), width)
+    # a read and a write in one instruction (adcs, ccmp) reads first
+    return reads & (eff[:, :, 0].argmax(axis=1) <= first_write)
+
+
 def reads_entry_flags(code: bytes, isa: Isa) -> bool:
     """True if ``code`` may read the condition flags before setting them.
 

@@ -26,6 +26,9 @@ from evolve.alphabets.base import Gene, IsaGenes, Op
 __all__ = ["Alphabet", "Gene", "Op", "alphabet_for", "genome_array"]
 
 
+_FLAG_TABLES: dict = {}     # id(alphabet) -> Alphabet.flag_table(); alphabets live as long as the process
+
+
 @dataclass(frozen=True)
 class Alphabet:
     """The genes of one ISA: operations, working registers and scratch slots.
@@ -65,6 +68,21 @@ class Alphabet:
             small = self.isa_genes.small.get(entry.kind, (0, -1))
             rows.append((int(entry.kind == "raw"), lo, hi, entry.prefix, *small))
         return np.asarray(rows, np.int64)
+
+    def flag_table(self) -> np.ndarray:
+        """bool [n_ops, 3]: whether each operation reads, writes (all of) the condition flags
+        and branches, as capstone reads one encoding of it (:func:`evolve.fitness.flag_effects`);
+        raw words: none of them. Cached."""
+        table = _FLAG_TABLES.get(id(self))
+        if table is None:
+            from evolve.fitness import flag_effects
+            rows = []
+            rng = random.Random(0)
+            for op, entry in enumerate(self.ops):
+                eff = None if entry.kind == "raw" else flag_effects(self.encode([self.random_operands(op, rng)]), self.isa)
+                rows.append(eff or (False, False, False))
+            table = _FLAG_TABLES[id(self)] = np.asarray(rows, bool).reshape(-1, 3)
+        return table
 
     def raw_op_table(self) -> np.ndarray:
         """int64 [16]: the token of a raw word by its top nibble (:meth:`raw_op`)."""

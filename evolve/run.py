@@ -84,7 +84,7 @@ def _attach_optimizer(engine, recorded: dict | None = None) -> None:
     """``engine.optimizer`` when the run has an optimisation phase (continuing the one a
     checkpoint ``recorded``, if it had begun)."""
     if engine.cfg.optimize > 0:
-        engine.optimizer = O.Optimizer(engine, engine.cfg.cost, engine.cfg.optimize)
+        engine.optimizer = O.Optimizer(engine, engine.cfg.cost, engine.cfg.optimize, peephole=engine.cfg.peephole)
         engine.optimizer.restore(recorded)
 
 

@@ -123,10 +123,10 @@ def claim(result: dict | None) -> dict | None:
             "equivalence": verification["equivalence"], "seconds": result.get("seconds")}
 
 
-def run_one(task: str, seed: int, seconds: float, folder: Path) -> dict:
-    """One ``python -m evolve run`` process; what it claimed."""
+def run_one(task: str, seed: int, seconds: float, folder: Path, extra: tuple = ()) -> dict:
+    """One ``python -m evolve run`` process (``extra``: more of its options); what it claimed."""
     cmd = [sys.executable, "-m", "evolve", "run", "--task", f"{SUITE}:{task}", "--seed", str(seed),
-           "--time-limit", str(seconds), "--backend", "emulated", "--quiet", "--out", str(folder)]
+           "--time-limit", str(seconds), "--backend", "emulated", "--quiet", "--out", str(folder), *extra]
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                NUMBA_NUM_THREADS="1")
     t0 = time.perf_counter()
@@ -239,7 +239,8 @@ def output_dir(out: Path | None) -> Path:
     return out
 
 
-def benchmark(tasks: list[str], seeds: list[int], seconds: float, out: Path | None = None) -> tuple[dict, Path]:
+def benchmark(tasks: list[str], seeds: list[int], seconds: float, out: Path | None = None,
+              extra: tuple = ()) -> tuple[dict, Path]:
     """Run, summarise, write ``search.json`` and ``search.md``; (the summary, the folder)."""
     folder = output_dir(out)
     suite = load_suite()
@@ -251,7 +252,7 @@ def benchmark(tasks: list[str], seeds: list[int], seconds: float, out: Path | No
     t0 = time.perf_counter()
     for task in tasks:
         for seed in seeds:
-            runs.append(run_one(task, seed, seconds, folder / f"{task}_seed{seed}"))
+            runs.append(run_one(task, seed, seconds, folder / f"{task}_seed{seed}", extra))
             r = runs[-1]
             c = r["claim"]
             print(f"  {task} seed {seed}: " + (f"solved in {c['seconds']} s, {c['length']} insns ({c['equivalence']})"
@@ -259,7 +260,8 @@ def benchmark(tasks: list[str], seeds: list[int], seconds: float, out: Path | No
                   + f"; process {r['process_seconds']} s", file=sys.stderr, flush=True)
     summary = summarise(runs, gcc, tasks, suite)
     import platform
-    note = (f"{len(seeds)} seed(s) x {seconds:.0f} s, emulated, one process at a time; "
+    note = (f"{len(seeds)} seed(s) x {seconds:.0f} s, emulated, one process at a time"
+            + (f", run options {' '.join(extra)}" if extra else "") + "; "
             f"benchmark wall {time.perf_counter() - t0:.0f} s; load average at the end "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     meta = {"note": note, "gcc": gcc_version, "machine": f"{platform.machine()} {platform.python_version()}",
@@ -283,11 +285,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", help="comma-separated seeds (default 0-4, quick: 0)")
     ap.add_argument("--seconds", type=float, help="time limit per run (default 60, quick: 20)")
     ap.add_argument("--out", type=Path, help="output folder")
+    ap.add_argument("--run-options", default="", metavar="OPTIONS",
+                    help="more options for every `python -m evolve run`, e.g. '--no-peephole' (to measure what a "
+                         "search strategy buys)")
     args = ap.parse_args(argv)
     tasks = args.tasks.split(",") if args.tasks else list(load_suite().TASKS)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else ([0] if args.quick else [0, 1, 2, 3, 4])
     seconds = args.seconds or (20.0 if args.quick else 60.0)
-    summary, folder = benchmark(tasks, seeds, seconds, args.out)
+    summary, folder = benchmark(tasks, seeds, seconds, args.out, tuple(args.run_options.split()))
     print((folder / "search.md").read_text())
     return 0
 

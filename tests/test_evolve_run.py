@@ -239,6 +239,26 @@ def test_reads_entry_flags(isa, lines, expected):
     assert reads_entry_flags(assemble(lines, isa), get_isa(isa)) is expected
 
 
+@pytest.mark.parametrize("isa", ["arm64", "x86_64"])
+def test_flag_readers_by_genes_agree_with_the_static_check_on_code(isa):
+    """Check the vectorised flag-reader test (the genes' flag table) against the static check on
+    the machine code, over random genomes of every operation but raw words (which the table
+    cannot know)."""
+    import random
+    from core.isa import get_isa
+    from evolve.fitness import entry_flag_readers, reads_entry_flags
+    from evolve.genes import alphabet_for, genome_array
+    alphabet = alphabet_for(isa)
+    rng = random.Random(7)
+    weights = [0.0 if op.kind == "raw" else 1.0 for op in alphabet.ops]
+    genomes = [[alphabet.random_gene(rng, weights) for _ in range(rng.randint(1, 6))] for _ in range(600)]
+    genes, lengths = genome_array(genomes, 8)
+    fast = entry_flag_readers(genes[:, :, 0], lengths, alphabet.flag_table())
+    slow = np.array([reads_entry_flags(alphabet.encode(g), get_isa(isa)) for g in genomes])
+    assert 50 < slow.sum() < 550               # both kinds are there
+    assert (fast == slow).mean() > 0.99, [alphabet.render(g) for g, a, b in zip(genomes, fast, slow) if a != b][:3]
+
+
 def test_flag_dependent_genome_is_not_a_solution():
     """Check that an exact genome reading the entry flags is refused and penalised."""
     from evolve.config import RunConfig
@@ -256,6 +276,7 @@ def test_flag_dependent_genome_is_not_a_solution():
     engine._evaluate([cset])
     assert cset.exact == len(engine.train_y)           # fooled by the fixed flags
     cost = cset.fitness.values[0]
+    assert cost >= FLAG_PENALTY                        # charged at evaluation, by its genes
     engine._validate([cset])
     assert engine.solved is None
     assert cset.fitness.values[0] == pytest.approx(cost + FLAG_PENALTY)
@@ -354,3 +375,53 @@ def test_a_long_run_keeps_bounded_history_in_memory(tmp_path, monkeypatch):
     engine._prune_lineage(sorted(alive))          # (the run prunes when the records outnumber 8 x pop)
     oldest = min(rec[2] for uid, rec in engine.lineage.items() if uid not in alive)
     assert oldest >= 40 - E.LINEAGE_GENERATIONS - 1
+
+
+def test_restarts_start_a_fresh_population_and_resume_across_one(tmp_path):
+    """Check --restart-after: a stuck run restarts (a new population: restart-born genomes, the
+    count in the metrics), and stopping before a restart then resuming equals running at once."""
+    common = ["--task", "popcount", "--seed", "2", "--pop", "40", "--time-limit", "0", "--backend", "emulated",
+              "--restart-after", "3", "--optimize", "0"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run_cli(*common, "--generations", "18", "--out", str(whole)) == 0
+    lines = metrics(whole)
+    counts = [line["restarts"] for line in lines if "restarts" in line]
+    assert counts[-1] >= 2 and counts == sorted(counts)
+    first = counts.index(1)
+    assert run_cli(*common, "--generations", str(max(2, first - 1)), "--out", str(part)) == 0
+    assert run_cli("--resume", str(part), "--generations", "18") == 0
+    assert metrics(part) == lines
+    assert run_cli(*common[:-4], "--optimize", "0", "--generations", "18", "--out", str(tmp_path / "never")) == 0
+    assert all(line.get("restarts", 0) == 0 for line in metrics(tmp_path / "never"))
+
+
+def test_a_held_out_failure_joins_training_with_the_state_it_failed_under():
+    """Check that code right only for some values of a register it should not read (here x5's
+    low bit) fails training once held-out testing found it out: the failing cases join the
+    training set pinned to the registers they failed under, not under the batch's."""
+    from evolve.alphabets.arm64 import op_index
+    from evolve.config import RunConfig
+    from evolve.engine import build
+    from evolve.toolbox import new_individual
+    sub, and_, andm, orr = op_index("sub", "r2i12"), op_index("and", "r3"), op_index("and", "r2mask"), op_index("orr", "r3")
+    # x & (x - 1), then | (x5 & 1): wrong whenever x5 is odd (x5 is no argument: random per state)
+    genes = [(sub, 1, 0, 0, 1), (and_, 0, 0, 1, 0), (andm, 2, 5, 0, 0), (orr, 0, 0, 2, 0)]
+    for seed in range(40):
+        engine = build(RunConfig(task="clear_lowest", pop=8, generations=1, backend="emulated", n_train=16,
+                                 n_valid=200, seed=seed, n_regs=8))
+        try:
+            engine.start()
+            assert engine.alphabet.render(genes)[2:] == ["and x2, x5, #0x1", "orr x0, x0, x2"]
+            ind = new_individual(list(genes), 10_000)
+            engine._evaluate([ind])
+            if ind.exact != len(engine.train_y):
+                continue                                   # this batch's x5 is odd: try another
+            n_train = len(engine.train_y)
+            assert engine._validate([ind]) and engine.solved is None
+            assert len(engine.train_y) > n_train and len(engine.pinned_at) == len(engine.train_y) - n_train
+            engine._evaluate([ind])
+            assert ind.exact < len(engine.train_y)         # training now shows it
+            return
+        finally:
+            engine.evaluator.close()
+    pytest.fail("no seed gave an even x5 in 40 tries")
