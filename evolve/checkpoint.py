@@ -127,19 +127,8 @@ def encode(state: dict, brain: bytes | None) -> tuple[dict, dict[str, np.ndarray
            "restart": state.get("restart"), "enumerated": state.get("enumerated")}
     arrays = {f"rows/{k}": np.ascontiguousarray(v) for k, v in state["rows"].items()}
     arrays.update({k: np.ascontiguousarray(state[k]) for k in _CASES})
-    lineage = state.get("lineage", {})
-    ops = sorted({rec[1] for rec in lineage.values()})
-    index = {op: i for i, op in enumerate(ops)}
-    parents = np.full((len(lineage), 2), -1, np.int64)
-    for row, rec in enumerate(lineage.values()):
-        if len(rec[0]) > 2:
-            raise CheckpointError(f"a genome with {len(rec[0])} parents cannot be checkpointed")
-        parents[row, :len(rec[0])] = rec[0]
-    doc["lineage_ops"] = ops
-    arrays.update({"lineage/uid": np.fromiter(lineage, np.int64, len(lineage)), "lineage/parents": parents,
-                   "lineage/op": np.array([index[r[1]] for r in lineage.values()], np.int64),
-                   "lineage/gen": np.array([r[2] for r in lineage.values()], np.int64),
-                   "lineage/length": np.array([r[3] for r in lineage.values()], np.int64)})
+    doc["lineage_ops"], lineage_arrays = _lineage_to_arrays(state.get("lineage", {}))
+    arrays.update(lineage_arrays)
     arrays["validated_fail/genes"], arrays["validated_fail/length"] = _genomes_to_arrays(sorted(state["validated_fail"]))
     if state.get("pinned_states") is not None:
         arrays["pinned/at"] = np.asarray(state["pinned_at"], np.int64)
@@ -147,6 +136,33 @@ def encode(state: dict, brain: bytes | None) -> tuple[dict, dict[str, np.ndarray
     if brain is not None:
         arrays["brain"] = np.frombuffer(brain, np.uint8)
     return doc, arrays
+
+
+def _lineage_to_arrays(lineage) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(operator labels sorted, ``lineage/*`` arrays) of a lineage mapping (an
+    ``evolve.lineage.Lineage``'s columns as they are, a dict record by record)."""
+    if hasattr(lineage, "columns"):
+        cols = lineage.columns()
+        used = np.unique(cols["op"])
+        labels = [lineage.ops[k] for k in used.tolist()]
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        rank = np.empty(len(labels), np.int64)
+        rank[order] = np.arange(len(labels))
+        return [labels[k] for k in order], {
+            "lineage/uid": cols["uid"].copy(), "lineage/parents": np.stack([cols["p0"], cols["p1"]], axis=1),
+            "lineage/op": rank[np.searchsorted(used, cols["op"])], "lineage/gen": cols["gen"].copy(),
+            "lineage/length": cols["length"].copy()}
+    ops = sorted({rec[1] for rec in lineage.values()})
+    index = {op: i for i, op in enumerate(ops)}
+    parents = np.full((len(lineage), 2), -1, np.int64)
+    for row, rec in enumerate(lineage.values()):
+        if len(rec[0]) > 2:
+            raise CheckpointError(f"a genome with {len(rec[0])} parents cannot be checkpointed")
+        parents[row, :len(rec[0])] = rec[0]
+    return ops, {"lineage/uid": np.fromiter(lineage, np.int64, len(lineage)), "lineage/parents": parents,
+                 "lineage/op": np.array([index[r[1]] for r in lineage.values()], np.int64),
+                 "lineage/gen": np.array([r[2] for r in lineage.values()], np.int64),
+                 "lineage/length": np.array([r[3] for r in lineage.values()], np.int64)}
 
 
 def decode(doc: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, bytes | None]:

@@ -5,8 +5,10 @@ One explicit loop (as DEAP's ``eaSimple`` is), owning checkpoints. Per generatio
 1. parents are selected (tournament or lexicase); each offspring is a crossover and/or a
    mutation whose new genes are drawn with the brain's gene-pattern weights;
 2. every offspring that is not a copy of its first parent is evaluated in one batch through the
-   executor; each becomes an EXEC node (prior: its parents' success and threshold), the seed's
-   rule sees every execution, and the genes the offspring introduced are credited with them;
+   executor; the seed's rule sees every execution (starting from its parents' mean success and
+   threshold), in the offspring's rows, and the genes the offspring introduced are credited with
+   them. Offspring that live on (the next population, the hall of fame, the solution) become
+   EXEC nodes, starting from exactly the state their rows hold; the others never cost a node;
 3. genomes exact on every training case are tested on the held-out set (every case under its
    own random registers and scratch), then proven (:mod:`evolve.verify`); a failing case or a
    proof's counterexample joins the training set (an independence counterexample with its
@@ -37,14 +39,15 @@ from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import enumeration
 from evolve import fitness as fit
-from evolve import restarts
+from evolve import nodes, restarts
 from evolve import tasks as T
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
 from evolve.evaluate import Evaluator
 from evolve.genes import Alphabet, alphabet_for, upgrade_state
-from evolve.operators import op_names
+from evolve.lineage import Lineage
+from evolve.operators import op_index, op_labels
 from evolve.population import EVALUATION, FreshGenes, Rows
 from evolve.toolbox import hall_of_fame, logbook, make_toolbox, new_individual
 
@@ -91,7 +94,7 @@ class Engine:
         self.pinned_at = np.zeros(0, np.int64)     # training cases that carry their own entry state,
         self.pinned_states: CaseStates | None = None   # and those states (row k: case pinned_at[k])
         self.validated_fail: set = set()
-        self.lineage: dict = {}     # uid -> (parents, operator, generation, length)
+        self.lineage = Lineage()    # uid -> (parents, operator, generation, length), as arrays
         # restarts (cfg.restart_after): the best correctness seen, generations since it last grew
         self.restart = restarts.fresh_state()
         # the one- and two-instruction programs, a share each generation (cfg.enumerate; arm64)
@@ -121,7 +124,7 @@ class Engine:
         self.valid_y = self.task.expected(self.valid_x)
         t0 = time.perf_counter()
         genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
-        uids = self._register(lengths, [()] * len(lengths), ["init"] * len(lengths))
+        uids = self._register(lengths, None, "init")
         rows = Rows.new(genes, lengths, uids, len(self.train_y))
         fresh = self._all_fresh(rows)
         batch = self._evaluate_rows(rows, fresh=fresh)
@@ -130,29 +133,29 @@ class Engine:
         self._after_generation(len(rows), t0, batch)
         _settle()
 
-    def _register(self, lengths: np.ndarray, parents: list, ops: list) -> np.ndarray:
-        """New uids for genomes born now, with their lineage records."""
+    def _register(self, lengths: np.ndarray, parents, ops) -> np.ndarray:
+        """New uids for genomes born now, with their lineage records: ``parents`` int64 [n, 2]
+        uids (-1: none; None: no parents; or a list of parent tuples), ``ops`` one operator
+        label for all (str), each one's code (``Lineage.codes``) or a list of labels."""
+        n = len(lengths)
         first = self.uid + 1
-        self.uid += len(lengths)
-        lineage, gen = self.lineage, self.gen
-        for uid, p, op, n in zip(range(first, self.uid + 1), parents, ops, lengths.tolist()):
-            lineage[uid] = (p, op, gen, n)
+        self.uid += n
+        if parents is None or isinstance(parents, list):
+            listed, parents = parents, np.full((n, 2), -1, np.int64)
+            for i, p in enumerate(listed or ()):
+                parents[i, :len(p)] = p
+        if isinstance(ops, str):
+            ops = np.repeat(self.lineage.codes([ops]), n)
+        elif isinstance(ops, list):
+            ops = self.lineage.codes(ops)
+        self.lineage.add(first, parents, ops, self.gen, lengths)
         return np.arange(first, self.uid + 1, dtype=np.int64)
 
     def _prune_lineage(self, alive_uids) -> None:
         """Keep only the records of living genomes and their ancestors born in the last
         ``LINEAGE_GENERATIONS`` generations: every living genome's whole ancestry would grow with
         the run (memory and checkpoints of a long run), and ``ancestry`` reports the nearest."""
-        horizon = self.gen - LINEAGE_GENERATIONS
-        alive = set(alive_uids)
-        keep, todo = set(), list(alive)
-        while todo:
-            uid = todo.pop()
-            if uid in keep or uid not in self.lineage or (self.lineage[uid][2] < horizon and uid not in alive):
-                continue
-            keep.add(uid)
-            todo.extend(self.lineage[uid][0])
-        self.lineage = {uid: rec for uid, rec in self.lineage.items() if uid in keep}
+        self.lineage.prune(np.asarray(list(alive_uids), np.int64), self.gen - LINEAGE_GENERATIONS)
 
     def ancestry(self, ind, limit: int = 200) -> list[dict]:
         """``ind`` and its recorded ancestors, nearest first: uid, parents, operator, generation
@@ -176,24 +179,27 @@ class Engine:
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or self.gen == 0:
             return np.cumsum(base)[None, :]
-        weights, pairs = self.brain.gene_patterns.context_table(self.alphabet.n_genes)
-        return np.cumsum(base * weights, axis=1), pairs
+        return self.brain.gene_patterns.draw_table(base)     # = cumsum(base * context_table)
 
     # ----------------------------------------------------------------- evaluation
-    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None) -> dict:
+    def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None,
+                       codes=None) -> dict:
         """Evaluate rows ``idx`` (default: all) in one batch, writing cost, errors, exact,
-        crashed, node and prior; returns the batch's outcome counts.
+        crashed, prior and tally (node: -1); returns the batch's outcome counts.
 
-        Each genome becomes an EXEC node starting from its row's prior (nan: the brain's
-        initial values), and the seed's rule sees every execution. ``fresh`` credits the genes
-        each genome introduced (:meth:`_observe_fresh_genes`); None: nothing is credited."""
+        The seed's rule sees every execution, starting from each row's prior (nan: the brain's
+        initial values), on the rows' arrays: a row becomes an EXEC node only when it lives on
+        (``evolve.nodes``). ``fresh`` credits the genes each genome introduced
+        (:meth:`_observe_fresh_genes`); None: nothing is credited. ``codes``: the rows' machine
+        code if the caller has it (one ``core.codes.Codes`` buffer)."""
         idx = np.arange(len(rows)) if idx is None else np.asarray(idx, np.int64)
         if idx.size == 0:
             return {"cases": 0, "crashed": 0, "outcomes": [0] * N_OUTCOMES}
         n_cases = len(self.train_y)
         if rows.errors.shape[1] != n_cases:
             rows.errors = np.zeros((len(rows), n_cases), np.uint8)
-        codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
+        if codes is None:
+            codes = self.alphabet.encode_array(rows.genes[idx], rows.length[idx])
         outputs, outcomes = self.evaluator.run_pinned(codes, self.train_x, self._exec_seed(), self.pinned_at,
                                                       self.pinned_states)
         errors = fit.case_errors(outputs, outcomes, self.train_y)
@@ -203,15 +209,13 @@ class Engine:
             p = self.brain.params
             prior = rows.prior[idx]
             prior = np.where(np.isnan(prior), [p.initial_success, p.initial_threshold], prior)
-            ids = self.brain.add_exec_nodes(codes, success_rate=prior[:, 0], threshold_ratio=prior[:, 1])
-            self.brain.reinforce(ids, outcomes, link=False)
-            stats = self.brain.node_stats(ids)
-            thresholds = stats["threshold_ratio"]
+            success, thresholds, tally = self.brain.reinforce_stats(prior[:, 0], prior[:, 1], outcomes)
             if fresh is not None:
                 self._observe_fresh_genes(fresh, outcomes, crashed)
-            rows.node[idx] = ids
-            rows.prior[idx, 0] = stats["success_rate"]
+            rows.node[idx] = -1          # a new state: a node again only if the row lives on
+            rows.prior[idx, 0] = success
             rows.prior[idx, 1] = thresholds
+            rows.tally[idx] = tally
         rows.cost[idx] = fit.costs(errors, thresholds, rows.length[idx], self.cfg.max_len, self.weights)
         # code that reads the entry flags can never be a solution (see _validate), but the backends'
         # fixed entry flags let it look exact: charged here, every genome, not only the exact ones
@@ -278,10 +282,9 @@ class Engine:
         picks = np.asarray(tb.select(pop, cfg.pop), np.int64)
         off = tb.vary(pop.genes, pop.length, picks, self._draw_table())
         second = off.second
-        uid = pop.uid.tolist()
-        parents = [(uid[a],) if b < 0 else (uid[a], uid[b]) for a, b in zip(picks.tolist(), second.tolist())]
-        kids = Rows.new(off.genes, off.length, self._register(off.length, parents, op_names(off.cx, off.mut)),
-                        len(self.train_y))
+        parents = np.stack([pop.uid[picks], np.where(second >= 0, pop.uid[np.maximum(second, 0)], -1)], axis=1)
+        ops = self.lineage.codes(op_labels())[op_index(off.cx, off.mut)]
+        kids = Rows.new(off.genes, off.length, self._register(off.length, parents, ops), len(self.train_y))
         # a child equal to its first parent inherits its evaluation; the others are evaluated
         inherit = off.same & ~np.isnan(pop.cost[picks])
         for name in EVALUATION:
@@ -293,10 +296,12 @@ class Engine:
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
         fresh = FreshGenes(*kids.gene_tokens(todo, off.fresh[todo]), parent_crashed[todo])
-        batch = self._evaluate_rows(kids, todo, fresh)
+        codes = self.alphabet.encode_array(kids.genes[todo], kids.length[todo])
+        batch = self._evaluate_rows(kids, todo, fresh, codes)
         self._validate_rows(kids)
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
+        nodes.materialize_survivors(self, kids, best, todo, codes)   # those that live on: EXEC nodes
         self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
         if restarts.stagnant(self):
             batch = restarts.restart(self, batch)
@@ -317,6 +322,7 @@ class Engine:
             return
         cands = rows.individuals(idx, self.lineage)
         grew = self._validate(cands, rows if rows is not self.rows else None, candidates_in_rows=True)
+        nodes.materialize_solution(self, rows)
         if not grew:
             for i, ind in zip(idx.tolist(), cands):
                 rows.cost[i] = ind.fitness.values[0]     # a flag penalty, if any
@@ -418,7 +424,9 @@ class Engine:
     def _update_hof(self) -> None:
         """DEAP's ``HallOfFame.update`` with the population, given only the rows that can change
         its outcome: those cheaper than its worst member, one per distinct genome, none beyond
-        the ``maxsize``-th cost (such a row would be evicted again)."""
+        the ``maxsize``-th cost (such a row would be evicted again). Rows without an EXEC node
+        get theirs first (``evolve.nodes.materialize_population``)."""
+        nodes.materialize_population(self)
         rows, costs = self.rows, self.rows.cost
         if len(self.hof) == self.hof.maxsize:
             entrants = np.flatnonzero(costs < self.hof[-1].fitness.values[0])
@@ -468,9 +476,9 @@ class Engine:
             "solved": self.solved is not None, "restarts": self.restart["count"],
         }
         if self.brain is not None:
-            gp = self.brain.gene_patterns.stats()
-            ratio = np.asarray(gp.get("threshold_ratio", np.zeros(0)))
-            line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(self.brain.gene_patterns)),
+            gp = self.brain.gene_patterns          # live patterns' ratios only (not stats(): every column)
+            ratio = gp.threshold_ratio[gp.length > 0]
+            line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(gp)),
                              "suppressed_patterns": int((ratio > 1.0).sum()),
                              "mean_pattern_threshold_ratio": float(ratio.mean()) if ratio.size else None,
                              "crashes_handled": int(self.brain.crashes_handled)}
@@ -510,7 +518,7 @@ class Engine:
         if not genomes:
             return []
         lengths = np.fromiter(map(len, genomes), np.int64, len(genomes))
-        uids = self._register(lengths, [()] * len(genomes), [origin] * len(genomes)).tolist()
+        uids = self._register(lengths, None, origin).tolist()
         newcomers = [new_individual(genes, uid, (), origin) for genes, uid in zip(genomes, uids)]
         for ind in newcomers:
             ind.fresh = []           # not this island's variation: its genes earn no credit here
@@ -560,7 +568,7 @@ class Engine:
         self.metrics = list(metrics or [])
         for line in self.metrics[-LOGBOOK_KEPT:]:
             self._log(line)
-        self.lineage = state.get("lineage", {})
+        self.lineage = Lineage(state.get("lineage", {}))
         self.wall = state.get("wall", self.elapsed)        # checkpoints before the wall clock: evolution time
         self.clock = time.perf_counter()
         recorded = state.get("verification")

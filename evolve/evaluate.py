@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.codes import Codes
 from core.executors import open_executor
 from core.executors.batch_state import CaseStates
 
@@ -47,11 +48,12 @@ class Evaluator:
             states: CaseStates | None = None) -> tuple[np.ndarray, np.ndarray]:
         """outputs uint64 [n, n_cases], outcomes uint8 [n, n_cases]; ``states``: one entry
         state per case instead of the seed's (``Executor.run``)."""
+        codes = codes if isinstance(codes, Codes) else list(codes)   # one buffer stays one
         if self._pool is None or len(codes) < 2 * self.workers:
-            res = self._executor.run(list(codes), inputs, seed=seed, states=states)
+            res = self._executor.run(codes, inputs, seed=seed, states=states)
             return res.outputs, res.outcomes
         bounds = np.linspace(0, len(codes), self.workers + 1).astype(int)
-        parts = self._pool.map(_worker_run, [(list(codes[a:b]), inputs, seed, states)
+        parts = self._pool.map(_worker_run, [(codes[a:b], inputs, seed, states)
                                              for a, b in zip(bounds[:-1], bounds[1:])])
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

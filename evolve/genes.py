@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.codes import Codes
 from core.isa import Isa, get_isa
 from evolve.alphabets import BY_ISA
 from evolve.alphabets.base import Gene, IsaGenes, Op
@@ -117,13 +118,15 @@ class Alphabet:
             return b""
         return self.encode_many([genome])[0]
 
-    def encode_many(self, genomes: Sequence[Sequence[Gene]]) -> list[bytes]:
-        """Machine code of each genome."""
+    def encode_many(self, genomes: Sequence[Sequence[Gene]]) -> Sequence[bytes]:
+        """Machine code of each genome (arm64: a ``core.codes.Codes``, one buffer)."""
         return self.isa_genes.encode_many(genomes, self.regs, self.scratch_slots)
 
-    def encode_array(self, genes: np.ndarray, lengths: np.ndarray) -> list[bytes]:
-        """Machine code of genomes given as ``genes`` int64 [n, L, 5] (row k: ``genes[k, :lengths[k]]``)."""
-        return self.isa_genes.encode_array(genes, np.asarray(lengths, np.int64), self.regs, self.scratch_slots)
+    def encode_array(self, genes: np.ndarray, lengths: np.ndarray) -> Sequence[bytes]:
+        """Machine code of genomes given as ``genes`` int64 [n, L, 5] (row k: ``genes[k, :lengths[k]]``);
+        one ``core.codes.Codes`` buffer, which executors and the brain take without splitting it."""
+        return Codes.from_list(self.isa_genes.encode_array(genes, np.asarray(lengths, np.int64), self.regs,
+                                                           self.scratch_slots))
 
 
 def upgrade_state(state: dict, alphabet: Alphabet) -> dict:

@@ -118,12 +118,16 @@ def split_table(table) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(cum, np.float64), np.ascontiguousarray(pairs, np.int64)
 
 
-def op_names(cx: np.ndarray, mut: np.ndarray) -> list[str]:
-    """Lineage labels (``cx_two_point+mut_tweak``) of a batch of offspring."""
+def op_labels() -> list[str]:
+    """Every lineage label (``cx_two_point+mut_tweak``), in :func:`op_index`'s order."""
     cx_names = [[]] + [[f"cx_{n}"] for n in CROSSOVERS]
     mut_names = [[]] + [[f"mut_{n}"] for n in MUTATIONS]
-    table = np.array(["+".join(c + m) for c in cx_names for m in mut_names], dtype=object)
-    return table[(np.asarray(cx) + 1) * len(mut_names) + np.asarray(mut) + 1].tolist()
+    return ["+".join(c + m) for c in cx_names for m in mut_names]
+
+
+def op_index(cx: np.ndarray, mut: np.ndarray) -> np.ndarray:
+    """Each offspring's label as an index into :func:`op_labels` (int64 [n])."""
+    return (np.asarray(cx, np.int64) + 1) * (len(MUTATIONS) + 1) + np.asarray(mut, np.int64) + 1
 
 
 # ----------------------------------------------------------------------------- kernels

@@ -13,12 +13,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from core.outcome import N_OUTCOMES
 from evolve.genes import genome_array
 from evolve.toolbox import Individual, new_individual
 
 
 #: the columns an evaluation writes (a child identical to its parent copies them)
-EVALUATION = ("cost", "errors", "exact", "crashed", "node", "prior")
+EVALUATION = ("cost", "errors", "exact", "crashed", "node", "prior", "tally")
 
 
 class GeneTokens(NamedTuple):
@@ -48,15 +49,23 @@ class Rows:
     errors: np.ndarray    #: [n, n_cases] wrong bits per training case
     exact: np.ndarray     #: int64 [n]: training cases exactly right
     crashed: np.ndarray   #: bool [n]: some case did not end OK
-    node: np.ndarray      #: int64 [n]: the brain's EXEC node (-1: none)
+    node: np.ndarray      #: int64 [n]: the brain's EXEC node (-1: none, or not yet: see below)
     prior: np.ndarray     #: float64 [n, 2]: EXEC node success rate, threshold (nan: none yet)
+    #: int64 [n, N_OUTCOMES]: the node's executions per outcome class. An evaluated genome's
+    #: rule state (``prior``, ``tally``) lives here until it becomes an EXEC node (when it
+    #: lives on: ``Engine._materialize``), which then starts from exactly these values
+    tally: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.tally is None:          # checkpoints before the column: no executions counted
+            self.tally = np.zeros((len(self.length), N_OUTCOMES), np.int64)
 
     @classmethod
     def new(cls, genes: np.ndarray, length: np.ndarray, uid: np.ndarray, n_cases: int) -> "Rows":
         n = len(length)
         return cls(genes, np.asarray(length, np.int64), np.asarray(uid, np.int64), np.full(n, np.nan),
                    np.zeros((n, n_cases), np.uint8), np.zeros(n, np.int64), np.zeros(n, bool),
-                   np.full(n, -1, np.int64), np.full((n, 2), np.nan))
+                   np.full(n, -1, np.int64), np.full((n, 2), np.nan), np.zeros((n, N_OUTCOMES), np.int64))
 
     @classmethod
     def from_individuals(cls, inds: list, width: int, n_cases: int) -> "Rows":

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Evolution benchmarks (issue 4): end-to-end evaluations/s, and the brain ablation.
+"""Evolution benchmarks (issue 4, 15): end-to-end evaluations/s, where they go, the brain ablation.
 
 ``run_evolve_benchmarks(quick)`` returns rows for ``scripts/bench.py``:
 
 * evaluations/s of the engine (population 1000, genomes of up to 16 instructions, 64 cases,
   emulated, one core) against plain DEAP evaluating one genome at a time with one ``emu_start``
   per case, measured in the same run;
+* the same loop natively on x86-64 (sandbox worker), where the host can;
+* a profile of a generation: CPU microseconds per evaluated genome by part (selection,
+  variation, executor tiers, brain, book-keeping; :func:`profile_rows`), which
+  ``python scripts/bench_evolve.py --profile N --against TREE`` also measures for another
+  checkout (e.g. main's worktree: a "before" figure in the same run);
 * brain vs ``--no-brain`` over several seeds and built-in tasks: offspring crash rate and
   evaluations to a validated solution.
 """
@@ -16,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# ``--root TREE``: profile another checkout (e.g. main's, for a "before" figure in the same run)
+ROOT = Path(sys.argv[sys.argv.index("--root") + 1]).resolve() if "--root" in sys.argv[:-1] \
+    else Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -77,11 +84,11 @@ def _plain_deap_rate(n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _engine_rate(generations: int) -> dict:
+def _engine_rate(generations: int, isa: str = "arm64", backend: str = "emulated") -> dict:
     """The engine as ``python -m evolve run`` drives it: start-up (cases, first population and
-    its evaluation) then ``generations`` generations, on one core, emulated arm64."""
-    cfg = RunConfig(task="avg", pop=1000, generations=generations, time_limit=None, init_len=16,
-                    backend="emulated", seed=0, stop_when_solved=False)
+    its evaluation) then ``generations`` generations, on one core (emulated arm64 by default)."""
+    cfg = RunConfig(task="avg", pop=1000, generations=generations, time_limit=None, init_len=16, isa=isa,
+                    backend=backend, seed=0, stop_when_solved=False)
     engine = build(cfg)
     t0 = time.perf_counter()
     engine.start()
@@ -93,6 +100,112 @@ def _engine_rate(generations: int) -> dict:
     engine.evaluator.close()
     return {"end_to_end": engine.evaluations / (t2 - t0), "steady": (engine.evaluations - first) / (t2 - t1),
             "mean_len": float(engine.rows.length.mean()), "generations": generations}
+
+
+#: (label, module, owner, function): what the profile times; each part's time excludes the
+#: parts it calls, so the parts add up to the generation. Absent functions (another tree) are skipped.
+PARTS = (
+    ("gene draw table (brain patterns)", "evolve.engine", "Engine", "_draw_table"),
+    ("lineage records", "evolve.engine", "Engine", "_register"),
+    ("encoding", "evolve.genes", "Alphabet", "encode_array"),
+    ("executor: interpreter", "core.executors.tiered", None, "interpret"),
+    ("executor: Unicorn triage", "core.executors.tiered", "TieredExecutor", "_lanes"),
+    ("executor: Unicorn fast lane", "core.executors.unicorn.engine", "UnicornEngine", "run_fast"),
+    ("executor: Unicorn slow lane", "core.executors.unicorn.engine", "UnicornEngine", "run_slow"),
+    ("executor: other", "core.executors.tiered", "TieredExecutor", "run"),
+    ("fitness", "evolve.fitness", None, "case_errors"),
+    ("fitness", "evolve.fitness", None, "costs"),
+    ("brain: the rule", "core.brain.graph", "Brain", "reinforce"),
+    ("brain: the rule", "core.brain.graph", "Brain", "reinforce_stats"),
+    ("brain: the rule", "core.brain.graph", "Brain", "node_stats"),
+    ("brain: gene patterns", "evolve.engine", "Engine", "_observe_fresh_genes"),
+    ("brain: add EXEC nodes", "core.brain.graph", "Brain", "add_exec_nodes"),
+    ("brain: remove EXEC nodes", "core.brain.graph", "Brain", "remove_exec_nodes"),
+    ("validation", "evolve.engine", "Engine", "_validate_rows"),
+    ("hall of fame", "evolve.engine", "Engine", "_update_hof"),
+    ("generation end (metrics, clean-up)", "evolve.engine", "Engine", "_after_generation"),
+    ("generation (the rest: rows, copies)", "evolve.engine", "Engine", "step"),
+)
+
+
+def profile_generations(generations: int, seed: int = 0) -> dict:
+    """Seconds per part (:data:`PARTS`) over ``generations`` generations after the first
+    population and two more, pop 1000, 64 cases, emulated arm64, one core; ``{"parts", "evaluations",
+    "seconds", "wall"}``. Timers wrap the functions (~1 us a call, a few dozen calls a generation)
+    and read the thread's CPU clock, which other jobs on a shared machine inflate far less than
+    the wall clock (``wall``: the generations' wall seconds)."""
+    import importlib
+
+    totals: dict[str, float] = {}
+    stack: list[list[float]] = []       # per active timer: [time of its children]
+
+    def timed(label, fn):
+        def wrapper(*args, **kw):
+            stack.append([0.0])
+            t0 = time.thread_time()
+            try:
+                return fn(*args, **kw)
+            finally:
+                dt = time.thread_time() - t0
+                children = stack.pop()[0]
+                totals[label] = totals.get(label, 0.0) + dt - children
+                if stack:
+                    stack[-1][0] += dt
+        return wrapper
+
+    cfg = RunConfig(task="avg", pop=1000, generations=generations, time_limit=None, init_len=16,
+                    backend="emulated", seed=seed, stop_when_solved=False)
+    engine = build(cfg)
+    engine.start()
+    for _ in range(2):        # warm-up: kernels a tree has not compiled yet (its Numba cache)
+        engine.step()
+    undo = []
+    for label, module, owner, name in PARTS:
+        mod = importlib.import_module(module)
+        obj = getattr(mod, owner) if owner else mod
+        if name in vars(obj):
+            undo.append((obj, name, vars(obj)[name]))
+            setattr(obj, name, timed(label, vars(obj)[name]))
+    # the toolbox's select/vary are set on the instance (DEAP registers partials)
+    for name, label in (("select", "selection"), ("vary", "variation")):
+        setattr(engine.toolbox, name, timed(label, getattr(engine.toolbox, name)))
+    try:
+        n0, t0, w0 = engine.evaluations, time.thread_time(), time.perf_counter()
+        for _ in range(generations):
+            engine.step()
+        seconds, wall = time.thread_time() - t0, time.perf_counter() - w0
+    finally:
+        for obj, name, fn in undo:
+            setattr(obj, name, fn)
+        engine.evaluator.close()
+    return {"parts": totals, "evaluations": engine.evaluations - n0, "seconds": seconds, "wall": wall}
+
+
+def profile_rows(generations: int, other: str | None = None) -> list[dict]:
+    """The profile as bench rows (microseconds per evaluated genome, the biggest parts first);
+    with ``other`` (a checkout, e.g. main's worktree) its profile too, measured in this run."""
+    import json
+    import subprocess
+
+    runs = [("", profile_generations(generations))]
+    if other:
+        out = subprocess.run([sys.executable, __file__, "--profile-json", str(generations), "--root", other],
+                             check=True, capture_output=True, text=True).stdout
+        runs.append((f" [{Path(other).name}]", json.loads(out.strip().splitlines()[-1])))
+    rows = []
+    for tag, prof in runs:
+        n = prof["evaluations"]
+        rate = n / prof["seconds"]
+        rows.append({"name": f"evolve profile{tag}: generations timed (CPU)", "value": rate, "unit": "evals/s",
+                     "baseline": None, "ratio": None,
+                     "notes": f"{generations} generations after the third, {n} evaluations, "
+                              f"{1e6 * prof['seconds'] / n:.2f} us CPU per genome in all (timers included); "
+                              f"wall {n / prof['wall']:,.0f} evals/s"})
+        for label, sec in sorted(prof["parts"].items(), key=lambda kv: -kv[1]):
+            rows.append({"name": f"evolve profile{tag}: {label}", "value": 1e6 * sec / n, "unit": "us CPU/genome",
+                         "baseline": None, "ratio": None,
+                         "notes": f"{100 * sec / prof['seconds']:.1f}% of the generation time"})
+    return rows
 
 
 def _ablation(tasks, seeds, time_limit: float, generations: int = 400) -> list[dict]:
@@ -146,11 +259,29 @@ def run_evolve_benchmarks(quick: bool) -> list[dict]:
             {"name": f"evolve evaluations/s with the process start-up, over {eng['generations']} generations",
              "value": eng["end_to_end"], "unit": "evals/s", "baseline": plain, "ratio": eng["end_to_end"] / plain,
              "notes": note + "; start-up: cases, first population, Numba loading its cached kernels (~1 s)"}]
+    from core.executors import native_available
+    from core.isa import get_isa
+    if native_available(get_isa("x86_64")):
+        nat = _engine_rate(4 if quick else 30, "x86_64", "native")
+        rows.append({"name": "evolve evaluations/s natively, x86-64 (pop 1000, 64 cases, 1 worker)",
+                     "value": nat["steady"], "unit": "evals/s", "baseline": eng["steady"],
+                     "ratio": nat["steady"] / eng["steady"],
+                     "notes": f"mean genome length {nat['mean_len']:.1f}; baseline: the emulated arm64 loop above"})
+    # where a generation's time per genome goes (issue 15): this tree's profile
+    rows += profile_rows(4 if quick else 10)
     tasks = ("clear_lowest", "max") if quick else ("clear_lowest", "max", "isolate_lowest", "propagate_lowest")
     seeds = range(2) if quick else range(4)
     return rows + _ablation(tasks, seeds, 20.0 if quick else 45.0)
 
 
 if __name__ == "__main__":
-    for row in run_evolve_benchmarks("--quick" in sys.argv):
-        print(row)
+    if "--profile-json" in sys.argv:          # one profile as JSON (profile_rows runs this for --root)
+        import json
+        print(json.dumps(profile_generations(int(sys.argv[sys.argv.index("--profile-json") + 1]))))
+    elif "--profile" in sys.argv:             # the profile rows alone; --against TREE: that tree's too
+        other = sys.argv[sys.argv.index("--against") + 1] if "--against" in sys.argv[:-1] else None
+        for row in profile_rows(int(sys.argv[sys.argv.index("--profile") + 1]), other):
+            print(f"{row['name']:<60} {row['value']:>10,.2f} {row['unit']:<10} {row['notes']}")
+    else:
+        for row in run_evolve_benchmarks("--quick" in sys.argv):
+            print(row)

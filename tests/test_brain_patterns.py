@@ -223,3 +223,22 @@ def test_context_table_equals_guide_weights_for_every_context():
     assert got.shape == want.shape == (1 + n + n * n, n)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert (got < 1).sum() > 50      # the test is not comparing all-ones tables
+
+
+def test_draw_table_is_the_cumulative_context_table_bit_for_bit():
+    """Check that draw_table equals numpy's cumsum(base * context_table) exactly, pair rows included."""
+    rng = np.random.default_rng(4)
+    n = 15
+    table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))
+    seqs = [rng.integers(0, n, rng.integers(1, 5)).tolist() for _ in range(300)]
+    outcomes = rng.integers(0, 3, (300, 5)).astype(np.uint8)
+    tokens = np.concatenate([np.asarray(s, np.int64) for s in seqs])
+    ptr = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
+    mptr, mslots = table.scan_sequences((tokens, ptr), True)
+    table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
+    base = rng.random(n) + 0.01
+    weights, pairs = table.context_table(n)
+    cum, pairs2 = table.draw_table(base)
+    assert len(pairs) > 0 and (weights < 1).sum() > 50
+    np.testing.assert_array_equal(pairs, pairs2)
+    np.testing.assert_array_equal(cum, np.cumsum(base * weights, axis=1))

@@ -15,13 +15,18 @@ One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve
 
 The evolution engine's calls::
 
-    ids = brain.add_exec_nodes(codes)                  # a genome = an EXEC node
-    brain.reinforce(ids, res.outcomes)                 # rule per execution, vectorised
+    s, t, counts = brain.reinforce_stats(s0, t0, res.outcomes)   # the rule per execution on an
+                                                       # offspring batch's own arrays (fitness: t)
+    ids = brain.add_exec_nodes(codes, success_rate=s, threshold_ratio=t, outcomes=counts)
+                                                       # those that live on become EXEC nodes, in
+                                                       # the state they would have had all along
+    brain.reinforce(ids, res.outcomes)                 # (nodes: rule per execution, vectorised)
     brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
     brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
     brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
-    brain.gene_patterns.context_table(n_genes)         # mutation's gene weights after every
-                                                       # context of <= 2 genes (per generation)
+    brain.gene_patterns.draw_table(base_weights)       # mutation's cumulative gene weights after
+                                                       # every context of <= 2 genes (per generation;
+                                                       # context_table: the weights themselves)
     brain.merge_patterns(other_brain)                  # islands exchanging statistics
     brain.remove_exec_nodes(dead_ids); brain.compact_code()
 """

@@ -27,6 +27,7 @@ from core.brain.state import (EXEC, EXEC_ARRAYS, ERROR_PORT, FREE, INNER, N_PORT
                               compact_blob, csr_from_edges, drop_edges_of, edge_lists, grow,
                               packed_offsets, write_codes)
 from core.brain.verdicts import count_matrix, ok_crash_counts, outcome_matrix
+from core.codes import Codes
 from core.outcome import N_OUTCOMES, Outcome
 
 __all__ = ["Brain", "N_PORTS", "FREE", "PORT", "INNER", "EXEC", "ERROR_PORT", "NEGATIVE_PORT"]
@@ -156,13 +157,15 @@ class Brain:
     def add_exec_nodes(self, codes: Sequence[bytes], node_ids: Sequence[int] | None = None,
                        offsets: Sequence[int] | None = None,
                        success_rate: float | Sequence[float] | None = None,
-                       threshold_ratio: float | Sequence[float] | None = None) -> np.ndarray:
+                       threshold_ratio: float | Sequence[float] | None = None,
+                       outcomes: np.ndarray | None = None) -> np.ndarray:
         """Register many EXEC nodes at once; returns their node ids (int64 [n]).
 
         Parameters
         ----------
-        codes : list of bytes
-            Function bodies (the executor appends the return), stored in the code blob.
+        codes : list of bytes, or a ``core.codes.Codes``
+            Function bodies (the executor appends the return), stored in the code blob (a
+            ``Codes`` buffer goes in whole).
         node_ids : optional
             Ids to use (>= 256, not ports or EXEC nodes); default: FREE nodes (lowest ids
             first), then new nodes at the end.
@@ -171,8 +174,12 @@ class Brain:
             code. Default: appended after the blob's end, 8-byte aligned.
         success_rate, threshold_ratio : optional scalars or per-node values
             Defaults ``params.initial_success`` and ``params.initial_threshold``.
+        outcomes : optional int [n, N_OUTCOMES]
+            Executions per outcome class the nodes start with (executions: their sum), e.g.
+            statistics kept outside the brain by :meth:`reinforce_stats`; default none.
         """
-        codes = [bytes(c) for c in codes]
+        if not isinstance(codes, Codes):
+            codes = [bytes(c) for c in codes]
         n = len(codes)
         if node_ids is None:  # reuse freed nodes first: genome churn must not grow the graph
             free = np.flatnonzero(self.kind[N_PORTS:] == FREE)[:n] + N_PORTS
@@ -186,7 +193,9 @@ class Brain:
         self._ensure_nodes(int(ids.max()) + 1 if n else 0)
         if n and np.any(self.kind[ids] == EXEC):
             raise ValueError(f"nodes {ids[self.kind[ids] == EXEC].tolist()} are already EXEC")
-        lengths = np.array([len(c) for c in codes], np.int64)
+        lengths = codes.lengths if isinstance(codes, Codes) else np.array([len(c) for c in codes], np.int64)
+        if outcomes is not None:
+            outcomes = count_matrix(outcomes, n)
         if offsets is None:
             offs = packed_offsets(len(self.code_blob), lengths)
         else:
@@ -208,8 +217,8 @@ class Brain:
         self.success_rate[slots] = p.initial_success if success_rate is None else success_rate
         self.threshold_ratio[slots] = (p.initial_threshold if threshold_ratio is None
                                       else threshold_ratio)
-        self.exec_runs[slots] = 0
-        self.exec_outcomes[slots] = 0
+        self.exec_runs[slots] = 0 if outcomes is None else outcomes.sum(axis=1)
+        self.exec_outcomes[slots] = 0 if outcomes is None else outcomes
         self.exec_result[slots] = 0
         self.kind[ids] = EXEC
         self.exec_slot[ids] = slots
@@ -377,6 +386,38 @@ class Brain:
         ok_frac = (out == Outcome.OK).mean(axis=1) if out.shape[1] else np.zeros(slots.size)
         self._after_verdict(slots, ok_frac, crashes, link and out.shape[1] > 0)
         return crashes
+
+    def reinforce_stats(self, success_rate: np.ndarray, threshold_ratio: np.ndarray,
+                        outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`reinforce` (``link=False``) for genomes that are not EXEC nodes (yet): the
+        seed's rule on statistics kept outside the brain, e.g. a population's arrays.
+
+        The same kernel runs the same steps, so ``add_exec_nodes(codes, success_rate=s,
+        threshold_ratio=t, outcomes=counts)`` with what this returns gives each node exactly
+        the state a node made with the inputs and then reinforced would have. Crashes feed the
+        error ports as :meth:`reinforce`'s do.
+
+        Parameters
+        ----------
+        success_rate, threshold_ratio : float [n]
+            The statistics before (a new node's: its initial values), read as float32.
+        outcomes : uint8 [n] or [n, n_cases]
+            ``Outcome`` per execution, applied in case order.
+
+        Returns
+        -------
+        (success_rate float32 [n], threshold_ratio float32 [n], counts int64 [n, N_OUTCOMES])
+            The statistics after, and the executions per outcome class.
+        """
+        n = np.shape(success_rate)[0]
+        out = outcome_matrix(outcomes, n)
+        s = np.array(success_rate, np.float32).reshape(n)
+        t = np.array(threshold_ratio, np.float32).reshape(n)
+        runs = np.zeros(n, np.int64)
+        counts = np.zeros((n, N_OUTCOMES), np.int64)
+        crashes = int(bk.reinforce_outcomes(np.arange(n, dtype=np.int64), out, s, t, runs, counts, self.rule))
+        self._after_verdict(np.zeros(0, np.int64), np.zeros(0), crashes, False)
+        return s, t, counts
 
     def reinforce_counts(self, node_ids: Sequence[int], counts: np.ndarray,
                          link: bool = True) -> int:

@@ -480,20 +480,62 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
     column g of every row, a bigram ``[b, g]`` the rows whose last token is b, a trigram
     ``[a, b, g]`` its one row. Same factors (``threshold_min / threshold``) as ``context_weights``.
     """
+    w, pairs, uni, bi = _context_factors(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio,
+                                         min_exec, threshold_min)
     n = n_tokens
+    for r in range(w.shape[0]):
+        b = -1 if r == 0 else (r - 1 if r <= n else pairs[r - 1 - n] % n)
+        for g in range(n):
+            v = w[r, g] * uni[g]
+            if b >= 0:
+                v = v * bi[b, g]
+            w[r, g] = v
+    return w, pairs
+
+
+@njit(cache=True)
+def context_cumulative(n_tokens, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec,
+                       threshold_min):
+    """``(cumsum(base * w, axis=1), pairs)`` of :func:`context_table`'s ``(w, pairs)``, bit for
+    bit, in one pass over ``w`` (no temporaries: the table a generation's gene draws read)."""
+    w, pairs, uni, bi = _context_factors(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio,
+                                         min_exec, threshold_min)
+    n = n_tokens
+    for r in range(w.shape[0]):
+        b = -1 if r == 0 else (r - 1 if r <= n else pairs[r - 1 - n] % n)
+        acc = 0.0
+        for g in range(n):
+            v = w[r, g] * uni[g]
+            if b >= 0:
+                v = v * bi[b, g]
+            acc += base[g] * v
+            w[r, g] = acc
+    return w, pairs
+
+
+@njit(cache=True)
+def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min):
+    """The factors of :func:`context_table`: ``w`` holding the trigrams' (ones elsewhere), the
+    pair keys, the unigrams' per token and the bigrams' per (token, token)."""
+    drawable = np.empty(length.shape[0], np.int64)
+    m = 0
+    for s in range(length.shape[0]):        # one pass over the table: most slots are idle
+        if _drawable(s, n, tokens, length, n_ok, n_crash, min_exec):
+            drawable[m] = s
+            m += 1
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
-    keys = np.empty(length.shape[0], np.int64)
+    keys = np.empty(m, np.int64)
     n_keys = 0
-    for s in range(length.shape[0]):
-        if _drawable(s, n, tokens, length, n_ok, n_crash, min_exec) and length[s] == 3:
+    for i in range(m):
+        s = drawable[i]
+        if length[s] == 3:
             keys[n_keys] = tokens[s, 0] * n + tokens[s, 1]
             n_keys += 1
     pairs = np.unique(keys[:n_keys])
     w = np.ones((1 + n + pairs.shape[0], n), np.float64)
-    for s in range(length.shape[0]):
-        if not _drawable(s, n, tokens, length, n_ok, n_crash, min_exec):
-            continue
+    for i in range(m):
+        s = drawable[i]
         L = length[s]
         f = threshold_min / threshold_ratio[s]
         g = tokens[s, L - 1]
@@ -503,17 +545,7 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
             bi[tokens[s, 0], g] *= f
         else:
             w[1 + n + np.searchsorted(pairs, tokens[s, 0] * n + tokens[s, 1]), g] *= f
-    for r in range(w.shape[0]):
-        for g in range(n):
-            w[r, g] *= uni[g]
-    for b in range(n):
-        for g in range(n):
-            w[1 + b, g] *= bi[b, g]
-    for k in range(pairs.shape[0]):
-        b = pairs[k] % n
-        for g in range(n):
-            w[1 + n + k, g] *= bi[b, g]
-    return w, pairs
+    return w, pairs, uni, bi
 
 
 @njit(cache=True, inline="always")

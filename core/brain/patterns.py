@@ -156,7 +156,8 @@ class PatternTable:
 
     def forget_nodes(self, dead: np.ndarray) -> None:
         """Drop edges to the nodes marked in ``dead`` (bool [n_nodes]); others beyond it too."""
-        pk.forget_nodes(self.edge_node, self.edge_weight, np.ascontiguousarray(dead, np.bool_))
+        if self.edge_node.size and self.edge_node.max() >= 0:     # (evolution's gene table links none)
+            pk.forget_nodes(self.edge_node, self.edge_weight, np.ascontiguousarray(dead, np.bool_))
 
     def guide(self, min_executions: int = 1) -> "Guide":
         """A snapshot of the patterns with >= ``min_executions`` executions, indexed by context,
@@ -174,6 +175,15 @@ class PatternTable:
         the full n^3 table would be 16 million floats for arm64's 255 genes)."""
         return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
                                 self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
+
+    def draw_table(self, base: np.ndarray, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """``(cumsum(base * weights, axis=1), pairs)`` of :meth:`context_table` for
+        ``len(base)`` tokens, bit for bit, without the temporaries: cumulative draw weights
+        after every context (``evolve.operators.split_table``'s form), ``base`` float64 [n]
+        the tokens' own weights."""
+        base = np.ascontiguousarray(base, np.float64)
+        return pk.context_cumulative(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash,
+                                     self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
 
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.codes import Codes
 from core.outcome import N_OUTCOMES
 
 N_PORTS = 256
@@ -71,18 +72,25 @@ def check_overlap(offsets: np.ndarray, lengths: np.ndarray) -> None:
         raise ValueError("code regions overlap")
 
 
-def write_codes(blob: bytearray, codes: list[bytes], offsets: np.ndarray, lengths: np.ndarray,
+def write_codes(blob: bytearray, codes, offsets: np.ndarray, lengths: np.ndarray,
                 packed: bool) -> None:
-    """Write ``codes`` at ``offsets`` into ``blob``, extending it with zeros as needed.
+    """Write ``codes`` (list of bytes, or a ``core.codes.Codes``) at ``offsets`` into ``blob``,
+    extending it with zeros as needed.
 
     ``packed``: the offsets are :func:`packed_offsets` from the blob's end, so the codes and
-    their padding go in with one write.
+    their padding go in with one write (from a ``Codes`` buffer: one scatter, no bytes per code).
     """
     n = len(codes)
     end = int((offsets + lengths).max()) if n else 0
     if end > len(blob):
         blob.extend(b"\x00" * (end - len(blob)))
-    if packed and n:
+    if packed and n and isinstance(codes, Codes):
+        start = int(offsets[0])
+        out = np.zeros(end - start, np.uint8)
+        within = np.arange(codes.buf.size) - np.repeat(codes.offsets[:-1], lengths)
+        out[np.repeat(offsets - start, lengths) + within] = codes.buf
+        blob[start:end] = memoryview(out)
+    elif packed and n:
         start = int(offsets[0])
         pads = (-lengths) % 8
         blob[start:end] = b"".join(c + bytes(p) for c, p in zip(codes, pads.tolist()))[:end - start]

@@ -25,6 +25,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from core.codes import Codes
 from core.executors.batch_state import CaseStates
 from core.isa import Isa
 from core.outcome import N_OUTCOMES, Outcome
@@ -122,14 +123,20 @@ class Executor(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
-def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[list[bytes], np.ndarray]:
-    """Check a batch once, before any code runs; ``ValueError`` naming what was expected."""
+def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[Sequence[bytes], np.ndarray]:
+    """Check a batch once, before any code runs; ``ValueError`` naming what was expected. The
+    codes come back as a list of bytes, or as the ``core.codes.Codes`` they were (one buffer)."""
     if isinstance(codes, (bytes, bytearray, str)) or not isinstance(codes, Sequence):
         raise ValueError("codes must be a sequence of bytes objects, one per genome")
     if len(codes) == 0:
         raise ValueError("codes is empty: expected at least one genome")
     out: list = []
-    if set(map(type, codes)) == {bytes}:
+    if isinstance(codes, Codes):
+        # one buffer (a population's encoding): checked on its offsets, passed on whole
+        bad = (codes.lengths > options.max_code_bytes) | ((codes.lengths % isa.insn_size != 0) if isa.insn_size else False)
+        if not bad.any():
+            out, codes = codes, ()
+    elif set(map(type, codes)) == {bytes}:
         # the usual batch (a population's codes): lengths checked in one numpy pass; with a
         # bad one, the loop below finds and names it
         lengths = np.fromiter(map(len, codes), np.int64, len(codes))

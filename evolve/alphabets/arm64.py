@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.codes import Codes
 from evolve.alphabets.arm64_encoder import tables
 from evolve.alphabets.arm64_ops import (CONDITIONS, COND_CODES, EXTENDS, IMM_RANGE, MASKS, MASKS32, OPS, REGS,
                                         SHIFTS, SMALL, encode_gene, op_index, render_gene, render_line)
@@ -54,30 +55,32 @@ class Arm64Genes(IsaGenes):
         n = len(genome)
         return [render_gene(g, regs, slots, n - i) for i, g in enumerate(genome)]
 
-    def encode_many(self, genomes: Sequence[Sequence[Gene]], regs: tuple, slots: int) -> list[bytes]:
+    def encode_many(self, genomes: Sequence[Sequence[Gene]], regs: tuple, slots: int) -> Codes:
         """All genomes in one vectorised pass (no keystone call per gene)."""
         lens = np.fromiter(map(len, genomes), np.int64, len(genomes))
         total = int(lens.sum())
         if total == 0:
-            return [b""] * len(genomes)
+            return self._encode_flat(np.zeros((0, 5), np.int64), lens, regs, slots)
         flat = np.fromiter(chain.from_iterable(chain.from_iterable(genomes)), np.int64, 5 * total).reshape(-1, 5)
         return self._encode_flat(flat, lens, regs, slots)
 
-    def encode_array(self, genes: np.ndarray, lengths: np.ndarray, regs: tuple, slots: int) -> list[bytes]:
+    def encode_array(self, genes: np.ndarray, lengths: np.ndarray, regs: tuple, slots: int) -> Codes:
         mask = np.arange(genes.shape[1])[None, :] < lengths[:, None]
         return self._encode_flat(genes[mask], lengths, regs, slots)
 
-    def _encode_flat(self, flat: np.ndarray, lens: np.ndarray, regs: tuple, slots: int) -> list[bytes]:
+    def _encode_flat(self, flat: np.ndarray, lens: np.ndarray, regs: tuple, slots: int) -> Codes:
+        """One buffer of every genome's words (``core.codes.Codes``: no bytes object per genome)."""
         total = flat.shape[0]
+        offsets = np.zeros(len(lens) + 1, np.int64)
         if total == 0:
-            return [b""] * len(lens)
+            return Codes(np.zeros(0, np.uint8), offsets)
         ends = np.cumsum(lens)
         remaining = np.repeat(ends, lens) - np.arange(total)
         if regs != REGS[:len(regs)]:
             raise ValueError("arm64 working registers must be x0, x1, ... in order")
-        buf = tables(slots).encode(flat, remaining, len(regs)).tobytes()
-        bounds = (4 * ends).tolist()
-        return [buf[a:b] for a, b in zip([0] + bounds[:-1], bounds)]
+        words = np.ascontiguousarray(tables(slots).encode(flat, remaining, len(regs)), "<u4")
+        offsets[1:] = 4 * ends
+        return Codes(words.view(np.uint8), offsets)
 
 
 GENES = Arm64Genes()

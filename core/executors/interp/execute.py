@@ -32,6 +32,7 @@ from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND
                                            M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE,
                                            WB_POST, ZR_READ, decode)
 from core.executors.interp.simd import simd_step
+from core.codes import Codes
 from core.executors.memory_map import genome_sp
 from core.outcome import Outcome
 
@@ -380,7 +381,10 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
 
 
 def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
-    """One flat little-endian ``uint32`` array of every code's words, and CSR offsets."""
+    """One flat little-endian ``uint32`` array of every code's words, and CSR offsets (word
+    indices); a ``core.codes.Codes`` already is one, and is read in place."""
+    if isinstance(codes, Codes):
+        return codes.words(), codes.offsets >> 2
     lengths = np.fromiter((len(c) >> 2 for c in codes), dtype=np.int64, count=len(codes))
     offsets = np.zeros(len(codes) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
