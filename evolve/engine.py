@@ -37,7 +37,7 @@ import numpy as np
 from core.brain import Brain
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
-from evolve import enumeration
+from evolve import cegis, enumeration
 from evolve import fitness as fit
 from evolve import nodes, restarts
 from evolve import tasks as T
@@ -378,29 +378,7 @@ class Engine:
             return False
         self.validated_fail.update(tuple(ind) for ind in todo)
         wrong = np.flatnonzero(~good.all(axis=0))[:self.cfg.counterexamples]
-        # CEGIS: the solver's counterexamples become training cases; an independence refutation's
-        # arguments once per machine state of it, each case pinned to its state
-        free = [r.args for r in refuted if not r.states]
-        pinned = [(r.args, st) for r in refuted for st in r.states]
-        new_x = np.concatenate([self.valid_x[wrong], np.array(free + [a for a, _ in pinned], dtype=np.uint64)
-                                .reshape(-1, self.task.arity)])
-        log.info("validation found %d counterexamples; training set grows to %d",
-                 len(new_x), n_train + len(new_x))
-        # a held-out failure joins training with the registers and scratch it failed under (code
-        # that is wrong only for some values of them would pass it under the batch's), and so
-        # does an independence refutation's arguments, once per machine state of it
-        parts = [self.pinned_states] if self.pinned_states is not None else []
-        if len(wrong):
-            parts.append(states.take(wrong))
-        if pinned:
-            parts.append(CaseStates.stack([st for _, st in pinned]))
-        at = [n_train + np.arange(len(wrong)),
-              n_train + len(new_x) - len(pinned) + np.arange(len(pinned))]
-        if len(parts) > (self.pinned_states is not None):
-            self.pinned_states = CaseStates.concat(parts)
-            self.pinned_at = np.concatenate([self.pinned_at, *at]).astype(np.int64)
-        self.train_x = np.concatenate([self.train_x, new_x])
-        self.train_y = np.concatenate([self.train_y, self.valid_y[wrong], self.task.expected(new_x[len(wrong):])])
+        cegis.grow_training(self, wrong, states, refuted)
         # fitness on the old set is stale
         self._evaluate_rows(self.rows)
         if batch is not None:
