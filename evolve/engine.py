@@ -565,11 +565,15 @@ def _settle() -> None:
     gc.freeze()
 
 
-def build(cfg: RunConfig, evaluator: Evaluator | None = None) -> Engine:
-    """An engine for ``cfg`` (task resolved and validated, executor opened)."""
+def build(cfg: RunConfig, evaluator: Evaluator | None = None, task: T.Task | None = None) -> Engine:
+    """An engine for ``cfg`` (task resolved and validated, or ``task`` itself; executor opened)."""
     cfg.validate()
-    task = T.get_task(cfg.task)
+    if task is None:
+        task = T.get_task(cfg.task, cc=cfg.cc, cflags=cfg.cflags)
+    if task.result_mask != T.MASK and cfg.isa != "arm64":
+        raise ValueError(f"task {task.name} is arm64 machine code; --isa must be arm64")
     alphabet = alphabet_for(cfg.isa, n_regs=cfg.n_regs)
     if evaluator is None:
         evaluator = Evaluator(cfg.isa, cfg.backend, cfg.workers, budget=cfg.budget)
+    evaluator.output_mask = task.result_mask    # only the bits the task defines are compared
     return Engine(cfg, task, alphabet, evaluator)

@@ -65,7 +65,7 @@ class RunData:
     def task(self) -> T.Task:
         """The task the run evolved code for (user tasks are reloaded from their file)."""
         try:
-            return T.get_task(self.config["task"])
+            return T.get_task(self.config["task"], cc=self.config.get("cc"), cflags=self.config.get("cflags"))
         except T.TaskError as exc:
             raise RunLoadError(f"task of {str(self.folder)!r} is unusable here: {exc}") from None
 
