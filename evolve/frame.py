@@ -274,3 +274,36 @@ def _retarget(word: int, mnemonic: str, distance: int) -> int:
 def describe(modelled: Modelled) -> list[str]:
     """The original listing as ``offset: text`` lines (for reports)."""
     return [f"{off:#06x}: {text}" for off, _w, text in modelled.listing]
+
+
+def branch_distance(word: int) -> int | None:
+    """The signed distance in words of a direct branch (b, b.cond, cbz/cbnz, tbz/tbnz), decoded
+    from its immediate field; None for any other word."""
+    if word & 0xFC000000 == 0x14000000:                       # b
+        d, bits = word & 0x3FFFFFF, 26
+    elif word & 0xFF000010 == 0x54000000 or word & 0x7E000000 == 0x34000000:   # b.cond, cbz/cbnz
+        d, bits = (word >> 5) & 0x7FFFF, 19
+    elif word & 0x7E000000 == 0x36000000:                     # tbz/tbnz
+        d, bits = (word >> 5) & 0x3FFF, 14
+    else:
+        return None
+    return d - (1 << bits) if d >> (bits - 1) else d
+
+
+def relink(units: list) -> bytes:
+    """Code of ``units``, pairs ``(original index, word)`` of a code some words were deleted
+    from, with every direct branch re-aimed at the first remaining word at or after its original
+    target (the end, past the last): deleting an instruction keeps the branches around it."""
+    index = [i for i, _ in units]
+    words = []
+    for k, (i, word) in enumerate(units):
+        d = branch_distance(word)
+        if d is not None:
+            target = i + d
+            new = next((j for j, orig in enumerate(index) if orig >= target), len(units))
+            if new <= k and target > i:
+                raise ValueError("a forward branch would become a backward one")
+            mnemonic = "b" if word & 0xFC000000 == 0x14000000 else "tbz" if word & 0x7E000000 == 0x36000000 else "b.cond"
+            word = _retarget(word, mnemonic, new - k)
+        words.append(word)
+    return b"".join(w.to_bytes(4, "little") for w in words)
