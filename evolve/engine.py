@@ -37,6 +37,7 @@ from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import fitness as fit
 from evolve import tasks as T
+from evolve import taskspec
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
@@ -569,7 +570,7 @@ def build(cfg: RunConfig, evaluator: Evaluator | None = None, task: T.Task | Non
     """An engine for ``cfg`` (task resolved and validated, or ``task`` itself; executor opened)."""
     cfg.validate()
     if task is None:
-        task = T.get_task(cfg.task, cc=cfg.cc, cflags=cfg.cflags)
+        task = taskspec.get_task(cfg.task, cc=cfg.cc, cflags=cfg.cflags)
     if task.result_mask != T.MASK and cfg.isa != "arm64":
         raise ValueError(f"task {task.name} is arm64 machine code; --isa must be arm64")
     alphabet = alphabet_for(cfg.isa, n_regs=cfg.n_regs)

@@ -165,17 +165,14 @@ def _check_symbolic(task: Task) -> None:
                             f"{twin:#x} instead of {expected:#x}")
 
 
-def get_task(spec: str, cc: str | None = None, cflags: str | None = None) -> Task:
-    """A built-in task by name, a user task ``path/file.py:func`` (validated), or a C function
-    ``path/file.c:func`` compiled for aarch64 with ``cc`` and ``cflags`` (:func:`evolve.ctask.c_task`)."""
+def get_task(spec: str) -> Task:
+    """A built-in task by name, or a user task ``path/file.py:func`` (validated); C functions
+    (``path/file.c:func``) are :func:`evolve.taskspec.get_task`'s."""
     if spec in BUILTIN:
         return BUILTIN[spec]
     if ":" not in spec and not spec.endswith(".py"):
         raise TaskError(f"unknown task {spec!r}: choose a built-in ({', '.join(sorted(BUILTIN))}) "
                         f"or give path/file.py:function or path/file.c:function")
-    if spec.rpartition(":")[0].endswith(".c"):
-        from evolve.ctask import c_task
-        return c_task(spec, cc=cc, cflags=cflags)
     return validate_task(_load_user_task(spec))
 
 
