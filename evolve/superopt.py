@@ -9,8 +9,11 @@ test case and, as :mod:`core.symbolic` models it, the proof target (:mod:`evolve
 Two searches share ``--time-limit``, each a full run of the engine with its own run folder:
 
 1. ``from_target/`` (STOKE's optimisation mode): the population's worst row is replaced by the
-   target itself (its words as raw genes), which passes verification at once; the optimisation
-   phase (:mod:`evolve.optimize`) then minimises it and searches for cheaper equivalents;
+   target itself, and beside it the target with its stack slots forwarded into registers
+   (:mod:`evolve.forward`), as genes (:mod:`evolve.lift`; branches and words outside the
+   alphabet as raw words); the shorter that passes verification is the first solution, and the
+   optimisation phase
+   (:mod:`evolve.optimize`) then minimises it and searches for cheaper equivalents;
 2. ``from_scratch/`` (synthesis): the usual run, then its optimisation phase.
 
 Every program either search accepts passed held-out testing and the proofs; the cheapest whose
@@ -24,6 +27,8 @@ import argparse
 import logging
 import time
 from dataclasses import asdict
+
+import numpy as np
 from pathlib import Path
 
 from evolve import config as C
@@ -36,6 +41,8 @@ from evolve import targets as TG
 from evolve import verify
 from evolve.codetask import ReferenceFailure, make_code_task, task_record
 from evolve.config import RunConfig
+from evolve.forward import simplify
+from evolve.lift import lift
 from evolve.tasks import MASK, TaskError
 
 log = logging.getLogger(__name__)
@@ -142,12 +149,14 @@ def _search(name: str, task, folder: Path, args, seconds: float, seed_code: byte
         engine.start()
         if seed_code and engine.solved is None:
             alphabet = engine.alphabet
-            words = [int.from_bytes(seed_code[i:i + 4], "little") for i in range(0, len(seed_code), 4)]
-            if words and words[-1] == F.RET:
-                words = words[:-1]
-            genes = [(alphabet.raw_op(w), 0, 0, 0, w) for w in words] or [(alphabet.raw_op(F.NOP), 0, 0, 0, F.NOP)]
-            worst = int(engine.rows.uid[engine.rows.cost.argmax()])
-            engine.accept_immigrants([genes], [worst], origin="target")
+            seeds = []
+            for code in (simplify(seed_code), seed_code):     # forwarded slots first, then as it is
+                body = code[:-4] if code.endswith(F.RET.to_bytes(4, "little")) else code
+                genes = lift(body, alphabet) or [(alphabet.raw_op(F.NOP), 0, 0, 0, F.NOP)]
+                if genes not in seeds:
+                    seeds.append(genes)
+            worst = engine.rows.uid[np.argsort(-engine.rows.cost, kind="stable")[:len(seeds)]].tolist()
+            engine.accept_immigrants(seeds, worst, origin="target")
         ns = argparse.Namespace(quiet=args.quiet, save_to_library=False)
         R._loop(engine, folder, ns, written=0)
         opt = engine.optimizer
@@ -176,7 +185,6 @@ def _polish(engine, found: list, args):
     per-case states and proven again: ``(genes, verification, "minimised")``, or None when no
     shorter proven form exists. (The optimisation phase minimises each program it accepts, but
     the last one's minimised form may not have been verified before the time ran out.)"""
-    import numpy as np
 
     from core.executors.batch_state import CaseStates
     from core.outcome import Outcome
