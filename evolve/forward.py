@@ -97,7 +97,6 @@ def _forward(code: bytes) -> list:
             if known and known[0] == size:
                 src = known[1]
                 if m in ("ldr", "ldur") and reg[0] == "x" and src == reg:
-                    held = _written(insn, held)
                     continue                                      # the register holds it already
                 text = _EXTEND[m][1].format(d=reg, s=(reg[0] + src[1:]), sw="w" + src[1:])
                 out.append((k, int.from_bytes(assemble([text]), "little")))
