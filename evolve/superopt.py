@@ -271,7 +271,8 @@ def _report(target, task, args, searches: list, seconds: float) -> dict:
         code, where = target.code, "the target"
         verification = {"equivalence": "the target itself", "independence": "proven for the reference",
                         "cases": 0, "solver": "", "seconds": 0, "note": ""}
-    why = "" if improved else ("no search found a proven-equivalent program" if best is None
+    why = "" if improved else (f"no search found a proven-equivalent program{'; ' + task.proof_note if task.proof_note else ''}"
+                               if best is None
                                else f"the cheapest proven program costs {K.key(best[0], args.cost)}, "
                                     f"the target {target_key}")
     after = dict(SR.summary(code), verification=verification, found_by=where)
