@@ -49,7 +49,7 @@ def test_optimize_an_O0_object(built):
     """Check that the -O0 object of ``x & (x - 1)`` becomes gcc -O2's two instructions, proven,
     with a report, and that best.s links into C in place of the function (output compared)."""
     out = built / "o0"
-    assert evolve_main(["optimize", str(built / "clr0.o"), "--args", "1", "--time-limit", "24", "--pop", "150",
+    assert evolve_main(["optimize", str(built / "clr0.o"), "--args", "1", "--time-limit", "14", "--pop", "150",
                         "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["improved"] and report["before"]["length"] == 7 and report["target"]["frame_bytes"] == 16
@@ -67,7 +67,7 @@ def test_optimize_a_shared_library_symbol(built):
     """Check a shared library's symbol as the target (signature from its debug information):
     the result is never worse than the target and is proven, or the target stands."""
     out = built / "so"
-    assert evolve_main(["optimize", str(built / "libclr.so"), "--function", "clr", "--time-limit", "14",
+    assert evolve_main(["optimize", str(built / "libclr.so"), "--function", "clr", "--time-limit", "10",
                         "--pop", "100", "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["target"]["source"] == "elf-shared" and report["target"]["arguments"] == 1
