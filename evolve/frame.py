@@ -164,8 +164,50 @@ def check(code: bytes, relocations: dict | None = None, scratch: int = 256) -> M
     if deepest > scratch:
         raise NotModelled(f"a stack frame of {deepest} bytes; at most {scratch} are modelled")
     modelled = _rewrite(code, insns, listing, plan, deepest)
+    modelled = _forward_vector_loads(modelled)
     _require_symbolic(modelled)
     return modelled
+
+
+def _forward_vector_loads(m: Modelled) -> Modelled:
+    """``ldr dN, [sp, #k]`` (``sN``) of a slot a ``str xR`` (``wR``) just wrote, R unchanged since,
+    as ``fmov dN, xR`` (``fmov sN, wR``): the same value, and both zero the rest of vN. gcc -O0
+    moves a word to the NEON unit this way (``__builtin_popcountll``), and the symbolic semantics
+    model no vector loads. Knowledge is dropped where paths meet."""
+    from evolve.cost import _effects
+    cs = disassembler("arm64", detail=True)
+    words = [int.from_bytes(m.code[i:i + 4], "little") for i in range(0, len(m.code), 4)]
+    targets = {k + d for k, w in enumerate(words) if (d := branch_distance(w)) is not None}
+    held: dict = {}                     # offset -> (bytes, general register)
+    changed = False
+    for k, word in enumerate(words):
+        if k in targets:
+            held = {}
+        insn = next(cs.disasm(word.to_bytes(4, "little"), 0, 1), None)
+        if insn is None:
+            continue
+        mems = [o.mem for o in insn.operands if o.type == _MEM]
+        regs = [_name(insn, o.reg) for o in insn.operands if o.type == _REG]
+        plain = len(mems) == 1 and len(regs) == 1 and not insn.writeback and not mems[0].index \
+            and mems[0].base and _name(insn, mems[0].base) == "sp"
+        if plain and insn.mnemonic in ("str", "stur") and regs[0][0] in "xw" and regs[0][1:].isdigit():
+            off, size = int(mems[0].disp), 8 if regs[0][0] == "x" else 4
+            held = {o: v for o, v in held.items() if o + v[0] <= off or off + size <= o}
+            held[off] = (size, regs[0])
+            continue
+        if plain and insn.mnemonic in ("ldr", "ldur") and regs[0][0] in "ds":
+            off, size = int(mems[0].disp), 8 if regs[0][0] == "d" else 4
+            if held.get(off, (0, ""))[0] == size:
+                words[k] = int.from_bytes(assemble([f"fmov {regs[0]}, {held[off][1]}"]), "little")
+                changed = True
+            continue
+        _reads, writes = _effects(insn)
+        if any(isinstance(w, tuple) for w in writes):      # another store: overlapping slots are stale
+            held = {}
+        held = {o: v for o, v in held.items() if "x" + v[1][1:] not in writes}
+    if not changed:
+        return m
+    return Modelled(m.original, b"".join(w.to_bytes(4, "little") for w in words), m.frame, m.origin, m.listing)
 
 
 def _require_symbolic(modelled: Modelled) -> None:

@@ -152,3 +152,15 @@ def test_reference_reading_other_registers_is_refused():
     from evolve.codetask import ReferenceFailure
     with pytest.raises(ReferenceFailure, match="not a function of its 1 argument"):
         make_code_task("reads_x1", assemble(["add x0, x0, x1", "ret"]), 1)
+
+
+def test_a_vector_load_of_a_stored_word_becomes_fmov():
+    """Check gcc -O0's popcount (the word to the NEON unit through the stack) is modelled, with
+    ``ldr d0, [sp, #8]`` as ``fmov d0, x0``, and both forms agree when run."""
+    code = assemble(["sub sp, sp, #16", "str x0, [sp, #8]", "ldr d0, [sp, #8]", "cnt v0.8b, v0.8b",
+                     "addv b0, v0.8b", "fmov w0, s0", "sxtw x0, w0", "add sp, sp, #16", "ret"])
+    task = make_code_task("popcount_O0", code, 1)
+    assert "fmov d0, x0" in [t for t in __import__("core.asm", fromlist=["x"]).disassemble(task.model)]
+    assert task.symbolic is not None
+    x = np.array([[0], [1], [2**64 - 1], [0xF0F0]], np.uint64)
+    assert task.expected(x).tolist() == [0, 1, 64, 8]
