@@ -41,6 +41,7 @@ from evolve import cegis, enumeration
 from evolve import fitness as fit
 from evolve import nodes, restarts
 from evolve import tasks as T
+from evolve import taskspec
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
@@ -580,11 +581,13 @@ def _settle() -> None:
     gc.freeze()
 
 
-def build(cfg: RunConfig, evaluator: Evaluator | None = None) -> Engine:
-    """An engine for ``cfg`` (task resolved and validated, executor opened)."""
+def build(cfg: RunConfig, evaluator: Evaluator | None = None, task: T.Task | None = None) -> Engine:
+    """An engine for ``cfg`` (task resolved and validated, or ``task`` itself; executor opened)."""
     cfg.validate()
-    task = T.get_task(cfg.task)
+    if task is None:
+        task = taskspec.get_task(cfg.task, cc=cfg.cc, cflags=cfg.cflags)
     alphabet = alphabet_for(cfg.isa, n_regs=cfg.n_regs)
     if evaluator is None:
         evaluator = Evaluator(cfg.isa, cfg.backend, cfg.workers, budget=cfg.budget)
+    evaluator.output_mask = task.result_mask    # only the bits the task defines are compared
     return Engine(cfg, task, alphabet, evaluator)
