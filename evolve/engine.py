@@ -58,9 +58,13 @@ log = logging.getLogger(__name__)
 LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
 LOGBOOK_KEPT = 1000
-#: cost added to a genome that reads the flags before setting them: to every one its genes say it of
-#: (fitness.entry_flag_readers), and again to an exact one the static check on its code refuses (_validate)
+#: cost added to an exact genome that the static check on its code says reads the flags before
+#: setting them (_validate): it can never be a solution
 FLAG_PENALTY = 0.25
+#: cost added at every evaluation to a genome whose genes say it reads the flags before setting them
+#: (fitness.entry_flag_readers): small, about a wrong case of 64, so such genomes lose ties without
+#: leaving the population (charged FLAG_PENALTY, clear_lowest needed ~3x the generations, seeds 0-3)
+FLAG_READER_CHARGE = 0.01
 
 
 class Engine:
@@ -222,7 +226,7 @@ class Engine:
         # fixed entry flags let it look exact: charged here, every genome, not only the exact ones
         # (without it, the average tasks' populations fill with adcs on the entry carry)
         readers = fit.entry_flag_readers(rows.genes[idx, :, 0], rows.length[idx], self.alphabet.flag_table())
-        rows.cost[idx] += np.where(readers, FLAG_PENALTY, 0.0)
+        rows.cost[idx] += np.where(readers, FLAG_READER_CHARGE, 0.0)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
         rows.errors[idx] = errors
