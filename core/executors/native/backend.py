@@ -98,6 +98,7 @@ class NativeExecutor:
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
         self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
         self._plan_cache: dict[bytes, int] = {}
+        self._last_plans: tuple | None = None   # (a copy of the last Codes batch, its plans)
         sent = _SENTINELS[isa.name]
         self._sentinels = (np.frombuffer(b"".join(sent), np.uint8), np.array([0, len(sent[0]), len(sent[0]) + len(sent[1])]),
                            np.array([entry_plan(isa.name, c) for c in sent], np.uint64))
@@ -194,8 +195,17 @@ class NativeExecutor:
 
     def _plans(self, codes) -> np.ndarray:
         """Entry plans of ``codes`` (:func:`entry_plan`), uint64 [n], from a dict of the codes
-        seen (bounded); a ``Codes`` buffer is cut into its codes' bytes once for the look-up."""
-        keys = _split(codes) if isinstance(codes, Codes) else codes
+        seen (bounded); a ``Codes`` buffer equal to the last one's reuses its plans (two array
+        comparisons), another is cut into its codes' bytes once for the look-up."""
+        if isinstance(codes, Codes):
+            last = self._last_plans   # the same buffer as the last batch's: its plans
+            if last is not None and np.array_equal(last[0].offsets, codes.offsets) \
+                    and np.array_equal(last[0].buf, codes.buf):
+                return last[1]
+            plans = self._plans(_split(codes))
+            self._last_plans = (Codes(codes.buf.copy(), codes.offsets.copy()), plans)
+            return plans
+        keys = codes
         known = self._plan_cache
         try:
             return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))

@@ -91,7 +91,7 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: build the machine, then serve batches until EOF."""
-    from core.executors.native.jit import Machine, PreflightError, entry_flags
+    from core.executors.native.jit import Machine, PreflightError
     try:
         machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
     except (PreflightError, OSError) as exc:
@@ -123,7 +123,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         machine.set_state(state.regs, state.simd, state.scratch)   # per-case states overwrite it
         offsets, blob = views["offsets"], views["blob"][:blob_len]
         entries = machine.load(blob, offsets, spec.ret, views["plans"])
-        flags = entry_flags(views["plans"])
+        flags = machine.flags
         action = None
         if faults:
             for i in range(n_genomes):

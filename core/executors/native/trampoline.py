@@ -7,7 +7,7 @@ crash comes back to it with the case it was in, kept in the control block), and 
 registers and SP in the control block, builds what the genome's entry flags ask for (scratch,
 SIMD/x87/FP state) and calls the genome's slot, whose prologue loads its registers;
 ``melvin_handler`` is the signal handler that restores thread state and ``longjmp``s back;
-``melvin_place`` and ``melvin_copy`` write a batch's slots (no Python per genome). Addresses
+``melvin_load`` writes a batch's slots (one call, no Python per genome). Addresses
 and control block offsets are :mod:`core.executors.memory_map`'s.
 """
 from __future__ import annotations
@@ -236,49 +236,79 @@ done:
   ret void
 }}
 
-; slot i of the arena's writable alias gets len[i] bytes of src + src_off[i] at dst_off[i]
-; (Machine.load: the codes, then padding over what earlier batches left)
-define void @melvin_copy(ptr %dst, i64 %stride, ptr %dst_off, ptr %src, ptr %src_off, ptr %len, i64 %n) {{
+; Machine.load: every slot of a batch in one call (no Python per genome). Slot i of the arena's
+; writable alias gets padding, the prologue of plans[i] (the unit loads whose plan bit is set, in
+; order, ending at end = code_at - tail), the tail (the entry flags), genome i's code from
+; code_at, the return, and padding over what an earlier batch left beyond that (dirty[i]).
+; Out: entries[i] (the prologue's address in the r-x mapping), code_entries[i], flags[i] (plan
+; bits 32-33). Returns 0, or 1 + the index of a genome that does not fit its slot.
+define i64 @melvin_load(ptr %a) {{
 entry:
-  %none = icmp eq i64 %n, 0
-  br i1 %none, label %done, label %loop
-loop:
-  %i = phi i64 [0, %entry], [%i1, %loop]
-  %dp = getelementptr i64, ptr %dst_off, i64 %i
-  %d = load i64, ptr %dp
-  %sp = getelementptr i64, ptr %src_off, i64 %i
-  %s = load i64, ptr %sp
-  %lp = getelementptr i64, ptr %len, i64 %i
-  %l = load i64, ptr %lp
-  %row = mul i64 %i, %stride
-  %at = add i64 %row, %d
-  %to = getelementptr i8, ptr %dst, i64 %at
-  %from = getelementptr i8, ptr %src, i64 %s
-  call void @llvm.memmove.p0.p0.i64(ptr %to, ptr %from, i64 %l, i1 false)
-  %i1 = add i64 %i, 1
-  %more = icmp ult i64 %i1, %n
-  br i1 %more, label %loop, label %done
-done:
-  ret void
-}}
-
-; the prologue of slot i (core.executors.native.prologue): the unit loads whose plan bit is set,
-; in order, ending at %end; lens[i] = their bytes
-define void @melvin_place(ptr %dst, i64 %stride, i64 %end, ptr %plans, i64 %n, ptr %bits, ptr %pieces,
-                          i64 %units, ptr %lens) {{
-entry:
+  %dst = load ptr, ptr %a
+  %a1 = getelementptr i64, ptr %a, i64 1
+  %stride = load i64, ptr %a1
+  %a2 = getelementptr i64, ptr %a, i64 2
+  %n = load i64, ptr %a2
+  %a3 = getelementptr i64, ptr %a, i64 3
+  %plans = load ptr, ptr %a3
+  %a4 = getelementptr i64, ptr %a, i64 4
+  %blob = load ptr, ptr %a4
+  %a5 = getelementptr i64, ptr %a, i64 5
+  %offs = load ptr, ptr %a5
+  %a6 = getelementptr i64, ptr %a, i64 6
+  %dirty = load ptr, ptr %a6
+  %a7 = getelementptr i64, ptr %a, i64 7
+  %pad = load ptr, ptr %a7
+  %a8 = getelementptr i64, ptr %a, i64 8
+  %bits = load ptr, ptr %a8
+  %a9 = getelementptr i64, ptr %a, i64 9
+  %pieces = load ptr, ptr %a9
+  %a10 = getelementptr i64, ptr %a, i64 10
+  %units = load i64, ptr %a10
+  %a11 = getelementptr i64, ptr %a, i64 11
+  %tail = load ptr, ptr %a11
+  %a12 = getelementptr i64, ptr %a, i64 12
+  %taillen = load i64, ptr %a12
+  %a13 = getelementptr i64, ptr %a, i64 13
+  %code_at = load i64, ptr %a13
+  %a14 = getelementptr i64, ptr %a, i64 14
+  %ret = load ptr, ptr %a14
+  %a15 = getelementptr i64, ptr %a, i64 15
+  %retlen = load i64, ptr %a15
+  %a16 = getelementptr i64, ptr %a, i64 16
+  %ents = load ptr, ptr %a16
+  %a17 = getelementptr i64, ptr %a, i64 17
+  %cents = load ptr, ptr %a17
+  %a18 = getelementptr i64, ptr %a, i64 18
+  %exec = load i64, ptr %a18
+  %a19 = getelementptr i64, ptr %a, i64 19
+  %flags = load ptr, ptr %a19
+  %end = sub i64 %code_at, %taillen
+  %room = sub i64 %stride, %code_at
   %none = icmp eq i64 %n, 0
   br i1 %none, label %done, label %slot
 slot:
   %i = phi i64 [0, %entry], [%i1, %next]
+  %i1 = add i64 %i, 1
+  %o0p = getelementptr i64, ptr %offs, i64 %i
+  %o0 = load i64, ptr %o0p
+  %o1p = getelementptr i64, ptr %offs, i64 %i1
+  %o1 = load i64, ptr %o1p
+  %len = sub i64 %o1, %o0
+  %lr = add i64 %len, %retlen
+  %neg = icmp ult i64 %o1, %o0
+  %big = icmp ugt i64 %lr, %room
+  %bad = or i1 %neg, %big
+  br i1 %bad, label %fail, label %fits
+fits:
   %pp = getelementptr i64, ptr %plans, i64 %i
   %plan = load i64, ptr %pp
   %row = mul i64 %i, %stride
   %base = getelementptr i8, ptr %dst, i64 %row
   br label %unit
 unit:
-  %u = phi i64 [%units, %slot], [%u0, %step]
-  %pos = phi i64 [%end, %slot], [%pos1, %step]
+  %u = phi i64 [%units, %fits], [%u0, %step]
+  %pos = phi i64 [%end, %fits], [%pos1, %step]
   %u0 = sub i64 %u, 1
   %bp = getelementptr i64, ptr %bits, i64 %u0
   %b = load i64, ptr %bp
@@ -296,16 +326,50 @@ put:
 step:
   %pos1 = phi i64 [%pos, %unit], [%pos0, %put]
   %last = icmp eq i64 %u0, 0
-  br i1 %last, label %next, label %unit
+  br i1 %last, label %placed, label %unit
+placed:
+  call void @llvm.memcpy.p0.p0.i64(ptr %base, ptr %pad, i64 %pos1, i1 false)
+  %tl = getelementptr i8, ptr %base, i64 %end
+  call void @llvm.memcpy.p0.p0.i64(ptr %tl, ptr %tail, i64 %taillen, i1 false)
+  %cd = getelementptr i8, ptr %base, i64 %code_at
+  %src = getelementptr i8, ptr %blob, i64 %o0
+  call void @llvm.memcpy.p0.p0.i64(ptr %cd, ptr %src, i64 %len, i1 false)
+  %e0 = add i64 %code_at, %len
+  %rt = getelementptr i8, ptr %base, i64 %e0
+  call void @llvm.memcpy.p0.p0.i64(ptr %rt, ptr %ret, i64 %retlen, i1 false)
+  %e = add i64 %e0, %retlen
+  %dp = getelementptr i64, ptr %dirty, i64 %i
+  %old = load i64, ptr %dp
+  %stale = icmp ugt i64 %old, %e
+  br i1 %stale, label %repad, label %mark
+repad:
+  %sl = sub i64 %old, %e
+  %st = getelementptr i8, ptr %base, i64 %e
+  %sp = getelementptr i8, ptr %pad, i64 %e
+  call void @llvm.memcpy.p0.p0.i64(ptr %st, ptr %sp, i64 %sl, i1 false)
+  br label %mark
+mark:
+  store i64 %e, ptr %dp
+  %xrow = add i64 %exec, %row
+  %ent = add i64 %xrow, %pos1
+  %ep = getelementptr i64, ptr %ents, i64 %i
+  store i64 %ent, ptr %ep
+  %cent = add i64 %xrow, %code_at
+  %cp = getelementptr i64, ptr %cents, i64 %i
+  store i64 %cent, ptr %cp
+  %f64 = lshr i64 %plan, 32
+  %f3 = and i64 %f64, 3
+  %f8 = trunc i64 %f3 to i8
+  %fp = getelementptr i8, ptr %flags, i64 %i
+  store i8 %f8, ptr %fp
+  br label %next
 next:
-  %len = sub i64 %end, %pos1
-  %lp = getelementptr i64, ptr %lens, i64 %i
-  store i64 %len, ptr %lp
-  %i1 = add i64 %i, 1
   %more = icmp ult i64 %i1, %n
   br i1 %more, label %slot, label %done
+fail:
+  ret i64 %i1
 done:
-  ret void
+  ret i64 0
 }}
 
 define i64 @melvin_one(i64 %e, ptr %row, i64 %flags) {{
