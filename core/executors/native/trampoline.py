@@ -18,7 +18,7 @@ from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
                                       CASE, JMPBUF, LAST_CASES, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
                                       SAVED_FP, SAVED_REGS, CODE_ENTRIES, WORKER_TID, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
-                                      X86_FP0, genome_sp)
+                                      X86_FP0, LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND, genome_sp)
 
 
 def _x86_asm(scratch: int) -> list[str]:
@@ -49,6 +49,33 @@ def _x86_asm(scratch: int) -> list[str]:
           f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}"]
     a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
     a += [f"test byte ptr [{CTL_BASE + ENTRY:#x}], 2", "jnz melvin_fixup", "ret"]
+    # melvin_cases(slot, inputs, flags, end, outs, kinds): melvin_enter's entry and exit around
+    # every case from CASE to end - 1, the host's registers saved once; between cases the loop
+    # keeps its state in the control block (LOOP_*, CASE), so a crash's longjmp finds the case
+    # it was in, and the output and outcome of case c go to outs[c] and kinds[c]
+    f = f"byte ptr [{CTL_BASE + ENTRY:#x}]"
+    a += [".globl melvin_cases", ".p2align 4", "melvin_cases:"]
+    a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
+    a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdx", f"mov {m(LOOP_SLOT)}, rdi", f"mov {m(LOOP_IN)}, rsi",
+          f"mov {m(LOOP_END)}, rcx", f"mov {m(LOOP_OUT)}, r8", f"mov {m(LOOP_KIND)}, r9",
+          f"mov rax, {m(CASE)}", "cmp rax, rcx", "jae 9f",
+          "5:", f"inc {m(CUR)}", f"mov rsi, {m(LOOP_IN)}", "shl rax, 5", "add rsi, rax",
+          f"test {f}, 2", "jz 1f", "push 0x202", "popfq", "1:",
+          f"mov rsp, {sp0 + 8:#x}", f"test {f}, 1", "jz 2f"]
+    for k in range(0, scratch, 8):
+        a += [f"mov rax, {m(TMPL + k)}", f"mov qword ptr [{sp0 - scratch + k:#x}], rax"]
+    a += ["2:", f"test {f}, 2", "jz 3f"]
+    a += [f"movdqu xmm{i}, xmmword ptr [{CTL_BASE + SIMD + 16 * i:#x}]" for i in range(16)]
+    a += ["fninit", f"ldmxcsr dword ptr [{CTL_BASE + X86_FP0:#x}]", "3:",
+          f"mov {m(IN_GENOME)}, 1",
+          f"call {m(LOOP_SLOT)}",
+          f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}",
+          f"test {f}, 2", "jz 4f", "call melvin_fixup", "4:",
+          f"mov rcx, {m(CASE)}", f"mov rdx, {m(LOOP_OUT)}", "mov qword ptr [rdx + 8 * rcx], rax",
+          f"mov rdx, {m(LOOP_KIND)}", "mov byte ptr [rdx + rcx], 0",
+          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 5b", "9:"]
+    a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
+    a += ["ret"]
     # melvin_save_env, once per batch: the FP control and TLS base melvin_fixup restores after a
     # heavy genome or a crash (the worker's own never change)
     a += [".globl melvin_save_env", ".p2align 4", "melvin_save_env:",
@@ -87,7 +114,33 @@ def _arm64_asm(scratch: int) -> list[str]:
           c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17"]
     a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
     a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
-    a += [f"ldr x17, [x16, #{ENTRY}]", "tbnz x17, #1, melvin_fixup", "ret",
+    a += [f"ldr x17, [x16, #{ENTRY}]", "tbnz x17, #1, melvin_fixup", "ret"]
+    # melvin_cases(slot, inputs, flags, end, outs, kinds): as on x86-64, every case from CASE
+    # to end - 1 with the host's registers saved once, the loop's state in the control block
+    a += [".globl melvin_cases", ".p2align 4", "melvin_cases:", c]
+    a += [f"stp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
+    a += [f"stp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
+    a += ["mov x17, sp", f"str x17, [x16, #{SAVED_SP}]", f"str x2, [x16, #{ENTRY}]",
+          f"str x0, [x16, #{LOOP_SLOT}]", f"str x1, [x16, #{LOOP_IN}]", f"str x3, [x16, #{LOOP_END}]",
+          f"str x4, [x16, #{LOOP_OUT}]", f"str x5, [x16, #{LOOP_KIND}]",
+          f"ldr x9, [x16, #{CASE}]", "cmp x9, x3", "b.hs 9f",
+          "5:", f"ldr x10, [x16, #{CUR}]", "add x10, x10, #1", f"str x10, [x16, #{CUR}]",
+          f"ldr x17, [x16, #{LOOP_IN}]", "add x17, x17, x9, lsl #5", f"ldr x2, [x16, #{ENTRY}]",
+          f"movz x15, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x15, x15, #{scratch}", "mov sp, x15",
+          "tbz x2, #0, 1f", f"add x10, x16, #{TMPL}"]
+    a += ["ldp x11, x12, [x10], #16", "stp x11, x12, [x15], #16"] * (scratch // 16)
+    a += ["1:", "tbz x2, #1, 2f", "msr tpidr_el0, xzr", "msr fpcr, xzr", "msr fpsr, xzr", f"add x10, x16, #{SIMD}"]
+    a += [f"ldp q{2 * i}, q{2 * i + 1}, [x10], #32" for i in range(16)]
+    a += ["2:", "mov x15, #1", f"str x15, [x16, #{IN_GENOME}]", f"ldr x9, [x16, #{LOOP_SLOT}]",
+          f"add x16, x16, #{RAND}", "blr x9",
+          c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17",
+          f"ldr x17, [x16, #{ENTRY}]", "tbz x17, #1, 4f", "bl melvin_fixup", c, "4:",
+          f"ldr x9, [x16, #{CASE}]", f"ldr x10, [x16, #{LOOP_OUT}]", "str x0, [x10, x9, lsl #3]",
+          f"ldr x10, [x16, #{LOOP_KIND}]", "strb wzr, [x10, x9]", "add x9, x9, #1", f"str x9, [x16, #{CASE}]",
+          f"ldr x10, [x16, #{LOOP_END}]", "cmp x9, x10", "b.lo 5b", "9:"]
+    a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
+    a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
+    a += ["ret",
           ".globl melvin_save_env", ".p2align 4", "melvin_save_env:", c,
           "mrs x17, tpidr_el0", f"str x17, [x16, #{SAVED_TLS}]",
           "mrs x17, fpcr", f"str x17, [x16, #{SAVED_FP}]", "ret",
@@ -111,6 +164,7 @@ def ir(isa: str, scratch: int) -> str:
 declare i32 @_setjmp(ptr) #0
 declare void @longjmp(ptr, i32) noreturn
 declare i64 @melvin_enter(i64, ptr, i64)
+declare void @melvin_cases(i64, ptr, i64, i64, ptr, ptr)
 declare void @melvin_fixup()
 declare void @melvin_save_env()
 declare ptr @signal(i32, ptr)
@@ -134,6 +188,7 @@ entry:
   %S = load volatile ptr, ptr {p(STATES)}
   %per = icmp ne ptr %S, null
   %isbare = icmp ne i64 %bare, 0
+  %slow = or i1 %per, %isbare   ; per-case states and plain calls: one case per trip through cl
   %CL = load volatile i64, ptr {p(LAST_CASES)}
   %Gm1 = sub i64 %G, 1
   store volatile i64 0, ptr {p(RETRIED)}
@@ -157,11 +212,19 @@ gl:
   %islast = icmp eq i64 %g, %Gm1
   %Cg = select i1 %islast, i64 %CL, i64 %C
   store volatile i64 0, ptr {p(CASE)}
+  %outrow = getelementptr i64, ptr %O, i64 %base
+  %kindrow = getelementptr i8, ptr %K, i64 %base
   %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
   %ok = icmp eq i32 %r, 0
-  br i1 %ok, label %cl, label %crash
+  br i1 %ok, label %start, label %crash
+start:
+  br i1 %slow, label %cl, label %cases
+cases:
+  ; the genome's cases from CASE on in the stub's own loop (melvin_cases)
+  call void @melvin_cases(i64 %e, ptr %I, i64 %l, i64 %Cg, ptr %outrow, ptr %kindrow)
+  br label %gnext
 cl:
-  %c = phi i64 [0, %gl], [%c1, %cnext], [%cv, %again], [%cn, %skip]
+  %c = phi i64 [0, %start], [%c1, %cnext], [%rc, %resume]
   store volatile i64 %c, ptr {p(CASE)}
   %cur = load volatile i64, ptr {p(CUR)}
   %cur1 = add i64 %cur, 1
@@ -219,7 +282,7 @@ crash:
   br i1 %retry, label %again, label %skip
 again:
   store volatile i64 %tag, ptr {p(RETRIED)}
-  br label %cl
+  br label %resume
 skip:
   %xop = getelementptr i64, ptr %O, i64 %xidx
   store i64 0, ptr %xop
@@ -227,7 +290,13 @@ skip:
   store i8 %kind, ptr %xkp
   %cn = add i64 %cv, 1
   %cnd = icmp eq i64 %cn, %Cg
-  br i1 %cnd, label %gnext, label %cl
+  br i1 %cnd, label %gnext, label %resume
+resume:
+  %rc = phi i64 [%cv, %again], [%cn, %skip]
+  br i1 %slow, label %cl, label %fastresume
+fastresume:
+  store volatile i64 %rc, ptr {p(CASE)}
+  br label %cases
 gnext:
   %g1 = add i64 %g, 1
   %gd = icmp eq i64 %g1, %G
