@@ -53,9 +53,10 @@ _SENTINELS = {
 }
 
 
-#: cases the crash sentinel runs: a crash costs a signal delivery (~8 us), n_cases of them a
-#: chunk's fixed cost; a few show that the worker still recovers after the chunk's genomes
-_CRASH_CASES = 4
+#: cases the crash sentinel runs: a crash costs a signal delivery (~6-8 us), n_cases of them a
+#: chunk's fixed cost; two show that the worker still recovers after the chunk's genomes and
+#: that its loop resumes after a recovery
+_CRASH_CASES = 2
 _LOST, _SIGILL = int(Outcome.WORKER_LOST), int(Outcome.SIGILL)   # plain ints: numpy compares enums slowly
 
 
@@ -220,18 +221,22 @@ class NativeExecutor:
             self._last_state = (seed, BatchState.from_seed(seed, self.options.scratch))
         return self._last_state[1]
 
-    def _check(self, w: Worker, m: int, batch: "_Batch") -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's results (views of the shared file) if the worker's sentinels and outcome
-        table are right, else WorkerLost."""
+    def _check(self, w: Worker, m: int, batch: "_Batch", outputs: np.ndarray, outcomes: np.ndarray,
+               at: slice) -> None:
+        """Copy the chunk's results from the shared file into ``outputs[at]``, ``outcomes[at]``,
+        then WorkerLost unless the worker's sentinels and outcome table are right (checked on the
+        copies and the sentinels' rows: the file is read once, a failed chunk is run again)."""
         v = w.views
         outs, kinds = v["outputs"], v["outcomes"]
+        outputs[at], outcomes[at] = outs[:m - 2], kinds[:m - 2]
+        sent_outs, sent_kinds = outs[m - 2:], kinds[m - 2:]
         crash = min(_CRASH_CASES, kinds.shape[1])
-        if int(kinds[:-1].max()) >= _LOST or int(kinds[-1, :crash].max()) >= _LOST:   # 0xFF: not run
+        if int(outcomes[at].max()) >= _LOST or int(sent_kinds[0].max()) >= _LOST \
+                or int(sent_kinds[1, :crash].max()) >= _LOST:   # 0xFF: not run
             raise WorkerLost("worker left cases without an outcome")
-        if kinds[-2].any() or not np.array_equal(outs[-2], batch.ok_expected) \
-                or (kinds[-1, :crash] != _SIGILL).any() or outs[-1, :crash].any():   # (Outcome.OK is 0)
+        if sent_kinds[0].any() or sent_outs[0].tobytes() != batch.ok_expected \
+                or (sent_kinds[1, :crash] != _SIGILL).any() or sent_outs[1, :crash].any():   # (Outcome.OK is 0)
             raise WorkerLost("worker failed its sentinel check")
-        return outs[:m - 2], kinds[:m - 2]
 
     def _replace(self, w: Worker) -> Worker:
         t0 = time.perf_counter()
@@ -263,7 +268,7 @@ class NativeExecutor:
                 del busy[conn]
                 try:
                     w.result(deadline)
-                    outs, kinds = self._check(w, b - a + 2, batch)
+                    self._check(w, b - a + 2, batch, outputs, outcomes, slice(a, b))
                 except WorkerLost:
                     self.lost_batches += 1
                     w = self._replace(w)
@@ -274,8 +279,6 @@ class NativeExecutor:
                         half = (a + b) // 2
                         queue.appendleft((half, b))
                         queue.appendleft((a, half))
-                else:
-                    outputs[a:b], outcomes[a:b] = outs, kinds
                 idle.append(w)
 
     # ----------------------------------------------------------------- benchmarks
@@ -312,9 +315,14 @@ class _Batch:
     __slots__ = ("buf", "offsets", "plans", "table", "seed", "ok_expected")
 
     def __init__(self, codes, plans: np.ndarray, table: np.ndarray, seed: int):
-        c = codes if isinstance(codes, Codes) else Codes.from_list(codes)
-        self.buf, self.offsets, self.plans, self.table, self.seed = c.buf, c.offsets, plans, table, seed
-        self.ok_expected = table[:, 0] ^ table[:, 1]
+        if isinstance(codes, Codes):
+            self.buf, self.offsets = codes.buf, codes.offsets
+        else:   # a checked list of bytes (validate_batch)
+            self.offsets = np.zeros(len(codes) + 1, np.int64)
+            np.cumsum(np.fromiter(map(len, codes), np.int64, len(codes)), out=self.offsets[1:])
+            self.buf = np.frombuffer(b"".join(codes), np.uint8)
+        self.plans, self.table, self.seed = plans, table, seed
+        self.ok_expected = (table[:, 0] ^ table[:, 1]).tobytes()
 
 
 def _split(codes: Codes) -> list[bytes]:

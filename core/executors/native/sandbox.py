@@ -107,6 +107,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             msg = conn.recv()
         except (EOFError, OSError):
             break
+        t_in, cpu_in = time.perf_counter(), time.thread_time()
         if msg[0] == "quit":
             break
         _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
@@ -149,7 +150,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
         del views, offsets, blob, entries, flags
-        conn.send(("done", elapsed))
+        conn.send(("done", elapsed, time.perf_counter() - t_in, time.thread_time() - cpu_in))
     machine.close()
 
 
@@ -175,6 +176,9 @@ class Worker:
         self.blob_len, self.state_bytes = 0, 0
         self._cached: tuple = (None, None)   # (layout key, views) of the last batch
         self.views: dict[str, np.ndarray] = {}
+        #: the last batch's seconds in the worker: its genome loop, from command to answer (wall),
+        #: and the worker thread's CPU time in between
+        self.last_loop, self.last_busy, self.last_cpu = 0.0, 0.0, 0.0
         if not self.conn.poll(start_timeout):
             self.kill()
             raise WorkerLost(f"native worker did not start within {start_timeout:.0f} s")
@@ -228,6 +232,7 @@ class Worker:
             raise WorkerLost(f"native worker died (exit code {_wait(self.proc, 1.0)})") from None
         if msg[0] != "done":
             raise WorkerLost(f"native worker answered {msg!r}")
+        self.last_loop, self.last_busy, self.last_cpu = msg[1:4]
         return msg[1]
 
     def _release(self) -> None:
