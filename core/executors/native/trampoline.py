@@ -58,7 +58,7 @@ def _x86_asm(scratch: int) -> list[str]:
     a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
     a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdx", f"mov {m(LOOP_SLOT)}, rdi", f"mov {m(LOOP_IN)}, rsi",
           f"mov {m(LOOP_END)}, rcx", f"mov {m(LOOP_OUT)}, r8", f"mov {m(LOOP_KIND)}, r9",
-          f"mov rax, {m(CASE)}", "cmp rax, rcx", "jae 9f",
+          f"mov rax, {m(CASE)}", "cmp rax, rcx", "jae 9f", "test dl, 3", "jz 6f",
           "5:", f"inc {m(CUR)}", f"mov rsi, {m(LOOP_IN)}", "shl rax, 5", "add rsi, rax",
           f"test {f}, 2", "jz 1f", "push 0x202", "popfq", "1:",
           f"mov rsp, {sp0 + 8:#x}", f"test {f}, 1", "jz 2f"]
@@ -73,7 +73,14 @@ def _x86_asm(scratch: int) -> list[str]:
           f"test {f}, 2", "jz 4f", "call melvin_fixup", "4:",
           f"mov rcx, {m(CASE)}", f"mov rdx, {m(LOOP_OUT)}", "mov qword ptr [rdx + 8 * rcx], rax",
           f"mov rdx, {m(LOOP_KIND)}", "mov byte ptr [rdx + rcx], 0",
-          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 5b", "9:"]
+          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 5b", "jmp 9f",
+          # the same loop for a genome with no flags (no scratch, not heavy): nothing to test per case
+          "6:", f"inc {m(CUR)}", f"mov rsi, {m(LOOP_IN)}", "shl rax, 5", "add rsi, rax",
+          f"mov rsp, {sp0 + 8:#x}", f"mov {m(IN_GENOME)}, 1", f"call {m(LOOP_SLOT)}",
+          f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}",
+          f"mov rcx, {m(CASE)}", f"mov rdx, {m(LOOP_OUT)}", "mov qword ptr [rdx + 8 * rcx], rax",
+          f"mov rdx, {m(LOOP_KIND)}", "mov byte ptr [rdx + rcx], 0",
+          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 6b", "9:"]
     a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
     a += ["ret"]
     # melvin_save_env, once per batch: the FP control and TLS base melvin_fixup restores after a
@@ -123,7 +130,7 @@ def _arm64_asm(scratch: int) -> list[str]:
     a += ["mov x17, sp", f"str x17, [x16, #{SAVED_SP}]", f"str x2, [x16, #{ENTRY}]",
           f"str x0, [x16, #{LOOP_SLOT}]", f"str x1, [x16, #{LOOP_IN}]", f"str x3, [x16, #{LOOP_END}]",
           f"str x4, [x16, #{LOOP_OUT}]", f"str x5, [x16, #{LOOP_KIND}]",
-          f"ldr x9, [x16, #{CASE}]", "cmp x9, x3", "b.hs 9f",
+          f"ldr x9, [x16, #{CASE}]", "cmp x9, x3", "b.hs 9f", "tst x2, #3", "b.eq 6f",
           "5:", f"ldr x10, [x16, #{CUR}]", "add x10, x10, #1", f"str x10, [x16, #{CUR}]",
           f"ldr x17, [x16, #{LOOP_IN}]", "add x17, x17, x9, lsl #5", f"ldr x2, [x16, #{ENTRY}]",
           f"movz x15, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x15, x15, #{scratch}", "mov sp, x15",
@@ -137,7 +144,17 @@ def _arm64_asm(scratch: int) -> list[str]:
           f"ldr x17, [x16, #{ENTRY}]", "tbz x17, #1, 4f", "bl melvin_fixup", c, "4:",
           f"ldr x9, [x16, #{CASE}]", f"ldr x10, [x16, #{LOOP_OUT}]", "str x0, [x10, x9, lsl #3]",
           f"ldr x10, [x16, #{LOOP_KIND}]", "strb wzr, [x10, x9]", "add x9, x9, #1", f"str x9, [x16, #{CASE}]",
-          f"ldr x10, [x16, #{LOOP_END}]", "cmp x9, x10", "b.lo 5b", "9:"]
+          f"ldr x10, [x16, #{LOOP_END}]", "cmp x9, x10", "b.lo 5b", "b 9f",
+          # the same loop for a genome with no flags: nothing to test per case
+          "6:", f"ldr x10, [x16, #{CUR}]", "add x10, x10, #1", f"str x10, [x16, #{CUR}]",
+          f"ldr x17, [x16, #{LOOP_IN}]", "add x17, x17, x9, lsl #5",
+          f"movz x15, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x15, x15, #{scratch}", "mov sp, x15",
+          "mov x15, #1", f"str x15, [x16, #{IN_GENOME}]", f"ldr x9, [x16, #{LOOP_SLOT}]",
+          f"add x16, x16, #{RAND}", "blr x9",
+          c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17",
+          f"ldr x9, [x16, #{CASE}]", f"ldr x10, [x16, #{LOOP_OUT}]", "str x0, [x10, x9, lsl #3]",
+          f"ldr x10, [x16, #{LOOP_KIND}]", "strb wzr, [x10, x9]", "add x9, x9, #1", f"str x9, [x16, #{CASE}]",
+          f"ldr x10, [x16, #{LOOP_END}]", "cmp x9, x10", "b.lo 6b", "9:"]
     a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
     a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
     a += ["ret",
