@@ -99,7 +99,7 @@ class NativeExecutor:
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
         self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
         self._plan_cache: dict[bytes, int] = {}
-        self._last_plans: tuple | None = None   # (a copy of the last Codes batch, its plans)
+        self._last_codes: tuple | None = None   # the last batch (its list, or a copy of its Codes), buffer, offsets, plans
         sent = _SENTINELS[isa.name]
         self._sentinels = (np.frombuffer(b"".join(sent), np.uint8), np.array([0, len(sent[0]), len(sent[0]) + len(sent[1])]),
                            np.array([entry_plan(isa.name, c) for c in sent], np.uint64))
@@ -131,7 +131,7 @@ class NativeExecutor:
         else:
             table = self._batch_state(seed).input_table(self.isa, inputs)
             self._states = None
-        batch = _Batch(codes, self._plans(codes), table, seed)
+        batch = _Batch(*self._codes(codes), table, seed)
         n, n_cases = len(codes), table.shape[0]
         outputs = np.empty((n, n_cases), dtype=np.uint64)    # every row is written below
         outcomes = np.empty((n, n_cases), dtype=np.uint8)
@@ -194,19 +194,30 @@ class NativeExecutor:
         w.submit(m, n_cases, batch.seed, self.options.time_budget, mode, repeat)
         return self._deadline(m, n_cases) if mode == "stub" else time.monotonic() + 3600
 
-    def _plans(self, codes) -> np.ndarray:
-        """Entry plans of ``codes`` (:func:`entry_plan`), uint64 [n], from a dict of the codes
-        seen (bounded); a ``Codes`` buffer equal to the last one's reuses its plans (two array
-        comparisons), another is cut into its codes' bytes once for the look-up."""
+    def _codes(self, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buffer uint8, offsets int64 [n + 1], entry plans uint64 [n]) of a checked batch; a
+        batch equal to the last one (the same population on other cases, as validation and
+        counterexamples run it) reuses the last one's, found with two array comparisons (a
+        ``Codes``) or one list comparison (bytes objects, by identity first)."""
+        last = self._last_codes
         if isinstance(codes, Codes):
-            last = self._last_plans   # the same buffer as the last batch's: its plans
-            if last is not None and np.array_equal(last[0].offsets, codes.offsets) \
+            if last is not None and isinstance(last[0], Codes) and np.array_equal(last[0].offsets, codes.offsets) \
                     and np.array_equal(last[0].buf, codes.buf):
-                return last[1]
+                return last[1:]
+            kept = Codes(codes.buf.copy(), codes.offsets.copy())   # the caller may reuse its buffer
             plans = self._plans(_split(codes))
-            self._last_plans = (Codes(codes.buf.copy(), codes.offsets.copy()), plans)
-            return plans
-        keys = codes
+            self._last_codes = (kept, kept.buf, kept.offsets, plans)
+            return self._last_codes[1:]
+        if last is not None and isinstance(last[0], list) and last[0] == codes:
+            return last[1:]
+        offsets = np.zeros(len(codes) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, codes), np.int64, len(codes)), out=offsets[1:])
+        self._last_codes = (codes, np.frombuffer(b"".join(codes), np.uint8), offsets, self._plans(codes))
+        return self._last_codes[1:]
+
+    def _plans(self, keys: list[bytes]) -> np.ndarray:
+        """Entry plans of ``keys`` (:func:`entry_plan`), uint64 [n], from a dict of the codes
+        seen (bounded)."""
         known = self._plan_cache
         try:
             return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
@@ -294,8 +305,10 @@ class NativeExecutor:
         seed = self.options.seed if seed is None else seed
         table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
         self._states = None
-        plans = np.full(len(codes), FULL[self.isa.name], np.uint64) if mode == "full" else self._plans(codes)
-        batch = _Batch(codes, plans, table, seed)
+        buf, offsets, plans = self._codes(codes)
+        if mode == "full":
+            plans = np.full(len(codes), FULL[self.isa.name], np.uint64)
+        batch = _Batch(buf, offsets, plans, table, seed)
         w = self._workers[0]
         deadline = self._submit(w, (0, len(codes)), batch, "stub" if mode == "full" else mode, repeat)
         elapsed = w.result(deadline)
@@ -310,18 +323,12 @@ class NativeExecutor:
 
 class _Batch:
     """One ``run()``'s codes as one buffer (``buf`` uint8, ``offsets`` int64 [n + 1]), their
-    entry plans, the argument table and what the xor sentinel must answer."""
+    entry plans, the argument table and what the xor sentinel must answer (bytes)."""
 
     __slots__ = ("buf", "offsets", "plans", "table", "seed", "ok_expected")
 
-    def __init__(self, codes, plans: np.ndarray, table: np.ndarray, seed: int):
-        if isinstance(codes, Codes):
-            self.buf, self.offsets = codes.buf, codes.offsets
-        else:   # a checked list of bytes (validate_batch)
-            self.offsets = np.zeros(len(codes) + 1, np.int64)
-            np.cumsum(np.fromiter(map(len, codes), np.int64, len(codes)), out=self.offsets[1:])
-            self.buf = np.frombuffer(b"".join(codes), np.uint8)
-        self.plans, self.table, self.seed = plans, table, seed
+    def __init__(self, buf: np.ndarray, offsets: np.ndarray, plans: np.ndarray, table: np.ndarray, seed: int):
+        self.buf, self.offsets, self.plans, self.table, self.seed = buf, offsets, plans, table, seed
         self.ok_expected = (table[:, 0] ^ table[:, 1]).tobytes()
 
 
