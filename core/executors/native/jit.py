@@ -7,13 +7,16 @@ of the same memfd), the genome stack and the control block, each with ``PROT_NON
 on both sides, plus an alternate signal stack.
 
 The trampoline (:mod:`core.executors.native.trampoline`, text only) is LLVM IR compiled by
-llvmlite here: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's
-cases (a crash comes back there and resumes at the next case), and calls ``melvin_enter``, an
-assembly stub (module-level asm) that saves the host's callee-saved registers and SP in the
-control block, refills the scratch area if the genome touches memory, loads SIMD/x87/FP state
-if it uses it, and calls the genome's slot; the slot's prologue loads the registers the genome
-may read (:mod:`core.executors.native.prologue`, :mod:`core.executors.batch_state`'s values);
-the genome returns to the stub, which restores everything. A fault, a refused system
+llvmlite here: ``melvin_run`` loops over genomes, ``_setjmp`` before each genome's cases (a
+crash comes back there and resumes at the next case), and calls ``melvin_cases``, an assembly
+stub (module-level asm) that saves the host's callee-saved registers and SP in the control
+block once and loops over the genome's cases itself: per case it refills the scratch area if
+the genome touches memory, loads SIMD/x87/FP state if it uses it, and calls the genome's slot,
+whose prologue loads the registers the genome may read (:mod:`core.executors.native.prologue`,
+:mod:`core.executors.batch_state`'s values); the genome returns to the stub, which takes its
+stack back and stores the case's result, and restores everything after the last case
+(per-case states and the benchmark's bare mode go through ``melvin_enter``, one case a call).
+``melvin_load`` writes a batch's arena slots in one call. A fault, a refused system
 call (seccomp ``SECCOMP_RET_TRAP`` -> SIGSYS) or the watchdog tick lands in ``melvin_handler``
 (``SA_ONSTACK | SA_NODEFER | SA_SIGINFO``), which restores thread state and ``longjmp``s back,
 so both paths leave through code that never trusts the genome's registers.

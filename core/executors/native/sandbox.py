@@ -12,7 +12,9 @@ outputs   uint64 [n_genomes, n_cases]                  worker
 outcomes  uint8 [n_genomes, n_cases] (0xFF = not run)  worker
 offsets   uint64 [n_genomes + 1] into the code blob    owner
 plans     uint64 [n_genomes] entry plans (light.py)    owner
-blob      the genomes' code, concatenated              owner
+states    uint8 [n_cases, 768 + scratch] (optional)    owner
+blob      the genomes' code, concatenated (last: the   owner
+          rest of the file, so views keep their shape)
 ========  ===========================================  ======================
 
 Workers are fresh interpreters (``python -m core.executors.native.sandbox``) connected by a socket

@@ -1,11 +1,13 @@
 """The native trampoline's text: LLVM IR and the assembly stubs it carries (no execution here).
 
 ``ir(isa, scratch)`` is the module :class:`core.executors.native.jit.Machine` compiles with
-llvmlite: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's cases (a
-crash comes back to it with the case it was in, kept in the control block), and calls
-``melvin_enter``, an assembly stub (module-level asm) that saves the host's callee-saved
-registers and SP in the control block, builds what the genome's entry flags ask for (scratch,
-SIMD/x87/FP state) and calls the genome's slot, whose prologue loads its registers;
+llvmlite: ``melvin_run`` loops over genomes, ``_setjmp`` before each genome's cases (a crash
+comes back to it with the case it was in, kept in the control block), and calls
+``melvin_cases``, an assembly stub (module-level asm) that saves the host's callee-saved
+registers and SP in the control block once per genome and runs its cases in its own loop: per
+case it builds what the genome's entry flags ask for (scratch, SIMD/x87/FP state; a genome
+without flags gets a loop that tests nothing) and calls the genome's slot, whose prologue
+loads its registers (``melvin_enter`` does the same for one case: per-case states);
 ``melvin_handler`` is the signal handler that restores thread state and ``longjmp``s back;
 ``melvin_load`` writes a batch's slots (one call, no Python per genome). Addresses
 and control block offsets are :mod:`core.executors.memory_map`'s.
