@@ -268,7 +268,7 @@ class NativeExecutor:
             timeout = max(0.0, nearest - time.monotonic())
             if len(busy) == 1:   # (wait() builds a selector per call)
                 conn = next(iter(busy))
-                ready = [conn] if conn.poll(timeout) else []
+                ready = [conn] if busy[conn][0].ready(timeout) else []
             else:
                 ready = wait(list(busy), timeout=timeout)
             now = time.monotonic()

@@ -24,8 +24,10 @@ sentinel genomes' results (:mod:`core.executors.native.backend`).
 """
 from __future__ import annotations
 
+import math
 import mmap
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -178,6 +180,7 @@ class Worker:
         self.blob_len, self.state_bytes = 0, 0
         self._cached: tuple = (None, None)   # (layout key, views) of the last batch
         self.views: dict[str, np.ndarray] = {}
+        self._poller = None
         #: the last batch's seconds in the worker: its genome loop, from command to answer (wall),
         #: and the worker thread's CPU time in between
         self.last_loop, self.last_busy, self.last_cpu = 0.0, 0.0, 0.0
@@ -224,9 +227,17 @@ class Worker:
         except (BrokenPipeError, OSError):
             pass   # the answer (EOF) tells the owner it is lost
 
+    def ready(self, timeout: float) -> bool:
+        """True once the worker has answered (or hung up), waiting up to ``timeout`` seconds
+        (one poll object per worker: ``Connection.poll`` builds a selector per call)."""
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+        return bool(self._poller.poll(max(0, math.ceil(timeout * 1000))))
+
     def result(self, deadline: float) -> float:
         """Wait for the batch until ``deadline`` (time.monotonic); the worker's own run time."""
-        if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+        if not self.ready(deadline - time.monotonic()):
             raise WorkerLost("native worker missed its batch deadline")
         try:
             msg = self.conn.recv()
