@@ -1,16 +1,21 @@
 """Benchmarks of the native backend (issues 5 and 15): ``run_native_benchmarks(quick)`` -> list of dicts.
 
-Issue 15's row first: native ``run()`` end to end (the owner's call, shared memory, sentinels,
-checks; best wall time of 30) against a bare llvmlite loop written apart from the executor
-(``scripts/bare_loop.py``: ``_setjmp`` before each case and a plain call, no entry state, no
-handlers, no sandbox) on the same 1000 codes x 64 cases, in the same run. Then where a case's
-time goes: the bare loop, the trampoline's own loop with plain calls, the trampoline with
-per-genome entries, the same with the full entry for every genome, and run() end to end, in
-ns per case. Then issue 5's rows: the trampoline against its bare mode and one ctypes call per
-case, crash recovery per crash, worker replacement. Worker times are the worker's own (best of
-3-5). 1000 genomes x 16 instructions (caller-saved registers only, so the bare loops are safe)
-x 64 cases. Runnable alone: ``python scripts/bench_native.py [--quick]``; the arm64 figures under
-qemu user mode (not hardware figures): ``scripts/arm64-qemu.sh -- scripts/bench_native.py --quick``.
+Issue 15's rows first: native ``run()`` end to end (the owner's call, shared memory, sentinels,
+checks; best wall time of 10, or 30 without --quick) against a bare llvmlite loop written apart
+from the executor (``scripts/bare_loop.py``: ``_setjmp`` before each case and a plain call, no
+entry state, no handlers, no sandbox) on the same 1000 codes x 64 cases, in the same run; the
+same in CPU time (the owner's thread and the worker's, without the wait for a core), with one
+``core.codes.Codes`` buffer (a population's form), on 4000 codes x 256 cases, with one worker
+per core, and on new codes every call (their entry plans computed). Then where a case's time
+goes, in ns per case: the bare loop, the trampoline's own loop with plain calls, with per-genome
+entries, with the full entry for every genome, and run() end to end split into the worker's
+genome loop, its per-batch work and the owner's (with the round trip). Then issue 5's rows: the
+trampoline against its bare mode and one ctypes call per case, crash recovery per crash, worker
+replacement. Worker times are the worker's own (best of 3-5). Genomes: 16 instructions on
+caller-saved registers only, so the bare loops are safe. Runnable alone: ``python
+scripts/bench_native.py [--quick]``; the arm64 figures under qemu user mode (not hardware
+figures: qemu translates a batch's code again after every load):
+``scripts/arm64-qemu.sh -- scripts/bench_native.py --quick``.
 """
 from __future__ import annotations
 
