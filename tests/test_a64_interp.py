@@ -179,7 +179,7 @@ def _class_words(rng: np.random.Generator, name: str, room: int) -> int:
 
 CLASSES = ("addsub_imm", "logic_imm", "movw", "bitfield", "extr", "logic_reg", "addsub_reg", "addsub_ext",
            "adc", "ccmp", "csel", "dp2", "dp1", "dp3", "b", "bcond", "cbz", "tbz", "ldr", "str", "reserved")
-# what each class must keep claiming (of its generated genomes; the rest are reserved forms, x30,
+# what each class must keep claiming (of its generated genomes; the rest are reserved forms,
 # SP operands, out-of-range branches)
 MIN_SUPPORTED = {"logic_imm": 0.6, "bitfield": 0.6, "dp3": 0.6, "b": 0.55, "bcond": 0.55, "cbz": 0.55, "tbz": 0.55}
 
@@ -311,9 +311,8 @@ def test_edge_cases_agree(ex, edge_inputs):
 
 
 UNSUPPORTED = [
-    ["svc #0"], ["mov x0, sp"], ["mov x0, x30"], ["add sp, sp, #16"], ["fmov d0, x0", "fmov v0.d[1], x1", "fmov x0, d0"],
-    ["cnt v0.8b, v0.8b", "addv h0, v0.4h", "umov w0, v0.h[0]"], ["fmov d0, x30", "fmov x0, d0"], ["umov w30, v0.b[0]"],
-    ["mov x30, x0"], ["br x1"], ["ret x1"], ["crc32x w0, w0, x1"], ["bl #8"], ["ldaxr x0, [x1]"], ["ldr x0, [sp, #-16]!"],
+    ["svc #0"], ["mov x0, sp"], ["add sp, sp, #16"], ["fmov d0, x0", "fmov v0.d[1], x1", "fmov x0, d0"],
+    ["cnt v0.8b, v0.8b", "addv h0, v0.4h", "umov w0, v0.h[0]"], ["br x1"], ["ret x1"], ["crc32x w0, w0, x1"], ["bl #8"], ["ldaxr x0, [x1]"], ["ldr x0, [sp, #-16]!"],
     [".word 0xf8408421"], [".word 0xa9400020"], ["ldtr x0, [x1]"], [".word 0xf8200041"],
 ]
 
@@ -432,7 +431,7 @@ def _interpret(ex, codes, inputs, seed, outputs):
     state = BatchState.from_seed(seed, ex.options.scratch)
     outcomes = np.zeros(outputs.shape, dtype=np.uint8)
     return execute.interpret(codes, state.input_table(ex.isa, inputs), state.regs, state.scratch,
-                                ex.options.budget, outputs, outcomes, simd=state.simd,
+                                ex.options.budget, outputs, outcomes, lr=ex.unicorn.ret_addr, simd=state.simd,
                                 solo_size=ex.unicorn.solo_size, post=ex.unicorn.post)
 
 

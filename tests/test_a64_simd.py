@@ -166,11 +166,11 @@ def test_idiom_words_take_the_slow_lane(lines):
 
 def test_simd_rows_write_what_they_say():
     """Check the rows: vector registers as numbers, general destinations as register-file
-    indices (XZR absorbs), x30 refused."""
+    indices (XZR absorbs; x30 an ordinary register)."""
     for line, op, rd, rn in (("fmov d3, xzr", simd.S_TO_V, 3, 31), ("fmov xzr, d3", simd.S_FROM_V, 32, 3),
-                             ("umov w5, v6.h[7]", simd.S_UMOV, 5, 6), ("cnt v1.16b, v2.16b", simd.S_CNT, 1, 2)):
+                             ("umov w5, v6.h[7]", simd.S_UMOV, 5, 6), ("cnt v1.16b, v2.16b", simd.S_CNT, 1, 2),
+                             ("fmov d0, x30", simd.S_TO_V, 0, 30), ("umov w30, v0.b[0]", simd.S_UMOV, 30, 0)):
         w = np.frombuffer(assemble([line]), dtype=np.uint32)
         ctl, _, ok = decoder.decode(w, np.array([0, 1]), 256, 2048)
         assert ok[0] and ctl[0, decoder.F_KIND] == decoder.K_SIMD, line
         assert (ctl[0, decoder.F_OP], ctl[0, decoder.F_RD], ctl[0, decoder.F_RN]) == (op, rd, rn), line
-    assert not _supported([assemble(["fmov d0, x30"]), assemble(["umov w30, v0.b[0]"])]).any()

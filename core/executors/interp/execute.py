@@ -9,7 +9,8 @@ cheap to interpret straight from their decoded words (:mod:`core.executors.inter
 case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
 
 The machine a genome finds is :mod:`core.executors.batch_state`'s: x0-x3 the case's row of
-the input table, x4-x29 the batch's random values, scratch ``[sp, sp + scratch)`` its template,
+the input table, x4-x29 the batch's random values, x30 the caller's return address (the one
+Unicorn's harness calls every genome with: ``lr``), scratch ``[sp, sp + scratch)`` its template,
 the SIMD registers the batch's, NZCV = Z|C. PC-relative code runs as in the solo slot: the
 slot's bytes (code, ``ret``, zero padding up to the mapped page's end) and the slow lane's
 instruction budget (see :func:`execute`). Loads and stores are decided per case at run time
@@ -104,9 +105,15 @@ def _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_siz
     return OK
 
 
+@njit(cache=True, inline="always")
+def _indirect(target, solo_size):
+    """A return to ``target``, not the caller's: SIGSEGV if certainly unmapped, else DEFER."""
+    return DEFER if MEM.maybe_mapped(target, 4, solo_size) else SIGSEGV
+
+
 @njit(cache=True)
 def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd_tmpl, budget, post, sp_init,
-            solo_size, outputs, outcomes, deferred):
+            solo_size, lr, outputs, outcomes, deferred):
     """Run genomes ``rows`` on every case; fills their rows of ``outputs`` / ``outcomes``.
 
     ``table``: uint64 [n_cases, 4] argument registers; ``init_regs``: uint64 [k, 32] the
@@ -119,7 +126,14 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     the appended return included, to end OK; an instruction that traps still traps as the
     ``budget + post``-th (``post``: the harness instructions after the return); past that, or
     on a return past ``budget``, the case is TIMEOUT. A branch to unmapped memory faults as
-    soon as the branch has executed."""
+    soon as the branch has executed.
+
+    ``lr``: x30 at entry, the caller's return address. A return (``ret``, or the one appended
+    to a body) goes to x30: the caller's return while x30 still holds ``lr``; otherwise an
+    indirect branch, which faults (SIGSEGV, as a fetch from unmapped memory, whatever its
+    alignment or tag: Unicorn checked) where the address is certainly unmapped, and defers
+    the genome to Unicorn where it may be mapped."""
+    lr = np.uint64(lr)
     n_cases = table.shape[0]
     stride = 1 if init_regs.shape[0] > 1 else 0     # per-case states: case i reads row i
     regs = np.zeros(33, dtype=np.uint64)
@@ -146,8 +160,9 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
             si = case * stride
             for k in range(4):
                 regs[k] = table[case, k]
-            for k in range(4, 31):
+            for k in range(4, 30):
                 regs[k] = init_regs[si, k]
+            regs[30] = lr
             regs[ZR_READ] = U0
             if memops:
                 mem64[:] = tmpl64[si]
@@ -161,7 +176,9 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                 if pc < start or pc >= end:
                     rel = pc - start
                     if rel == n_words:               # the appended return
-                        if steps + 1 > budget:
+                        if regs[30] != lr:           # to where x30 now points
+                            status = TIMEOUT if steps + 1 > limit else _indirect(regs[30], solo_size)
+                        elif steps + 1 > budget:
                             status = TIMEOUT
                     elif rel < 0 or 4 * rel >= solo_size:
                         status = SIGSEGV             # fetch from unmapped memory
@@ -366,7 +383,9 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     status = SIGILL
                     break
                 elif kind == K_RET:                  # the return, as the appended one: the ret
-                    if steps > budget:               # itself is the budget's last instruction
+                    if regs[30] != lr:               # itself is the budget's last instruction
+                        status = _indirect(regs[30], solo_size)
+                    elif steps > budget:
                         status = TIMEOUT
                     break
                 elif kind == K_SIMD:
@@ -392,7 +411,7 @@ def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
     return words, offsets
 
 
-def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, simd=bytes(512),
+def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, lr: int, simd=bytes(512),
               solo_size: int = 4096, post: int = 3) -> np.ndarray:
     """Run every supported genome of ``codes``; returns the bool mask of those it ran.
 
@@ -400,7 +419,8 @@ def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, si
     uint64 [32] the batch's register values; ``scratch``, ``simd``: the scratch template's and
     the SIMD registers' bytes. Per-case states (``CaseStates``): ``regs`` uint64 [n_cases, 32],
     ``scratch`` uint8 [n_cases, scratch], ``simd`` uint8 [n_cases, 512]. ``solo_size``: bytes
-    mapped at ``memory_map.SOLO_BASE``; ``post``:
+    mapped at ``memory_map.SOLO_BASE``; ``lr``: x30 at entry, the address Unicorn's harness
+    returns to (``UnicornEngine.ret_addr``; ``regs[..., 30]`` is not used); ``post``:
     harness instructions between the genome's return and the end of a slow-lane case. Rows of
     ``outputs`` / ``outcomes`` of unsupported genomes are left untouched; those of deferred ones
     may hold the cases before the deferral (the caller re-runs them elsewhere)."""
@@ -419,6 +439,6 @@ def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, si
         deferred = np.zeros(len(codes), dtype=np.bool_)
         execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
                 regs, scratch.copy(), simd.copy(), budget, post,
-                genome_sp("arm64", n_scratch), solo_size, outputs, outcomes, deferred)
+                genome_sp("arm64", n_scratch), solo_size, np.uint64(lr), outputs, outcomes, deferred)
         supported &= ~deferred
     return supported
