@@ -174,3 +174,27 @@ def test_simd_rows_write_what_they_say():
         ctl, _, ok = decoder.decode(w, np.array([0, 1]), 256, 2048)
         assert ok[0] and ctl[0, decoder.F_KIND] == decoder.K_SIMD, line
         assert (ctl[0, decoder.F_OP], ctl[0, decoder.F_RD], ctl[0, decoder.F_RN]) == (op, rd, rn), line
+
+
+def test_each_case_starts_from_the_entry_vector_registers(ex):
+    """Check that a vector register a genome writes is reset before its next case (batch and
+    per-case states): code that reads v0, v3, v5 before writing them returns their entry values."""
+    from core.executors.batch_state import CaseStates
+    codes = [assemble(lines) for lines in (
+        ["fmov x0, d0", "fmov d0, x1"],
+        ["umov w2, v3.b[1]", "cnt v3.8b, v1.8b", "add x0, x0, x2"],
+        ["ldr q5, [sp]", "fmov x9, d5", "eor x0, x0, x9"],
+        ["fmov x0, d5", "str x1, [sp]", "ldr q5, [sp]", "addv b5, v5.8b", "umov w1, v5.b[0]", "add x0, x0, x1"])]
+    assert _supported(codes).all()
+    inputs = _inputs(61, 12)
+    fast, ref = _both(ex, codes, inputs, seed=61)
+    _assert_same(codes, fast, ref)
+    assert len(set(fast.outputs[0].tolist())) == 1            # d0's entry value on every case
+    states = CaseStates.from_seed(62, 12, ex.options.scratch)
+    res = [ex.run(codes, inputs, states=states)]
+    ex.interpreter = False
+    try:
+        res.append(ex.run(codes, inputs, states=states))
+    finally:
+        ex.interpreter = True
+    _assert_same(codes, *res)

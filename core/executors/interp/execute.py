@@ -32,7 +32,7 @@ from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND
                                            K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SIMD, K_SP64, K_TBZ, M_LIT,
                                            M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE,
                                            WB_POST, ZR_READ, decode)
-from core.executors.interp.simd import simd_step
+from core.executors.interp.simd import S_FROM_V, S_UMOV, simd_step
 from core.codes import Codes
 from core.executors.memory_map import genome_sp
 from core.outcome import Outcome
@@ -111,6 +111,31 @@ def _indirect(target, solo_size):
     return DEFER if MEM.maybe_mapped(target, 4, solo_size) else SIGSEGV
 
 
+@njit(cache=True, inline="always")
+def _vector_writes(ctl, pc, vdirty, nv):
+    """Add the vector registers row ``pc`` writes (a SIMD row's vector destination, a vector
+    load's one or two) to ``vdirty[:nv]``; returns the new count."""
+    kind = ctl[pc, F_KIND]
+    first, second = -1, -1
+    if kind == K_SIMD:
+        op = ctl[pc, F_OP]
+        if op != S_FROM_V and op != S_UMOV:          # those write a general register
+            first = ctl[pc, F_RD]
+    elif ctl[pc, F_MEMF] & M_LOAD:
+        first = ctl[pc, F_RD]
+        if ctl[pc, F_MEMF] & M_PAIR:
+            second = ctl[pc, F_RT2]
+    for v in (first, second):
+        if v >= 0:
+            seen = False
+            for k in range(nv):
+                seen = seen or vdirty[k] == v
+            if not seen:
+                vdirty[nv] = v
+                nv += 1
+    return nv
+
+
 @njit(cache=True)
 def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd_tmpl, budget, post, sp_init,
             solo_size, lr, outputs, outcomes, deferred):
@@ -145,17 +170,22 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     mem64 = mem.view(np.uint64)        # the same bytes, as words (little-endian hosts)
     tmpl64 = tmpl.view(np.uint64)      # [k, n_mem // 8]
     limit = budget + post
+    vdirty = np.zeros(32, dtype=np.int64)   # vector registers the current genome may write
     for gi in range(rows.shape[0]):
         g = rows[gi]
         start, end = offsets[g], offsets[g + 1]
         n_words = end - start
         memops = False
         vecops = False
+        nv = 0
         for pc in range(start, end):
             if ctl[pc, F_KIND] == K_MEM or ctl[pc, F_KIND] == K_SP64:
                 memops = True
             if (ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC) or ctl[pc, F_KIND] == K_SIMD:
                 vecops = True
+                nv = _vector_writes(ctl, pc, vdirty, nv)
+        if vecops and stride == 0:           # every case starts from the batch's vector registers:
+            vregs[:, :] = simd_tmpl[0]       # after this, only those the genome writes need a reset
         for case in range(n_cases):
             si = case * stride
             for k in range(4):
@@ -167,7 +197,11 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
             if memops:
                 mem64[:] = tmpl64[si]
             if vecops:
-                vregs[:, :] = simd_tmpl[si]
+                if stride:
+                    vregs[:, :] = simd_tmpl[si]
+                elif case:
+                    for k in range(nv):
+                        vregs[vdirty[k], :] = simd_tmpl[0, vdirty[k]]
             fn, fz, fc, fv = 0, 1, 1, 0
             status = OK
             pc = start
