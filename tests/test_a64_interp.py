@@ -574,3 +574,30 @@ def test_functions_ending_in_ret_are_interpreted_and_agree(budget):
     with open_executor("arm64", backend="emulated", budget=budget) as ex:
         fast, ref = _both(ex, codes, _inputs(8, 16), seed=8)
     _assert_same(codes, fast, ref)
+
+
+def test_each_case_starts_from_the_entry_registers_and_scratch(ex):
+    """Check that what a genome writes (registers through every kind of row, scratch words) is
+    reset before its next case, under a batch state and under per-case states: code that reads
+    x9, x17, x29 or a scratch word before writing it returns their entry values on every case."""
+    from core.executors.batch_state import CaseStates
+    codes = [assemble(lines, "arm64") for lines in (
+        ["mov x0, x9", "add x9, x1, #1"],                                  # Rd
+        ["mov x0, x17", "ldr x17, [sp, #16]", "eor x17, x17, x1"],          # Rd of a load, then of eor
+        ["ldr x0, [sp, #8]", "str x1, [sp, #8]"],                           # a scratch word
+        ["add x0, x0, x28", "ldp x29, x28, [sp, #64]", "add x28, x28, x1"],   # Rt2 of a pair
+        ["mov x0, x13", "fmov d1, x1", "umov w13, v1.b[0]"],                # a SIMD row's general Rd
+        ["eor x0, x0, x25", "movk x25, #7, lsl #16", "bfi x25, x1, #3, #9"])]
+    assert _supported(codes).all()
+    inputs = _inputs(71, 12)
+    fast, ref = _both(ex, codes, inputs, seed=71)
+    _assert_same(codes, fast, ref)
+    assert len(set(fast.outputs[0].tolist())) == 1 and len(set(fast.outputs[2].tolist())) == 1
+    states = CaseStates.from_seed(72, 12, ex.options.scratch)
+    res = [ex.run(codes, inputs, states=states)]
+    ex.interpreter = False
+    try:
+        res.append(ex.run(codes, inputs, states=states))
+    finally:
+        ex.interpreter = True
+    _assert_same(codes, *res)

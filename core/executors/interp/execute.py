@@ -171,30 +171,48 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     tmpl64 = tmpl.view(np.uint64)      # [k, n_mem // 8]
     limit = budget + post
     vdirty = np.zeros(32, dtype=np.int64)   # vector registers the current genome may write
+    gdirty = np.zeros(32, dtype=np.int64)   # x4-x29 it may write (each row's Rd, Rt2 and Rn)
     for gi in range(rows.shape[0]):
         g = rows[gi]
         start, end = offsets[g], offsets[g + 1]
         n_words = end - start
         memops = False
+        stores = False
         vecops = False
         nv = 0
+        written = 0
         for pc in range(start, end):
+            # every register write of a row goes to its Rd, Rt2 (pairs) or Rn (writeback): the
+            # union over-approximates what the genome writes, whatever the row's kind
+            written |= (1 << ctl[pc, F_RD]) | (1 << ctl[pc, F_RT2]) | (1 << ctl[pc, F_RN])
             if ctl[pc, F_KIND] == K_MEM or ctl[pc, F_KIND] == K_SP64:
                 memops = True
+                if (ctl[pc, F_KIND] == K_SP64 and ctl[pc, F_OP] == 0) or \
+                        (ctl[pc, F_KIND] == K_MEM and not ctl[pc, F_MEMF] & M_LOAD):
+                    stores = True
             if (ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC) or ctl[pc, F_KIND] == K_SIMD:
                 vecops = True
                 nv = _vector_writes(ctl, pc, vdirty, nv)
         if vecops and stride == 0:           # every case starts from the batch's vector registers:
             vregs[:, :] = simd_tmpl[0]       # after this, only those the genome writes need a reset
+        ng = 0
+        for k in range(4, 30):
+            if (written >> k) & 1:
+                gdirty[ng] = k
+                ng += 1
         for case in range(n_cases):
             si = case * stride
             for k in range(4):
                 regs[k] = table[case, k]
-            for k in range(4, 30):
-                regs[k] = init_regs[si, k]
+            if stride or case == 0:          # under one batch state a case after the first
+                for k in range(4, 30):       # resets only what the genome may have written
+                    regs[k] = init_regs[si, k]
+            else:
+                for k in range(ng):
+                    regs[gdirty[k]] = init_regs[0, gdirty[k]]
             regs[30] = lr
             regs[ZR_READ] = U0
-            if memops:
+            if memops and (stride or case == 0 or stores):
                 mem64[:] = tmpl64[si]
             if vecops:
                 if stride:
