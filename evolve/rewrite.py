@@ -139,9 +139,10 @@ def _named(token: str, number: int) -> str:
     return f"{token.strip()[0]}{number}"
 
 
-def decode(code: bytes) -> list[Ins]:
-    """The instructions of ``code`` (a trailing ``ret`` dropped); Unsupported for branches and
-    words capstone cannot read."""
+def decode(code: bytes, branches: bool = False) -> list[Ins]:
+    """The instructions of ``code`` (a trailing ``ret`` dropped); Unsupported for words capstone
+    cannot read and, unless ``branches``, for branches (``b``, ``b.cond``: their operand is the
+    target's byte offset)."""
     md = disassembler("arm64")
     insns = list(md.disasm(code, 0))
     if len(insns) * 4 != len(code):
@@ -152,7 +153,8 @@ def decode(code: bytes) -> list[Ins]:
         if mn == "ret" and k == len(insns) - 1:
             break
         if mn in _BRANCHES or mn.startswith("b."):
-            raise Unsupported(f"branch {mn} at {4 * k:#x}")
+            if not (branches and (mn == "b" or mn.startswith("b."))):
+                raise Unsupported(f"branch {mn} at {4 * k:#x}")
         if mn in _READS_DST:
             raise Unsupported(f"{mn} reads its destination")
         ops = _split(insn.op_str)
@@ -317,6 +319,8 @@ def _is_copy(ins: Ins, narrow: set, boolean: set, loc: dict) -> bool:
     src = loc[reg_number(ins.ops[1])]
     if ins.mn == "mov" and len(ins.ops) == 2:
         return ins.ops[0][0] == ins.ops[1][0] and (ins.ops[0][0] == "x" or src in narrow)
+    if ins.mn in ("sxtb", "sxth", "sxtw", "uxtb", "uxth", "uxtw") and len(ins.ops) == 2:
+        return src in boolean
     if ins.mn == "and" and len(ins.ops) == 3 and ins.ops[2].startswith("#") and src in boolean:
         try:
             return int(ins.ops[2][1:], 0) & 1 == 1
@@ -366,6 +370,23 @@ def _fold(a: Ins, b: Ins, t: int) -> Ins | None:
     return Ins(mn, ops if flag_only else [b.ops[0]] + ops)
 
 
+def _tst(insns: list[Ins], i: int, j: int, t: int) -> Ins | None:
+    """``tst p, q`` for ``and t, p, q`` (instruction ``i``) read only by ``cmp t, #0`` (``j``),
+    when what reads those flags ignores the carry (``tst`` clears it, ``cmp #0`` sets it), and
+    ``p``, ``q`` keep their values in between."""
+    a, b = insns[i], insns[j]
+    if b.mn != "cmp" or b.ops != [b.ops[0], "#0"] or a.ops[0][0] != b.ops[0][0] or len(a.ops) != 3:
+        return None
+    if any(_written_between(insns, i, j, r) for r in a.reads() if isinstance(r, int)):
+        return None
+    for ins in insns[j + 1:]:
+        if _FLAGS in ins.reads() and ins.ops[-1] not in ("eq", "ne", "mi", "pl", "vs", "vc", "ge", "lt", "gt", "le"):
+            return None
+        if _FLAGS in ins.writes():
+            break
+    return Ins("tst", a.ops[1:])
+
+
 def combine(insns: list[Ins], result: int = 0) -> list[Ins]:
     """Step 2 of the module docstring, as long as a fold applies (each fold makes its producer
     dead, which :func:`dead_code` then drops)."""
@@ -375,7 +396,7 @@ def combine(insns: list[Ins], result: int = 0) -> list[Ins]:
         live = live_after(insns, result)
         for i, a in enumerate(insns):
             t = a.dst()
-            if t is None or a.mn not in ("mvn", "neg", "lsl", "lsr", "asr") or a.writes() - {t}:
+            if t is None or a.mn not in ("mvn", "neg", "lsl", "lsr", "asr", "and") or a.writes() - {t}:
                 continue
             src = reg_number(a.ops[1]) if len(a.ops) > 1 else None
             if src is None:
@@ -386,7 +407,7 @@ def combine(insns: list[Ins], result: int = 0) -> list[Ins]:
             j = readers[0]
             if t in live[j] and t not in insns[j].writes() or _written_between(insns, i, j, src):
                 continue
-            new = _fold(a, insns[j], t)
+            new = _fold(a, insns[j], t) if a.mn != "and" else _tst(insns, i, j, t)
             if new is not None:
                 insns = insns[:j] + [new] + insns[j + 1:]
                 insns = dead_code(insns, result)
@@ -428,16 +449,115 @@ def coalesce(insns: list[Ins], result: int = 0) -> list[Ins]:
     return insns
 
 
+# ----------------------------------------------------------------------------- if-conversion
+#: per condition, flags (nzcv) that satisfy it
+_SATISFY = {"eq": 4, "ne": 0, "hs": 2, "lo": 0, "mi": 8, "pl": 0, "vs": 1, "vc": 0, "hi": 2, "ls": 0,
+            "ge": 0, "lt": 8, "gt": 0, "le": 4}
+_INVERSE = {"eq": "ne", "ne": "eq", "hs": "lo", "lo": "hs", "mi": "pl", "pl": "mi", "vs": "vc", "vc": "vs",
+            "hi": "ls", "ls": "hi", "ge": "lt", "lt": "ge", "gt": "le", "le": "gt"}
+_SETS = {(1, 0): ("cset", False), (0, 1): ("cset", True), (-1, 0): ("csetm", False), (0, -1): ("csetm", True)}
+
+
+def _substitute(ins: Ins, names: dict) -> Ins:
+    """``ins`` reading ``names[r]`` for each register ``r`` renamed."""
+    ops = list(ins.ops)
+    for k in ins.reg_positions(0 if ins.dst() is None else 1):
+        r = reg_number(ops[k])
+        if r in names:
+            ops[k] = _named(ops[k], names[r])
+    return Ins(ins.mn, ops)
+
+
+def _constant(ins: Ins) -> tuple[int, int] | None:
+    """(register, value) of ``mov r, #c``."""
+    if ins.mn != "mov" or len(ins.ops) != 2 or reg_number(ins.ops[0]) is None or not ins.ops[1].startswith("#"):
+        return None
+    return reg_number(ins.ops[0]), int(ins.ops[1][1:], 0)
+
+
+def if_convert(insns: list[Ins]) -> list[list[Ins]]:
+    """A chain of comparisons that all branch to one "false" block, as gcc -O0 writes ``a && b``
+    (``cmp; b.c1 F; ...; cmp; b.c2 F; mov r, #1; b E; F: mov r, #0; E: ...``), as the code
+    between the comparisons, one comparison, a ``ccmp`` per further one and a
+    ``cset``/``csetm``; one form per order of the comparisons (``&&`` commutes when every
+    operand is computed on every path). The code between the comparisons runs on every path, so
+    it must not write the flags, touch memory, write a register an earlier comparison reads, nor
+    one read after ``E`` other than ``r``."""
+    from itertools import permutations
+    at = {4 * k: k for k in range(len(insns))}
+    jumps = [k for k, i in enumerate(insns) if i.mn == "b"]
+    conds = [k for k, i in enumerate(insns) if i.mn.startswith("b.")]
+    if len(jumps) != 1 or not conds or len(conds) > 3:
+        raise Unsupported("not a comparison chain")
+    j = jumps[0]
+    e, f = at.get(int(insns[j].ops[0][1:], 0)), j + 1
+    if e is None or e != j + 2 or any(at.get(int(insns[k].ops[0][1:], 0)) != f for k in conds) or conds[-1] != j - 2:
+        raise Unsupported("not a comparison chain")
+    true, false = _constant(insns[j - 1]), _constant(insns[f])
+    if true is None or false is None or true[0] != false[0] or (true[1], false[1]) not in _SETS:
+        raise Unsupported("the chain does not set one register to 0/1/-1")
+    reg, width = true[0], insns[f].ops[0][0]
+    head = list(insns[:max(conds[0] - 1, 0)])
+    code, tests, written = [], [], set()        # the code between, (cmp, branch condition) per test
+    names: dict = {}                             # registers renamed in the code between
+    referenced = {r for i in insns for r in i.reads() | i.writes() if isinstance(r, int)}
+    for n, k in enumerate(conds):
+        cmp = insns[k - 1]
+        if k < 1 or cmp.mn not in ("cmp", "cmn") or len(cmp.ops) != 2:
+            raise Unsupported("a branch not right after a cmp")
+        if cmp.ops[1].startswith("#") and not 0 <= int(cmp.ops[1][1:], 0) <= 31:
+            raise Unsupported("a comparison ccmp cannot make")
+        for ins in insns[(conds[n - 1] + 1) if n else k - 1:k - 1]:
+            if ins.writes() & {_FLAGS, _MEM} or ins.reads() & {_MEM, _FLAGS} or ins.mn.startswith("b"):
+                raise Unsupported("the code between the comparisons is not plain")
+            ins = _substitute(ins, names)
+            if ins.dst() in set().union(*(c.reads() for c, _ in tests)):
+                spare = [r for r in range(N_REGS) if r not in referenced]   # keep what the test read
+                if not spare:
+                    raise Unsupported("no free register")
+                names[ins.dst()] = spare[0]
+                referenced.add(spare[0])
+                ins = Ins(ins.mn, [_named(ins.ops[0], spare[0])] + ins.ops[1:])
+            elif ins.dst() in names:
+                del names[ins.dst()]
+            written |= ins.writes()
+            code.append(ins)
+        tests.append((_substitute(cmp, names), insns[k].mn[2:]))
+    tail = insns[e:]
+    live_in = live_after([Ins("nop", [])] + tail)[0]
+    if (written - {reg}) & live_in or _FLAGS in live_in:
+        raise Unsupported("the chain's code is read after it")
+    mn, direct = _SETS[(true[1], false[1])]
+    forms = []
+    for order in permutations(tests):
+        out = head + code + [order[0][0]]
+        for (cmp, cond), (_, prev) in zip(order[1:], order):
+            out.append(Ins("c" + cmp.mn, [cmp.ops[0], cmp.ops[1], f"#{_SATISFY[cond]}", _INVERSE[prev]]))
+        last = order[-1][1]
+        forms.append(out + [Ins(mn, [f"{width}{reg}", last if direct else _INVERSE[last]])] + tail)
+    return forms
+
+
 def rewrite(code: bytes, n_args: int, result: int = 0) -> bytes | None:
     """``code`` after the four steps of the module docstring, or None when they do not apply or
     shorten nothing."""
     try:
-        insns = decode(code)
-        before = len(insns)
-        insns = dead_code(rename(insns, n_args, result), result)
-        insns = coalesce(dead_code(combine(insns, result), result), result)
-        if len(insns) >= before or not insns:
-            return None
-        return encode(insns)
+        before = len(decode(code, branches=True))
+        try:
+            forms = [decode(code)]
+        except Unsupported:
+            from evolve.forward import simplify       # slots forwarded across the branches first
+            forms = if_convert(decode(simplify(code), branches=True))
     except (Unsupported, AsmError):
         return None
+    best = None
+    for insns in forms:
+        try:
+            insns = dead_code(rename(insns, n_args, result), result)
+            insns = coalesce(dead_code(combine(insns, result), result), result)
+            out = encode(insns)
+        except (Unsupported, AsmError):
+            continue
+        if insns and len(insns) < before and (best is None or len(out) < len(best)):
+            best = out
+    return best

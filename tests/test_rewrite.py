@@ -23,6 +23,10 @@ P19 = ["str x0, [sp, #0x18]", "str x1, [sp, #0x10]", "str x2, [sp, #8]", "ldr x0
        "eor x0, x1, x0", "ldr x1, [sp, #0x10]", "and x0, x1, x0", "str x0, [sp, #0x20]", "ldr x1, [sp, #0x18]",
        "ldr x0, [sp, #0x20]", "eor x1, x1, x0", "ldr w0, [sp, #0x2c]", "ldr x2, [sp, #0x20]", "lsl x0, x2, x0",
        "eor x0, x1, x0"]
+#: branch operands are offsets (each line is assembled on its own)
+P18 = ["str x0, [sp, #8]", "ldr x0, [sp, #8]", "cmp x0, #0", "b.eq #0x24", "ldr x0, [sp, #8]", "sub x1, x0, #1",
+       "ldr x0, [sp, #8]", "and x0, x1, x0", "cmp x0, #0", "b.ne #0xc", "mov w0, #1", "b #8", "mov w0, #0",
+       "sxtw x0, w0"]
 P24 = ["str x0, [sp, #8]", "ldr x0, [sp, #8]", "sub x0, x0, #1", "str x0, [sp, #8]"]
 for k in (1, 2, 4, 8, 16, 32):
     P24 += ["ldr x0, [sp, #8]", f"lsr x0, x0, #{k}", "ldr x1, [sp, #8]", "orr x0, x1, x0", "str x0, [sp, #8]"]
@@ -51,6 +55,7 @@ def _check(lines: list[str], arity: int) -> list[str]:
     (P07, 1, ["add x2, x0, #1", "bic x0, x2, x0"]),                     # mvn folded after renaming
     (P14, 2, ["and x2, x0, x1", "eor x3, x0, x1", "add x0, x2, x3, asr #1"]),   # shift folded
     (P11, 2, ["bic x3, x0, x1", "cmp x1, x3", "cset w0, lo"]),           # a 0/1 value's masks are copies
+    (P18, 1, ["sub x1, x0, #1", "tst x1, x0", "ccmp x0, #0, #4, eq", "cset w0, ne"]),   # && as ccmp, reordered
 ])
 def test_rewrites_reach_gcc_O2(lines, arity, expected):
     """Check that the rewrites turn -O0 code into gcc -O2's instructions (up to register names)."""
