@@ -370,6 +370,32 @@ def _fold(a: Ins, b: Ins, t: int) -> Ins | None:
     return Ins(mn, ops if flag_only else [b.ops[0]] + ops)
 
 
+def _unmask_amounts(insns: list[Ins], i: int, readers: list[int], t: int, live: list) -> list[Ins] | None:
+    """``insns`` with the shifts by register that read ``t = s & m`` (``and`` at ``i``, ``m``
+    keeping the low 6 bits) shifting by ``s`` instead: a 64-bit shift by register uses its
+    amount modulo 64 (``p19``'s ``k & 63``); None when a reader is anything else, ``t`` is read
+    later or ``s`` changes in between."""
+    a = insns[i]
+    if a.mn != "and" or len(a.ops) != 3 or not a.ops[2].startswith("#") or not readers:
+        return None
+    try:
+        if int(a.ops[2][1:], 0) & 63 != 63:
+            return None
+    except ValueError:
+        return None
+    s = reg_number(a.ops[1])
+    if s is None or t in live[readers[-1]] and t not in insns[readers[-1]].writes():
+        return None
+    out = list(insns)
+    for j in readers:
+        b = insns[j]
+        if b.mn not in ("lsl", "lsr", "asr", "ror") or len(b.ops) != 3 or b.ops[0][0] != "x" \
+                or reg_number(b.ops[2]) != t or reg_number(b.ops[1]) == t or _written_between(insns, i, j, s):
+            return None
+        out[j] = Ins(b.mn, b.ops[:2] + [f"x{s}"])
+    return out
+
+
 def _tst(insns: list[Ins], i: int, j: int, t: int) -> Ins | None:
     """``tst p, q`` for ``and t, p, q`` (instruction ``i``) read only by ``cmp t, #0`` (``j``),
     when what reads those flags ignores the carry (``tst`` clears it, ``cmp #0`` sets it), and
@@ -402,6 +428,11 @@ def combine(insns: list[Ins], result: int = 0) -> list[Ins]:
             if src is None:
                 continue
             readers = _readers(insns, i, t)
+            masked = _unmask_amounts(insns, i, readers, t, live)
+            if masked is not None:
+                insns = dead_code(masked, result)
+                changed = True
+                break
             if len(readers) != 1:
                 continue
             j = readers[0]
