@@ -139,7 +139,7 @@ def _named(token: str, number: int) -> str:
     return f"{token.strip()[0]}{number}"
 
 
-def decode(code: bytes, branches: bool = False) -> list[Ins]:
+def decode(code: bytes, branches: bool = False, n_regs: int = N_REGS) -> list[Ins]:
     """The instructions of ``code`` (a trailing ``ret`` dropped); Unsupported for words capstone
     cannot read and, unless ``branches``, for branches (``b``, ``b.cond``: their operand is the
     target's byte offset)."""
@@ -160,8 +160,8 @@ def decode(code: bytes, branches: bool = False) -> list[Ins]:
         ops = _split(insn.op_str)
         for o in ops:
             r = reg_number(o.split()[0]) if not o.startswith("[") else None
-            if r is not None and r >= N_REGS:
-                raise Unsupported(f"register {o} outside x0-x{N_REGS - 1}")
+            if r is not None and r >= n_regs:
+                raise Unsupported(f"register {o} outside x0-x{n_regs - 1}")
         out.append(Ins(mn, ops))
     return out
 
@@ -224,10 +224,10 @@ def dead_code(insns: list[Ins], result: int = 0) -> list[Ins]:
 
 
 # ----------------------------------------------------------------------------- renaming
-def rename(insns: list[Ins], n_args: int, result: int = 0) -> list[Ins]:
+def rename(insns: list[Ins], n_args: int, result: int = 0, n_regs: int = N_REGS) -> list[Ins]:
     """Value forwarding with register renaming (step 1 of the module docstring)."""
     live = live_after(insns, result)
-    loc = {r: r for r in range(N_REGS)}      # logical register -> physical register holding it
+    loc = {r: r for r in range(n_regs)}      # logical register -> physical register holding it
     slots: dict = {}                          # offset -> (bytes, physical register)
     used = set(range(n_args))                 # physical registers ever written or holding an argument
     narrow: set = set()                       # physical registers whose upper 32 bits are known zero
@@ -251,7 +251,7 @@ def rename(insns: list[Ins], n_args: int, result: int = 0) -> list[Ins]:
 
     def fresh(i: int, prefer: int) -> int:
         busy = needed(i, prefer)
-        free = [p for p in range(N_REGS) if p not in busy]
+        free = [p for p in range(n_regs) if p not in busy]
         if not free:
             raise Unsupported("no free register")
         unused = [p for p in free if p not in used]
@@ -506,7 +506,7 @@ def _constant(ins: Ins) -> tuple[int, int] | None:
     return reg_number(ins.ops[0]), int(ins.ops[1][1:], 0)
 
 
-def if_convert(insns: list[Ins]) -> list[list[Ins]]:
+def if_convert(insns: list[Ins], n_regs: int = N_REGS) -> list[list[Ins]]:
     """A chain of comparisons that all branch to one "false" block, as gcc -O0 writes ``a && b``
     (``cmp; b.c1 F; ...; cmp; b.c2 F; mov r, #1; b E; F: mov r, #0; E: ...``), as the code
     between the comparisons, one comparison, a ``ccmp`` per further one and a
@@ -543,7 +543,7 @@ def if_convert(insns: list[Ins]) -> list[list[Ins]]:
                 raise Unsupported("the code between the comparisons is not plain")
             ins = _substitute(ins, names)
             if ins.dst() in set().union(*(c.reads() for c, _ in tests)):
-                spare = [r for r in range(N_REGS) if r not in referenced]   # keep what the test read
+                spare = [r for r in range(n_regs) if r not in referenced]   # keep what the test read
                 if not spare:
                     raise Unsupported("no free register")
                 names[ins.dst()] = spare[0]
@@ -569,22 +569,22 @@ def if_convert(insns: list[Ins]) -> list[list[Ins]]:
     return forms
 
 
-def rewrite(code: bytes, n_args: int, result: int = 0) -> bytes | None:
+def rewrite(code: bytes, n_args: int, result: int = 0, n_regs: int = N_REGS) -> bytes | None:
     """``code`` after the four steps of the module docstring, or None when they do not apply or
     shorten nothing."""
     try:
-        before = len(decode(code, branches=True))
+        before = len(decode(code, branches=True, n_regs=64))
         try:
-            forms = [decode(code)]
+            forms = [decode(code, n_regs=n_regs)]
         except Unsupported:
             from evolve.forward import simplify       # slots forwarded across the branches first
-            forms = if_convert(decode(simplify(code), branches=True))
+            forms = if_convert(decode(simplify(code), branches=True, n_regs=n_regs), n_regs)
     except (Unsupported, AsmError):
         return None
     best = None
     for insns in forms:
         try:
-            insns = dead_code(rename(insns, n_args, result), result)
+            insns = dead_code(rename(insns, n_args, result, n_regs), result)
             insns = coalesce(dead_code(combine(insns, result), result), result)
             out = encode(insns)
         except (Unsupported, AsmError):

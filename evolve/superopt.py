@@ -153,7 +153,7 @@ def _search(name: str, task, folder: Path, args, seconds: float, seed_code: byte
             alphabet = engine.alphabet
             seeds = []
             # rewritten (renamed, folded, dead code out), slots forwarded, then as it is
-            for code in (rewrite(seed_code, task.arity), simplify(seed_code), seed_code):
+            for code in (rewrite(seed_code, task.arity, n_regs=len(alphabet.regs)), simplify(seed_code), seed_code):
                 if code is None:
                     continue
                 body = code[:-4] if code.endswith(F.RET.to_bytes(4, "little")) else code
