@@ -34,7 +34,7 @@ from core.asm import AsmError, assemble, disassembler
 N_REGS = 8
 _REG = re.compile(r"^([xw])(\d+)$")
 _BRANCHES = {"b", "bl", "br", "blr", "cbz", "cbnz", "tbz", "tbnz", "ret"}
-_FLAG_SETTERS = {"cmp", "cmn", "tst", "ccmp", "ccmn", "adds", "subs", "ands", "bics", "negs"}
+_FLAG_SETTERS = {"cmp", "cmn", "tst", "ccmp", "ccmn", "adds", "subs", "ands", "bics", "negs", "adcs", "sbcs", "ngcs"}
 _FLAG_ONLY = {"cmp", "cmn", "tst", "ccmp", "ccmn"}
 _FLAG_READERS = {"csel", "csinc", "csinv", "csneg", "cset", "csetm", "cinc", "cinv", "cneg", "ccmp", "ccmn",
                  "adc", "adcs", "sbc", "sbcs", "ngc", "ngcs"}
@@ -158,12 +158,24 @@ def decode(code: bytes, branches: bool = False, n_regs: int = N_REGS) -> list[In
         if mn in _READS_DST:
             raise Unsupported(f"{mn} reads its destination")
         ops = _split(insn.op_str)
+        if any(not _plain(o) for o in ops):
+            raise Unsupported(f"{insn.mnemonic} {insn.op_str}: an operand other than x/w registers, "
+                              f"immediates, [sp, #k], conditions and shifts (SIMD, system registers)")
         for o in ops:
             r = reg_number(o.split()[0]) if not o.startswith("[") else None
             if r is not None and r >= n_regs:
                 raise Unsupported(f"register {o} outside x0-x{n_regs - 1}")
         out.append(Ins(mn, ops))
     return out
+
+
+_PLAIN = re.compile(r"^(?:[xw]\d+|xzr|wzr|sp|wsp|#-?(?:0x)?[0-9a-f]+|\[.*\]|eq|ne|hs|lo|cs|cc|mi|pl|vs|vc|hi|ls|"
+                    r"ge|lt|gt|le|al|nv|(?:lsl|lsr|asr|ror|[us]xt[bhwx])(?: #(?:0x)?[0-9a-f]+)?)$")
+
+
+def _plain(operand: str) -> bool:
+    """Whether an operand is one the rewrites understand (see :func:`decode`)."""
+    return bool(_PLAIN.match(operand.strip()))
 
 
 def _split(op_str: str) -> list[str]:
