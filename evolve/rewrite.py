@@ -595,6 +595,9 @@ def rewrite(code: bytes, n_args: int, result: int = 0, n_regs: int = N_REGS) -> 
         return None
     best = None
     for insns in forms:
+        entry = live_after([Ins("nop", [])] + insns, result)[0] - {_MEM}
+        if entry - set(range(n_args)):
+            continue          # reads a register other than the arguments, or the flags, unset
         try:
             insns = dead_code(rename(insns, n_args, result, n_regs), result)
             insns = coalesce(dead_code(combine(insns, result), result), result)
