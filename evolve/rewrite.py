@@ -77,6 +77,8 @@ class Ins:
         """(offset, bytes) of a ``[sp, #k]`` access, None for no memory operand."""
         mems = [o for o in self.ops if o.startswith("[")]
         if not mems:
+            if self.mn in _LOAD_SIZES or self.mn in _STORE_SIZES:
+                raise Unsupported(f"a PC-relative load {self.text()!r}")
             return None
         m = re.fullmatch(r"\[sp(?:, #(-?(?:0x)?[0-9a-f]+))?\]", mems[0])
         if m is None or len(mems) != 1 or self.ops[-1] != mems[0]:
@@ -492,95 +494,6 @@ def coalesce(insns: list[Ins], result: int = 0) -> list[Ins]:
     return insns
 
 
-# ----------------------------------------------------------------------------- if-conversion
-#: per condition, flags (nzcv) that satisfy it
-_SATISFY = {"eq": 4, "ne": 0, "hs": 2, "lo": 0, "mi": 8, "pl": 0, "vs": 1, "vc": 0, "hi": 2, "ls": 0,
-            "ge": 0, "lt": 8, "gt": 0, "le": 4}
-_INVERSE = {"eq": "ne", "ne": "eq", "hs": "lo", "lo": "hs", "mi": "pl", "pl": "mi", "vs": "vc", "vc": "vs",
-            "hi": "ls", "ls": "hi", "ge": "lt", "lt": "ge", "gt": "le", "le": "gt"}
-_SETS = {(1, 0): ("cset", False), (0, 1): ("cset", True), (-1, 0): ("csetm", False), (0, -1): ("csetm", True)}
-
-
-def _substitute(ins: Ins, names: dict) -> Ins:
-    """``ins`` reading ``names[r]`` for each register ``r`` renamed."""
-    ops = list(ins.ops)
-    for k in ins.reg_positions(0 if ins.dst() is None else 1):
-        r = reg_number(ops[k])
-        if r in names:
-            ops[k] = _named(ops[k], names[r])
-    return Ins(ins.mn, ops)
-
-
-def _constant(ins: Ins) -> tuple[int, int] | None:
-    """(register, value) of ``mov r, #c``."""
-    if ins.mn != "mov" or len(ins.ops) != 2 or reg_number(ins.ops[0]) is None or not ins.ops[1].startswith("#"):
-        return None
-    return reg_number(ins.ops[0]), int(ins.ops[1][1:], 0)
-
-
-def if_convert(insns: list[Ins], n_regs: int = N_REGS) -> list[list[Ins]]:
-    """A chain of comparisons that all branch to one "false" block, as gcc -O0 writes ``a && b``
-    (``cmp; b.c1 F; ...; cmp; b.c2 F; mov r, #1; b E; F: mov r, #0; E: ...``), as the code
-    between the comparisons, one comparison, a ``ccmp`` per further one and a
-    ``cset``/``csetm``; one form per order of the comparisons (``&&`` commutes when every
-    operand is computed on every path). The code between the comparisons runs on every path, so
-    it must not write the flags, touch memory, write a register an earlier comparison reads, nor
-    one read after ``E`` other than ``r``."""
-    from itertools import permutations
-    at = {4 * k: k for k in range(len(insns))}
-    jumps = [k for k, i in enumerate(insns) if i.mn == "b"]
-    conds = [k for k, i in enumerate(insns) if i.mn.startswith("b.")]
-    if len(jumps) != 1 or not conds or len(conds) > 3:
-        raise Unsupported("not a comparison chain")
-    j = jumps[0]
-    e, f = at.get(int(insns[j].ops[0][1:], 0)), j + 1
-    if e is None or e != j + 2 or any(at.get(int(insns[k].ops[0][1:], 0)) != f for k in conds) or conds[-1] != j - 2:
-        raise Unsupported("not a comparison chain")
-    true, false = _constant(insns[j - 1]), _constant(insns[f])
-    if true is None or false is None or true[0] != false[0] or (true[1], false[1]) not in _SETS:
-        raise Unsupported("the chain does not set one register to 0/1/-1")
-    reg, width = true[0], insns[f].ops[0][0]
-    head = list(insns[:max(conds[0] - 1, 0)])
-    code, tests, written = [], [], set()        # the code between, (cmp, branch condition) per test
-    names: dict = {}                             # registers renamed in the code between
-    referenced = {r for i in insns for r in i.reads() | i.writes() if isinstance(r, int)}
-    for n, k in enumerate(conds):
-        cmp = insns[k - 1]
-        if k < 1 or cmp.mn not in ("cmp", "cmn") or len(cmp.ops) != 2:
-            raise Unsupported("a branch not right after a cmp")
-        if cmp.ops[1].startswith("#") and not 0 <= int(cmp.ops[1][1:], 0) <= 31:
-            raise Unsupported("a comparison ccmp cannot make")
-        for ins in insns[(conds[n - 1] + 1) if n else k - 1:k - 1]:
-            if ins.writes() & {_FLAGS, _MEM} or ins.reads() & {_MEM, _FLAGS} or ins.mn.startswith("b"):
-                raise Unsupported("the code between the comparisons is not plain")
-            ins = _substitute(ins, names)
-            if ins.dst() in set().union(*(c.reads() for c, _ in tests)):
-                spare = [r for r in range(n_regs) if r not in referenced]   # keep what the test read
-                if not spare:
-                    raise Unsupported("no free register")
-                names[ins.dst()] = spare[0]
-                referenced.add(spare[0])
-                ins = Ins(ins.mn, [_named(ins.ops[0], spare[0])] + ins.ops[1:])
-            elif ins.dst() in names:
-                del names[ins.dst()]
-            written |= ins.writes()
-            code.append(ins)
-        tests.append((_substitute(cmp, names), insns[k].mn[2:]))
-    tail = insns[e:]
-    live_in = live_after([Ins("nop", [])] + tail)[0]
-    if (written - {reg}) & live_in or _FLAGS in live_in:
-        raise Unsupported("the chain's code is read after it")
-    mn, direct = _SETS[(true[1], false[1])]
-    forms = []
-    for order in permutations(tests):
-        out = head + code + [order[0][0]]
-        for (cmp, cond), (_, prev) in zip(order[1:], order):
-            out.append(Ins("c" + cmp.mn, [cmp.ops[0], cmp.ops[1], f"#{_SATISFY[cond]}", _INVERSE[prev]]))
-        last = order[-1][1]
-        forms.append(out + [Ins(mn, [f"{width}{reg}", last if direct else _INVERSE[last]])] + tail)
-    return forms
-
-
 def rewrite(code: bytes, n_args: int, result: int = 0, n_regs: int = N_REGS) -> bytes | None:
     """``code`` after the four steps of the module docstring, or None when they do not apply or
     shorten nothing."""
@@ -590,16 +503,22 @@ def rewrite(code: bytes, n_args: int, result: int = 0, n_regs: int = N_REGS) -> 
             forms = [decode(code, n_regs=n_regs)]
         except Unsupported:
             from evolve.forward import simplify       # slots forwarded across the branches first
+            from evolve.ifconvert import if_convert
             forms = if_convert(decode(simplify(code), branches=True, n_regs=n_regs), n_regs)
     except (Unsupported, AsmError):
         return None
+    from evolve.ifconvert import selects
     best = None
     for insns in forms:
+        try:
+            insns = dead_code(insns, result)
+        except Unsupported:
+            continue
         entry = live_after([Ins("nop", [])] + insns, result)[0] - {_MEM}
         if entry - set(range(n_args)):
             continue          # reads a register other than the arguments, or the flags, unset
         try:
-            insns = dead_code(rename(insns, n_args, result, n_regs), result)
+            insns = dead_code(selects(rename(insns, n_args, result, n_regs)), result)
             insns = coalesce(dead_code(combine(insns, result), result), result)
             out = encode(insns)
         except (Unsupported, AsmError):

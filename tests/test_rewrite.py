@@ -27,6 +27,10 @@ P19 = ["str x0, [sp, #0x18]", "str x1, [sp, #0x10]", "str x2, [sp, #8]", "ldr x0
 P18 = ["str x0, [sp, #8]", "ldr x0, [sp, #8]", "cmp x0, #0", "b.eq #0x24", "ldr x0, [sp, #8]", "sub x1, x0, #1",
        "ldr x0, [sp, #8]", "and x0, x1, x0", "cmp x0, #0", "b.ne #0xc", "mov w0, #1", "b #8", "mov w0, #0",
        "sxtw x0, w0"]
+P09 = ["str x0, [sp, #8]", "ldr x0, [sp, #8]", "str x0, [sp, #0x18]", "ldr x0, [sp, #0x18]", "cmp x0, #0", "b.ge #0x10",
+       "ldr x0, [sp, #8]", "neg x0, x0", "b #8", "ldr x0, [sp, #8]"]
+P13 = ["str x0, [sp, #8]", "ldr x0, [sp, #8]", "str x0, [sp, #0x18]", "ldr x0, [sp, #0x18]", "cmp x0, #0", "b.gt #0x20",
+       "ldr x0, [sp, #0x18]", "cmp x0, #0", "b.ge #0xc", "mov x0, #-1", "b #0x10", "mov x0, #0", "b #8", "mov x0, #1"]
 P24 = ["str x0, [sp, #8]", "ldr x0, [sp, #8]", "sub x0, x0, #1", "str x0, [sp, #8]"]
 for k in (1, 2, 4, 8, 16, 32):
     P24 += ["ldr x0, [sp, #8]", f"lsr x0, x0, #{k}", "ldr x1, [sp, #8]", "orr x0, x1, x0", "str x0, [sp, #8]"]
@@ -56,6 +60,8 @@ def _check(lines: list[str], arity: int) -> list[str]:
     (P14, 2, ["and x2, x0, x1", "eor x3, x0, x1", "add x0, x2, x3, asr #1"]),   # shift folded
     (P11, 2, ["bic x3, x0, x1", "cmp x1, x3", "cset w0, lo"]),           # a 0/1 value's masks are copies
     (P18, 1, ["sub x1, x0, #1", "tst x1, x0", "ccmp x0, #0, #4, eq", "cset w0, ne"]),   # && as ccmp, reordered
+    (P09, 1, ["cmp x0, #0", "cneg x0, x0, lt"]),                         # a diamond, csel of a negation
+    (P13, 1, ["cmp x0, #0", "csetm x5, lt", "csinc x0, x5, xzr, le"]),   # nested diamonds of constants
 ])
 def test_rewrites_reach_gcc_O2(lines, arity, expected):
     """Check that the rewrites turn -O0 code into gcc -O2's instructions (up to register names)."""
@@ -87,6 +93,16 @@ def test_dead_code_goes_by_liveness():
     """Check that writes nothing reads are dropped and a comparison whose flags are read stays."""
     lines = ["add x3, x0, #5", "cmp x0, #3", "mul x4, x0, x0", "cmp x4, #1", "cmp x0, #3", "cset x0, hi"]
     assert _check(lines, 1) == ["cmp x0, #3", "cset x0, hi"]
+
+
+def test_a_store_on_one_side_is_not_if_converted():
+    """Check that a diamond whose side stores is left with its branches (the store would run on
+    both paths), while the same diamond without the store is converted."""
+    side_store = ["cmp x0, #0", "b.ge #0xc", "str x1, [sp, #8]", "b #8", "neg x0, x0", "ldr x1, [sp, #8]",
+                  "add x0, x0, x1"]
+    assert RW.rewrite(assemble(side_store + ["ret"]), 2) is None
+    assert _check(["cmp x0, #0", "b.ge #0xc", "add x0, x0, x1", "b #8", "neg x0, x0"], 2) == \
+        ["cmp x0, #0", "add x2, x0, x1", "neg x3, x0", "csel x0, x3, x2, ge"]
 
 
 @pytest.mark.parametrize("lines", [["cbz x0, #8", "add x0, x0, #1"], ["movk x0, #1, lsl #16"],
