@@ -267,12 +267,15 @@ class Optimizer:
         eng = self.engine
         if eng.alphabet.isa.name != "arm64":
             return 0
-        code = rewrite(eng.alphabet.encode(genes), eng.task.arity, n_regs=len(eng.alphabet.regs))
-        short = lift(code[:-4], eng.alphabet) if code is not None else None
-        if not short or tuple(short) in eng.validated_fail:
-            return 0
-        code = eng.alphabet.encode(short)
-        if self.key(code) >= self.best_key() or self.reads_flags(code):
+        best, short = None, None
+        for n in sorted({len(eng.alphabet.regs), 8}):     # beyond the working set: raw words
+            code = rewrite(eng.alphabet.encode(genes), eng.task.arity, n_regs=n)
+            genes_n = lift(code[:-4], eng.alphabet) if code is not None else None
+            if genes_n and tuple(genes_n) not in eng.validated_fail:
+                k = self.key(eng.alphabet.encode(genes_n))
+                if best is None or k < best:
+                    best, short = k, genes_n
+        if short is None or best >= self.best_key() or self.reads_flags(eng.alphabet.encode(short)):
             return 0
         self.rewrites += 1
         self._reseed([(short, "rewrite")], 1)

@@ -152,8 +152,10 @@ def _search(name: str, task, folder: Path, args, seconds: float, seed_code: byte
         if seed_code and engine.solved is None:
             alphabet = engine.alphabet
             seeds = []
-            # rewritten (renamed, folded, dead code out), slots forwarded, then as it is
-            for code in (rewrite(seed_code, task.arity, n_regs=len(alphabet.regs)), simplify(seed_code), seed_code):
+            # rewritten (renamed, folded, dead code out; in the working registers, and in x0-x7,
+            # whose words beyond the working set stay raw), slots forwarded, then as it is
+            rewritten = [rewrite(seed_code, task.arity, n_regs=n) for n in sorted({len(alphabet.regs), 8})]
+            for code in sorted((c for c in rewritten if c), key=len) + [simplify(seed_code), seed_code]:
                 if code is None:
                     continue
                 body = code[:-4] if code.endswith(F.RET.to_bytes(4, "little")) else code
