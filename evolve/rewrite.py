@@ -14,15 +14,18 @@ compiler:
 2. combining (:func:`combine`): an ``mvn``, ``neg`` or constant shift whose only reader is a
    register-form ``and/orr/eor/add/sub/cmp/cmn/tst`` is folded into that reader as its inverted,
    negated or shifted operand (``bic``, ``orn``, ``eon``, ``sub``, ``add x0, x1, x2, asr #1``);
+   ``and t, p, q; cmp t, #0`` is ``tst p, q`` where the carry is unread; a 64-bit shift by
+   ``k & 63`` shifts by ``k``; moves, masks and extensions of a 0/1 value (``cset``) are copies;
 3. dead code (:func:`dead_code`): instructions whose writes no later instruction reads (stores:
    no later load of those bytes) are dropped, by liveness;
 4. coalescing (:func:`coalesce`): a ``mov xd, xs`` whose source has no other reader is removed
    by writing ``xd`` where ``xs`` was written.
 
-Nothing here is trusted: the result is a seed or a candidate, and goes through held-out testing
-and the proofs like any program. Code with branches, read-modify-write instructions
-(``movk``, ``bfi``), memory outside ``[sp, #k]`` or not enough free registers is left alone
-(:func:`rewrite` returns None).
+Forward branches are first if-converted (:mod:`evolve.ifconvert`). Nothing here is trusted: the
+result is a seed or a candidate, and goes through held-out testing and the proofs like any
+program. Code with other branches, read-modify-write instructions (``movk``, ``bfi``), memory
+outside ``[sp, #k]``, SIMD registers, reads of non-argument registers or flags before they are
+set, or not enough free registers is left alone (:func:`rewrite` returns None).
 """
 from __future__ import annotations
 
@@ -495,8 +498,9 @@ def coalesce(insns: list[Ins], result: int = 0) -> list[Ins]:
 
 
 def rewrite(code: bytes, n_args: int, result: int = 0, n_regs: int = N_REGS) -> bytes | None:
-    """``code`` after the four steps of the module docstring, or None when they do not apply or
-    shorten nothing."""
+    """``code`` (loop-free, a trailing ``ret`` optional) after the steps of the module docstring
+    in registers x0..x(n_regs-1), the shortest of its if-converted forms, with a final ``ret``;
+    None when they do not apply or shorten nothing."""
     try:
         before = len(decode(code, branches=True, n_regs=64))
         try:
