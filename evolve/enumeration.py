@@ -1,4 +1,5 @@
-"""Exhaustive enumeration of one- and two-instruction programs, alongside the genetic search.
+"""Exhaustive enumeration of one- and two-instruction programs, and a bank of values reaching
+three to five (:mod:`evolve.bank`), alongside the genetic search.
 
 Why: many tasks a user brings have a two-instruction answer (``x ^ (x - 1)`` is ``sub x1, x0,
 #1; eor x0, x0, x1``) that evolution can miss for a whole run (p04 sat at 58 of 64 exact cases),
@@ -16,13 +17,16 @@ Programs exact on the enumeration's cases are returned to the engine, which eval
 verifies them like any genome (held-out testing, proofs): nothing here is taken on trust.
 
 The work is cut into steps of a fixed number of programs (:data:`PER_GENOME` per genome of the
-population, one step per generation until done): the run stays reproducible, and its position is part of the checkpoint.
+population, one step per generation until done) and of the bank's value-case operations
+(:data:`BANK_PER_GENOME`): the run stays reproducible, and both positions are part of the
+checkpoint (:attr:`Enumeration.position`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from core.executors.batch_state import CaseStates
+from evolve import bank as BK
 from evolve import fitness as fit
 from evolve import peephole as PH
 from evolve.alphabets.arm64_ops import OPS
@@ -34,6 +38,10 @@ CASES = 64
 #: generation on one core), so the enumeration takes about 40% of each generation until it is
 #: done, whatever the population
 PER_GENOME = 12
+#: the bank's value-case operations per generation and genome: ~15 ns each (numpy, one core),
+#: ~0.15 ms, about as long as the two-instruction programs' share; with both, the enumeration takes
+#: about 60% of each generation until the pairs are done, then about 40% until the bank is
+BANK_PER_GENOME = 10_000
 #: at most this many first genes (one per distinct result) and second genes, the most common
 #: operations first (the alphabet's weights): 1.5 M pairs at most, ~150 generations
 MAX_FIRSTS, MAX_SECONDS = 1000, 1500
@@ -94,6 +102,7 @@ class Enumeration:
         self.single = _reading(PH.single_genes(0, n), self.args, n)
         self.done = 0                  #: programs enumerated so far (the checkpointed position)
         self.found = 0
+        self.bank = BK.Bank(self.x, self.y, n, seed, getattr(evaluator, "output_mask", (1 << 64) - 1))
         self._firsts = None            # first genes, one per distinct result of t
         self._seconds = None
 
@@ -105,7 +114,30 @@ class Enumeration:
 
     @property
     def exhausted(self) -> bool:
-        return self.done >= self.total
+        return self.done >= self.total and self.bank.exhausted
+
+    @property
+    def position(self) -> dict:
+        """The checkpointed state: programs enumerated, the bank's units done."""
+        return {"programs": self.done, "bank": self.bank.position}
+
+    @position.setter
+    def position(self, value) -> None:
+        value = value if isinstance(value, dict) else {"programs": value or 0, "bank": 0}   # older checkpoints
+        self.done = int(value.get("programs", 0))
+        self.bank.advance(int(value.get("bank", 0)))
+
+    def bank_step(self, budget: int) -> list[list]:
+        """The bank's next ``budget`` value-case operations; returns the programs it finds that are
+        exact on the enumeration's cases when run by the executors (gene lists)."""
+        found = []
+        by_length: dict = {}
+        for genes in self.bank.step(budget):
+            by_length.setdefault(len(genes), []).append(genes)
+        for k in sorted(by_length):
+            found += self._screen(np.array(by_length[k], np.int64))
+        self.found += len(found)
+        return found
 
     def _prepare(self) -> None:
         if self._firsts is not None:
@@ -136,6 +168,8 @@ class Enumeration:
     def step(self, limit: int = 10_000) -> list[list]:
         """The next ``limit`` programs; returns those exact on the enumeration's cases (gene lists)."""
         self._prepare()
+        if self.done >= self.total:
+            return []
         end = min(self.total, self.done + limit)
         found = []
         a = self.done
@@ -169,7 +203,10 @@ def generation_step(engine) -> None:
     en = engine.enumeration
     if en is None or engine.solved is not None or en.exhausted:
         return
-    found = en.step(PER_GENOME * engine.cfg.pop)
+    found = en.step(PER_GENOME * engine.cfg.pop) if en.done < en.total else []
+    if not en.bank.exhausted:
+        found += en.bank_step(BANK_PER_GENOME * engine.cfg.pop)
+    found = sorted(found, key=len)[:max(1, engine.cfg.pop // 2)]     # the shortest, if the bank found many
     if found:
         worst = np.argsort(-engine.rows.cost, kind="stable")[:len(found)]
         engine.accept_immigrants(found, engine.rows.uid[worst].tolist(), origin="enumerate")
