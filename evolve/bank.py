@@ -71,6 +71,7 @@ class Bank:
         self._sorted = np.zeros(0, U)            # bank hashes, sorted, and their entries
         self._order = np.zeros(0, np.int64)
         self.position = 0                        #: units done (the checkpointed state)
+        self.spent = 0                           #: value-case operations done
         self.found = 0
         self._seen: set = set()
         self._hits: list = []
@@ -92,13 +93,15 @@ class Bank:
                 break
             self.position += 1
             spent += work
+        self.spent += spent
         return self._programs()
 
     def advance(self, position: int) -> None:
         """Replay the units up to ``position`` (a resumed run's bank), dropping their hits."""
         self._hits = []
-        while self.position < position and next(self._units, None) is not None:
+        while self.position < position and (work := next(self._units, None)) is not None:
             self.position += 1
+            self.spent += work
         self._programs()
 
     # --------------------------------------------------------------------- the bank
