@@ -23,6 +23,9 @@ checkpoint (:attr:`Enumeration.position`).
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 
 from core.executors.batch_state import CaseStates
@@ -51,6 +54,11 @@ CHEAP = {"r3", "r2", "r2i12", "r2sh", "r2mask", "sha", "shl"}
 CHEAP_SHIFTS = (1, 2, 3, 4, 8, 16, 32, 63)
 #: simple masks of the cheap forms (the first of bitmasks.ORDERED)
 CHEAP_MASKS = 64
+
+
+#: banks kept by a process (64 MB each at most), for the islands' tasks that continue them
+BANKS_KEPT = 2
+_BANKS: OrderedDict = OrderedDict()
 
 
 def _cheap(genes: np.ndarray) -> np.ndarray:
@@ -102,7 +110,8 @@ class Enumeration:
         self.single = _reading(PH.single_genes(0, n), self.args, n)
         self.done = 0                  #: programs enumerated so far (the checkpointed position)
         self.found = 0
-        self.bank = BK.Bank(self.x, self.y, n, seed, getattr(evaluator, "output_mask", (1 << 64) - 1))
+        self._bank_args = (n, seed, getattr(evaluator, "output_mask", (1 << 64) - 1))
+        self._bank_at = 0              # the bank's position this enumeration is at
         self._firsts = None            # first genes, one per distinct result of t
         self._seconds = None
 
@@ -114,25 +123,48 @@ class Enumeration:
 
     @property
     def exhausted(self) -> bool:
-        return self.done >= self.total and self.bank.exhausted
+        return self.done >= self.total and self.bank_exhausted
+
+    @property
+    def bank_exhausted(self) -> bool:
+        return self._bank_at < 0
 
     @property
     def position(self) -> dict:
-        """The checkpointed state: programs enumerated, the bank's units done."""
-        return {"programs": self.done, "bank": self.bank.position}
+        """The checkpointed state: programs enumerated, the bank's units done (-1: all)."""
+        return {"programs": self.done, "bank": self._bank_at}
 
     @position.setter
     def position(self, value) -> None:
         value = value if isinstance(value, dict) else {"programs": value or 0, "bank": 0}   # older checkpoints
         self.done = int(value.get("programs", 0))
-        self.bank.advance(int(value.get("bank", 0)))
+        self._bank_at = int(value.get("bank", 0))
+
+    @property
+    def bank(self) -> BK.Bank:
+        """The bank at this enumeration's position: this process's bank of the same cases and seed
+        when it is not past it (an island's next task continues it instead of replaying it), else
+        a new one advanced there."""
+        n, seed, mask = self._bank_args
+        key = (n, seed, mask, hashlib.sha1(self.x.tobytes() + self.y.tobytes()).hexdigest())
+        bank = _BANKS.pop(key, None)
+        if bank is None or bank.position > self._bank_at:
+            bank = BK.Bank(self.x, self.y, n, seed, mask)
+        bank.advance(self._bank_at)
+        _BANKS[key] = bank
+        while len(_BANKS) > BANKS_KEPT:
+            _BANKS.popitem(last=False)
+        return bank
 
     def bank_step(self, budget: int) -> list[list]:
         """The bank's next ``budget`` value-case operations; returns the programs it finds that are
         exact on the enumeration's cases when run by the executors (gene lists)."""
         found = []
         by_length: dict = {}
-        for genes in self.bank.step(budget):
+        bank = self.bank
+        programs = bank.step(budget)
+        self._bank_at = -1 if bank.exhausted else bank.position
+        for genes in programs:
             by_length.setdefault(len(genes), []).append(genes)
         for k in sorted(by_length):
             found += self._screen(np.array(by_length[k], np.int64))
@@ -204,7 +236,7 @@ def generation_step(engine) -> None:
     if en is None or engine.solved is not None or en.exhausted:
         return
     found = en.step(PER_GENOME * engine.cfg.pop) if en.done < en.total else []
-    if not en.bank.exhausted:
+    if not en.bank_exhausted:
         found += en.bank_step(BANK_PER_GENOME * engine.cfg.pop)
     found = sorted(found, key=len)[:max(1, engine.cfg.pop // 2)]     # the shortest, if the bank found many
     if found:

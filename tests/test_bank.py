@@ -67,7 +67,7 @@ def test_the_bank_finds_the_short_programs_and_an_independent_harness_agrees(nam
         found = bank.step(5_000_000)
     assert found and len(found[0]) == length, [A.render(g) for g in found]
     func = getattr(_suite(), name)
-    for genes in found:
+    for genes in found[:3]:                  # the shortest (p23's cnt chain comes with 40 padded variants)
         assert all(0 <= r < len(A.regs) for g in genes for r in g[1:4])
         wrong, n, first = independent_check(A.encode(genes), func, _suite().ARITY[name], n=500)
         assert wrong == 0, (A.render(genes), first)
