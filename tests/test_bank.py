@@ -107,3 +107,23 @@ def test_a_run_solves_p14_by_the_bank_with_a_proof_and_resumes_exactly(tmp_path)
     assert main(["run", "--quiet", "--resume", str(part), "--generations", "60"]) == 0
     again = json.loads((part / "result.json").read_text())
     assert again["best"]["genes"] == result["best"]["genes"] and again["generations"] == gens
+
+
+def test_a_process_continues_its_bank_and_never_reuses_one_that_is_ahead():
+    """Check that an enumeration restored at another's bank position continues that bank (an
+    island's next task), and that one at an earlier position gets a bank of its own there."""
+    from evolve import enumeration as E
+    ev = Evaluator("arm64", backend="emulated")
+    try:
+        task = T.get_task(f"{SUITE}:p15")
+        first = E.Enumeration(A, ev, task, seed=5)
+        first.bank_step(2_000_000)
+        first.bank_step(2_000_000)
+        bank, where = first.bank, first.position
+        again = E.Enumeration(A, ev, task, seed=5)
+        again.position = where
+        assert again.bank is bank and bank.position == where["bank"] > 0
+        fresh = E.Enumeration(A, ev, task, seed=5)
+        assert fresh.bank is not bank and fresh.bank.position == 0 and fresh.position["bank"] == 0
+    finally:
+        ev.close()
