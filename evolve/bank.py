@@ -133,10 +133,11 @@ class Bank:
             + np.where(right[first] >= 0, self.cost[right[first]], 0)
         self.cost[k] = cost
         self.size += first.size
-        self._sorted = np.concatenate([self._sorted, h[first]])
-        self._order = np.concatenate([self._order, np.arange(k.start, k.stop)])
-        by = np.argsort(self._sorted, kind="stable")
-        self._sorted, self._order = self._sorted[by], self._order[by]
+        new = h[first]
+        by = np.argsort(new, kind="stable")
+        at = np.searchsorted(self._sorted, new[by])
+        self._sorted = np.insert(self._sorted, at, new[by])
+        self._order = np.insert(self._order, at, np.arange(k.start, k.stop)[by])
 
     def _at_level(self, level: int) -> np.ndarray:
         return np.flatnonzero(self.level[:self.size] == level)

@@ -41,10 +41,10 @@ CASES = 64
 #: generation on one core), so the enumeration takes about 40% of each generation until it is
 #: done, whatever the population
 PER_GENOME = 12
-#: the bank's value-case operations per generation and genome: ~15 ns each (numpy, one core),
-#: ~0.15 ms, about as long as the two-instruction programs' share; with both, the enumeration takes
-#: about 60% of each generation until the pairs are done, then about 40% until the bank is
-BANK_PER_GENOME = 10_000
+#: the bank's value-case operations per generation and genome: ~15-25 ns each (numpy, one core),
+#: ~0.1 ms, less than the two-instruction programs' share: with 10,000, runs of unsolved tasks
+#: had half the generations of runs without the bank (p19, p20 over seeds 0-2, 20 s)
+BANK_PER_GENOME = 5_000
 #: at most this many first genes (one per distinct result) and second genes, the most common
 #: operations first (the alphabet's weights): 1.5 M pairs at most, ~150 generations
 MAX_FIRSTS, MAX_SECONDS = 1000, 1500
