@@ -41,10 +41,11 @@ CASES = 64
 #: generation on one core), so the enumeration takes about 40% of each generation until it is
 #: done, whatever the population
 PER_GENOME = 12
-#: the bank's value-case operations per generation and genome: ~15-25 ns each (numpy, one core),
-#: ~0.1 ms, less than the two-instruction programs' share: with 10,000, runs of unsolved tasks
-#: had half the generations of runs without the bank (p19, p20 over seeds 0-2, 20 s)
-BANK_PER_GENOME = 5_000
+#: the bank's value-case operations per generation and genome (~15-25 ns each: numpy, one core).
+#: With 5,000 the bank took 42 % of the generation loop of an unsolved p20 run (20 s, profiled,
+#: on main with the faster interpreter, 7.0 of 16.5 s), the two-instruction programs 7 %; 3,000
+#: keeps it near a third while it runs
+BANK_PER_GENOME = 3_000
 #: at most this many first genes (one per distinct result) and second genes, the most common
 #: operations first (the alphabet's weights): 1.5 M pairs at most, ~150 generations
 MAX_FIRSTS, MAX_SECONDS = 1000, 1500
