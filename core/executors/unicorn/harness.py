@@ -200,8 +200,16 @@ def _per_case_prologue(scratch: int) -> tuple[str, ...]:
 
 @lru_cache(maxsize=None)
 def _arm64_words(lines: tuple[str, ...]) -> bytes:
-    ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
-    return bytes(ks.asm("\n".join(lines), 0)[0])
+    """The words of ``lines``. A new keystone 0.9.2 engine sometimes refuses everything
+    ("Unknown error", even ``movz x1, #24576, lsl #16``: a per-case slot's prologue late in a
+    run, lowest_mask seed 1 --no-brain) while the next one made assembles it: one more try."""
+    for attempt in range(2):
+        ks = keystone.Ks(keystone.KS_ARCH_ARM64, keystone.KS_MODE_LITTLE_ENDIAN)
+        try:
+            return bytes(ks.asm("\n".join(lines), 0)[0])
+        except keystone.KsError:
+            if attempt:
+                raise
 
 
 def _ldr(rt: int, rn: int, offset: int) -> int:
