@@ -34,7 +34,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from core.brain import Brain
+from core.brain import Brain, gene_grams
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import cegis, enumeration
@@ -177,7 +177,7 @@ class Engine:
         weights after every context of up to two genes, as ``(table, pairs)`` (see
         ``evolve.operators.split_table``). One row without the brain, or before it has learned."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
-        if self.brain is None or self.gen == 0:
+        if self.brain is None or len(self.brain.gene_patterns) == 0:   # (a --brain-from prior: from gen 0)
             return np.cumsum(base)[None, :]
         return self.brain.gene_patterns.draw_table(base)     # = cumsum(base * context_table)
 
@@ -210,8 +210,6 @@ class Engine:
             prior = rows.prior[idx]
             prior = np.where(np.isnan(prior), [p.initial_success, p.initial_threshold], prior)
             success, thresholds, tally = self.brain.reinforce_stats(prior[:, 0], prior[:, 1], outcomes)
-            if fresh is not None:
-                self._observe_fresh_genes(fresh, outcomes, crashed)
             rows.node[idx] = -1          # a new state: a node again only if the row lives on
             rows.prior[idx, 0] = success
             rows.prior[idx, 1] = thresholds
@@ -224,6 +222,8 @@ class Engine:
         rows.cost[idx] += np.where(readers, FLAG_PENALTY, 0.0)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
+        if self.brain is not None and fresh is not None:
+            self._observe_fresh_genes(fresh, outcomes, crashed, rows.cost[idx])
         rows.errors[idx] = errors
         rows.exact[idx] = (errors == 0).sum(axis=1)
         rows.crashed[idx] = crashed
@@ -249,25 +249,25 @@ class Engine:
     def _all_fresh(rows: Rows, which=None) -> FreshGenes:
         """``fresh`` for genomes with no parents here (the first population, ``which`` rows of
         a batch of migrants): all their genes."""
-        which = np.arange(len(rows)) if which is None else np.asarray(which, np.int64)
-        genes = rows.gene_tokens(which, np.ones((which.size, rows.genes.shape[1]), bool))
-        return FreshGenes(which[genes.owner], genes.token, np.zeros(len(rows), bool))
+        n = len(rows)
+        which = np.arange(n) if which is None else np.asarray(which, np.int64)
+        mask = np.zeros(rows.genes.shape[:2], bool)
+        mask[which] = True
+        return FreshGenes(rows.genes[:, :, 0], rows.length, mask, np.zeros(n, bool), np.full(n, np.nan))
 
-    def _observe_fresh_genes(self, fresh: FreshGenes, outcomes: np.ndarray, crashed: np.ndarray) -> None:
-        """Credit the genes each genome introduced (not inherited) with its executions.
+    def _observe_fresh_genes(self, fresh: FreshGenes, outcomes: np.ndarray, crashed: np.ndarray,
+                             cost: np.ndarray) -> None:
+        """Credit the n-grams (n <= 3) of adjacent genes each genome introduced with its
+        executions and its improvement over its parents (``core.brain.gene_grams``).
 
         Blame goes where the change was: a child of crash-free parents that crashes points at
         its new genes; a crashing child of a crashing parent says nothing about them. Every
-        execution (test case) is one step of the seed's rule on the gene's pattern, as it is
-        for the genome's EXEC node."""
-        keep = ~(fresh.parent_crashed & crashed)[fresh.owner]
-        owner, tokens = fresh.owner[keep], fresh.token[keep]
-        if tokens.size:
-            n_cases = outcomes.shape[1]
-            # one sequence per (gene, test case): each execution is one step of the rule
-            tokens = np.repeat(tokens, n_cases)
-            ptr = np.arange(tokens.size + 1, dtype=np.int64)
-            self.brain.observe_genes(None, (tokens, ptr), outcomes[owner].reshape(-1, 1))
+        execution (test case) is one step of the seed's rule on the pattern, as it is for the
+        genome's EXEC node."""
+        keep = ~(fresh.parent_crashed & crashed)
+        gain = gene_grams.improvement_gain(cost, fresh.parent_cost)
+        gene_grams.credit_introduced(self.brain.gene_patterns, fresh.tokens, fresh.length,
+                                     fresh.fresh & keep[:, None], outcomes != Outcome.OK, gain)
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.
@@ -295,7 +295,8 @@ class Engine:
             other = np.where(second >= 0, second, picks)
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
-        fresh = FreshGenes(*kids.gene_tokens(todo, off.fresh[todo]), parent_crashed[todo])
+        pcost = np.where(second >= 0, np.fmin(pop.cost[picks], pop.cost[np.maximum(second, 0)]), pop.cost[picks])
+        fresh = FreshGenes(kids.genes[todo, :, 0], kids.length[todo], off.fresh[todo], parent_crashed[todo], pcost[todo])
         codes = self.alphabet.encode_array(kids.genes[todo], kids.length[todo])
         batch = self._evaluate_rows(kids, todo, fresh, codes)
         self._validate_rows(kids)

@@ -21,7 +21,6 @@ from typing import Sequence
 import numpy as np
 
 import core.brain.pattern_kernels as pk
-from core.brain.kernels import R_MIN
 from core.brain.params import PatternConfig, RuleParams
 
 
@@ -135,6 +134,29 @@ class PatternTable:
         pk.observe(match_ptr, match_slots, n_ok, n_crash, self.n_ok, self.n_crash,
                    self.success_rate, self.threshold_ratio, self.rule)
 
+    def intern(self, grams: np.ndarray, lens: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        """Slots (int32 [m], -1: not a pattern yet) of the n-grams ``grams[i, :lens[i]]``
+        (int64 [m, >= n]), learnt as :meth:`scan_sequences` learns them; ``owner`` int64 [m]
+        ascending, the sequence of each (the eviction clock ticks once per sequence)."""
+        grams = np.ascontiguousarray(grams, np.int64)
+        if grams.size and grams.min() < 0:
+            raise ValueError("tokens must be >= 0")
+        return pk.intern(grams, np.ascontiguousarray(lens, np.int64),
+                         np.ascontiguousarray(owner, np.int64), self.tokens, self.length,
+                         self.gram_hash, self.count, self.last_seen, self.activation, self.n_ok,
+                         self.n_crash, self.success_rate, self.threshold_ratio, self.edge_node,
+                         self.edge_weight, self.index, self.candidates, self.meta, self.cfg,
+                         self.init_success, self.init_threshold)
+
+    def credit(self, owner: np.ndarray, slots: np.ndarray, crashed: np.ndarray,
+               gain: np.ndarray) -> None:
+        """One rule step per execution: pattern ``slots[i]`` (-1: none) with the executions
+        of sequence ``owner[i]`` (``crashed`` bool [n_seq, n_cases]); an execution that did not
+        crash is worth ``gain[owner]`` (float [n_seq] in [0, 1]), a crash 0."""
+        pk.credit(np.ascontiguousarray(owner, np.int64), np.ascontiguousarray(slots, np.int32),
+                  np.ascontiguousarray(crashed, np.bool_), np.ascontiguousarray(gain, np.float32),
+                  self.n_ok, self.n_crash, self.success_rate, self.threshold_ratio, self.rule)
+
     def link(self, match_ptr: np.ndarray, match_slots: np.ndarray, nodes: np.ndarray,
              deltas: np.ndarray, clip: float = 1.0) -> None:
         """Add ``deltas[q]`` to the edge (pattern -> ``nodes[q]``) of each match of sequence q."""
@@ -165,7 +187,7 @@ class PatternTable:
         h, slots = pk.context_index(self.tokens, self.length, self.n_ok, self.n_crash,
                                     self.threshold_ratio, int(min_executions))
         return Guide(h, slots, self.tokens.copy(), self.length.copy(), self.threshold_ratio.copy(),
-                     self.config.n_max, float(self.rule[R_MIN]))
+                     self.config.n_max, float(self.init_threshold))
 
     def context_table(self, n_tokens: int, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(weights float64 [1 + n + k, n], pairs int64 [k]): the :class:`Guide` weights after
@@ -174,7 +196,7 @@ class PatternTable:
         the row of b), built in one pass over the patterns (what a generation's gene draws need;
         the full n^3 table would be 16 million floats for arm64's 255 genes)."""
         return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
-                                self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
+                                self.threshold_ratio, int(min_executions), float(self.init_threshold))
 
     def draw_table(self, base: np.ndarray, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(cumsum(base * weights, axis=1), pairs)`` of :meth:`context_table` for
@@ -183,7 +205,7 @@ class PatternTable:
         the tokens' own weights."""
         base = np.ascontiguousarray(base, np.float64)
         return pk.context_cumulative(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash,
-                                     self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
+                                     self.threshold_ratio, int(min_executions), float(self.init_threshold))
 
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
@@ -388,8 +410,11 @@ class Guide:
 
     ``weights(prefixes, n_tokens)`` gives, for each prefix, float64 [n_tokens]: 1.0 where no
     learned pattern speaks; each known pattern ``prefix[-k:] + [g]`` (k = 0 .. n_max-1, so
-    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``threshold_min / threshold_ratio``.
-    A pattern the rule suppressed to 3.0 weighs 1/30; proven ones (0.1) keep 1.0. Build one
+    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``reference / threshold_ratio``,
+    ``reference`` the table's initial threshold (a new pattern weighs 1). With the seed's
+    starting 0.1 (byte patterns), a pattern the rule suppressed to 3.0 weighs 1/30 and a proven one 1;
+    the gene table starts at 1.0 (``BrainParams.gene_initial_threshold``): proven weighs up to 10,
+    suppressed 1/3. Build one
     per generation (``PatternTable.guide``), query it for every mutation.
     """
 
