@@ -458,7 +458,7 @@ class Engine:
             gp = self.brain.gene_patterns          # live patterns' ratios only (not stats(): every column)
             ratio = gp.threshold_ratio[gp.length > 0]
             line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(gp)),
-                             "suppressed_patterns": int((ratio > 1.0).sum()),
+                             "suppressed_patterns": int((ratio > 1.0).sum()), "proven_patterns": int((ratio < 1.0).sum()),
                              "mean_pattern_threshold_ratio": float(ratio.mean()) if ratio.size else None,
                              "crashes_handled": int(self.brain.crashes_handled)}
         self.metrics.append(line)
