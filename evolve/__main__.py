@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze")
+SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze", "brain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import cegis, enumeration
 from evolve import fitness as fit
-from evolve import nodes, restarts
+from evolve import nodes, prior, restarts
 from evolve import tasks as T
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
@@ -122,6 +122,8 @@ class Engine:
         self.train_y = self.task.expected(self.train_x)
         self.valid_x = T.validation_cases(self.task, self.np_rng, self.cfg.n_valid)
         self.valid_y = self.task.expected(self.valid_x)
+        if self.brain is not None and self.cfg.brain_from:
+            self.brain = prior.initial_brain(self.cfg)     # --brain-from: another run's gene patterns
         t0 = time.perf_counter()
         genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
         uids = self._register(lengths, None, "init")

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from evolve import config as C
+from evolve import prior
 from evolve import results as R
 from evolve import runfolder as rf
 from evolve import verify
@@ -356,7 +357,8 @@ def finish(run: IslandRun, folder: Path) -> dict:
         refuted += state.get("refuted", 0)
         fame.extend((ind.fitness.values[0], i, ind.uid, ind) for ind in state["hof"])
         if brain is not None:
-            brain.save(folder / f"island-{i:02d}" / rf.BRAIN_FILE, {"task": task.name, "island": i})
+            brain.save(folder / f"island-{i:02d}" / rf.BRAIN_FILE, {"task": task.name, "island": i,
+                                                                   **prior.metadata(run.cfg)})
     fame.sort(key=lambda x: x[:3])
     best_island, best, verification = solved[0] if solved else (fame[0][1], fame[0][3], None)
     result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _, _ in solved],
