@@ -37,7 +37,8 @@ def run(args) -> int:
     try:
         brain, summary = prior.merge(list(args.inputs))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        brain.save(args.out, {"merged_from": summary["inputs"]})
+        meta = {k: summary[k] for k in ("isa", "alphabet") if k in summary}
+        brain.save(args.out, {**meta, "merged_from": summary["inputs"]})
     except ValueError as exc:
         return C.fail(str(exc))
     except OSError as exc:

@@ -7,6 +7,7 @@ flag means the same thing in both and an error is reported the same way (one lin
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -148,10 +149,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="in --optimize, no enumeration of one-instruction replacements for windows of 2-4 "
                          "instructions of the best program (evolutionary search only)")
     ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
-    ap.add_argument("--brain-from", default="none", metavar="FILE",
+    ap.add_argument("--brain-from", default="auto", metavar="FILE",
                     help="start the brain from another run's gene patterns and their statistics (a brain file, "
                          "e.g. RUN/brain.safetensors or one `python -m evolve brain merge` wrote, or a run "
-                         "folder), not its EXEC nodes; none: an empty brain")
+                         "folder), not its EXEC nodes; auto: the prior shipped for the ISA (evolve/priors/, "
+                         "scripts/build_prior.py), if any; none: an empty brain")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -207,11 +209,19 @@ def _brain_from(args) -> dict:
     """``--brain-from``'s fields: none, or the file checked (ValueError, one line) and its SHA-256."""
     value = getattr(args, "brain_from", None)
     if value is None or str(value).lower() == "none" or getattr(args, "no_brain", False):
-        if value is not None and str(value).lower() != "none":
+        if value is not None and str(value).lower() not in ("none", "auto"):
             raise ValueError("--brain-from needs the brain (not with --no-brain)")
         return {}
     from evolve import prior
-    path, sha = prior.check(value)
+    if str(value).lower() == "auto":     # the shipped prior, when there is a usable one
+        value = prior.shipped(args.isa)
+        try:
+            path, sha = prior.check(value, args.isa) if value is not None else (None, None)
+        except ValueError as exc:       # e.g. the alphabet changed since it was built
+            logging.getLogger(__name__).warning("shipped prior not used: %s", exc)
+            path = sha = None
+        return {"brain_from": path, "brain_from_sha256": sha} if path else {}
+    path, sha = prior.check(value, args.isa)
     return {"brain_from": path, "brain_from_sha256": sha}
 
 

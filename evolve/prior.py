@@ -15,12 +15,29 @@ prior itself once.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from core.brain import Brain
 from core.brain.file import BrainFileError
 
 BRAIN_FILE = "brain.safetensors"     # = evolve.runfolder.BRAIN_FILE (not imported: no cycle)
+#: The priors shipped with Melvin, one per ISA (``scripts/build_prior.py`` writes them).
+SHIPPED = Path(__file__).resolve().parent / "priors"
+
+
+def shipped(isa: str) -> Path | None:
+    """The shipped prior of ``isa`` (``--brain-from auto``), or None."""
+    p = SHIPPED / f"{isa}.safetensors"
+    return p if p.is_file() else None
+
+
+def alphabet_id(isa: str) -> str:
+    """A fingerprint of ``isa``'s gene alphabet: gene tokens index its operations, so a brain's
+    patterns mean the same only under the same alphabet."""
+    from evolve.genes import alphabet_for
+    ops = [[o.name, o.kind, o.width] for o in alphabet_for(isa).ops]
+    return hashlib.sha256(json.dumps(ops).encode()).hexdigest()[:16]
 
 
 def resolve(path) -> Path:
@@ -43,10 +60,15 @@ def read(path) -> tuple[Brain, str, Path]:
     return brain, hashlib.sha256(blob).hexdigest(), p
 
 
-def check(path) -> tuple[str, str]:
-    """``(path, sha256)`` of a usable ``--brain-from`` file; ValueError with one line if not."""
+def check(path, isa: str) -> tuple[str, str]:
+    """``(path, sha256)`` of a usable ``--brain-from`` file for ``isa``; ValueError with one
+    line if not (unreadable, or learnt on another gene alphabet)."""
     brain, sha, p = read(path)
     _compatible(Brain(), brain, p)
+    learnt = (brain.metadata or {}).get("alphabet")
+    if learnt is not None and learnt != alphabet_id(isa):
+        raise ValueError(f"brain file {str(p)!r} was learnt on another gene alphabet than {isa}'s "
+                         f"({(brain.metadata or {}).get('isa', '?')}, alphabet {learnt})")
     return str(p), sha
 
 
@@ -75,10 +97,11 @@ def initial_brain(cfg) -> Brain:
 
 
 def metadata(cfg) -> dict:
-    """What a run's brain file says of its prior (``{}``: none)."""
-    if not getattr(cfg, "brain_from", None):
-        return {}
-    return {"prior": {"path": cfg.brain_from, "sha256": cfg.brain_from_sha256}}
+    """What a run's brain file says of its genes (ISA, :func:`alphabet_id`) and its prior."""
+    out = {"isa": cfg.isa, "alphabet": alphabet_id(cfg.isa)}
+    if getattr(cfg, "brain_from", None):
+        out["prior"] = {"path": cfg.brain_from, "sha256": cfg.brain_from_sha256}
+    return out
 
 
 def merge(paths: list) -> tuple[Brain, dict]:
@@ -97,6 +120,11 @@ def merge(paths: list) -> tuple[Brain, dict]:
     for path in paths:
         brain, sha, p = read(path)
         inputs.setdefault(sha, (brain, p))
+    learnt = {(b.metadata or {}).get("alphabet"): (b, p) for b, p in inputs.values()}
+    learnt.pop(None, None)
+    if len(learnt) > 1:
+        (_, pa), (_, pb) = list(learnt.values())[:2]
+        raise ValueError(f"{str(pa)!r} and {str(pb)!r} were learnt on different gene alphabets")
     priors: dict[str, list[str]] = {}
     for sha, (brain, _) in inputs.items():
         prior = (brain.metadata or {}).get("prior") or {}
@@ -120,6 +148,9 @@ def merge(paths: list) -> tuple[Brain, dict]:
                              f"add it to the inputs, or its observations would count twice")
     out = Brain()
     summary = {"inputs": [], "patterns": 0}
+    if learnt:
+        b, _ = next(iter(learnt.values()))
+        summary["isa"], summary["alphabet"] = b.metadata.get("isa"), b.metadata["alphabet"]
     for psha, base in bases.items():
         if psha not in inputs:          # found at its recorded path: added once, here
             _compatible(out, base, psha[:12])

@@ -105,7 +105,7 @@ def test_brain_from_loads_gene_patterns_and_not_exec_nodes(tmp_path):
     the file's) and none of its EXEC nodes, and that the run's brain file names its prior."""
     src = _trained(6, exec_nodes=5)
     src.save(tmp_path / "src.safetensors")
-    path, sha = prior.check(tmp_path / "src.safetensors")
+    path, sha = prior.check(tmp_path / "src.safetensors", "arm64")
     cfg = RunConfig(task="avg", pop=20, generations=1, time_limit=None, backend="emulated", seed=1,
                     init_len=4, brain_from=path, brain_from_sha256=sha)
     brain = prior.initial_brain(cfg)
@@ -126,7 +126,8 @@ def test_brain_from_loads_gene_patterns_and_not_exec_nodes(tmp_path):
         slot = g.find(s.tokens[row, :s.length[row]].tolist())
         assert slot >= 0 and g.n_ok[slot] + g.n_crash[slot] >= s.n_ok[row] + s.n_crash[row]
     assert engine.brain.n_exec <= cfg.pop          # the population's own nodes only
-    assert prior.metadata(cfg) == {"prior": {"path": path, "sha256": sha}}
+    assert prior.metadata(cfg) == {"isa": "arm64", "alphabet": prior.alphabet_id("arm64"),
+                                   "prior": {"path": path, "sha256": sha}}
     engine.evaluator.close()
 
 
@@ -161,3 +162,26 @@ def test_merge_never_overwrites_and_none_starts_empty(tmp_path, capsys):
     assert cfg.brain_from is None and len(prior.initial_brain(cfg).gene_patterns) == 0
     cfg = config_from_args(ap.parse_args(["--brain-from", str(tmp_path / "a.safetensors")]))
     assert cfg.brain_from_sha256 == hashlib.sha256((tmp_path / "a.safetensors").read_bytes()).hexdigest()
+
+
+def test_a_brain_of_another_alphabet_is_refused_and_auto_falls_back(tmp_path, monkeypatch):
+    """Check that a brain learnt on another gene alphabet is refused (exit 2), and that the
+    default ``auto`` then starts empty rather than failing."""
+    other = _trained(8)
+    other.save(tmp_path / "x86.safetensors", {"isa": "x86_64", "alphabet": prior.alphabet_id("x86_64")})
+    with pytest.raises(ValueError, match="another gene alphabet"):
+        prior.check(tmp_path / "x86.safetensors", "arm64")
+    assert prior.check(tmp_path / "x86.safetensors", "x86_64")[0].endswith("x86.safetensors")
+    from evolve.config import add_arguments, config_from_args
+    import argparse
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    with pytest.raises(ValueError, match="another gene alphabet"):
+        config_from_args(ap.parse_args(["--brain-from", str(tmp_path / "x86.safetensors")]))
+    monkeypatch.setattr(prior, "SHIPPED", tmp_path)
+    (tmp_path / "arm64.safetensors").write_bytes((tmp_path / "x86.safetensors").read_bytes())
+    assert config_from_args(ap.parse_args([])).brain_from is None      # auto: not this alphabet's
+    cfg = config_from_args(ap.parse_args(["--isa", "x86_64"]))
+    assert cfg.brain_from is None                                        # no x86_64 prior shipped here
+    (tmp_path / "x86_64.safetensors").write_bytes((tmp_path / "x86.safetensors").read_bytes())
+    assert config_from_args(ap.parse_args(["--isa", "x86_64"])).brain_from == str(tmp_path / "x86_64.safetensors")

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+import core.brain.gram_kernels as gk
 import core.brain.pattern_kernels as pk
 from core.brain.params import PatternConfig, RuleParams
 
@@ -141,7 +142,7 @@ class PatternTable:
         grams = np.ascontiguousarray(grams, np.int64)
         if grams.size and grams.min() < 0:
             raise ValueError("tokens must be >= 0")
-        return pk.intern(grams, np.ascontiguousarray(lens, np.int64),
+        return gk.intern(grams, np.ascontiguousarray(lens, np.int64),
                          np.ascontiguousarray(owner, np.int64), self.tokens, self.length,
                          self.gram_hash, self.count, self.last_seen, self.activation, self.n_ok,
                          self.n_crash, self.success_rate, self.threshold_ratio, self.edge_node,
@@ -153,7 +154,7 @@ class PatternTable:
         """One rule step per execution: pattern ``slots[i]`` (-1: none) with the executions
         of sequence ``owner[i]`` (``crashed`` bool [n_seq, n_cases]); an execution that did not
         crash is worth ``gain[owner]`` (float [n_seq] in [0, 1]), a crash 0."""
-        pk.credit(np.ascontiguousarray(owner, np.int64), np.ascontiguousarray(slots, np.int32),
+        gk.credit(np.ascontiguousarray(owner, np.int64), np.ascontiguousarray(slots, np.int32),
                   np.ascontiguousarray(crashed, np.bool_), np.ascontiguousarray(gain, np.float32),
                   self.n_ok, self.n_crash, self.success_rate, self.threshold_ratio, self.rule)
 
