@@ -1,9 +1,10 @@
 """Build the prior brain Melvin ships (``evolve/priors/<isa>.safetensors``, ``--brain-from auto``).
 
 One short run per task (``python -m evolve run --brain-from none``, each in its own process),
-their brains merged (``python -m evolve brain merge``: each observation once), then cut to the
-patterns that carry information: executed at least ``--min-executions`` times and moved by the
-seed's rule away from the neutral start, the ``--keep`` most executed of them. Only gene patterns
+each brain cut to the patterns that carry information (executed at least ``--min-executions``
+times and moved by the seed's rule away from the neutral start), the cuts merged (each run's
+observations once, as ``python -m evolve brain merge`` does), and the ``--keep`` most executed
+of the result kept. Only gene patterns
 and their statistics go in the file (no EXEC nodes, no byte patterns): a few hundred KB at most.
 
     python scripts/build_prior.py                        # every built-in task, 20 s each, seed 0
@@ -73,9 +74,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--isa", default="arm64")
     ap.add_argument("--min-executions", type=int, default=256)
-    ap.add_argument("--keep", type=int, default=1500, help="at most this many patterns")
+    ap.add_argument("--keep", type=int, default=1000, help="at most this many patterns")
     ap.add_argument("--out", type=Path, default=None, help="default: evolve/priors/<isa>.safetensors")
     ap.add_argument("--work", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
+    ap.add_argument("--reuse", action="store_true", help="use the runs already in --work (TASK folders) instead of running")
     args = ap.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in BUILTIN]
@@ -85,11 +87,20 @@ def main(argv=None) -> int:
     out = args.out or prior.SHIPPED / f"{args.isa}.safetensors"
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
-        folders = run_tasks(tasks, args.seconds, args.seed, args.isa, work)
+        if args.reuse and args.work is not None:
+            folders = [work / t for t in tasks if (work / t / prior.BRAIN_FILE).is_file()]
+        else:
+            folders = run_tasks(tasks, args.seconds, args.seed, args.isa, work)
         if not folders:
             print("error: no run wrote a brain", file=sys.stderr)
             return 1
-        merged, summary = prior.merge(folders)
+        # each run's informative patterns first (a merge of whole brains would fill the table and
+        # evict by age), merged (each run's observations once: they start empty), then cut again
+        merged = Brain()
+        for folder in folders:
+            brain, _, _ = prior.read(folder)
+            merged.gene_patterns.merge(cut(brain, args.min_executions, 8 * args.keep).gene_patterns)
+        summary = {"patterns": len(merged.gene_patterns)}
     small = cut(merged, args.min_executions, args.keep)
     out.parent.mkdir(parents=True, exist_ok=True)
     small.save(out, {"isa": args.isa, "alphabet": prior.alphabet_id(args.isa),

@@ -185,3 +185,22 @@ def test_a_brain_of_another_alphabet_is_refused_and_auto_falls_back(tmp_path, mo
     assert cfg.brain_from is None                                        # no x86_64 prior shipped here
     (tmp_path / "x86_64.safetensors").write_bytes((tmp_path / "x86.safetensors").read_bytes())
     assert config_from_args(ap.parse_args(["--isa", "x86_64"])).brain_from == str(tmp_path / "x86_64.safetensors")
+
+
+def test_shipped_prior_is_small_current_and_the_default():
+    """Check that the shipped arm64 prior loads, was learnt on today's alphabet (rebuild it with
+    scripts/build_prior.py after changing the alphabet), holds 2- and 3-gene patterns and no
+    EXEC node, stays small, and is what a default run starts from."""
+    path = prior.shipped("arm64")
+    assert path is not None and path.stat().st_size < 200_000
+    brain, sha, _ = prior.read(path)
+    assert brain.metadata["alphabet"] == prior.alphabet_id("arm64") and brain.n_exec == 0
+    lengths = brain.gene_patterns.stats()["length"]
+    assert (lengths == 2).sum() > 100 and (lengths == 3).sum() > 100
+    from evolve.config import add_arguments, config_from_args
+    import argparse
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    cfg = config_from_args(ap.parse_args([]))
+    assert cfg.brain_from == str(path) and cfg.brain_from_sha256 == sha
+    assert config_from_args(ap.parse_args(["--no-brain"])).brain_from is None
