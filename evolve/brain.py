@@ -1,7 +1,8 @@
 """``python -m evolve brain merge A B ... -o OUT``: brains combined, for ``--brain-from``.
 
 The inputs are brain files or run folders (their ``brain.safetensors``; an island run's
-``island-NN/`` folders each hold one); the output holds their gene patterns and statistics, each
+``island-NN/`` folders each hold one, which already holds what the other islands sent it: give
+one island's, not all); the output holds their gene patterns and statistics, each
 observation counted once (:func:`evolve.prior.merge`), and no EXEC nodes. An existing OUT is
 never overwritten; any bad input is one line on stderr and exit status 2, with nothing written.
 """
