@@ -209,10 +209,11 @@ def test_context_table_equals_guide_weights_for_every_context():
     n = 12
     table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))
     seqs = [rng.integers(0, n, rng.integers(1, 5)).tolist() for _ in range(150)]
-    outcomes = rng.integers(0, 3, (150, 5)).astype(np.uint8)
+    outcomes = rng.integers(0, 3, (150, 1)).astype(np.uint8)    # one verdict each: the rule moves
     tokens, ptr = np.concatenate([np.asarray(s, np.int64) for s in seqs]), np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
-    mptr, mslots = table.scan_sequences((tokens, ptr.astype(np.int64)), True)
-    table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
+    for _ in range(6):
+        mptr, mslots = table.scan_sequences((tokens, ptr.astype(np.int64)), True)
+        table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
     compact, pairs = table.context_table(n)
     assert 0 < len(pairs) < n * n and np.all(np.diff(pairs) > 0)   # some pairs draw from their last gene
     # the full table: a pair without a row of its own draws from its last token's row
@@ -232,14 +233,30 @@ def test_draw_table_is_the_cumulative_context_table_bit_for_bit():
     n = 15
     table = PatternTable(PatternConfig(capacity=4096, n_min=1, n_max=3, min_count=1, edges_per_pattern=2))
     seqs = [rng.integers(0, n, rng.integers(1, 5)).tolist() for _ in range(300)]
-    outcomes = rng.integers(0, 3, (300, 5)).astype(np.uint8)
+    outcomes = rng.integers(0, 3, (300, 1)).astype(np.uint8)
     tokens = np.concatenate([np.asarray(s, np.int64) for s in seqs])
     ptr = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
-    mptr, mslots = table.scan_sequences((tokens, ptr), True)
-    table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
+    for _ in range(6):
+        mptr, mslots = table.scan_sequences((tokens, ptr), True)
+        table.observe(mptr, mslots, (outcomes == 0).sum(axis=1), (outcomes != 0).sum(axis=1))
     base = rng.random(n) + 0.01
     weights, pairs = table.context_table(n)
     cum, pairs2 = table.draw_table(base)
     assert len(pairs) > 0 and (weights < 1).sum() > 50
     np.testing.assert_array_equal(pairs, pairs2)
     np.testing.assert_array_equal(cum, np.cumsum(base * weights, axis=1))
+
+
+def test_draw_table_keeps_the_pairs_that_say_most():
+    """Check that max_pairs bounds the pair rows, keeping the pairs whose trigrams' factors
+    weigh most, and that a trigram at the neutral threshold makes no row."""
+    table = PatternTable(PatternConfig(capacity=64, n_min=1, n_max=3, min_count=1), init_threshold=1.0)
+    grams = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 5, 9]], np.int64)
+    slots = table.intern(grams, np.full(4, 3), np.arange(4))
+    table.n_ok[slots] = 10
+    table.threshold_ratio[slots] = [0.5, 2.9, 1.0, 0.9]       # |log f|: 0.69, 1.06, 0, 0.11
+    w, pairs = table.context_table(10, max_pairs=2)
+    assert pairs.tolist() == [1 * 10 + 2, 4 * 10 + 5]
+    assert w[1 + 10 + 0, 3] == 2.0 and w[1 + 10 + 1, 6] == pytest.approx(1 / 2.9)
+    w, pairs = table.context_table(10)
+    assert pairs.tolist() == [12, 15, 45]                     # (7, 8) -> 9 is neutral: no row

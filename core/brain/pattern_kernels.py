@@ -470,7 +470,7 @@ def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, 
 
 @njit(cache=True)
 def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_exec,
-                  threshold_min):
+                  threshold_min, max_pairs):
     """:func:`context_weights` for every context of up to two tokens, from the patterns.
 
     Returns (w, pairs): row 0 of ``w``: no context; row ``1 + b``: after ``b``; row
@@ -481,7 +481,7 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
     ``[a, b, g]`` its one row. Same factors (``threshold_min / threshold``) as ``context_weights``.
     """
     w, pairs, uni, bi = _context_factors(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio,
-                                         min_exec, threshold_min)
+                                         min_exec, threshold_min, max_pairs)
     n = n_tokens
     for r in range(w.shape[0]):
         b = -1 if r == 0 else (r - 1 if r <= n else pairs[r - 1 - n] % n)
@@ -495,11 +495,11 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
 
 @njit(cache=True)
 def context_cumulative(n_tokens, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec,
-                       threshold_min):
+                       threshold_min, max_pairs):
     """``(cumsum(base * w, axis=1), pairs)`` of :func:`context_table`'s ``(w, pairs)``, bit for
     bit, in one pass over ``w`` (no temporaries: the table a generation's gene draws read)."""
     w, pairs, uni, bi = _context_factors(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio,
-                                         min_exec, threshold_min)
+                                         min_exec, threshold_min, max_pairs)
     n = n_tokens
     for r in range(w.shape[0]):
         b = -1 if r == 0 else (r - 1 if r <= n else pairs[r - 1 - n] % n)
@@ -514,9 +514,15 @@ def context_cumulative(n_tokens, base, tokens, length, n_ok, n_crash, threshold_
 
 
 @njit(cache=True)
-def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min):
+def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min,
+                     max_pairs):
     """The factors of :func:`context_table`: ``w`` holding the trigrams' (ones elsewhere), the
-    pair keys, the unigrams' per token and the bigrams' per (token, token)."""
+    pair keys, the unigrams' per token and the bigrams' per (token, token).
+
+    A pair gets a row only if a trigram after it has a factor other than 1, and at most
+    ``max_pairs`` pairs do (those whose trigrams' factors sum the largest ``|log f|``): the
+    table stays bounded (rows x n floats) however many trigrams the table holds; the trigrams of
+    the pairs left out are not applied."""
     drawable = np.empty(length.shape[0], np.int64)
     m = 0
     for s in range(length.shape[0]):        # one pass over the table: most slots are idle
@@ -526,13 +532,29 @@ def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
     keys = np.empty(m, np.int64)
+    score = np.empty(m, np.float64)
     n_keys = 0
     for i in range(m):
         s = drawable[i]
-        if length[s] == 3:
+        if length[s] == 3 and threshold_ratio[s] != threshold_min:
             keys[n_keys] = tokens[s, 0] * n + tokens[s, 1]
+            score[n_keys] = abs(np.log(threshold_min / threshold_ratio[s]))
             n_keys += 1
-    pairs = np.unique(keys[:n_keys])
+    order = np.argsort(keys[:n_keys])
+    uk = np.empty(n_keys, np.int64)
+    us = np.zeros(n_keys, np.float64)
+    u = 0
+    for j in range(n_keys):
+        k = keys[order[j]]
+        if u == 0 or uk[u - 1] != k:
+            uk[u] = k
+            u += 1
+        us[u - 1] += score[order[j]]
+    if u > max_pairs:
+        top = np.argsort(-us[:u], kind="mergesort")[:max_pairs]
+        pairs = np.sort(uk[top])
+    else:
+        pairs = uk[:u].copy()
     w = np.ones((1 + n + pairs.shape[0], n), np.float64)
     for i in range(m):
         s = drawable[i]
@@ -543,8 +565,11 @@ def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec
             uni[g] *= f
         elif L == 2:
             bi[tokens[s, 0], g] *= f
-        else:
-            w[1 + n + np.searchsorted(pairs, tokens[s, 0] * n + tokens[s, 1]), g] *= f
+        elif f != 1.0:
+            key = tokens[s, 0] * n + tokens[s, 1]
+            j = np.searchsorted(pairs, key)
+            if j < pairs.shape[0] and pairs[j] == key:
+                w[1 + n + j, g] *= f
     return w, pairs, uni, bi
 
 

@@ -32,6 +32,9 @@ STATE_ARRAYS = ("tokens", "length", "gram_hash", "count", "last_seen", "activati
                 "candidates", "history", "meta")
 #: The per-slot arrays (first axis = pattern slot); a brain file holds their used rows only.
 ROW_ARRAYS = STATE_ARRAYS[:12]
+#: At most this many gene pairs get a row of their own in a draw table (``context_table``): with
+#: arm64's 255 genes, 4 MB of float64; the pairs whose trigrams say the most (``|log factor|``).
+MAX_PAIRS = 2048
 
 
 def _as_tokens(tokens) -> np.ndarray:
@@ -190,23 +193,28 @@ class PatternTable:
         return Guide(h, slots, self.tokens.copy(), self.length.copy(), self.threshold_ratio.copy(),
                      self.config.n_max, float(self.init_threshold))
 
-    def context_table(self, n_tokens: int, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def context_table(self, n_tokens: int, min_executions: int = 1, max_pairs: int = MAX_PAIRS,
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """(weights float64 [1 + n + k, n], pairs int64 [k]): the :class:`Guide` weights after
         every context of up to two tokens (row 0: none; 1 + b: after b; 1 + n + j: after the
         pair ``pairs[j] = a * n + b``, listed only where a trigram pattern makes it differ from
-        the row of b), built in one pass over the patterns (what a generation's gene draws need;
-        the full n^3 table would be 16 million floats for arm64's 255 genes)."""
+        the row of b, at most ``max_pairs`` of them: those whose trigrams' factors weigh most),
+        built in one pass over the patterns (what a generation's gene draws need; the full n^3
+        table would be 16 million floats for arm64's 255 genes)."""
         return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
-                                self.threshold_ratio, int(min_executions), float(self.init_threshold))
+                                self.threshold_ratio, int(min_executions), float(self.init_threshold),
+                                int(max_pairs))
 
-    def draw_table(self, base: np.ndarray, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def draw_table(self, base: np.ndarray, min_executions: int = 1, max_pairs: int = MAX_PAIRS,
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """``(cumsum(base * weights, axis=1), pairs)`` of :meth:`context_table` for
         ``len(base)`` tokens, bit for bit, without the temporaries: cumulative draw weights
         after every context (``evolve.operators.split_table``'s form), ``base`` float64 [n]
         the tokens' own weights."""
         base = np.ascontiguousarray(base, np.float64)
         return pk.context_cumulative(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash,
-                                     self.threshold_ratio, int(min_executions), float(self.init_threshold))
+                                     self.threshold_ratio, int(min_executions), float(self.init_threshold),
+                                     int(max_pairs))
 
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
