@@ -212,6 +212,7 @@ SECTIONS = {
     "proofs": _section("bench_proofs", "run_proof_benchmarks"),          # issue 12
     "soak": _section("bench_soak", "run_soak_benchmarks"),               # issue 13
     "search": _section("bench_search", "run_search_benchmarks"),         # issue 14
+    "transfer": _section("bench_transfer", "run_transfer_benchmarks"),   # issue 16 (hours: only with --only)
 }
 
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args(argv)
     rows = []
-    for name in args.only or [s for s in SECTIONS if s != "ret"]:   # ret: rows the emulated section has
+    for name in args.only or [s for s in SECTIONS if s not in ("ret", "transfer")]:   # ret: rows the emulated section has; transfer: hours
         print(f"== {name}", file=sys.stderr, flush=True)
         rows += SECTIONS[name](args.quick)
     info = machine()
