@@ -12,7 +12,9 @@ bare ``_setjmp`` loop written apart, ``scripts/bare_loop.py``), ``brain`` (issue
 ``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker),
 ``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs),
 ``soak`` (issue 13: a 30-minute run's memory and folder size) and ``search`` (issue 14: Hacker's
-Delight p01-p25 against gcc -O2's lengths, ``scripts/bench_search.py``).
+Delight p01-p25 against gcc -O2's lengths, ``scripts/bench_search.py``); ``transfer`` (issue 16:
+priors from half the built-in tasks tested on the other half, ``scripts/bench_transfer.py``;
+hours, so only with ``--only``).
 Benchmarks are not tests: run them on a quiet machine; the machine is recorded in the output.
 """
 from __future__ import annotations
