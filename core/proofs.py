@@ -66,13 +66,16 @@ def _solve(query, timeout_ms: int, rlimit: int | None):
     return answer, (s.model() if answer == z3.sat else None), time.perf_counter() - t0, s.reason_unknown()
 
 
-def prove_independence(prog: Program, arity: int, timeout_ms: int = 10_000, rlimit: int | None = None) -> Verdict:
-    """Whether x0 depends on the ``arity`` arguments only, and the code never crashes."""
+def prove_independence(prog: Program, arity: int, timeout_ms: int = 10_000, rlimit: int | None = None,
+                       result_mask: int = (1 << 64) - 1) -> Verdict:
+    """Whether x0 (under ``result_mask``: the bits the result type defines) depends on the
+    ``arity`` arguments only, and the code never crashes."""
     other = prog.state_variables(arity)
     twin = [z3.FreshConst(v.sort(), str(v)) for v in other]
     result2 = z3.substitute(prog.result, *zip(other, twin))
     crashes2 = z3.substitute(prog.crashes, *zip(other, twin))
-    query = z3.Or(prog.crashes, crashes2, prog.result != result2)
+    mask = z3.BitVecVal(result_mask, 64)
+    query = z3.Or(prog.crashes, crashes2, (prog.result & mask) != (result2 & mask))
     answer, model, seconds, why = _solve(query, timeout_ms, rlimit)
     if answer == z3.unsat:
         return Verdict(PROVEN, seconds)

@@ -1,7 +1,8 @@
 """``python -m evolve <command> ...``: the command line, a registry of subcommand modules.
 
 Each module named in :data:`SUBCOMMANDS` (under ``evolve``) provides
-``add_parser(subparsers)``, which registers its parser and sets ``run`` as a default, and
+``add_parser(subparsers)``, which registers its parser (``evolve.superopt``'s is ``optimize``:
+``evolve.optimize`` is the optimisation phase) and sets ``run`` as a default, and
 ``run(args) -> int``, the exit status. Logging is configured here, in the entry point only.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze", "brain")
+SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze", "superopt", "brain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,15 +32,12 @@ from pathlib import Path
 
 from evolve import config as C
 from evolve import runfolder as rf
+from evolve.batch_child import ENDED, STOP_GRACE, child_command, child_env, hang_limit  # noqa: F401
 from evolve.batch_spec import RunSpec, Spec, SpecError, load_spec
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT, VERSION = "melvin-batch", 1
-#: States of a run that has ended (``--resume`` leaves them alone; failed: with --retry-failed)
-ENDED = ("solved", "unsolved", "failed")
-#: Seconds a stopped run has to checkpoint and exit before it is killed.
-STOP_GRACE = 120.0
 
 
 def add_parser(subparsers) -> None:
@@ -144,24 +141,6 @@ def classify(folder: Path, exit_code: int | None, log_text: str, stopped: bool,
     if exit_code < 0:
         return "failed", f"killed by signal {-exit_code} ({last_error(log_text)})"
     return "failed", f"exit {exit_code}: {last_error(log_text)}"
-
-
-def child_env() -> dict:
-    """A run's environment: Melvin importable, one thread per run (the batch is the parallelism)."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-
-
-def child_command(folder: Path, argv: list[str]) -> list[str]:
-    return [sys.executable, "-m", "evolve.batch_child", str(folder), json.dumps(argv)]
-
-
-def hang_limit(spec: RunSpec) -> float | None:
-    """Seconds after which a run's process counts as hung."""
-    if spec.timeout is not None:
-        return float(spec.timeout)
-    # generous: a first run on a machine compiles numba's kernels (a minute or more under load)
-    return None if spec.time_limit is None else 3 * spec.time_limit + 300.0
 
 
 class Bar:

@@ -25,6 +25,35 @@ from pathlib import Path
 
 from evolve.runfolder import CHECKPOINT
 
+# ----------------------------------------------------------------- how the batch starts a child
+#: the repository (the child imports Melvin from it)
+ROOT = Path(__file__).resolve().parent.parent
+#: States of a run that has ended (``--resume`` leaves them alone; failed: with --retry-failed)
+ENDED = ("solved", "unsolved", "failed")
+#: Seconds a stopped run has to checkpoint and exit before it is killed.
+STOP_GRACE = 120.0
+
+
+def child_env() -> dict:
+    """A run's environment: Melvin importable, one thread per run (the batch is the parallelism)."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+
+
+def child_command(folder: Path, argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "evolve.batch_child", str(folder), json.dumps(argv)]
+
+
+def hang_limit(spec) -> float | None:
+    """Seconds after which a run's process counts as hung."""
+    if spec.timeout is not None:
+        return float(spec.timeout)
+    # generous: a first run on a machine compiles numba's kernels (a minute or more under load)
+    return None if spec.time_limit is None else 3 * spec.time_limit + 300.0
+
+
+# ----------------------------------------------------------------- the child
+
 
 def _watch_parent() -> None:
     """SIGTERM to this process when standard input ends (the batch process is gone)."""

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evolve.batch import ENDED, STOP_GRACE, child_command, child_env, hang_limit
+from evolve.batch_child import ENDED, STOP_GRACE, child_command, child_env, hang_limit
 
 log = logging.getLogger(__name__)
 EVENT_TOPIC = "melvin-batch"

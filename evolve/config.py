@@ -23,6 +23,8 @@ class RunConfig:
     """Every parameter of a run (written to config.json; enough to reproduce it)."""
 
     task: str = T.DEFAULT_TASK
+    cc: str | None = None              # --task file.c:func: the C compiler (None: the host's aarch64 one)
+    cflags: str | None = None          # and its flags (None: evolve.ctask.DEFAULT_CFLAGS, -O2)
     isa: str = "arm64"
     backend: str = "auto"
     pop: int = 300
@@ -105,8 +107,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The arguments of ``python -m evolve run`` (single and island runs)."""
     d = RunConfig()
-    ap.add_argument("--task", default=d.task, help="built-in task name, or path/file.py:function "
-                    "(1-4 int arguments in [0, 2**64), result taken mod 2**64)")
+    ap.add_argument("--task", default=d.task, help="built-in task name, path/file.py:function "
+                    "(1-4 int arguments in [0, 2**64), result taken mod 2**64), or path/file.c:function "
+                    "(compiled for aarch64; its machine code is the reference and the proof target; 1-4 "
+                    "integer arguments of 8-64 bits, the result type's width is what is compared)")
+    ap.add_argument("--cc", default=None, metavar="COMPILER",
+                    help="with --task file.c:func: the C compiler (default: aarch64-linux-gnu-gcc on other "
+                         "hosts, cc, gcc or clang on aarch64)")
+    ap.add_argument("--cflags", default=None, metavar="FLAGS",
+                    help="with --task file.c:func: the compiler's flags, one string (--cflags=-O0; default -O2)")
     ap.add_argument("--isa", default=d.isa, choices=["arm64", "x86_64"], help="instruction set to evolve")
     ap.add_argument("--backend", default=d.backend, choices=["auto", "emulated", "native"],
                     help="auto: native when the host runs the ISA, else the Unicorn emulator")
@@ -193,7 +202,7 @@ def config_from_args(args) -> RunConfig:
     optimize = getattr(args, "optimize", None)
     if optimize is None:
         optimize = OPT_SHARE * limit if limit is not None else OPT_SECONDS
-    return RunConfig(task=args.task, isa=args.isa, backend=args.backend, pop=args.pop,
+    return RunConfig(task=args.task, cc=getattr(args, "cc", None), cflags=getattr(args, "cflags", None), isa=args.isa, backend=args.backend, pop=args.pop,
                      generations=generations, optimize=optimize, cost=getattr(args, "cost", d.cost),
                      peephole=not getattr(args, "no_peephole", False),
                      restart_after=getattr(args, "restart_after", d.restart_after),

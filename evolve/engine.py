@@ -41,6 +41,7 @@ from evolve import cegis, enumeration
 from evolve import fitness as fit
 from evolve import nodes, prior, restarts
 from evolve import tasks as T
+from evolve import taskspec
 from evolve import verify
 # RunConfig is also the name older island checkpoints (islands.pkl) pickled it under
 from evolve.config import RunConfig
@@ -57,9 +58,13 @@ log = logging.getLogger(__name__)
 LINEAGE_GENERATIONS = 500
 #: generations of DEAP's logbook kept in memory (the whole history is in metrics.jsonl)
 LOGBOOK_KEPT = 1000
-#: cost added to a genome that reads the flags before setting them: to every one its genes say it of
-#: (fitness.entry_flag_readers), and again to an exact one the static check on its code refuses (_validate)
+#: cost added to an exact genome that the static check on its code says reads the flags before
+#: setting them (_validate): it can never be a solution
 FLAG_PENALTY = 0.25
+#: cost added at every evaluation to a genome whose genes say it reads the flags before setting them
+#: (fitness.entry_flag_readers): small, about a wrong case of 64, so such genomes lose ties without
+#: leaving the population (charged FLAG_PENALTY, clear_lowest needed ~3x the generations, seeds 0-3)
+FLAG_READER_CHARGE = 0.01
 
 
 class Engine:
@@ -221,7 +226,7 @@ class Engine:
         # fixed entry flags let it look exact: charged here, every genome, not only the exact ones
         # (without it, the average tasks' populations fill with adcs on the entry carry)
         readers = fit.entry_flag_readers(rows.genes[idx, :, 0], rows.length[idx], self.alphabet.flag_table())
-        rows.cost[idx] += np.where(readers, FLAG_PENALTY, 0.0)
+        rows.cost[idx] += np.where(readers, FLAG_READER_CHARGE, 0.0)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
         if self.brain is not None and fresh is not None:
@@ -583,11 +588,13 @@ def _settle() -> None:
     gc.freeze()
 
 
-def build(cfg: RunConfig, evaluator: Evaluator | None = None) -> Engine:
-    """An engine for ``cfg`` (task resolved and validated, executor opened)."""
+def build(cfg: RunConfig, evaluator: Evaluator | None = None, task: T.Task | None = None) -> Engine:
+    """An engine for ``cfg`` (task resolved and validated, or ``task`` itself; executor opened)."""
     cfg.validate()
-    task = T.get_task(cfg.task)
+    if task is None:
+        task = taskspec.get_task(cfg.task, cc=cfg.cc, cflags=cfg.cflags)
     alphabet = alphabet_for(cfg.isa, n_regs=cfg.n_regs)
     if evaluator is None:
         evaluator = Evaluator(cfg.isa, cfg.backend, cfg.workers, budget=cfg.budget)
+    evaluator.output_mask = task.result_mask    # only the bits the task defines are compared
     return Engine(cfg, task, alphabet, evaluator)

@@ -56,18 +56,9 @@ def _cheap(genes: np.ndarray) -> np.ndarray:
     return genes[keep]
 
 
-def _operand_table() -> np.ndarray:
-    """bool [n_ops, 3]: whether an operation's syntax reads its n, m and fourth register."""
-    return np.array([[any(f in op.syntax for f in ("{n}", "{wn}", "{xn}")),
-                      any(f in op.syntax for f in ("{m}", "{wm}", "{em}")), "{a}" in op.syntax] for op in OPS], bool)
-
-
-_OPERANDS = _operand_table()
-
-
 def _reading(genes: np.ndarray, regs: set, n_regs: int) -> np.ndarray:
     """Rows whose register operands are all in ``regs``."""
-    uses = _OPERANDS[genes[:, 0]]
+    uses = PH.OPERANDS[genes[:, 0]]
     allowed = np.isin(np.arange(n_regs), list(regs))
     fourth = (genes[:, 1] + genes[:, 2] + genes[:, 3]) % n_regs
     ok = (~uses[:, 0] | allowed[genes[:, 2] % n_regs]) & (~uses[:, 1] | allowed[genes[:, 3] % n_regs]) \
@@ -124,8 +115,7 @@ class Enumeration:
             self._firsts, self._seconds = np.zeros((0, 5), np.int64), np.zeros((0, 5), np.int64)
             return
         firsts = _cheap(_reading(PH.single_genes(self.t, n), self.args, n))
-        mov = next(i for i, e in enumerate(OPS) if e.name == "mov" and e.kind == "r2" and e.width == 64)
-        probe = np.stack([firsts, np.broadcast_to([mov, 0, self.t, 0, 0], firsts.shape)], axis=1)
+        probe = np.stack([firsts, np.broadcast_to([PH.MOV, 0, self.t, 0, 0], firsts.shape)], axis=1)
         codes = self.alphabet.encode_array(probe, np.full(len(firsts), 2, np.int64))
         out, outcome = self.evaluator.run(codes, self.x, seed=0, states=self.states)
         ok = (outcome == 0).all(axis=1)

@@ -32,7 +32,12 @@ def _worker_run(args) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Evaluator:
-    """Runs batches on ``workers`` processes (1: in this process's executor)."""
+    """Runs batches on ``workers`` processes (1: in this process's executor).
+
+    :attr:`output_mask`: the bits of each output kept (the task's ``result_mask``: a C function
+    returning ``uint32_t`` defines w0 only, and its upper bits are no error)."""
+
+    output_mask: int = (1 << 64) - 1
 
     def __init__(self, isa: str, backend: str = "auto", workers: int = 1, **options) -> None:
         self.workers = workers
@@ -51,11 +56,16 @@ class Evaluator:
         codes = codes if isinstance(codes, Codes) else list(codes)   # one buffer stays one
         if self._pool is None or len(codes) < 2 * self.workers:
             res = self._executor.run(codes, inputs, seed=seed, states=states)
-            return res.outputs, res.outcomes
+            return self._masked(res.outputs), res.outcomes
         bounds = np.linspace(0, len(codes), self.workers + 1).astype(int)
         parts = self._pool.map(_worker_run, [(codes[a:b], inputs, seed, states)
                                              for a, b in zip(bounds[:-1], bounds[1:])])
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return self._masked(np.concatenate([p[0] for p in parts])), np.concatenate([p[1] for p in parts])
+
+    def _masked(self, outputs: np.ndarray) -> np.ndarray:
+        if self.output_mask == (1 << 64) - 1:
+            return outputs
+        return outputs & np.uint64(self.output_mask)
 
     def run_pinned(self, codes: Sequence[bytes], inputs: np.ndarray, seed: int, at: np.ndarray,
                    states: CaseStates | None) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,8 @@ from evolve.config import RunConfig
 from evolve.genes import alphabet_for
 from evolve.island_task import (EVENT_TOPIC, advance_island, blob_parts, island_config, island_seed, pack_state,
                                 parts_blob, unpack_island)
-from evolve.tasks import TaskError, get_task
+from evolve import taskspec
+from evolve.tasks import TaskError
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ def is_island_folder(folder: Path) -> bool:
 def finish(run: IslandRun, folder: Path) -> dict:
     """result.json, hall_of_fame.json (all islands), best.s and each island's brain file."""
     alphabet = alphabet_for(run.cfg.isa, n_regs=run.cfg.n_regs)
-    task = get_task(run.cfg.task)
+    task = taskspec.get_task(run.cfg.task, cc=run.cfg.cc, cflags=run.cfg.cflags)
     solved, fame, evaluations, n_train, refuted = [], [], 0, [], 0
     for i, blob in enumerate(run.blobs):
         state, brain = unpack_island(blob)
@@ -426,7 +427,7 @@ def run(args) -> int:
             opts = IslandOptions(islands=args.islands, scheduler=args.scheduler,
                                  migration_every=args.migration_every, migrants=args.migrants)
             opts.validate(cfg.pop)
-            task = get_task(cfg.task)
+            task = taskspec.get_task(cfg.task, cc=cfg.cc, cflags=cfg.cflags)
             folder = C.new_run_folder(args, cfg.task)
             isl = IslandRun(cfg, opts)
         isl.opts.validate(isl.cfg.pop)

@@ -140,13 +140,16 @@ def run(args: argparse.Namespace) -> int:
 
     interrupted = False
     budget = args.max_bytes
-    stopped_by = [signal.SIGINT]
+    stopped_by: list = []
 
-    def on_sigterm(signum, frame):   # a service stop saves like Ctrl-C does, then exits 143
-        stopped_by[0] = signum
+    def on_signal(signum, frame):   # Ctrl-C, or a service stop (saves alike, then exits 130 / 143)
+        stopped_by.append(signum)
         raise KeyboardInterrupt
 
-    previous_term = signal.signal(signal.SIGTERM, on_sigterm)
+    # the signal is also recorded: a KeyboardInterrupt raised inside a ctypes callback (Unicorn's
+    # hooks) is printed and dropped by ctypes, and the stream would then be read to its end
+    previous_int = signal.signal(signal.SIGINT, on_signal)
+    previous_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         try:
             ex = open_executor("arm64", backend=args.backend, seed=args.seed)
@@ -167,11 +170,14 @@ def run(args: argparse.Namespace) -> int:
                     _cycle(brain, ex, chunk)
                     state["bytes"] += len(chunk)
                     state["cycles"] += 1
+                    if stopped_by:
+                        raise KeyboardInterrupt
                     if state["cycles"] % args.checkpoint_every == 0:
                         checkpoint()
                         log.info("checkpoint after %d bytes", state["bytes"])
             except KeyboardInterrupt:
                 interrupted = True
+        interrupted = interrupted or bool(stopped_by)
         try:
             checkpoint()
         except KeyboardInterrupt:  # a second Ctrl-C while saving: save once more, then stop
@@ -179,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
             interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
         if stream is not sys.stdin.buffer:
             stream.close()
     lines = final_results(brain, names)
@@ -186,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                   f"crashes handled: {brain.crashes_handled}",
               f"Checkpoint: {os.fspath(args.brain)}" + (" (interrupted)" if interrupted else "")]
     print(printable("\n".join(lines), getattr(sys.stdout, "encoding", None)), flush=True)
-    return 128 + int(stopped_by[0]) if interrupted else 0
+    return 128 + int(stopped_by[0] if stopped_by else signal.SIGINT) if interrupted else 0
 
 
 def _cycle(brain, ex, chunk: bytes) -> None:

@@ -212,7 +212,14 @@ class Optimizer:
         (at most :data:`PER_GENERATION`; flag readers, which the verification refuses at once,
         take no place), then a generation's share of the peephole's; returns how many were
         accepted."""
-        return self._consider(rows) + self._peephole_step()
+        eng = self.engine
+        accepted = self._consider(rows) + self._peephole_step()
+        if rows is not eng.rows and rows.errors.shape[1] != len(eng.train_y):
+            # a candidate's counterexamples grew the training set while it was verified as one
+            # of the population (the peephole's, a minimised form): this generation's offspring
+            # are judged on the grown set too, as the population already is
+            eng._evaluate_rows(rows, np.flatnonzero(~np.isnan(rows.cost)))
+        return accepted
 
     def _exact_in_engine(self, codes: list) -> np.ndarray:
         """bool [n]: exact on every training case as the engine evaluates them (pinned states)."""

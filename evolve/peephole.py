@@ -43,6 +43,11 @@ FIELD_WIDTHS = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 31, 32, 48, 63)
 _FLAG_ONLY = {"cmp", "cmpi", "ccmp", "ccmpi"}
 _SKIP = {"mem", "bcond", "cbz", "tbz", "raw", "neon"}
 _FLAGS_ONLY_MNEMONICS = {"cmp", "cmn", "tst", "ccmp", "ccmn"}
+#: bool [n_ops, 3]: whether an operation's syntax reads its n, m and fourth register
+OPERANDS = np.array([[any(f in op.syntax for f in ("{n}", "{wn}", "{xn}")),
+                      any(f in op.syntax for f in ("{m}", "{wm}", "{em}")), "{a}" in op.syntax] for op in OPS], bool)
+#: the token of ``mov xd, xn`` (a register's value read out as the result)
+MOV = next(i for i, e in enumerate(OPS) if e.name == "mov" and e.kind == "r2" and e.width == 64)
 _FLAGS = 64           # the flags' index in the register sets below (x0..x30 are 0..30)
 _OTHER = 65           # memory, SIMD, SP: anything that is not a working register or the flags
 
@@ -187,9 +192,7 @@ def single_genes(dst: int, n_regs: int, consts: tuple = ()) -> np.ndarray:
         imms = np.asarray(_imm_values(kind, entry.width, consts), np.int64)
         if not imms.size:
             continue
-        reads_m = kind in ("r3", "r4", "csel", "sha", "shl", "ext", "extr") and "{m}" in entry.syntax \
-            or "{wm}" in entry.syntax or "{em}" in entry.syntax
-        reads_n = "{n}" in entry.syntax or "{wn}" in entry.syntax or "{xn}" in entry.syntax
+        reads_n, reads_m = OPERANDS[op, 0], OPERANDS[op, 1]
         ns = regs if reads_n else np.zeros(1, np.int64)
         if kind == "r4":               # the fourth register is (d + n + m) % n_regs: every one of them
             n, a = (g.ravel() for g in np.meshgrid(ns, regs, indexing="ij"))
@@ -306,8 +309,7 @@ class Peephole:
     def _constant(self, w: Window) -> tuple:
         """``(v,)`` when the window leaves the same value ``v`` in its live-out register on every
         training case (under two draws of the other registers), else ``()``."""
-        mov = next(i for i, e in enumerate(OPS) if e.name == "mov" and e.kind == "r2" and e.width == 64)
-        probe = self.genes[:w.stop] + [(mov, 0, w.dst, 0, 0)]
+        probe = self.genes[:w.stop] + [(MOV, 0, w.dst, 0, 0)]
         code = self.alphabet.encode(probe)
         vals = []
         for seed in (self.seed, self.seed + 1):

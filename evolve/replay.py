@@ -167,8 +167,9 @@ def replay(run: RunData, rank: int = 0, inputs: np.ndarray | None = None, backen
                 continue
             res = ex.run([genome.code], x, seed=REPLAY_SEED)
             want = task.expected(x)
+            got = res.outputs[0] & np.uint64(task.result_mask)     # the bits the task defines
             results[name] = (x, res.outputs[0], res.outcomes[0])
-            report.cases[name] = _summary(name, x, want, res.outputs[0], res.outcomes[0], keep)
+            report.cases[name] = _summary(name, x, want, got, res.outcomes[0], keep)
         report.checks += _result_checks(run, genome, report.cases, ex, train_x)
         if ex.backend == "native" or native_available(isa):
             report.checks.append(_cross_check(isa, genome.code, ex.backend, budget, results))
@@ -227,7 +228,8 @@ def _result_checks(run: RunData, genome: Genome, cases: dict, ex, train_x: np.nd
     for gen in range(int((run.result or {}).get("generations", 0)) + 1):
         seed = (run.seed * 1_000_003 + gen) % (2**31)
         res = ex.run([genome.code], train_x, seed=seed)
-        exact = int(((res.outcomes[0] == Outcome.OK) & (res.outputs[0] == want)).sum())
+        got = res.outputs[0] & np.uint64(run.task().result_mask)
+        exact = int(((res.outcomes[0] == Outcome.OK) & (got == want)).sum())
         if lo <= exact <= hi:
             return checks + [Check("exact training cases match the record", True,
                                    f"{detail}; reproduced ({exact}) with the run's register values of "

@@ -24,6 +24,7 @@ from evolve import prior
 from evolve import results as R
 from evolve import runfolder as rf
 from evolve import verify
+from evolve.codetask import task_record
 from evolve.config import RunConfig
 from evolve.engine import build
 from evolve.tasks import BUILTIN, TaskError
@@ -70,7 +71,8 @@ def run(args) -> int:
             _attach_optimizer(engine)
             folder.mkdir(parents=True, exist_ok=True)
             rf.write_json(folder / "config.json", {"config": asdict(cfg), "task": {
-                "name": engine.task.name, "arity": engine.task.arity, "description": engine.task.description},
+                "name": engine.task.name, "arity": engine.task.arity, "description": engine.task.description,
+                **task_record(engine.task)},
                 "backend": engine.evaluator.backend, "environment": rf.environment()})
             engine.start()
     except (rf.RunFolderError, TaskError, ValueError, OSError, verify.SolverMissing) as exc:

@@ -16,6 +16,7 @@ import numpy as np
 
 from core.isa import ISAS
 from evolve import tasks as T
+from evolve import taskspec
 
 #: Files replay and export need; analysis needs fewer (see :func:`load_run`).
 REQUIRED = ("config.json", "result.json", "hall_of_fame.json", "best.s")
@@ -65,7 +66,7 @@ class RunData:
     def task(self) -> T.Task:
         """The task the run evolved code for (user tasks are reloaded from their file)."""
         try:
-            return T.get_task(self.config["task"])
+            return taskspec.get_task(self.config["task"], cc=self.config.get("cc"), cflags=self.config.get("cflags"))
         except T.TaskError as exc:
             raise RunLoadError(f"task of {str(self.folder)!r} is unusable here: {exc}") from None
 

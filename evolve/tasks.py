@@ -39,11 +39,15 @@ class Task:
     func: Callable[..., int]
     description: str = ""
     symbolic: Callable | None = None   #: the same function on z3 bit-vectors (evolve.specs), for proofs
+    #: the bits of x0 the task defines (a C function returning uint32_t: w0, 0xFFFFFFFF); outputs
+    #: are compared, and proofs made, under it
+    result_mask: int = MASK
 
     def expected(self, inputs: np.ndarray) -> np.ndarray:
         """uint64 [n_cases]: the task on each row of ``inputs`` (uint64 [n_cases, arity])."""
         rows = inputs.tolist()
-        return np.fromiter((self.func(*r) & MASK for r in rows), dtype=np.uint64, count=len(rows))
+        mask = self.result_mask
+        return np.fromiter((self.func(*r) & mask for r in rows), dtype=np.uint64, count=len(rows))
 
 
 # Tasks made of +, -, *, &, |, ^ and ~ mean the same on Python ints (taken mod 2**64) and on
@@ -162,12 +166,13 @@ def _check_symbolic(task: Task) -> None:
 
 
 def get_task(spec: str) -> Task:
-    """A built-in task by name, or a user task ``path/file.py:func`` (validated)."""
+    """A built-in task by name, or a user task ``path/file.py:func`` (validated); C functions
+    (``path/file.c:func``) are :func:`evolve.taskspec.get_task`'s."""
     if spec in BUILTIN:
         return BUILTIN[spec]
     if ":" not in spec and not spec.endswith(".py"):
         raise TaskError(f"unknown task {spec!r}: choose a built-in ({', '.join(sorted(BUILTIN))}) "
-                        f"or give path/file.py:function")
+                        f"or give path/file.py:function or path/file.c:function")
     return validate_task(_load_user_task(spec))
 
 
@@ -189,7 +194,7 @@ def random_cases(rng: np.random.Generator, n: int, arity: int) -> np.ndarray:
 def training_cases(task: Task, rng: np.random.Generator, n: int = 64) -> np.ndarray:
     """Edge values plus random inputs: ``n`` rows (at least the edge cases)."""
     edges = edge_cases(task.arity, limit=n // 2)
-    return np.concatenate([edges, random_cases(rng, max(0, n - len(edges)), task.arity)])
+    return fit_arguments(task, np.concatenate([edges, random_cases(rng, max(0, n - len(edges)), task.arity)]), rng)
 
 
 def _patterns() -> tuple[int, ...]:
@@ -254,5 +259,37 @@ def validation_cases(task: Task, rng: np.random.Generator, n: int = 10_000) -> n
         extra = random_cases(rng, len(edges), task.arity - 2)
         edges = np.concatenate([edges, extra], axis=1)
     per_cell = 4 if task.arity == 1 else 1
-    return np.concatenate([random_cases(rng, n - n // 2, task.arity), stratified_cases(rng, n // 2, task.arity),
-                           length_grid(rng, task.arity, per_cell), edges])
+    cases = np.concatenate([random_cases(rng, n - n // 2, task.arity), stratified_cases(rng, n // 2, task.arity),
+                            length_grid(rng, task.arity, per_cell), edges])
+    return fit_arguments(task, cases, rng)
+
+
+def fit_arguments(task: Task, cases: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``cases`` for a task whose arguments are narrower than 64 bits (``task.arg_types``:
+    ``(bits, signed)`` per argument, as a C prototype gives them; other tasks: unchanged, no
+    random draws). The low ``bits`` of a column are its value: the 64-bit case's own low bits,
+    its top bits (where the bit-length strata are) or a ``bits``-wide edge value, a third each.
+    Above them AAPCS64 leaves the register unspecified for the callee, so a quarter of the rows
+    hold zeros there, a quarter the sign extension and half random garbage: code that relies
+    on more than the type gives fails somewhere."""
+    types = getattr(task, "arg_types", None)
+    if not types or all(bits >= 64 for bits, _ in types):
+        return cases
+    out = cases.copy()
+    n = len(cases)
+    for col, (bits, _signed) in enumerate(types):
+        if bits >= 64:
+            continue
+        low_mask = np.uint64((1 << bits) - 1)
+        top = np.uint64(1 << (bits - 1))
+        edges = np.array(sorted({0, 1, 2, 3, (1 << bits) - 1, (1 << bits) - 2, 1 << (bits - 1),
+                                 (1 << (bits - 1)) - 1, (1 << (bits - 1)) + 1, *(1 << k for k in range(bits))}),
+                         dtype=np.uint64)
+        pick = rng.integers(0, 3, n)
+        low = np.choose(pick, [cases[:, col] & low_mask, cases[:, col] >> np.uint64(64 - bits),
+                               edges[rng.integers(0, len(edges), n)]])
+        sign = np.where(low & top, ~low_mask, np.uint64(0))
+        garbage = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False) & ~low_mask
+        upper = np.choose(rng.integers(0, 4, n), [np.zeros(n, np.uint64), sign, garbage, garbage])
+        out[:, col] = low | upper
+    return out

@@ -118,7 +118,8 @@ def check(code: bytes, task, isa: str, cases: int, *, scratch: int = 256, budget
     ms = int(timeout * 1000)
     rlimit = int(RLIMIT_PER_SECOND * (timeout if effort is None else effort))
     notes = []
-    ind = prove_independence(prog, task.arity, ms, rlimit)
+    mask = getattr(task, "result_mask", (1 << 64) - 1)      # the bits of x0 the task defines
+    ind = prove_independence(prog, task.arity, ms, rlimit, result_mask=mask)
     if ind.status == REFUTED:
         cx = ind.counterexample
         states = tuple(machine_state(cx[k], scratch) for k in ("state", "other_state") if k in cx)
@@ -130,7 +131,8 @@ def check(code: bytes, task, isa: str, cases: int, *, scratch: int = 256, budget
         notes.append("the task has no symbolic form")
     else:
         try:
-            eq = prove_equivalence(prog, task.arity, S.strict(task.symbolic), timeout_ms=ms, rlimit=rlimit)
+            eq = prove_equivalence(prog, task.arity, S.strict(task.symbolic), result_mask=mask, timeout_ms=ms,
+                                   rlimit=rlimit)
         except Exception as exc:             # the user's twin failed on variables
             eq = None
             notes.append(f"equivalence not proven: the symbolic form failed ({type(exc).__name__}: {exc})")

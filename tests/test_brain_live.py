@@ -132,3 +132,27 @@ def test_live_ctrl_c_or_sigterm_saves_and_exits(work, sig, status):
     assert "(interrupted)" in out.decode()
     brain = Brain.load(work / "b.brain")
     assert brain.n_exec == 3 and 0 <= brain.metadata["bytes_seen"] <= 2000
+
+
+def test_a_ctrl_c_that_a_ctypes_callback_swallowed_still_stops_the_stream(work, capsys, monkeypatch):
+    """A KeyboardInterrupt raised inside a ctypes callback (Unicorn's hooks) is printed and dropped
+    by ctypes: the signal itself must still stop the stream, save, and exit 130 (a fresh clone's CI
+    saw exit 0 after reading the stream to its end)."""
+    from evolve import live
+    real_cycle, calls = live._cycle, []
+
+    def cycle_with_a_swallowed_interrupt(brain, ex, chunk):
+        real_cycle(brain, ex, chunk)
+        calls.append(1)
+        if len(calls) == 3:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(1000):          # the handler runs between bytecodes, here
+                    pass
+            except KeyboardInterrupt:
+                pass                           # what ctypes does to a callback's exception
+    monkeypatch.setattr(live, "_cycle", cycle_with_a_swallowed_interrupt)
+    assert _live(work) == 130
+    out = capsys.readouterr().out
+    assert "(interrupted)" in out and "cycles: 3," in out
+    assert Brain.load(work / "b.brain").metadata["cycles"] == 3

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from evolve import enumeration as E
+from evolve import peephole as PH
 from evolve import tasks as T
 from evolve.__main__ import main
 from evolve.alphabets.arm64_ops import OPS
@@ -38,8 +39,7 @@ def test_the_orders_of_enumeration(evaluator):
     assert len(E._reading(en._seconds, {0}, n)) == 0 and (en._seconds[:, 1] == 0).all()
     assert total == len(en.single) + len(en._firsts) * len(en._seconds)
     # one first gene per distinct result: no two firsts leave the same values in x1
-    mov = next(i for i, e in enumerate(OPS) if e.name == "mov" and e.kind == "r2" and e.width == 64)
-    probe = [A.encode([tuple(g), (mov, 0, 1, 0, 0)]) for g in en._firsts[:300]]
+    probe = [A.encode([tuple(g), (PH.MOV, 0, 1, 0, 0)]) for g in en._firsts[:300]]
     out, _ = evaluator.run(probe, en.x, seed=0, states=en.states)
     assert len(np.unique(out, axis=0)) == len(probe)
     # the most common operations come first

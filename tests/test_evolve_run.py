@@ -264,7 +264,7 @@ def test_flag_readers_by_genes_agree_with_the_static_check_on_code(isa):
 def test_flag_dependent_genome_is_not_a_solution():
     """Check that an exact genome reading the entry flags is refused and penalised."""
     from evolve.config import RunConfig
-    from evolve.engine import FLAG_PENALTY, build
+    from evolve.engine import FLAG_PENALTY, FLAG_READER_CHARGE, build
     from evolve.alphabets.arm64 import CONDITIONS
     from evolve.alphabets.arm64 import OPS as ARM64_ALPHABET
     from evolve.toolbox import new_individual
@@ -278,7 +278,7 @@ def test_flag_dependent_genome_is_not_a_solution():
     engine._evaluate([cset])
     assert cset.exact == len(engine.train_y)           # fooled by the fixed flags
     cost = cset.fitness.values[0]
-    assert cost >= FLAG_PENALTY                        # charged at evaluation, by its genes
+    assert cost >= FLAG_READER_CHARGE                  # charged at evaluation, by its genes
     engine._validate([cset])
     assert engine.solved is None
     assert cset.fitness.values[0] == pytest.approx(cost + FLAG_PENALTY)

@@ -148,3 +148,38 @@ def test_a_comparison_window_becomes_one_compare(evaluator):
     assert wrong == 0, first
     # screening is not verification: `cmp w0, w1` passes these cases too, and the phase's
     # held-out testing and proofs are what refuse it
+
+
+def test_offspring_are_rejudged_when_a_peephole_candidate_grows_the_training_set(monkeypatch):
+    """A candidate verified as one of the population may add counterexamples; the generation's
+    offspring, which the engine merges with the population next, must be judged on the grown set
+    (a 20-s p13 run died of 72 against 64 columns)."""
+    from core.executors.batch_state import CaseStates
+    from evolve import cegis
+    from evolve.population import Rows
+    cfg = RunConfig(task="clear_lowest", pop=12, generations=3, time_limit=None, backend="emulated",
+                    n_train=16, n_valid=200, optimize=60.0, seed=1)
+    eng = build(cfg)
+    try:
+        eng.start()
+        eng.solved = eng.verification = None
+        first = new_individual(MINUS_ONE_THEN, 9_999)
+        eng._evaluate([first])
+        eng._validate([first])
+        opt = eng.optimizer = O.Optimizer(eng, "length", 60.0)
+        opt.begin()
+        kids = Rows.from_individuals(eng.pop[:5], cfg.max_len, len(eng.train_y))
+        eng._evaluate_rows(kids)
+
+        def grows():
+            states = CaseStates.from_seed(5, len(eng.valid_y), eng.evaluator.scratch)
+            cegis.grow_training(eng, np.arange(3), states, [])
+            eng._evaluate_rows(eng.rows)
+            return 0
+        monkeypatch.setattr(opt, "_peephole_step", grows)
+        n = len(eng.train_y)
+        opt.consider(kids)
+        assert len(eng.train_y) == n + 3 and kids.errors.shape[1] == n + 3
+        Rows.concat(eng.rows.take(np.arange(2)), kids.take(np.arange(2)))     # what step() does next
+    finally:
+        eng.evaluator.close()

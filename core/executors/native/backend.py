@@ -163,7 +163,7 @@ class NativeExecutor:
 
     def _submit(self, w: Worker, idx: list[int], codes, table, seed: int, mode: str = "stub",
                 repeat: int = 1, full: bool = False) -> float:
-        chunk = (codes[idx[0]:idx[-1] + 1] if idx[-1] - idx[0] + 1 == len(idx) else [codes[i] for i in idx]) \
+        chunk = (list(codes[idx[0]:idx[-1] + 1]) if idx[-1] - idx[0] + 1 == len(idx) else [codes[i] for i in idx]) \
             + list(_SENTINELS[self.isa.name])
         blob = b"".join(chunk)
         n_cases = table.shape[0]
