@@ -272,9 +272,9 @@ class Engine:
         execution (test case) is one step of the seed's rule on the pattern, as it is for the
         genome's EXEC node."""
         keep = ~(fresh.parent_crashed & crashed)
-        gain = gene_grams.improvement_gain(cost, fresh.parent_cost)
+        better = gene_grams.improved(cost, fresh.parent_cost)
         gene_grams.credit_introduced(self.brain.gene_patterns, fresh.tokens, fresh.length,
-                                     fresh.fresh & keep[:, None], outcomes != Outcome.OK, gain)
+                                     fresh.fresh & keep[:, None], outcomes != Outcome.OK, better)
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.

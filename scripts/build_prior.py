@@ -2,7 +2,8 @@
 
 One short run per task (``python -m evolve run --brain-from none``, each in its own process),
 each brain cut to the patterns that carry information (executed at least ``--min-executions``
-times and moved by the seed's rule away from the neutral start), the cuts merged (each run's
+times and drawn other than neutral: suppressed by crashes, or improving more or less often than
+the base rate), the cuts merged (each run's
 observations once, as ``python -m evolve brain merge`` does), and the ``--keep`` most executed
 of the result kept. Only gene patterns
 and their statistics go in the file (no EXEC nodes, no byte patterns): a few hundred KB at most.
@@ -56,14 +57,14 @@ def cut(brain: Brain, min_executions: int, keep: int) -> Brain:
     g = brain.gene_patterns
     s = g.stats()
     execs = s["n_ok"] + s["n_crash"]
-    moved = np.abs(np.log(s["threshold_ratio"] / g.init_threshold)) > 0.05
+    moved = np.abs(np.log(g.draw_ratios()[s["slot"]] / g.init_threshold)) > 0.05   # drawn other than neutral
     pick = np.flatnonzero((execs >= min_executions) & moved)
     pick = pick[np.argsort(-execs[pick], kind="stable")[:keep]]
     slots = s["slot"][pick]
     out = Brain()
     out.gene_patterns.merge(PatternDelta(g.config, g.tokens[slots], g.length[slots], g.count[slots],
                                          g.last_seen[slots], g.n_ok[slots], g.n_crash[slots],
-                                         g.success_rate[slots], g.threshold_ratio[slots]))
+                                         g.success_rate[slots], g.threshold_ratio[slots], g.n_improved[slots]))
     return out
 
 

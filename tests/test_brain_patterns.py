@@ -88,10 +88,11 @@ def test_gene_patterns_learn_which_ngram_crashes():
     st = brain.gene_patterns
     assert st.threshold_ratio[slot] > 1.0 and st.success_rate[slot] < 0.1 and st.n_crash[slot] > 0
     good = brain.gene_patterns.find([1, 2])
-    # a new gene pattern starts neutral (1.0, weight 1): proven ones weigh more, crashing ones less
+    # a new gene pattern starts neutral (1.0, weight 1): crashing ones weigh less; clean
+    # executions alone lower the threshold but do not promote (only improvements do)
     assert st.threshold_ratio[good] < 1.0 and st.n_ok[good] > 0
     w = brain.gene_weights([3, 7], 10)
-    assert w.shape == (10,) and w[9] < 0.5 < 1.0 < w[2]
+    assert w.shape == (10,) and w[9] < 0.5 and w[2] == 1.0
     assert brain.gene_weights([3, 4], 10)[9] > w[9]
 
 
@@ -178,7 +179,8 @@ def test_brain_params_cap_patterns():
 
 
 def test_guide_matches_bruteforce():
-    """Check that the context index gives the product over every matching known pattern."""
+    """Check that the context index gives the product over every matching known pattern of
+    its draw factor (the seed's rule: ``min(1, init / threshold)``; no improvements counted)."""
     brain = Brain()
     rng = np.random.default_rng(4)
     seqs = [rng.integers(0, 9, 5).tolist() for _ in range(300)]
@@ -198,7 +200,7 @@ def test_guide_matches_bruteforce():
                     break
                 slot = g.find(list(prefix[len(prefix) - k:]) + [tok])
                 if slot >= 0:
-                    expected *= float(g.init_threshold) / float(g.threshold_ratio[slot])
+                    expected *= min(1.0, float(g.init_threshold) / float(g.threshold_ratio[slot]))
             assert got[i, tok] == pytest.approx(expected, rel=1e-6)
     assert np.all(got[:, 9] == 1.0) and got[0, 4] < 0.5 and len(guide) > 0
 
@@ -254,9 +256,9 @@ def test_draw_table_keeps_the_pairs_that_say_most():
     grams = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 5, 9]], np.int64)
     slots = table.intern(grams, np.full(4, 3), np.arange(4))
     table.n_ok[slots] = 10
-    table.threshold_ratio[slots] = [0.5, 2.9, 1.0, 0.9]       # |log f|: 0.69, 1.06, 0, 0.11
+    table.threshold_ratio[slots] = [2.0, 2.9, 1.0, 1.1]       # |log f|: 0.69, 1.06, 0, 0.10
     w, pairs = table.context_table(10, max_pairs=2)
     assert pairs.tolist() == [1 * 10 + 2, 4 * 10 + 5]
-    assert w[1 + 10 + 0, 3] == 2.0 and w[1 + 10 + 1, 6] == pytest.approx(1 / 2.9)
+    assert w[1 + 10 + 0, 3] == 0.5 and w[1 + 10 + 1, 6] == pytest.approx(1 / 2.9)
     w, pairs = table.context_table(10)
     assert pairs.tolist() == [12, 15, 45]                     # (7, 8) -> 9 is neutral: no row

@@ -27,7 +27,7 @@ def _trained(seed: int, exec_nodes: int = 3, base: Brain | None = None) -> Brain
         tokens = rng.integers(0, N, (40, 6)).astype(np.int64)
         fresh = rng.random((40, 6)) < 0.4
         crashed = rng.random((40, 8)) < (tokens[:, :1] % 5 == 0)       # genomes starting 0 mod 5 crash
-        gain = gg.improvement_gain(rng.random(40), np.full(40, 0.3))
+        gain = gg.improved(rng.random(40), np.full(40, 0.3))
         gg.credit_introduced(brain.gene_patterns, tokens, np.full(40, 6), fresh, crashed, gain)
     return brain
 

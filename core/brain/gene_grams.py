@@ -4,25 +4,22 @@ A genome's gene tokens are operations with their operand form (``evolve.genes``:
 are separate fields), so an n-gram of tokens is a register-free pattern: ``sub x1, x0, #1;
 and x0, x0, x1`` and ``sub x5, x3, #1; and x3, x3, x5`` are the same bigram. An offspring
 introduced the windows of 1..``n_max`` adjacent genes that hold a gene in neither parent; each
-is one pattern of the brain's gene table, learnt at once (``min_count``) and reinforced by the
-seed's rule, unchanged, one step per execution of the offspring:
+is one pattern of the brain's gene table, learnt at once (``min_count``), and is credited:
 
-* a crashed execution is worth 0;
-* one that did not crash is worth :data:`IMPROVED` (1.0) when the offspring's cost beat its
-  better parent's, else :data:`NEUTRAL` (0.5: inside the rule's dead band, so a pattern that
-  neither crashes nor helps keeps its threshold in the long run).
+* by the seed's rule, unchanged, one step per execution of the offspring (ok = not crashed):
+  crashes raise its threshold, and a pattern whose threshold rose is drawn less (up to 3x);
+* with one introduction (``count``) and, when the offspring's cost beat its better parent's, one
+  improvement (``n_improved``). Mutation favours patterns whose offspring improve more often
+  than the base rate (``PatternTable.draw_ratios``): a rate, so that a pattern is not promoted
+  for being drawn often (crediting every improving execution, as a first version did, drove
+  frequent patterns to full weight and made runs slower than with no brain at all).
 
-So a pattern's threshold ratio falls (its draw weight grows) with the executions of improving
-offspring and rises with crashes; mutation draws the next gene from the 1-, 2- and 3-gram
-weights after the genes before it (``PatternTable.draw_table``).
+Mutation draws the next gene from the 1-, 2- and 3-gram weights after the genes before it
+(``PatternTable.draw_table``).
 """
 from __future__ import annotations
 
 import numpy as np
-
-#: what an execution that did not crash is worth to the rule, by the offspring's improvement
-IMPROVED = 1.0
-NEUTRAL = 0.5
 
 
 def introduced_grams(tokens: np.ndarray, length: np.ndarray, fresh: np.ndarray, n_max: int = 3,
@@ -74,24 +71,24 @@ def introduced_grams(tokens: np.ndarray, length: np.ndarray, fresh: np.ndarray, 
     return owner[pick], grams[pick], lens[pick]
 
 
-def improvement_gain(cost: np.ndarray, parent_cost: np.ndarray) -> np.ndarray:
-    """float32 [n]: :data:`IMPROVED` where ``cost`` beat ``parent_cost`` (the better parent's;
-    nan: no parent, never improved), else :data:`NEUTRAL`."""
+def improved(cost: np.ndarray, parent_cost: np.ndarray) -> np.ndarray:
+    """bool [n]: ``cost`` beat ``parent_cost`` (the better parent's; nan: no parent, never)."""
     cost = np.asarray(cost, np.float64)
     parent_cost = np.asarray(parent_cost, np.float64)
     better = np.zeros(cost.shape, bool)
     np.less(cost, parent_cost, out=better, where=~np.isnan(parent_cost) & ~np.isnan(cost))
-    return np.where(better, IMPROVED, NEUTRAL).astype(np.float32)
+    return better
 
 
-def credit_introduced(table, tokens, length, fresh, crashed, gain) -> int:
-    """Learn and reinforce the n-grams each genome introduced (:func:`introduced_grams`) in the
+def credit_introduced(table, tokens, length, fresh, crashed, better) -> int:
+    """Learn and credit the n-grams each genome introduced (:func:`introduced_grams`) in the
     gene pattern table ``table``: one rule step per execution (``crashed`` bool [n, n_cases]),
-    a non-crash worth ``gain`` (float [n], :func:`improvement_gain`). Returns patterns credited."""
+    an improvement counted where ``better`` (bool [n], :func:`improved`). Returns patterns
+    credited."""
     owner, grams, lens = introduced_grams(np.asarray(tokens, np.int64), np.asarray(length, np.int64),
                                           fresh, table.config.n_max)
     if owner.size == 0:
         return 0
     slots = table.intern(grams, lens, owner)
-    table.credit(owner, slots, crashed, gain)
+    table.credit(owner, slots, crashed, better)
     return int(np.count_nonzero(slots >= 0))

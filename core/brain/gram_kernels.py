@@ -12,7 +12,7 @@ from core.brain.pattern_kernels import C_MINCOUNT, C_NMAX, C_NMIN, M_TICK, _hash
 
 @njit(cache=True)
 def intern(grams, lens, owner, tokens, length, gram_hash, count, last_seen, activation, n_ok,
-           n_crash, success_rate, threshold_ratio, edge_node, edge_weight, index, candidates,
+           n_crash, n_improved, success_rate, threshold_ratio, edge_node, edge_weight, index, candidates,
            meta, cfg, init_success, init_threshold):
     """The slot of each n-gram ``grams[i, :lens[i]]`` (int64 [m, >= max len]), learning those
     unknown as :func:`scan` does (a candidate until seen ``min_count`` times: -1 until then).
@@ -40,7 +40,7 @@ def intern(grams, lens, owner, tokens, length, gram_hash, count, last_seen, acti
                 continue
             candidates[c] = 0
             s = create(grams[i], 0, n, h, cfg[C_MINCOUNT] - 1, tokens, length, gram_hash, count,
-                       last_seen, activation, n_ok, n_crash, success_rate, threshold_ratio,
+                       last_seen, activation, n_ok, n_crash, n_improved, success_rate, threshold_ratio,
                        edge_node, edge_weight, index, meta, cfg, init_success, init_threshold)
         count[s] += 1
         last_seen[s] = meta[M_TICK]
@@ -49,26 +49,30 @@ def intern(grams, lens, owner, tokens, length, gram_hash, count, last_seen, acti
 
 
 @njit(cache=True)
-def credit(owner, slots, crashed, gain, n_ok, n_crash, success_rate, threshold_ratio, rule):
-    """One step of the seed's rule per execution of the sequence that holds each pattern.
+def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_rate,
+           threshold_ratio, rule):
+    """The seed's rule, one step per execution of the sequence that holds each pattern, and
+    its improvements counted.
 
     ``owner`` int64 [m], ``slots`` int32 [m] (-1: skipped): pattern ``slots[i]`` was in
-    sequence ``owner[i]``, whose executions ``crashed[owner[i]]`` (bool [n_seq, n_cases]) tell;
-    an execution that did not crash is worth ``gain[owner[i]]`` (float32 [n_seq]; in [0, 1]),
-    one that crashed 0.
+    sequence ``owner[i]``, whose executions ``crashed[owner[i]]`` (bool [n_seq, n_cases]) tell
+    (ok = 1 unless crashed, the seed's ``0.9*s + 0.1*ok``); ``improved[owner[i]]`` (bool
+    [n_seq]) adds one to ``n_improved``: the sequence beat its parents.
     """
+    one, zero = np.float32(1.0), np.float32(0.0)
     for i in range(owner.shape[0]):
         s = slots[i]
         if s < 0:
             continue
         q = owner[i]
-        g = gain[q]
+        if improved[q]:
+            n_improved[s] += 1
         sr, th = success_rate[s], threshold_ratio[s]
         for c in range(crashed.shape[1]):
             if crashed[q, c]:
                 n_crash[s] += 1
-                sr, th = rule_step(sr, th, np.float32(0.0), rule)
+                sr, th = rule_step(sr, th, zero, rule)
             else:
                 n_ok[s] += 1
-                sr, th = rule_step(sr, th, g, rule)
+                sr, th = rule_step(sr, th, one, rule)
         success_rate[s], threshold_ratio[s] = sr, th

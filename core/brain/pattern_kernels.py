@@ -150,8 +150,8 @@ def _victim(last_seen, count, meta, cfg):
 
 @njit(cache=True)
 def create(win, start, n, h, initial_count,
-           tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, success_rate,
-           threshold_ratio, edge_node, edge_weight, index, meta, cfg, init_success, init_threshold):
+           tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, n_improved,
+           success_rate, threshold_ratio, edge_node, edge_weight, index, meta, cfg, init_success, init_threshold):
     """Make the n-gram a pattern in a free slot, evicting one when the table is full.
 
     Returns the slot. The evicted pattern's statistics and edges are cleared.
@@ -175,6 +175,7 @@ def create(win, start, n, h, initial_count,
     activation[s] = 0.0
     n_ok[s] = 0
     n_crash[s] = 0
+    n_improved[s] = 0
     success_rate[s] = init_success
     threshold_ratio[s] = init_threshold
     edge_node[s, :] = -1
@@ -189,8 +190,8 @@ def create(win, start, n, h, initial_count,
 
 @njit(cache=True)
 def scan(seq_tokens, seq_ptr, stream, learn, energy,
-         tokens, length, gram_hash, count, last_seen, activation, mark, n_ok, n_crash, success_rate,
-         threshold_ratio, edge_node, edge_weight, index, candidates, history, meta, cfg,
+         tokens, length, gram_hash, count, last_seen, activation, mark, n_ok, n_crash, n_improved,
+         success_rate, threshold_ratio, edge_node, edge_weight, index, candidates, history, meta, cfg,
          init_success, init_threshold):
     """Match (and optionally learn) the n-grams of token sequences.
 
@@ -257,7 +258,7 @@ def scan(seq_tokens, seq_ptr, stream, learn, energy,
                     candidates[c] = 0
                     s = create(history, start, n, h, cfg[C_MINCOUNT] - 1,
                                tokens, length, gram_hash, count, last_seen, activation, n_ok,
-                               n_crash, success_rate, threshold_ratio, edge_node, edge_weight,
+                               n_crash, n_improved, success_rate, threshold_ratio, edge_node, edge_weight,
                                index, meta, cfg, init_success, init_threshold)
                     mark[s] = 0
                 count[s] += 1
@@ -429,9 +430,9 @@ def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, tokens, len
 
 @njit(cache=True)
 def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, other_n_crash,
-          other_success_rate, other_threshold_ratio,
-          tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, success_rate,
-          threshold_ratio, edge_node, edge_weight, index, meta, cfg):
+          other_n_improved, other_success_rate, other_threshold_ratio,
+          tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, n_improved,
+          success_rate, threshold_ratio, edge_node, edge_weight, index, meta, cfg):
     """Add another table's live patterns into this one (islands exchanging knowledge).
 
     Counts add up; success rate and threshold ratio become the execution-weighted means of both.
@@ -447,11 +448,12 @@ def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, 
         s = find(index, tokens, length, gram_hash, h, other_tokens[j], 0, n)
         if s < 0:
             s = create(other_tokens[j], 0, n, h, other_count[j], tokens, length, gram_hash, count,
-                       last_seen, activation, n_ok, n_crash, success_rate, threshold_ratio,
+                       last_seen, activation, n_ok, n_crash, n_improved, success_rate, threshold_ratio,
                        edge_node, edge_weight, index, meta, cfg, other_success_rate[j],
                        other_threshold_ratio[j])
             n_ok[s] = other_n_ok[j]
             n_crash[s] = other_n_crash[j]
+            n_improved[s] = other_n_improved[j]
             created += 1
             continue
         a = n_ok[s] + n_crash[s]
@@ -464,6 +466,7 @@ def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, 
         count[s] += other_count[j]
         n_ok[s] += other_n_ok[j]
         n_crash[s] += other_n_crash[j]
+        n_improved[s] += other_n_improved[j]
         last_seen[s] = max(last_seen[s], meta[M_TICK])
     return created
 
