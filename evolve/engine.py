@@ -39,7 +39,7 @@ from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import cegis, enumeration
 from evolve import fitness as fit
-from evolve import nodes, prior, restarts
+from evolve import library, nodes, prior, restarts
 from evolve import tasks as T
 from evolve import taskspec
 from evolve import verify
@@ -62,8 +62,8 @@ LOGBOOK_KEPT = 1000
 #: setting them (_validate): it can never be a solution
 FLAG_PENALTY = 0.25
 #: cost added at every evaluation to a genome whose genes say it reads the flags before setting them
-#: (fitness.entry_flag_readers): small, about a wrong case of 64, so such genomes lose ties without
-#: leaving the population (charged FLAG_PENALTY, clear_lowest needed ~3x the generations, seeds 0-3)
+#: (fitness.entry_flag_readers): about a wrong case of 64, so such genomes lose ties without leaving
+#: the population (charged FLAG_PENALTY, clear_lowest needed ~3x the generations, seeds 0-3)
 FLAG_READER_CHARGE = 0.01
 
 
@@ -79,6 +79,7 @@ class Engine:
         self.rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
         self.brain = Brain() if cfg.brain else None
+        self.library = library.for_run(cfg, alphabet) if cfg.brain else None   # macro-genes, if any
         self.weights = fit.FitnessWeights(**cfg.weights)
         self.gen = 0
         self.uid = 0
@@ -117,8 +118,7 @@ class Engine:
         return self._pop_view
 
     def _set_rows(self, rows: Rows) -> None:
-        self.rows = rows
-        self._pop_view = None
+        self.rows, self._pop_view = rows, None
 
     # ----------------------------------------------------------------- set-up
     def start(self) -> None:
@@ -180,9 +180,8 @@ class Engine:
 
     # ----------------------------------------------------------------- genes
     def _draw_table(self):
-        """Cumulative weights for drawing a new gene: base weights times the brain's pattern
-        weights after every context of up to two genes, as ``(table, pairs)`` (see
-        ``evolve.operators.split_table``). One row without the brain, or before it has learned."""
+        """Cumulative weights for a new gene: base weights times the brain's pattern weights after
+        every context of up to two genes, as ``(table, pairs)`` (``evolve.operators.split_table``)."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or len(self.brain.gene_patterns) == 0:   # (a --brain-from prior: from gen 0)
             return np.cumsum(base)[None, :]
@@ -264,17 +263,17 @@ class Engine:
 
     def _observe_fresh_genes(self, fresh: FreshGenes, outcomes: np.ndarray, crashed: np.ndarray,
                              cost: np.ndarray) -> None:
-        """Credit the n-grams (n <= 3) of adjacent genes each genome introduced with its
-        executions and its improvement over its parents (``core.brain.gene_grams``).
-
+        """Credit the n-grams (n <= 3) of adjacent genes, and the macro-gene, each genome
+        introduced with its executions (one step of the seed's rule each, as for its EXEC node)
+        and its improvement over its parents (``core.brain.gene_grams``, ``evolve.library``).
         Blame goes where the change was: a child of crash-free parents that crashes points at
-        its new genes; a crashing child of a crashing parent says nothing about them. Every
-        execution (test case) is one step of the seed's rule on the pattern, as it is for the
-        genome's EXEC node."""
-        keep = ~(fresh.parent_crashed & crashed)
+        its new genes; a crashing child of a crashing parent says nothing about them."""
+        keep, bad = ~(fresh.parent_crashed & crashed), outcomes != Outcome.OK
         better = gene_grams.improved(cost, fresh.parent_cost)
         gene_grams.credit_introduced(self.brain.gene_patterns, fresh.tokens, fresh.length,
-                                     fresh.fresh & keep[:, None], outcomes != Outcome.OK, better)
+                                     fresh.fresh & keep[:, None], bad, better)
+        if self.library and fresh.macro is not None:
+            self.library.credit(self.brain, np.where(keep, fresh.macro, -1), bad, better)
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.
@@ -287,7 +286,7 @@ class Engine:
         cfg, tb, pop = self.cfg, self.toolbox, self.rows
         self.gen += 1
         picks = np.asarray(tb.select(pop, cfg.pop), np.int64)
-        off = tb.vary(pop.genes, pop.length, picks, self._draw_table())
+        off = tb.vary(pop.genes, pop.length, picks, self._draw_table(), self.library and self.library.table(self.brain))
         second = off.second
         parents = np.stack([pop.uid[picks], np.where(second >= 0, pop.uid[np.maximum(second, 0)], -1)], axis=1)
         ops = self.lineage.codes(op_labels())[op_index(off.cx, off.mut)]
@@ -303,7 +302,8 @@ class Engine:
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
         pcost = np.where(second >= 0, np.fmin(pop.cost[picks], pop.cost[np.maximum(second, 0)]), pop.cost[picks])
-        fresh = FreshGenes(kids.genes[todo, :, 0], kids.length[todo], off.fresh[todo], parent_crashed[todo], pcost[todo])
+        fresh = FreshGenes(kids.genes[todo, :, 0], kids.length[todo], off.fresh[todo], parent_crashed[todo], pcost[todo],
+                           off.macro[todo])
         codes = self.alphabet.encode_array(kids.genes[todo], kids.length[todo])
         batch = self._evaluate_rows(kids, todo, fresh, codes)
         self._validate_rows(kids)

@@ -197,13 +197,14 @@ def _draw(genes, i, table, pairs, operands, n_regs, gene):
 @njit(cache=True)
 def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
             macro_cum, used):
-    """Mutate ``g[:n]`` in place; returns the new length (``used[0]``: the macro-gene inserted)."""
+    """Mutate ``g[:n]`` in place; returns the new length (``used[0]``: the macro-gene inserted;
+    a genome with no room for it gets it written over as many of its genes)."""
     if kind == MUT_MACRO:      # insert a macro-gene whole, registers renamed (room permitting)
         m = -1
         if macro_cum.shape[0] > 0:
             m = np.searchsorted(macro_cum, np.random.random() * macro_cum[-1], side="right")
             m = min(m, macro_cum.shape[0] - 1)
-        if m < 0 or n + macro_len[m] > max_len:
+        if m < 0 or macro_len[m] > max_len:
             kind = MUT_INSERT
         else:
             perm = np.arange(n_regs)
@@ -211,9 +212,13 @@ def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp, m
                 q = _randint(0, r)
                 perm[r], perm[q] = perm[q], perm[r]
             k = macro_len[m]
-            i = _randint(0, n)
-            for j in range(n - 1, i - 1, -1):
-                g[j + k] = g[j]
+            if n + k <= max_len:                   # room: inserted at a random place
+                i = _randint(0, n)
+                for j in range(n - 1, i - 1, -1):
+                    g[j + k] = g[j]
+            else:                                  # no room: written over k genes (the tail if need be)
+                i = _randint(0, max(n - k, 0))
+                n = max(n, i + k) - k
             for t in range(k):
                 g[i + t] = macros[m, t]
                 if operands[macros[m, t, 0], 0] != 1:     # a raw word's fields are not registers

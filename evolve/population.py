@@ -40,6 +40,7 @@ class FreshGenes(NamedTuple):
     fresh: np.ndarray           #: bool [n, L]: the gene is in neither parent
     parent_crashed: np.ndarray  #: bool [n]: a parent of it crashed
     parent_cost: np.ndarray     #: float64 [n]: the better parent's cost (nan: no parent)
+    macro: np.ndarray | None = None   #: int64 [n]: the macro-gene it inserted (-1: none)
 
 
 @dataclass

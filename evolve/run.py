@@ -194,6 +194,8 @@ def _finish(engine, folder: Path, args) -> None:
     if engine.brain is not None:
         engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen,
                                                    **prior.metadata(engine.cfg)})
+    if engine.library is not None:       # the macro-genes and what the brain learnt of them
+        rf.write_json(folder / "library.json", engine.library.report(engine.brain))
     if args.save_to_library and engine.solved is not None:
         LIBRARY.mkdir(exist_ok=True)
         digest = hashlib.sha256(bytes.fromhex(result["best"]["code_hex"])).hexdigest()[:12]
