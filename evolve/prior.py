@@ -92,6 +92,8 @@ def initial_brain(cfg) -> Brain:
         if cfg.brain_from_sha256 and sha != cfg.brain_from_sha256:
             raise ValueError(f"brain file {str(p)!r} changed since the run was configured")
         _compatible(brain, src, p)
+        if not src.gene_patterns.improvements_counted:   # an older brain file: its introductions
+            src.gene_patterns.count[:] = 0                # are counted from now on, with improvements
         brain.gene_patterns.merge(src.gene_patterns)
     return brain
 

@@ -204,3 +204,27 @@ def test_shipped_prior_is_small_current_and_the_default():
     cfg = config_from_args(ap.parse_args([]))
     assert cfg.brain_from == str(path) and cfg.brain_from_sha256 == sha
     assert config_from_args(ap.parse_args(["--no-brain"])).brain_from is None
+
+
+def test_a_brain_file_from_before_improvements_were_counted_transfers_without_its_counts(tmp_path):
+    """Check that a brain file without ``genes/n_improved`` (written before improvements were
+    counted) loads as it was, and that --brain-from carries its rule state but not its
+    introduction counts (which would read as introductions that never improved)."""
+    from core.brain import file as brain_file
+    brain = _trained(5)
+    table = brain.gene_patterns
+    assert table.n_improved.sum() > 0
+    path = tmp_path / "new.safetensors"
+    brain.save(path)
+    meta, arrays = brain_file.read(path)
+    old = {k: v for k, v in arrays.items() if k != "genes/n_improved"}
+    (tmp_path / "old.safetensors").write_bytes(brain_file.encode(meta, old))
+    loaded = Brain.load(tmp_path / "old.safetensors")
+    assert not loaded.gene_patterns.improvements_counted and Brain.load(path).gene_patterns.improvements_counted
+    np.testing.assert_array_equal(loaded.gene_patterns.count, table.count)
+    assert loaded.gene_patterns.n_improved.sum() == 0
+    p, sha = prior.check(tmp_path / "old.safetensors", "arm64")
+    moved = prior.initial_brain(RunConfig(brain_from=p, brain_from_sha256=sha)).gene_patterns
+    assert len(moved) == len(table) and moved.count.sum() == 0 and moved.n_improved.sum() == 0
+    s = moved.find([int(t) for t in table.tokens[0][:table.length[0]]])
+    assert moved.threshold_ratio[s] == table.threshold_ratio[0] and moved.n_ok[s] == table.n_ok[0]

@@ -96,6 +96,9 @@ class PatternTable:
                              config.evict_sample], np.int64)
         hcap = 1 << int(np.ceil(np.log2(2 * cap + 1)))
         self.index = np.full(hcap, pk.EMPTY, np.int32)
+        #: False for a table loaded from a file written before improvements were counted: its
+        #: ``count`` says nothing of ``n_improved`` (``evolve.prior`` drops it when transferring)
+        self.improvements_counted = True
 
     # ------------------------------------------------------------------ learning
     def _stats(self):
@@ -380,14 +383,16 @@ class PatternTable:
         rows = arrays["length"].shape[0] if arrays["length"].ndim == 1 else -1
         if not 0 <= rows <= table.config.capacity or meta.get("rows", rows) != rows:
             raise ValueError(f"pattern table of {rows} rows for capacity {table.config.capacity}")
+        legacy = "n_improved" not in arrays    # written before improvements were counted
         for name in ROW_ARRAYS:  # a new table's slots, the stored rows written over its first
-            if name == "n_improved" and name not in arrays:
-                continue         # a brain file written before improvements were counted: none
+            if name == "n_improved" and legacy:
+                continue
             ref, arr = getattr(table, name), arrays[name]
             if arr.shape != (rows,) + ref.shape[1:] or arr.dtype != ref.dtype:
                 raise ValueError(f"pattern array {name!r}: expected {ref.dtype}"
                                  f"{(rows,) + ref.shape[1:]}, got {arr.dtype}{arr.shape}")
             ref[:rows] = arr
+        table.improvements_counted = not legacy
         dense = ("candidates", "history", "meta") if "candidates" in arrays else ("history", "meta")
         for name in dense:
             ref, arr = getattr(table, name), arrays[name]
