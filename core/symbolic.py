@@ -12,7 +12,10 @@ over free variables ``x0``..``x30`` (the registers), ``n``/``z``/``c``/``v`` (th
 undefined at a function's entry), ``m0``..``mK`` (the scratch area's 64-bit words, little
 endian) and ``q0``..``q31`` (the SIMD registers v0-v31, 128 bits, byte ``b`` at bits
 ``8b+7:8b``; only the bit-count idiom of :mod:`core.executors.interp.simd` reads or writes them).
-Forward branches merge as if-then-else; division by zero gives 0, as AArch64 defines.
+Forward branches merge as if-then-else; division by zero gives 0, as AArch64 defines. x30 is
+the caller's return address at entry (a free variable: independence treats it as any other
+non-argument register); code that may reach its return with x30 changed is an indirect branch,
+and raises :class:`Unsupported` (the interpreter defers or faults it at run time).
 Anything the interpreter itself leaves to Unicorn, backward branches (loops), and memory other
 than fixed scratch offsets through SP raise :class:`Unsupported`: the caller falls back to testing.
 
@@ -494,6 +497,9 @@ def translate(code: bytes, *, scratch: int = 256, budget: int = 2048, solo_size:
             continue
         _step(row, imm[pc], st, scratch, word)
         incoming[pc + 1].append((guard, st))
+    for _, st in incoming[n]:     # x30 is the caller's return address: a return is one only while
+        if not z3.eq(z3.simplify(st.regs[30]), registers[30]):  # x30 still holds it
+            raise Unsupported("x30 written before the return: an indirect branch")
     if incoming[n]:
         result = _State.merge(incoming[n]).regs[0]
     else:

@@ -161,6 +161,22 @@ def _option_argv(key: str, value, actions: dict, where: str) -> list[str]:
     return [flag, str(value)]
 
 
+def _timeout(value, where: str):
+    """A ``timeout`` (positive seconds) or None; SpecError naming ``where`` otherwise."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        raise SpecError(f"{where}: expected positive seconds, got {value!r}")
+    return value
+
+
+def _c_reference(value, base: Path, where: str) -> str | None:
+    """A ``c_reference`` C file (resolved against the spec's folder) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _resolve(value, base).is_file():
+        raise SpecError(f"{where}: no such C file {value!r}")
+    return str(_resolve(value, base).resolve())
+
+
 def _seeds(value, where: str) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return list(range(value))
@@ -265,14 +281,8 @@ def load_spec(path: Path) -> Spec:
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
         raise SpecError(f"{path}: no [[task]] tables: a spec lists at least one task")
     seeds = _seeds(doc.get("seeds", [0]), loc.place(key="seeds"))
-    timeout = doc.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise SpecError(f"{loc.place(key='timeout')}: expected positive seconds, got {timeout!r}")
-    c_reference = doc.get("c_reference")
-    if c_reference is not None:
-        if not isinstance(c_reference, str) or not _resolve(c_reference, base).is_file():
-            raise SpecError(f"{loc.place(key='c_reference')}: no such C file {c_reference!r}")
-        c_reference = str(_resolve(c_reference, base).resolve())
+    timeout = _timeout(doc.get("timeout"), loc.place(key="timeout"))
+    c_reference = _c_reference(doc.get("c_reference"), base, loc.place(key="c_reference"))
     for key in defaults:
         if key in ("task", *BATCH_KEYS):
             raise SpecError(f"{loc.place('defaults', key=key)}: not a default (set it at the top level or per task)")
@@ -309,15 +319,8 @@ def load_spec(path: Path) -> Spec:
         for key, value in merged.items():
             table = ("task", n) if key in entry else ("defaults", None)
             options += _option_argv(key, value, actions, loc.place(table[0], table[1], key))
-        own_timeout = entry.get("timeout", timeout)
-        if own_timeout is not None and (isinstance(own_timeout, bool) or not isinstance(own_timeout, (int, float))
-                                        or own_timeout <= 0):
-            raise SpecError(f"{loc.place('task', n, 'timeout')}: expected positive seconds, got {own_timeout!r}")
-        own_c = entry.get("c_reference")
-        if own_c is not None:
-            if not isinstance(own_c, str) or not _resolve(own_c, base).is_file():
-                raise SpecError(f"{loc.place('task', n, 'c_reference')}: no such C file {own_c!r}")
-            own_c = str(_resolve(own_c, base).resolve())
+        own_timeout = _timeout(entry.get("timeout", timeout), loc.place("task", n, "timeout"))
+        own_c = _c_reference(entry.get("c_reference"), base, loc.place("task", n, "c_reference"))
         time_limit = None
         if kind == "optimize" and "--time-limit" in actions:
             given = next((options[i + 1] for i, o in enumerate(options) if o == "--time-limit"), None)

@@ -539,7 +539,7 @@ class Engine:
                 "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
                 "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version,
                 "restart": dict(self.restart),
-                "enumerated": None if self.enumeration is None else self.enumeration.done}
+                "enumerated": None if self.enumeration is None else self.enumeration.position}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -564,7 +564,7 @@ class Engine:
         self.pinned_states = state.get("pinned_states")
         self.restart = dict(state.get("restart") or restarts.fresh_state())
         if self.enumeration is not None:
-            self.enumeration.done = state.get("enumerated") or 0
+            self.enumeration.position = state.get("enumerated")
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions

@@ -1,4 +1,5 @@
-"""Exhaustive enumeration of one- and two-instruction programs, alongside the genetic search.
+"""Exhaustive enumeration of one- and two-instruction programs, and a bank of values reaching
+three to five (:mod:`evolve.bank`), alongside the genetic search.
 
 Why: many tasks a user brings have a two-instruction answer (``x ^ (x - 1)`` is ``sub x1, x0,
 #1; eor x0, x0, x1``) that evolution can miss for a whole run (p04 sat at 58 of 64 exact cases),
@@ -16,13 +17,19 @@ Programs exact on the enumeration's cases are returned to the engine, which eval
 verifies them like any genome (held-out testing, proofs): nothing here is taken on trust.
 
 The work is cut into steps of a fixed number of programs (:data:`PER_GENOME` per genome of the
-population, one step per generation until done): the run stays reproducible, and its position is part of the checkpoint.
+population, one step per generation until done) and of the bank's value-case operations
+(:data:`BANK_PER_GENOME`): the run stays reproducible, and both positions are part of the
+checkpoint (:attr:`Enumeration.position`).
 """
 from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
 
 import numpy as np
 
 from core.executors.batch_state import CaseStates
+from evolve import bank as BK
 from evolve import fitness as fit
 from evolve import peephole as PH
 from evolve.alphabets.arm64_ops import OPS
@@ -34,6 +41,11 @@ CASES = 64
 #: generation on one core), so the enumeration takes about 40% of each generation until it is
 #: done, whatever the population
 PER_GENOME = 12
+#: the bank's value-case operations per generation and genome (~15-25 ns each: numpy, one core).
+#: With 5,000 the bank took 42 % of the generation loop of an unsolved p20 run (20 s, profiled,
+#: on main with the faster interpreter, 7.0 of 16.5 s), the two-instruction programs 7 %; 3,000
+#: keeps it near a third while it runs
+BANK_PER_GENOME = 3_000
 #: at most this many first genes (one per distinct result) and second genes, the most common
 #: operations first (the alphabet's weights): 1.5 M pairs at most, ~150 generations
 MAX_FIRSTS, MAX_SECONDS = 1000, 1500
@@ -43,6 +55,11 @@ CHEAP = {"r3", "r2", "r2i12", "r2sh", "r2mask", "sha", "shl"}
 CHEAP_SHIFTS = (1, 2, 3, 4, 8, 16, 32, 63)
 #: simple masks of the cheap forms (the first of bitmasks.ORDERED)
 CHEAP_MASKS = 64
+
+
+#: banks kept by a process (64 MB each at most), for the islands' tasks that continue them
+BANKS_KEPT = 2
+_BANKS: OrderedDict = OrderedDict()
 
 
 def _cheap(genes: np.ndarray) -> np.ndarray:
@@ -94,6 +111,8 @@ class Enumeration:
         self.single = _reading(PH.single_genes(0, n), self.args, n)
         self.done = 0                  #: programs enumerated so far (the checkpointed position)
         self.found = 0
+        self._bank_args = (n, seed, getattr(evaluator, "output_mask", (1 << 64) - 1))
+        self._bank_at = 0              # the bank's position this enumeration is at
         self._firsts = None            # first genes, one per distinct result of t
         self._seconds = None
 
@@ -105,7 +124,53 @@ class Enumeration:
 
     @property
     def exhausted(self) -> bool:
-        return self.done >= self.total
+        return self.done >= self.total and self.bank_exhausted
+
+    @property
+    def bank_exhausted(self) -> bool:
+        return self._bank_at < 0
+
+    @property
+    def position(self) -> dict:
+        """The checkpointed state: programs enumerated, the bank's units done (-1: all)."""
+        return {"programs": self.done, "bank": self._bank_at}
+
+    @position.setter
+    def position(self, value) -> None:
+        value = value if isinstance(value, dict) else {"programs": value or 0, "bank": 0}   # older checkpoints
+        self.done = int(value.get("programs", 0))
+        self._bank_at = int(value.get("bank", 0))
+
+    @property
+    def bank(self) -> BK.Bank:
+        """The bank at this enumeration's position: this process's bank of the same cases and seed
+        when it is not past it (an island's next task continues it instead of replaying it), else
+        a new one advanced there."""
+        n, seed, mask = self._bank_args
+        key = (n, seed, mask, hashlib.sha1(self.x.tobytes() + self.y.tobytes()).hexdigest())
+        bank = _BANKS.pop(key, None)
+        if bank is None or bank.position > self._bank_at:
+            bank = BK.Bank(self.x, self.y, n, seed, mask)
+        bank.advance(self._bank_at)
+        _BANKS[key] = bank
+        while len(_BANKS) > BANKS_KEPT:
+            _BANKS.popitem(last=False)
+        return bank
+
+    def bank_step(self, budget: int) -> list[list]:
+        """The bank's next ``budget`` value-case operations; returns the programs it finds that are
+        exact on the enumeration's cases when run by the executors (gene lists)."""
+        found = []
+        by_length: dict = {}
+        bank = self.bank
+        programs = bank.step(budget)
+        self._bank_at = -1 if bank.exhausted else bank.position
+        for genes in programs:
+            by_length.setdefault(len(genes), []).append(genes)
+        for k in sorted(by_length):
+            found += self._screen(np.array(by_length[k], np.int64))
+        self.found += len(found)
+        return found
 
     def _prepare(self) -> None:
         if self._firsts is not None:
@@ -136,6 +201,8 @@ class Enumeration:
     def step(self, limit: int = 10_000) -> list[list]:
         """The next ``limit`` programs; returns those exact on the enumeration's cases (gene lists)."""
         self._prepare()
+        if self.done >= self.total:
+            return []
         end = min(self.total, self.done + limit)
         found = []
         a = self.done
@@ -169,7 +236,10 @@ def generation_step(engine) -> None:
     en = engine.enumeration
     if en is None or engine.solved is not None or en.exhausted:
         return
-    found = en.step(PER_GENOME * engine.cfg.pop)
+    found = en.step(PER_GENOME * engine.cfg.pop) if en.done < en.total else []
+    if not en.bank_exhausted:
+        found += en.bank_step(BANK_PER_GENOME * engine.cfg.pop)
+    found = sorted(found, key=len)[:max(1, engine.cfg.pop // 2)]     # the shortest, if the bank found many
     if found:
         worst = np.argsort(-engine.rows.cost, kind="stable")[:len(found)]
         engine.accept_immigrants(found, engine.rows.uid[worst].tolist(), origin="enumerate")

@@ -22,7 +22,8 @@ How it runs (``python -m evolve run --optimize SECONDS``):
    of the replacements of the best program's windows (2-4 genes replaced by nothing or by one
    enumerated gene); those exact on the training cases enter the population as children of the
    best and go through step 3 like any other candidate. ``peephole=False`` (``--no-peephole``)
-   turns it off. A new best starts its windows afresh.
+   turns it off. A new best starts its windows afresh, and is first rewritten by the classic
+   compiler rewrites (:mod:`evolve.rewrite`); a cheaper rewritten form is a candidate too.
 5. The phase ends ``SECONDS`` after it began, when the best is one instruction of one cycle, or
    at the run's own limits (``--time-limit`` is wall time, this phase included). With
    ``--keep-going`` it lasts until those limits.
@@ -88,6 +89,7 @@ class Optimizer:
         self.ended: float | None = None
         self.improvements: list[dict] = []  #: each accepted cheaper program: gen, wall, cost, length
         self.refused = 0                #: cheaper candidates the verification refused
+        self.rewrites = 0               #: cheaper rewritten forms of a best program (evolve.rewrite)
         self.minimized_length: int | None = None
         self._keys: dict = {}
         self.peephole: PH.Peephole | None = None
@@ -234,11 +236,15 @@ class Optimizer:
         if pp is None:
             return 0
         best = tuple(eng.solved)
+        rewritten = 0
         if self._peephole_of != best:
             self._peephole_of = best
             pp.reset(list(best))
+            rewritten = self._rewrite(list(best))
+            if tuple(eng.solved) != best:       # the rewrite was cheaper and verified: its windows next
+                return rewritten
         if pp.exhausted:
-            return 0
+            return rewritten
         pp.train_x, pp.train_y = eng.train_x, eng.train_y
         key = self.best_key()
         found = {}
@@ -247,9 +253,32 @@ class Optimizer:
             if k < key and tuple(genes) not in eng.validated_fail:
                 found.setdefault(tuple(genes), k)
         if not found:
-            return 0
+            return rewritten
         picks = sorted(found, key=lambda g: (found[g], g))[:PER_GENERATION]
         self._reseed([(list(g), "peephole") for g in picks], len(picks))
+        return rewritten + self._consider(eng.rows)
+
+    def _rewrite(self, genes: list) -> int:
+        """The best program after the classic rewrites (:mod:`evolve.rewrite`: renaming,
+        folding, if-conversion, dead code), as genes, when that is cheaper: it joins the
+        population as a child of the best and goes through the verification as any candidate."""
+        from evolve.lift import lift
+        from evolve.rewrite import rewrite
+        eng = self.engine
+        if eng.alphabet.isa.name != "arm64":
+            return 0
+        best, short = None, None
+        for n in sorted({len(eng.alphabet.regs), 8}):     # beyond the working set: raw words
+            code = rewrite(eng.alphabet.encode(genes), eng.task.arity, n_regs=n)
+            genes_n = lift(code[:-4], eng.alphabet) if code is not None else None
+            if genes_n and tuple(genes_n) not in eng.validated_fail:
+                k = self.key(eng.alphabet.encode(genes_n))
+                if best is None or k < best:
+                    best, short = k, genes_n
+        if short is None or best >= self.best_key() or self.reads_flags(eng.alphabet.encode(short)):
+            return 0
+        self.rewrites += 1
+        self._reseed([(short, "rewrite")], 1)
         return self._consider(eng.rows)
 
     def _consider(self, rows) -> int:
@@ -318,7 +347,8 @@ class Optimizer:
                 "minimized_length": self.minimized_length, "improvements": list(self.improvements),
                 "candidates_refused": self.refused,
                 "peephole": None if self.peephole is None else
-                {"replacements_run": self.peephole.tried, "exact_on_training": self.peephole.found}}
+                {"replacements_run": self.peephole.tried, "exact_on_training": self.peephole.found,
+                 "rewrites": self.rewrites}}
 
     def state(self) -> dict | None:
         """The phase's part of a checkpoint (JSON); None before it began."""

@@ -10,7 +10,8 @@ Two searches share ``--time-limit``, each a full run of the engine with its own 
 
 1. ``from_target/`` (STOKE's optimisation mode): the population's worst row is replaced by the
    target itself, and beside it the target with its stack slots forwarded into registers
-   (:mod:`evolve.forward`), as genes (:mod:`evolve.lift`; branches and words outside the
+   (:mod:`evolve.forward`) and the target after classic compiler rewrites (:mod:`evolve.rewrite`:
+   renaming, folding into ``bic``/shifted operands, dead code), as genes (:mod:`evolve.lift`; branches and words outside the
    alphabet as raw words); the shorter that passes verification is the first solution, and the
    optimisation phase
    (:mod:`evolve.optimize`) then minimises it and searches for cheaper equivalents;
@@ -43,6 +44,7 @@ from evolve.codetask import ReferenceFailure, make_code_task, task_record
 from evolve.config import RunConfig
 from evolve.forward import simplify
 from evolve.lift import lift
+from evolve.rewrite import rewrite
 from evolve.tasks import MASK, TaskError
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,12 @@ def _search(name: str, task, folder: Path, args, seconds: float, seed_code: byte
         if seed_code and engine.solved is None:
             alphabet = engine.alphabet
             seeds = []
-            for code in (simplify(seed_code), seed_code):     # forwarded slots first, then as it is
+            # rewritten (renamed, folded, dead code out; in the working registers, and in x0-x7,
+            # whose words beyond the working set stay raw), slots forwarded, then as it is
+            rewritten = [rewrite(seed_code, task.arity, n_regs=n) for n in sorted({len(alphabet.regs), 8})]
+            for code in sorted((c for c in rewritten if c), key=len) + [simplify(seed_code), seed_code]:
+                if code is None:
+                    continue
                 body = code[:-4] if code.endswith(F.RET.to_bytes(4, "little")) else code
                 genes = lift(body, alphabet) or [(alphabet.raw_op(F.NOP), 0, 0, 0, F.NOP)]
                 if genes not in seeds:

@@ -166,11 +166,35 @@ def test_idiom_words_take_the_slow_lane(lines):
 
 def test_simd_rows_write_what_they_say():
     """Check the rows: vector registers as numbers, general destinations as register-file
-    indices (XZR absorbs), x30 refused."""
+    indices (XZR absorbs; x30 an ordinary register)."""
     for line, op, rd, rn in (("fmov d3, xzr", simd.S_TO_V, 3, 31), ("fmov xzr, d3", simd.S_FROM_V, 32, 3),
-                             ("umov w5, v6.h[7]", simd.S_UMOV, 5, 6), ("cnt v1.16b, v2.16b", simd.S_CNT, 1, 2)):
+                             ("umov w5, v6.h[7]", simd.S_UMOV, 5, 6), ("cnt v1.16b, v2.16b", simd.S_CNT, 1, 2),
+                             ("fmov d0, x30", simd.S_TO_V, 0, 30), ("umov w30, v0.b[0]", simd.S_UMOV, 30, 0)):
         w = np.frombuffer(assemble([line]), dtype=np.uint32)
         ctl, _, ok = decoder.decode(w, np.array([0, 1]), 256, 2048)
         assert ok[0] and ctl[0, decoder.F_KIND] == decoder.K_SIMD, line
         assert (ctl[0, decoder.F_OP], ctl[0, decoder.F_RD], ctl[0, decoder.F_RN]) == (op, rd, rn), line
-    assert not _supported([assemble(["fmov d0, x30"]), assemble(["umov w30, v0.b[0]"])]).any()
+
+
+def test_each_case_starts_from_the_entry_vector_registers(ex):
+    """Check that a vector register a genome writes is reset before its next case (batch and
+    per-case states): code that reads v0, v3, v5 before writing them returns their entry values."""
+    from core.executors.batch_state import CaseStates
+    codes = [assemble(lines) for lines in (
+        ["fmov x0, d0", "fmov d0, x1"],
+        ["umov w2, v3.b[1]", "cnt v3.8b, v1.8b", "add x0, x0, x2"],
+        ["ldr q5, [sp]", "fmov x9, d5", "eor x0, x0, x9"],
+        ["fmov x0, d5", "str x1, [sp]", "ldr q5, [sp]", "addv b5, v5.8b", "umov w1, v5.b[0]", "add x0, x0, x1"])]
+    assert _supported(codes).all()
+    inputs = _inputs(61, 12)
+    fast, ref = _both(ex, codes, inputs, seed=61)
+    _assert_same(codes, fast, ref)
+    assert len(set(fast.outputs[0].tolist())) == 1            # d0's entry value on every case
+    states = CaseStates.from_seed(62, 12, ex.options.scratch)
+    res = [ex.run(codes, inputs, states=states)]
+    ex.interpreter = False
+    try:
+        res.append(ex.run(codes, inputs, states=states))
+    finally:
+        ex.interpreter = True
+    _assert_same(codes, *res)

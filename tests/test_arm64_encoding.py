@@ -109,3 +109,19 @@ def test_every_gene_round_trips_through_capstone_and_runs_in_the_interpreter():
         if not supported.all():
             outside.append(entry)
     assert [o for o in outside if o.kind != "neon"] == []
+
+
+def test_encode_array_equals_encode_many():
+    """Check that a population's array form (genes [n, L, 5], lengths, padding ignored) encodes
+    to the same codes as its gene lists, empty genomes included."""
+    alphabet = alphabet_for("arm64", n_regs=4)
+    rng = random.Random(9)
+    n, width = 300, 16
+    lengths = np.array([rng.randint(0, width) for _ in range(n)], np.int64)
+    genes = np.full((n, width, 5), 7, np.int64)           # padding beyond each length: junk
+    for k in range(n):
+        for j in range(lengths[k]):
+            genes[k, j] = alphabet.random_gene(rng)
+    lists = [[tuple(int(v) for v in genes[k, j]) for j in range(lengths[k])] for k in range(n)]
+    assert list(alphabet.encode_array(genes, lengths)) == list(alphabet.encode_many(lists))
+    assert list(alphabet.encode_array(genes[:, :, :][::2], lengths[::2])) == list(alphabet.encode_many(lists[::2]))

@@ -64,6 +64,25 @@ def test_a_genomes_own_ret_is_the_return(native):
     assert res.outputs[2].tolist() == res.outputs[3].tolist() == [3, 15, 1, 10]
 
 
+def test_a_crash_or_timeout_on_some_cases_resumes_at_the_next_case(native):
+    """Check that genomes trapping or looping where x1 = 0 (the first, middle and last cases)
+    get SIGILL/TIMEOUT there and x0 + x1 elsewhere, in the stub's light loop (no entry flags)
+    and its general loop (scratch), next to well-behaved genomes."""
+    from core.executors.native.light import HEAVY, MEM, entry_plan
+    cbnz = 0xB5000041                              # cbnz x1, #8
+    light = w(cbnz, 0x00000000, ADD)               # x1 = 0: udf
+    loops = w(cbnz, 0x14000000, ADD)               # x1 = 0: b .
+    mem = w(0xF90003E0, cbnz, 0x00000000, 0xF94003E0, ADD)   # str x0, [sp]; ...; ldr x0, [sp]; add
+    assert entry_plan("arm64", light) & (MEM | HEAVY) == 0 and entry_plan("arm64", mem) & MEM
+    inputs = np.array([[7, 0], [9, 2], [5, 5], [1, 0], [2**64 - 1, 3], [4, 0]], dtype=np.uint64)
+    res = native.run([light, w(ADD), mem, loops, light], inputs)
+    sums = [(int(a) + int(b)) % 2**64 for a, b in inputs.tolist()]
+    for g, bad in ((0, Outcome.SIGILL), (2, Outcome.SIGILL), (3, Outcome.TIMEOUT), (4, Outcome.SIGILL)):
+        assert res.outcomes[g].tolist() == [bad, 0, 0, bad, 0, bad], (g, res.outcomes[g])
+        assert [v for v, x1 in zip(res.outputs[g].tolist(), inputs[:, 1]) if x1] == [s for s, x1 in zip(sums, inputs[:, 1]) if x1]
+    assert res.outcomes[1].tolist() == [0] * 6 and res.outputs[1].tolist() == sums
+
+
 def test_clobbering_callee_saved_registers_sp_lr_and_tpidr_harms_nobody(native):
     """Check that a genome zeroing x19-x29, SP, LR and TPIDR_EL0 leaves the next genome correct."""
     hostile = w(*[0xD2800000 | r for r in range(19, 30)],   # mov x19..x29, #0

@@ -8,6 +8,12 @@ tests and the qemu lane.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,7 +21,10 @@ from core.asm import assemble, disassembler
 from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import CTL_BASE, RAND
 from core.executors.native.light import FULL, HEAVY, MEM, entry_plan
-from core.executors.native.prologue import CODE_AT, UNITS, place, prologue
+from core.executors.native.prologue import prologue
+from core.isa import host_isa
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SLOT = {v: k for k, v in X86_RAND_SLOT.items()}
 
@@ -143,29 +152,44 @@ def test_arm64_prologues_load_each_planned_register_from_its_source():
         assert set(loaded) == {k for k in range(30) if plan >> k & 1}
 
 
-@pytest.mark.parametrize("isa, pad", [("x86_64", b"\x0f\x0b"), ("arm64", bytes(4))])
-def test_placed_prologues_end_where_the_code_starts(isa, pad):
-    """Check that place() lays a batch out as the per-genome encodings, right-aligned before
-    CODE_AT with padding before them (its loads written by a Python stand-in for the JIT's
-    melvin_place, which the execution tests cover)."""
-    rng = np.random.default_rng(5)
-    plans = rng.integers(0, 1 << 30, size=64).astype(np.uint64) | np.uint64(MEM)
-    slots = np.zeros((64, 320), np.uint8)
-    row = np.resize(np.frombuffer(pad, np.uint8), 320)
-    bits, pieces, _ = UNITS[isa]
-
-    def loads(slots, end, plans, bits, pieces, lens):   # the JIT's melvin_place, in Python
-        for i, plan in enumerate(plans.tolist()):
-            pos = end
-            for u in reversed(range(len(bits))):
-                if plan >> int(bits[u]) & 1:
-                    pos -= pieces.shape[1]
-                    slots[i, pos:pos + pieces.shape[1]] = pieces[u]
-            lens[i] = end - pos
-
-    lengths = place(isa, slots, plans, row, loads)
-    at = CODE_AT[isa]
-    for i, plan in enumerate(plans.tolist()):
-        code = prologue(isa, plan)
-        assert lengths[i] == len(code) and slots[i, at - len(code):at].tobytes() == code
-        assert (slots[i, :at - len(code)] == row[:at - len(code)]).all()
+def test_loaded_slots_hold_padding_prologue_code_and_return():
+    """Check, in a worker-like subprocess (a Machine, nothing executed), that the JIT's
+    melvin_load lays out each slot as padding, prologue(plan) ending at CODE_AT, the code, the
+    return and padding again, also over longer codes an earlier batch left; that entries point
+    at the prologues; that flags are the plans' bits 32-33; that a code too long is refused."""
+    isa = host_isa()
+    if isa is None:
+        pytest.skip("needs an x86-64 or arm64 host")
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import numpy as np
+        from core.executors.memory_map import ARENA_BASE
+        from core.executors.native.jit import Machine
+        from core.executors.native.prologue import CODE_AT, prologue
+        from core.isa import get_isa
+        isa = get_isa({isa.name!r})
+        size, at, ret, pad = 512, CODE_AT[isa.name], isa.ret_bytes, isa.pad_bytes
+        m = Machine(isa.name, 128 if isa.name == "x86_64" else 256, size, pad, seccomp=False)
+        rng = np.random.default_rng(7)
+        row = np.resize(np.frombuffer(pad, np.uint8), size).tobytes()
+        for n, longest in ((40, 300), (40, 40), (7, 0)):   # shorter codes over longer ones
+            lens = rng.integers(0, longest // 4 + 1, size=n) * 4
+            codes = [rng.integers(0, 256, size=k, dtype=np.uint8).tobytes() for k in lens]
+            plans = rng.integers(0, 1 << 34, size=n, dtype=np.uint64)
+            offs = np.concatenate([[0], np.cumsum(lens)]).astype(np.uint64)
+            entries = m.load(np.frombuffer(b"".join(codes) + b"\\0", np.uint8), offs, ret, plans)
+            for i, (code, plan) in enumerate(zip(codes, plans.tolist())):
+                pro = prologue(isa.name, plan)
+                want = row[:at - len(pro)] + pro + code + ret + row[at + len(code) + len(ret):]
+                assert m.arena[i * size:(i + 1) * size].tobytes() == want, (n, i)
+                assert int(entries[i]) == ARENA_BASE + i * size + at - len(pro)
+                assert int(m.code_entries[i]) == ARENA_BASE + i * size + at
+                assert int(m.flags[i]) == plan >> 32 & 3
+        try:
+            m.load(np.zeros(size, np.uint8), np.array([0, size], np.uint64), ret, np.zeros(1, np.uint64))
+        except ValueError as exc:
+            print("REFUSED", exc)
+        print("LAYOUT OK")
+        m.close()
+    """)], capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "LAYOUT OK" in proc.stdout, proc.stderr
+    assert "REFUSED genome 0 exceeds the arena slot" in proc.stdout

@@ -96,6 +96,29 @@ def test_a_genomes_own_ret_is_the_return(native):
         assert em.run(codes, inputs).outputs.tolist() == got.outputs.tolist()
 
 
+def test_a_crash_or_timeout_on_some_cases_resumes_at_the_next_case(native):
+    """Check that genomes crashing or looping on some cases only (the first, middle and last)
+    get the emulator's classes and outputs on every case, in the stub's light loop (no entry
+    flags), its general loop (scratch, heavy) and next to well-behaved genomes."""
+    from core.executors.native.light import FULL, HEAVY, MEM, entry_plan
+    light = x86("mov rax, rdi", "xor edx, edx", "div rsi")                   # SIGFPE where rsi = 0
+    mem = x86("mov qword ptr [rsp - 16], rdi", "xor edx, edx", "mov rax, qword ptr [rsp - 16]", "div rsi")
+    heavy = x86("movq xmm0, rdi", "movq rax, xmm0", "xor edx, edx", "div rsi")
+    loops = bytes.fromhex("4885f6" "7502" "ebfe") + x86("mov rax, rdi")   # test rsi, rsi; jnz +2; jmp .
+    fine = x86("lea rax, [rdi + rsi]")
+    plans = [entry_plan("x86_64", c) for c in (light, mem, heavy)]
+    assert plans[0] & (MEM | HEAVY) == 0 and plans[1] & MEM and plans[2] == FULL["x86_64"]
+    codes = [light, fine, mem, heavy, fine, loops, light]
+    inputs = np.array([[7, 0], [9, 2], [5, 5], [1, 0], [2**64 - 1, 3], [4, 0]], dtype=np.uint64)
+    res = native.run(codes, inputs)
+    with open_executor("x86_64", backend="emulated") as emu:
+        ref = emu.run(codes, inputs)
+    assert np.array_equal(res.outcomes, ref.outcomes) and np.array_equal(res.outputs, ref.outputs)
+    assert res.outcomes[0].tolist() == [Outcome.SIGFPE, 0, 0, Outcome.SIGFPE, 0, Outcome.SIGFPE]
+    assert res.outcomes[5].tolist() == [Outcome.TIMEOUT, 0, 0, Outcome.TIMEOUT, 0, Outcome.TIMEOUT]
+    assert res.outputs[0, 1] == 9 // 2 and res.outputs[2, 4] == (2**64 - 1) // 3
+
+
 def test_clobbering_every_register_and_flags_leaves_next_cases_intact(native):
     """Check that a genome trashing callee-saved registers, SP, AC, MXCSR, x87 and the TLS base harms nobody."""
     hostile = [

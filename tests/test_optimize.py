@@ -191,3 +191,28 @@ def test_help_documents_the_phase(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "--optimize SECONDS" in out and "latency" in out and "25%" in out
+
+
+def test_a_new_best_is_rewritten_and_the_rewrite_verified():
+    """Check that the phase's first step rewrites a new best (evolve.rewrite: the move renamed
+    away, ``mvn`` folded into the ``bic``) into gcc's 2 instructions, verified and proven, and
+    that the rewrite is counted."""
+    cfg = RunConfig(task="clear_lowest", pop=12, generations=3, time_limit=None, backend="emulated",
+                    n_train=16, n_valid=2000, optimize=60.0, seed=1)
+    eng = build(cfg)
+    try:
+        eng.start()
+        eng.solved = eng.verification = None
+        first = new_individual(genes(eng.alphabet, ["mov x1, x0", "sub x2, x1, #1", "mvn x3, x2",
+                                                    "bic x0, x1, x3"]), 9_999)
+        eng._evaluate([first])
+        eng._validate([first])
+        assert eng.solved is first
+        opt = eng.optimizer = O.Optimizer(eng, "length", 60.0)
+        opt.begin()
+        opt._peephole_step()
+        assert opt.rewrites == 1 and len(eng.solved) == 2
+        assert eng.verification.equivalence == "proven" and opt.improvements[-1]["length"] == 2
+        assert opt.record()["peephole"]["rewrites"] == 1
+    finally:
+        eng.evaluator.close()

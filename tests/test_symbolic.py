@@ -33,6 +33,8 @@ def _check(ex, codes, inputs, seed, min_share):
     """Translate ``codes``; every translated one must agree with both tiers on every case."""
     fast, ref = _both(ex, codes, inputs, seed)
     state = BatchState.from_seed(seed, SCRATCH)
+    regs = state.regs.copy()
+    regs[30] = ex.unicorn.ret_addr          # x30 at entry: the caller's return address
     translated = 0
     for i, code in enumerate(codes):
         try:
@@ -41,7 +43,7 @@ def _check(ex, codes, inputs, seed, min_share):
             continue
         translated += 1
         for case, args in enumerate(inputs.tolist()):
-            got = prog.evaluate(args, state.regs, state.scratch, simd=state.simd)
+            got = prog.evaluate(args, regs, state.scratch, simd=state.simd)
             for name, res in (("interpreter", fast), ("Unicorn", ref)):
                 outcome = Outcome(int(res.outcomes[i, case]))
                 want = int(res.outputs[i, case]) if outcome == Outcome.OK else None

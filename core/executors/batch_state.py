@@ -5,6 +5,10 @@ fitness does not depend on where it ran. Per batch, from the seed:
 
 * general registers that are not inputs: ``regs[k]`` for arm64 ``x<k>``; x86-64 registers take
   ``regs[X86_RAND_SLOT[name]]``; argument registers beyond the inputs get their slot's value too;
+  arm64 x30 is the exception: it holds the caller's return address (emulated: the harness's,
+  ``UnicornEngine.ret_addr``, in every lane and the interpreter; native: the trampoline's), and
+  ``regs[30]`` is unused. Like the flags it is the same on every case, so only the independence
+  proof (x30 is one of its free variables) can reveal code that relies on it;
 * SIMD registers: 32 x 16 bytes (arm64 v0-v31; x86-64 xmm0-xmm15 use the first 16);
 * the scratch area: ``scratch`` random bytes (arm64 ``[sp, sp + scratch)``, x86-64 the red zone
   ``[rsp - scratch, rsp)`` below the return address);

@@ -105,5 +105,8 @@ CODE_ENTRIES = 1856   # genome code addresses past the slot prologues (the bench
 LAST_CASES = 1880    # cases the last genome runs (the crash sentinel: a few crashes, not n_cases)
 CASE = 1872          # the case being run (volatile: where a crash's longjmp resumes the loop)
 WORKER_TID = 1864     # the thread that runs genomes: a signal on another thread is not a genome's
+# melvin_cases' loop state (the genome clobbers every register, so it lives here between cases):
+# the slot, the argument rows, the end case, the genome's output and outcome rows
+LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND = 1888, 1896, 1904, 1912, 1920
 STATES = 1696         # per-case states (0: the batch's): row c (RAND's 256 bytes, SIMD's 512, then
                       # the scratch template) is copied to RAND, SIMD and TMPL before case c

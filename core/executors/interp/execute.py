@@ -9,7 +9,8 @@ cheap to interpret straight from their decoded words (:mod:`core.executors.inter
 case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
 
 The machine a genome finds is :mod:`core.executors.batch_state`'s: x0-x3 the case's row of
-the input table, x4-x29 the batch's random values, scratch ``[sp, sp + scratch)`` its template,
+the input table, x4-x29 the batch's random values, x30 the caller's return address (the one
+Unicorn's harness calls every genome with: ``lr``), scratch ``[sp, sp + scratch)`` its template,
 the SIMD registers the batch's, NZCV = Z|C. PC-relative code runs as in the solo slot: the
 slot's bytes (code, ``ret``, zero padding up to the mapped page's end) and the slow lane's
 instruction budget (see :func:`execute`). Loads and stores are decided per case at run time
@@ -31,7 +32,7 @@ from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND
                                            K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SIMD, K_SP64, K_TBZ, M_LIT,
                                            M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE,
                                            WB_POST, ZR_READ, decode)
-from core.executors.interp.simd import simd_step
+from core.executors.interp.simd import S_FROM_V, S_UMOV, simd_step
 from core.codes import Codes
 from core.executors.memory_map import genome_sp
 from core.outcome import Outcome
@@ -104,9 +105,40 @@ def _mem_op(pc, ctl, imm, regs, vregs, mem, words, start, end, sp_init, solo_siz
     return OK
 
 
+@njit(cache=True, inline="always")
+def _indirect(target, solo_size):
+    """A return to ``target``, not the caller's: SIGSEGV if certainly unmapped, else DEFER."""
+    return DEFER if MEM.maybe_mapped(target, 4, solo_size) else SIGSEGV
+
+
+@njit(cache=True, inline="always")
+def _vector_writes(ctl, pc, vdirty, nv):
+    """Add the vector registers row ``pc`` writes (a SIMD row's vector destination, a vector
+    load's one or two) to ``vdirty[:nv]``; returns the new count."""
+    kind = ctl[pc, F_KIND]
+    first, second = -1, -1
+    if kind == K_SIMD:
+        op = ctl[pc, F_OP]
+        if op != S_FROM_V and op != S_UMOV:          # those write a general register
+            first = ctl[pc, F_RD]
+    elif ctl[pc, F_MEMF] & M_LOAD:
+        first = ctl[pc, F_RD]
+        if ctl[pc, F_MEMF] & M_PAIR:
+            second = ctl[pc, F_RT2]
+    for v in (first, second):
+        if v >= 0:
+            seen = False
+            for k in range(nv):
+                seen = seen or vdirty[k] == v
+            if not seen:
+                vdirty[nv] = v
+                nv += 1
+    return nv
+
+
 @njit(cache=True)
 def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd_tmpl, budget, post, sp_init,
-            solo_size, outputs, outcomes, deferred):
+            solo_size, lr, outputs, outcomes, deferred):
     """Run genomes ``rows`` on every case; fills their rows of ``outputs`` / ``outcomes``.
 
     ``table``: uint64 [n_cases, 4] argument registers; ``init_regs``: uint64 [k, 32] the
@@ -119,7 +151,14 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     the appended return included, to end OK; an instruction that traps still traps as the
     ``budget + post``-th (``post``: the harness instructions after the return); past that, or
     on a return past ``budget``, the case is TIMEOUT. A branch to unmapped memory faults as
-    soon as the branch has executed."""
+    soon as the branch has executed.
+
+    ``lr``: x30 at entry, the caller's return address. A return (``ret``, or the one appended
+    to a body) goes to x30: the caller's return while x30 still holds ``lr``; otherwise an
+    indirect branch, which faults (SIGSEGV, as a fetch from unmapped memory, whatever its
+    alignment or tag: Unicorn checked) where the address is certainly unmapped, and defers
+    the genome to Unicorn where it may be mapped."""
+    lr = np.uint64(lr)
     n_cases = table.shape[0]
     stride = 1 if init_regs.shape[0] > 1 else 0     # per-case states: case i reads row i
     regs = np.zeros(33, dtype=np.uint64)
@@ -131,28 +170,56 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
     mem64 = mem.view(np.uint64)        # the same bytes, as words (little-endian hosts)
     tmpl64 = tmpl.view(np.uint64)      # [k, n_mem // 8]
     limit = budget + post
+    vdirty = np.zeros(32, dtype=np.int64)   # vector registers the current genome may write
+    gdirty = np.zeros(32, dtype=np.int64)   # x4-x29 it may write (each row's Rd, Rt2 and Rn)
     for gi in range(rows.shape[0]):
         g = rows[gi]
         start, end = offsets[g], offsets[g + 1]
         n_words = end - start
         memops = False
+        stores = False
         vecops = False
+        nv = 0
+        written = 0
         for pc in range(start, end):
+            # every register write of a row goes to its Rd, Rt2 (pairs) or Rn (writeback): the
+            # union over-approximates what the genome writes, whatever the row's kind
+            written |= (1 << ctl[pc, F_RD]) | (1 << ctl[pc, F_RT2]) | (1 << ctl[pc, F_RN])
             if ctl[pc, F_KIND] == K_MEM or ctl[pc, F_KIND] == K_SP64:
                 memops = True
+                if (ctl[pc, F_KIND] == K_SP64 and ctl[pc, F_OP] == 0) or \
+                        (ctl[pc, F_KIND] == K_MEM and not ctl[pc, F_MEMF] & M_LOAD):
+                    stores = True
             if (ctl[pc, F_KIND] == K_MEM and ctl[pc, F_MEMF] & M_VEC) or ctl[pc, F_KIND] == K_SIMD:
                 vecops = True
+                nv = _vector_writes(ctl, pc, vdirty, nv)
+        if vecops and stride == 0:           # every case starts from the batch's vector registers:
+            vregs[:, :] = simd_tmpl[0]       # after this, only those the genome writes need a reset
+        ng = 0
+        for k in range(4, 30):
+            if (written >> k) & 1:
+                gdirty[ng] = k
+                ng += 1
         for case in range(n_cases):
             si = case * stride
             for k in range(4):
                 regs[k] = table[case, k]
-            for k in range(4, 31):
-                regs[k] = init_regs[si, k]
+            if stride or case == 0:          # under one batch state a case after the first
+                for k in range(4, 30):       # resets only what the genome may have written
+                    regs[k] = init_regs[si, k]
+            else:
+                for k in range(ng):
+                    regs[gdirty[k]] = init_regs[0, gdirty[k]]
+            regs[30] = lr
             regs[ZR_READ] = U0
-            if memops:
+            if memops and (stride or case == 0 or stores):
                 mem64[:] = tmpl64[si]
             if vecops:
-                vregs[:, :] = simd_tmpl[si]
+                if stride:
+                    vregs[:, :] = simd_tmpl[si]
+                elif case:
+                    for k in range(nv):
+                        vregs[vdirty[k], :] = simd_tmpl[0, vdirty[k]]
             fn, fz, fc, fv = 0, 1, 1, 0
             status = OK
             pc = start
@@ -161,7 +228,9 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                 if pc < start or pc >= end:
                     rel = pc - start
                     if rel == n_words:               # the appended return
-                        if steps + 1 > budget:
+                        if regs[30] != lr:           # to where x30 now points
+                            status = TIMEOUT if steps + 1 > limit else _indirect(regs[30], solo_size)
+                        elif steps + 1 > budget:
                             status = TIMEOUT
                     elif rel < 0 or 4 * rel >= solo_size:
                         status = SIGSEGV             # fetch from unmapped memory
@@ -366,7 +435,9 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     status = SIGILL
                     break
                 elif kind == K_RET:                  # the return, as the appended one: the ret
-                    if steps > budget:               # itself is the budget's last instruction
+                    if regs[30] != lr:               # itself is the budget's last instruction
+                        status = _indirect(regs[30], solo_size)
+                    elif steps > budget:
                         status = TIMEOUT
                     break
                 elif kind == K_SIMD:
@@ -392,7 +463,7 @@ def flatten(codes) -> tuple[np.ndarray, np.ndarray]:
     return words, offsets
 
 
-def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, simd=bytes(512),
+def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, lr: int, simd=bytes(512),
               solo_size: int = 4096, post: int = 3) -> np.ndarray:
     """Run every supported genome of ``codes``; returns the bool mask of those it ran.
 
@@ -400,7 +471,8 @@ def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, si
     uint64 [32] the batch's register values; ``scratch``, ``simd``: the scratch template's and
     the SIMD registers' bytes. Per-case states (``CaseStates``): ``regs`` uint64 [n_cases, 32],
     ``scratch`` uint8 [n_cases, scratch], ``simd`` uint8 [n_cases, 512]. ``solo_size``: bytes
-    mapped at ``memory_map.SOLO_BASE``; ``post``:
+    mapped at ``memory_map.SOLO_BASE``; ``lr``: x30 at entry, the address Unicorn's harness
+    returns to (``UnicornEngine.ret_addr``; ``regs[..., 30]`` is not used); ``post``:
     harness instructions between the genome's return and the end of a slow-lane case. Rows of
     ``outputs`` / ``outcomes`` of unsupported genomes are left untouched; those of deferred ones
     may hold the cases before the deferral (the caller re-runs them elsewhere)."""
@@ -419,6 +491,6 @@ def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, si
         deferred = np.zeros(len(codes), dtype=np.bool_)
         execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
                 regs, scratch.copy(), simd.copy(), budget, post,
-                genome_sp("arm64", n_scratch), solo_size, outputs, outcomes, deferred)
+                genome_sp("arm64", n_scratch), solo_size, np.uint64(lr), outputs, outcomes, deferred)
         supported &= ~deferred
     return supported

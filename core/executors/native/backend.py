@@ -36,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.codes import Codes
 from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
@@ -52,9 +53,10 @@ _SENTINELS = {
 }
 
 
-#: cases the crash sentinel runs: a crash costs a signal delivery (~8 us), n_cases of them a
-#: chunk's fixed cost; a few show that the worker still recovers after the chunk's genomes
-_CRASH_CASES = 4
+#: cases the crash sentinel runs: a crash costs a signal delivery (~6-8 us), n_cases of them a
+#: chunk's fixed cost; two show that the worker still recovers after the chunk's genomes and
+#: that its loop resumes after a recovery
+_CRASH_CASES = 2
 _LOST, _SIGILL = int(Outcome.WORKER_LOST), int(Outcome.SIGILL)   # plain ints: numpy compares enums slowly
 
 
@@ -97,6 +99,10 @@ class NativeExecutor:
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
         self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
         self._plan_cache: dict[bytes, int] = {}
+        self._last_codes: tuple | None = None   # the last batch (its list, or a copy of its Codes), buffer, offsets, plans
+        sent = _SENTINELS[isa.name]
+        self._sentinels = (np.frombuffer(b"".join(sent), np.uint8), np.array([0, len(sent[0]), len(sent[0]) + len(sent[1])]),
+                           np.array([entry_plan(isa.name, c) for c in sent], np.uint64))
         self._finalizer = weakref.finalize(self, NativeExecutor._close_workers, self._workers)
         try:
             for _ in range(self.n_workers):
@@ -125,14 +131,15 @@ class NativeExecutor:
         else:
             table = self._batch_state(seed).input_table(self.isa, inputs)
             self._states = None
+        batch = _Batch(*self._codes(codes), table, seed)
         n, n_cases = len(codes), table.shape[0]
-        outputs = np.zeros((n, n_cases), dtype=np.uint64)
-        outcomes = np.zeros((n, n_cases), dtype=np.uint8)
+        outputs = np.empty((n, n_cases), dtype=np.uint64)    # every row is written below
+        outcomes = np.empty((n, n_cases), dtype=np.uint8)
         per_slot_cap = ARENA_SIZE // self.slot_size - 2
         per_case_cap = max(1, (1 << 22) // n_cases)   # keeps one chunk's deadline sane
         size = max(1, min(math.ceil(n / self.n_workers), per_slot_cap, per_case_cap))
-        queue = deque(list(range(i, min(n, i + size))) for i in range(0, n, size))
-        self._schedule(queue, codes, table, seed, outputs, outcomes)
+        queue = deque((i, min(n, i + size)) for i in range(0, n, size))
+        self._schedule(queue, batch, outputs, outcomes)
         return Result(outputs, outcomes)
 
     def close(self) -> None:
@@ -161,54 +168,86 @@ class NativeExecutor:
     def _deadline(self, n_genomes: int, n_cases: int) -> float:
         return time.monotonic() + self._slack + 4.0 * n_genomes * n_cases * self.options.time_budget
 
-    def _submit(self, w: Worker, idx: list[int], codes, table, seed: int, mode: str = "stub",
-                repeat: int = 1, full: bool = False) -> float:
-        chunk = (list(codes[idx[0]:idx[-1] + 1]) if idx[-1] - idx[0] + 1 == len(idx) else [codes[i] for i in idx]) \
-            + list(_SENTINELS[self.isa.name])
-        blob = b"".join(chunk)
-        n_cases = table.shape[0]
+    def _submit(self, w: Worker, chunk: tuple[int, int], batch: "_Batch", mode: str = "stub",
+                repeat: int = 1) -> float:
+        """Write genomes ``chunk`` = [a, b) and the sentinels into ``w``'s shared file (the codes
+        with one copy from the batch's buffer) and start the worker on them."""
+        a, b = chunk
+        off = batch.offsets
+        lo, hi = int(off[a]), int(off[b])
+        sent, sent_off, sent_plans = self._sentinels
+        m, n_cases = b - a + 2, batch.table.shape[0]
         states = self._states
-        v = w.buffer(len(chunk), n_cases, len(blob), 0 if states is None else states.shape[1])
-        v["inputs"][:] = table
+        v = w.buffer(m, n_cases, hi - lo + len(sent), 0 if states is None else states.shape[1])
+        v["inputs"][:] = batch.table
         if states is not None:
             v["states"][:] = states
-        v["offsets"][0] = 0
-        np.cumsum(np.fromiter(map(len, chunk), np.uint64, len(chunk)), out=v["offsets"][1:])
-        v["blob"][:] = np.frombuffer(blob, np.uint8)
-        v["plans"][:] = FULL[self.isa.name] if full else self._plans(chunk)
+        offsets = v["offsets"]
+        np.subtract(off[a:b + 1], lo, out=offsets[:m - 1], casting="unsafe")
+        offsets[m - 1:] = sent_off[1:] + (hi - lo)
+        blob = v["blob"]
+        blob[:hi - lo] = batch.buf[lo:hi]
+        blob[hi - lo:hi - lo + len(sent)] = sent
+        v["plans"][:m - 2] = batch.plans[a:b]
+        v["plans"][m - 2:] = sent_plans
         v["outcomes"][:] = 0xFF   # "not run": every case must be overwritten
-        w.submit(len(chunk), n_cases, seed, self.options.time_budget, mode, repeat)
-        return self._deadline(len(chunk), n_cases) if mode == "stub" else time.monotonic() + 3600
+        w.submit(m, n_cases, batch.seed, self.options.time_budget, mode, repeat)
+        return self._deadline(m, n_cases) if mode == "stub" else time.monotonic() + 3600
 
-    def _plans(self, chunk: list[bytes]) -> np.ndarray:
-        """Entry plans of ``chunk`` (:func:`entry_plan`), from a dict of the codes seen (bounded)."""
+    def _codes(self, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buffer uint8, offsets int64 [n + 1], entry plans uint64 [n]) of a checked batch; a
+        batch equal to the last one (the same population on other cases, as validation and
+        counterexamples run it) reuses the last one's, found with two array comparisons (a
+        ``Codes``) or one list comparison (bytes objects, by identity first)."""
+        last = self._last_codes
+        if isinstance(codes, Codes):
+            if last is not None and isinstance(last[0], Codes) and np.array_equal(last[0].offsets, codes.offsets) \
+                    and np.array_equal(last[0].buf, codes.buf):
+                return last[1:]
+            kept = Codes(codes.buf.copy(), codes.offsets.copy())   # the caller may reuse its buffer
+            plans = self._plans(_split(codes))
+            self._last_codes = (kept, kept.buf, kept.offsets, plans)
+            return self._last_codes[1:]
+        if last is not None and isinstance(last[0], list) and last[0] == codes:
+            return last[1:]
+        offsets = np.zeros(len(codes) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, codes), np.int64, len(codes)), out=offsets[1:])
+        self._last_codes = (codes, np.frombuffer(b"".join(codes), np.uint8), offsets, self._plans(codes))
+        return self._last_codes[1:]
+
+    def _plans(self, keys: list[bytes]) -> np.ndarray:
+        """Entry plans of ``keys`` (:func:`entry_plan`), uint64 [n], from a dict of the codes
+        seen (bounded)."""
         known = self._plan_cache
         try:
-            return np.fromiter(map(known.__getitem__, chunk), np.uint64, len(chunk))
+            return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
         except KeyError:
             if len(known) > 1 << 16:
                 known.clear()
-            known.update((c, entry_plan(self.isa.name, c)) for c in chunk if c not in known)
-            return np.fromiter(map(known.__getitem__, chunk), np.uint64, len(chunk))
+            known.update((c, entry_plan(self.isa.name, c)) for c in keys if c not in known)
+            return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
 
     def _batch_state(self, seed: int) -> BatchState:
         if self._last_state[0] != seed:
             self._last_state = (seed, BatchState.from_seed(seed, self.options.scratch))
         return self._last_state[1]
 
-    def _check(self, w: Worker, n_idx: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk's results (views of the shared file) if the worker's sentinels and outcome
-        table are right, else WorkerLost."""
-        v = w.buffer(n_idx + 2, table.shape[0], w.blob_len, w.state_bytes)
+    def _check(self, w: Worker, m: int, batch: "_Batch", outputs: np.ndarray, outcomes: np.ndarray,
+               at: slice) -> None:
+        """Copy the chunk's results from the shared file into ``outputs[at]``, ``outcomes[at]``,
+        then WorkerLost unless the worker's sentinels and outcome table are right (checked on the
+        copies and the sentinels' rows: the file is read once, a failed chunk is run again)."""
+        v = w.views
         outs, kinds = v["outputs"], v["outcomes"]
-        ok_expected = table[:, 0] ^ table[:, 1]
-        crash = min(_CRASH_CASES, table.shape[0])
-        if kinds[:-1].max() >= _LOST or kinds[-1, :crash].max() >= _LOST:   # 0xFF: not run
+        outputs[at], outcomes[at] = outs[:m - 2], kinds[:m - 2]
+        sent_outs, sent_kinds = outs[m - 2:], kinds[m - 2:]
+        crash = min(_CRASH_CASES, kinds.shape[1])
+        if int(outcomes[at].max()) >= _LOST or int(sent_kinds[0].max()) >= _LOST \
+                or int(sent_kinds[1, :crash].max()) >= _LOST:   # 0xFF: not run
             raise WorkerLost("worker left cases without an outcome")
-        if kinds[-2].any() or (outs[-2] != ok_expected).any() \
-                or (kinds[-1, :crash] != _SIGILL).any() or outs[-1, :crash].any():   # (Outcome.OK is 0)
+        if sent_kinds[0].any() or sent_outs[0].tobytes() != batch.ok_expected \
+                or (sent_kinds[1, :crash] != _SIGILL).any() or sent_outs[1, :crash].any():   # (Outcome.OK is 0)
             raise WorkerLost("worker failed its sentinel check")
-        return outs[:n_idx], kinds[:n_idx]
 
     def _replace(self, w: Worker) -> Worker:
         t0 = time.perf_counter()
@@ -218,42 +257,39 @@ class NativeExecutor:
         self.replacements.append(time.perf_counter() - t0)
         return fresh
 
-    def _schedule(self, queue: deque, codes, table, seed, outputs, outcomes) -> None:
+    def _schedule(self, queue: deque, batch: "_Batch", outputs, outcomes) -> None:
         idle = list(self._workers)
-        busy: dict = {}   # conn -> (worker, idx, deadline)
+        busy: dict = {}   # conn -> (worker, chunk, deadline)
         while queue or busy:
             while queue and idle:
-                w, idx = idle.pop(), queue.popleft()
-                busy[w.conn] = (w, idx, self._submit(w, idx, codes, table, seed))
+                w, chunk = idle.pop(), queue.popleft()
+                busy[w.conn] = (w, chunk, self._submit(w, chunk, batch))
             nearest = min(d for _, _, d in busy.values())
             timeout = max(0.0, nearest - time.monotonic())
             if len(busy) == 1:   # (wait() builds a selector per call)
                 conn = next(iter(busy))
-                ready = [conn] if conn.poll(timeout) else []
+                ready = [conn] if busy[conn][0].ready(timeout) else []
             else:
                 ready = wait(list(busy), timeout=timeout)
             now = time.monotonic()
             for conn in list(busy):
-                w, idx, deadline = busy[conn]
+                w, (a, b), deadline = busy[conn]
                 if conn not in ready and now < deadline:
                     continue
                 del busy[conn]
                 try:
                     w.result(deadline)
-                    outs, kinds = self._check(w, len(idx), table)
+                    self._check(w, b - a + 2, batch, outputs, outcomes, slice(a, b))
                 except WorkerLost:
                     self.lost_batches += 1
                     w = self._replace(w)
-                    if len(idx) == 1:
-                        outputs[idx[0]] = 0
-                        outcomes[idx[0]] = Outcome.WORKER_LOST
+                    if b - a == 1:
+                        outputs[a] = 0
+                        outcomes[a] = Outcome.WORKER_LOST
                     else:
-                        half = len(idx) // 2
-                        queue.appendleft(idx[half:])
-                        queue.appendleft(idx[:half])
-                else:
-                    at = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else idx
-                    outputs[at], outcomes[at] = outs, kinds
+                        half = (a + b) // 2
+                        queue.appendleft((half, b))
+                        queue.appendleft((a, half))
                 idle.append(w)
 
     # ----------------------------------------------------------------- benchmarks
@@ -269,15 +305,34 @@ class NativeExecutor:
         seed = self.options.seed if seed is None else seed
         table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
         self._states = None
+        buf, offsets, plans = self._codes(codes)
+        if mode == "full":
+            plans = np.full(len(codes), FULL[self.isa.name], np.uint64)
+        batch = _Batch(buf, offsets, plans, table, seed)
         w = self._workers[0]
-        idx = list(range(len(codes)))
-        deadline = self._submit(w, idx, codes, table, seed, "stub" if mode == "full" else mode, repeat,
-                                full=mode == "full")
+        deadline = self._submit(w, (0, len(codes)), batch, "stub" if mode == "full" else mode, repeat)
         elapsed = w.result(deadline)
-        v = w.buffer(len(codes) + 2, table.shape[0], w.blob_len)
+        v = w.views
         return elapsed, Result(v["outputs"][:len(codes)].copy(), v["outcomes"][:len(codes)].copy())
 
     def replace_one(self) -> float:
         """Replace worker 0 and return how long it took (benchmark of recovery)."""
         self._replace(self._workers[0])
         return self.replacements[-1]
+
+
+class _Batch:
+    """One ``run()``'s codes as one buffer (``buf`` uint8, ``offsets`` int64 [n + 1]), their
+    entry plans, the argument table and what the xor sentinel must answer (bytes)."""
+
+    __slots__ = ("buf", "offsets", "plans", "table", "seed", "ok_expected")
+
+    def __init__(self, buf: np.ndarray, offsets: np.ndarray, plans: np.ndarray, table: np.ndarray, seed: int):
+        self.buf, self.offsets, self.plans, self.table, self.seed = buf, offsets, plans, table, seed
+        self.ok_expected = (table[:, 0] ^ table[:, 1]).tobytes()
+
+
+def _split(codes: Codes) -> list[bytes]:
+    """The codes of one buffer as bytes objects (the plan cache's keys), without numpy per code."""
+    raw, off = codes.buf.tobytes(), codes.offsets.tolist()
+    return list(map(raw.__getitem__, map(slice, off, off[1:])))

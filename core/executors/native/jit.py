@@ -7,13 +7,16 @@ of the same memfd), the genome stack and the control block, each with ``PROT_NON
 on both sides, plus an alternate signal stack.
 
 The trampoline (:mod:`core.executors.native.trampoline`, text only) is LLVM IR compiled by
-llvmlite here: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's
-cases (a crash comes back there and resumes at the next case), and calls ``melvin_enter``, an
-assembly stub (module-level asm) that saves the host's callee-saved registers and SP in the
-control block, refills the scratch area if the genome touches memory, loads SIMD/x87/FP state
-if it uses it, and calls the genome's slot; the slot's prologue loads the registers the genome
-may read (:mod:`core.executors.native.prologue`, :mod:`core.executors.batch_state`'s values);
-the genome returns to the stub, which restores everything. A fault, a refused system
+llvmlite here: ``melvin_run`` loops over genomes, ``_setjmp`` before each genome's cases (a
+crash comes back there and resumes at the next case), and calls ``melvin_cases``, an assembly
+stub (module-level asm) that saves the host's callee-saved registers and SP in the control
+block once and loops over the genome's cases itself: per case it refills the scratch area if
+the genome touches memory, loads SIMD/x87/FP state if it uses it, and calls the genome's slot,
+whose prologue loads the registers the genome may read (:mod:`core.executors.native.prologue`,
+:mod:`core.executors.batch_state`'s values); the genome returns to the stub, which takes its
+stack back and stores the case's result, and restores everything after the last case
+(per-case states and the benchmark's bare mode go through ``melvin_enter``, one case a call).
+``melvin_load`` writes a batch's arena slots in one call. A fault, a refused system
 call (seccomp ``SECCOMP_RET_TRAP`` -> SIGSYS) or the watchdog tick lands in ``melvin_handler``
 (``SA_ONSTACK | SA_NODEFER | SA_SIGINFO``), which restores thread state and ``longjmp``s back,
 so both paths leave through code that never trusts the genome's registers.
@@ -34,7 +37,7 @@ import numpy as np
 from core.executors.memory_map import (ALT_SIZE, ARENA_BASE, ARENA_SIZE, BUDGET_NS, CODE_ENTRIES, CTL_BASE, CTL_SIZE,
                                       ENTRIES, HAS_FSGS, INPUTS, LAST_CASES, LIGHT, N_CASES, N_GEN, OUTCOME_LUT, OUTCOMES, OUTPUTS,
                                       PAGE, RAND, SIMD, STACK_BASE, STACK_SIZE, STATES, TMPL, WORKER_TID, X86_FP0)
-from core.executors.native.prologue import CODE_AT, place
+from core.executors.native.prologue import CODE_AT, UNITS
 from core.executors.native.trampoline import ir
 from core.outcome import Outcome
 
@@ -188,6 +191,19 @@ class Machine:
         self._dirty = np.full(self.n_slots, slot_size, np.int64)
         self._pad_row = np.resize(np.frombuffer(pad, np.uint8), slot_size)
         self.code_entries = np.zeros(0, np.uint64)
+        self.flags = np.zeros(0, np.uint8)
+        self._entries = np.zeros(self.n_slots, np.uint64)
+        self._code_entries = np.zeros(self.n_slots, np.uint64)
+        self._flags = np.zeros(self.n_slots, np.uint8)
+        self._ret, self._ret_arr = None, np.zeros(0, np.uint8)
+        bits, pieces, tail = UNITS[isa]
+        self._units = (bits, np.ascontiguousarray(pieces), np.frombuffer(tail, np.uint8).copy())
+        # melvin_load's arguments (trampoline.py); slots 2-5, 14, 15 change per batch
+        self._load_args = np.array([self._rw, slot_size, 0, 0, 0, 0, self._dirty.ctypes.data,
+                                    self._pad_row.ctypes.data, bits.ctypes.data, self._units[1].ctypes.data,
+                                    len(bits), self._units[2].ctypes.data, len(tail), CODE_AT[isa], 0, 0,
+                                    self._entries.ctypes.data, self._code_entries.ctypes.data, ARENA_BASE,
+                                    self._flags.ctypes.data], np.uint64)
         self._compile()
         self._install_handlers()
         self.seccomp = False
@@ -237,11 +253,7 @@ class Machine:
         addr = self._engine.get_function_address
         self.handler_addr = addr("melvin_handler")
         self._run = ctypes.CFUNCTYPE(None, ctypes.c_int64)(addr("melvin_run"))
-        self._copy = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
-                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)(addr("melvin_copy"))
-        self._place = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-                                       ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                       ctypes.c_void_p)(addr("melvin_place"))
+        self._load = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)(addr("melvin_load"))
         self._one = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64)(
             addr("melvin_one"))
 
@@ -268,44 +280,35 @@ class Machine:
         genome ``i`` = ``blob[offsets[i]:offsets[i+1]]`` from ``CODE_AT``, ``ret``, padding.
 
         Returns the entry addresses (the prologues), uint64 [n]; ``self.code_entries`` holds the
-        codes' own. No Python per genome: a population's batch is a few numpy passes."""
+        codes' own, ``self.flags`` the stub's flags (:func:`entry_flags`). One call of the JIT's
+        ``melvin_load``: no Python per genome."""
         n = len(offsets) - 1
         if n > self.n_slots:
             raise ValueError(f"{n} genomes exceed the arena's {self.n_slots} slots")
-        size, at = self.slot_size, CODE_AT[self.isa]
-        offsets = offsets.astype(np.int64)
-        code_len = np.diff(offsets)
-        end = at + code_len + len(ret)
-        if (end > size).any():
-            raise ValueError("a genome exceeds the arena slot")
-        slots = self.arena[:n * size].reshape(n, size)
-        pro_len = place(self.isa, slots, plans, self._pad_row, self._place_loads)
-        starts = np.arange(n, dtype=np.int64) * size
         blob = np.ascontiguousarray(blob, np.uint8)
-        rw = self._rw
-        code_at = np.full(n, at, np.int64)   # (referenced until the call returns)
-        self._copy(rw, size, code_at.ctypes.data, blob.ctypes.data, offsets.ctypes.data, code_len.ctypes.data, n)
-        r = np.frombuffer(ret, np.uint8)
-        for k in range(len(r)):   # a byte or a word
-            self.arena[starts + at + code_len + k] = r[k]
-        # padding over what earlier batches left beyond this batch's bytes
-        stale = np.maximum(self._dirty[:n] - end, 0)
-        self._copy(rw, size, end.ctypes.data, self._pad_row.ctypes.data, end.ctypes.data, stale.ctypes.data, n)
-        self._dirty[:n] = end
+        offsets = np.ascontiguousarray(offsets, np.uint64)
+        plans = np.ascontiguousarray(plans, np.uint64)
+        if len(plans) != n:
+            raise ValueError("one plan per genome")
+        if n and int(offsets[-1]) > len(blob):
+            raise ValueError("offsets run past the code blob")
+        if self._ret != ret:
+            self._ret, self._ret_arr = ret, np.frombuffer(ret, np.uint8).copy()
+        a = self._load_args
+        a[2], a[3], a[4], a[5] = n, plans.ctypes.data, blob.ctypes.data, offsets.ctypes.data
+        a[14], a[15] = self._ret_arr.ctypes.data, len(ret)
+        bad = self._load(a.ctypes.data)
+        if bad:
+            raise ValueError(f"genome {bad - 1} exceeds the arena slot")
         if self.isa == "arm64":
-            _clear_cache(ARENA_BASE, ARENA_BASE + n * size)
+            _clear_cache(ARENA_BASE, ARENA_BASE + n * self.slot_size)
             # qemu user mode does not see writes through the alias; a moment without PROT_EXEC
             # (never writable and executable at once) drops its translations of the arena
-            span = -(-n * size // PAGE) * PAGE
+            span = -(-n * self.slot_size // PAGE) * PAGE
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_W)
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_X)
-        self.code_entries = (ARENA_BASE + starts + at).astype(np.uint64)
-        return (ARENA_BASE + starts + at - pro_len).astype(np.uint64)
-
-    def _place_loads(self, slots, end, plans, bits, pieces, lens) -> None:
-        pieces = np.ascontiguousarray(pieces)
-        self._place(slots.ctypes.data, slots.shape[1], end, plans.ctypes.data, len(plans), bits.ctypes.data,
-                    pieces.ctypes.data, len(bits), lens.ctypes.data)
+        self.code_entries, self.flags = self._code_entries[:n], self._flags[:n]
+        return self._entries[:n]
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
             n_cases: int, budget: float, bare: bool = False, flags: np.ndarray | None = None,

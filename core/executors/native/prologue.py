@@ -53,27 +53,13 @@ def _units(isa: str) -> tuple[np.ndarray, np.ndarray, bytes]:
 
 
 UNITS = {isa: _units(isa) for isa in ("x86_64", "arm64")}
-#: where each slot's code starts: the tail (the flags) just before it, the loads before that,
-#: word-aligned so that :func:`place` writes them as words
+#: where each slot's code starts: the tail (the flags) just before it, the loads before that
+#: (the JIT's ``melvin_load`` writes them, right-aligned, padding before them)
 CODE_AT = {isa: -(-(u[1].size) // 16) * 16 + len(u[2]) for isa, u in UNITS.items()}
-_WORD = {1: np.uint8, 4: np.uint32, 8: np.uint64}
 
 
 def prologue(isa: str, plan: int) -> bytes:
-    """The entry code of a slot whose genome has ``plan`` (what :func:`place` writes)."""
+    """The entry code of a slot whose genome has ``plan`` (what the JIT's ``melvin_load`` writes
+    before ``CODE_AT``; tests/test_native_entry.py checks that it does)."""
     bits, pieces, tail = UNITS[isa]
     return b"".join(pieces[u].tobytes() for u, b in enumerate(bits.tolist()) if plan >> b & 1) + tail
-
-
-def place(isa: str, slots: np.ndarray, plans: np.ndarray, pad: np.ndarray, loads) -> np.ndarray:
-    """Write every prologue into ``slots`` (uint8 [n, slot size], a view of the arena), ending at
-    ``CODE_AT[isa]``, padding before it; returns each prologue's length (its entry is
-    ``CODE_AT - length``). ``loads(slots, end, plans, bits, pieces, lens)`` writes the loads
-    (the JIT's ``melvin_place``: no Python per genome)."""
-    bits, pieces, tail = UNITS[isa]
-    end = CODE_AT[isa] - len(tail)
-    slots[:, :end] = pad[:end]
-    slots[:, end:CODE_AT[isa]] = np.frombuffer(tail, np.uint8)
-    lens = np.zeros(len(plans), np.int64)
-    loads(slots, end, np.ascontiguousarray(plans, np.uint64), bits, pieces, lens)
-    return lens + len(tail)

@@ -12,7 +12,9 @@ outputs   uint64 [n_genomes, n_cases]                  worker
 outcomes  uint8 [n_genomes, n_cases] (0xFF = not run)  worker
 offsets   uint64 [n_genomes + 1] into the code blob    owner
 plans     uint64 [n_genomes] entry plans (light.py)    owner
-blob      the genomes' code, concatenated              owner
+states    uint8 [n_cases, 768 + scratch] (optional)    owner
+blob      the genomes' code, concatenated (last: the   owner
+          rest of the file, so views keep their shape)
 ========  ===========================================  ======================
 
 Workers are fresh interpreters (``python -m core.executors.native.sandbox``) connected by a socket
@@ -22,8 +24,10 @@ sentinel genomes' results (:mod:`core.executors.native.backend`).
 """
 from __future__ import annotations
 
+import math
 import mmap
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -31,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 from dataclasses import dataclass
+from functools import lru_cache
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -58,17 +63,20 @@ class WorkerLost(RuntimeError):
     """The worker died, missed its deadline or answered nonsense."""
 
 
-def _layout(n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -> dict[str, tuple[int, int]]:
+@lru_cache(maxsize=64)
+def _layout(n_genomes: int, n_cases: int, state_bytes: int = 0) -> dict[str, tuple[int, int]]:
     """Offsets and sizes of the shared batch file's parts; ``state_bytes``: bytes of one case's
-    entry state (per-case states: registers, SIMD, scratch as ``CaseStates`` has them; 0: none)."""
+    entry state (per-case states: registers, SIMD, scratch as ``CaseStates`` has them; 0: none).
+    The code blob comes last and takes the rest of the file, so a batch of the same shape keeps
+    the same layout (and views) whatever its codes' lengths."""
     parts, off = {}, 0
     for name, size in (("inputs", 32 * n_cases), ("outputs", 8 * n_genomes * n_cases),
                        ("outcomes", n_genomes * n_cases), ("offsets", 8 * (n_genomes + 1)), ("plans", 8 * n_genomes),
-                       ("blob", blob_len), ("states", state_bytes * n_cases)):
+                       ("states", state_bytes * n_cases)):
         off = -(-off // 64) * 64
         parts[name] = (off, size)
         off += size
-    parts["total"] = (0, max(off, 4096))
+    parts["blob"] = (-(-off // 64) * 64, 0)
     return parts
 
 
@@ -77,16 +85,17 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
         off, size = layout[name]
         return np.frombuffer(buf, dtype=dtype, count=size // np.dtype(dtype).itemsize, offset=off).reshape(shape)
 
+    blob_at = layout["blob"][0]
     return {"inputs": v("inputs", np.uint64, (n_cases, 4)), "outputs": v("outputs", np.uint64, (n_genomes, n_cases)),
             "outcomes": v("outcomes", np.uint8, (n_genomes, n_cases)), "offsets": v("offsets", np.uint64, (n_genomes + 1,)),
             "plans": v("plans", np.uint64, (n_genomes,)),
-            "blob": v("blob", np.uint8, (layout["blob"][1],)),
+            "blob": np.frombuffer(buf, np.uint8, len(buf) - blob_at, blob_at),
             "states": v("states", np.uint8, (n_cases, layout["states"][1] // n_cases))}
 
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: build the machine, then serve batches until EOF."""
-    from core.executors.native.jit import Machine, PreflightError, entry_flags
+    from core.executors.native.jit import Machine, PreflightError
     try:
         machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
     except (PreflightError, OSError) as exc:
@@ -102,6 +111,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             msg = conn.recv()
         except (EOFError, OSError):
             break
+        t_in, cpu_in = time.perf_counter(), time.thread_time()
         if msg[0] == "quit":
             break
         _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
@@ -109,16 +119,16 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
             cached = (None, None)
             with open(path, "r+b") as f:
                 mapped = (path, size, mmap.mmap(f.fileno(), size))
-        key = (path, size, n_genomes, n_cases, blob_len, state_bytes)
+        key = (path, size, n_genomes, n_cases, state_bytes)
         if cached[0] != key:
-            cached = (key, _views(mapped[2], _layout(n_genomes, n_cases, blob_len, state_bytes), n_genomes, n_cases))
+            cached = (key, _views(mapped[2], _layout(n_genomes, n_cases, state_bytes), n_genomes, n_cases))
         views = cached[1]
         if state is None or state_seed != seed:
             state, state_seed = BatchState.from_seed(seed, spec.scratch), seed
         machine.set_state(state.regs, state.simd, state.scratch)   # per-case states overwrite it
-        offsets, blob = views["offsets"], views["blob"]
+        offsets, blob = views["offsets"], views["blob"][:blob_len]
         entries = machine.load(blob, offsets, spec.ret, views["plans"])
-        flags = entry_flags(views["plans"])
+        flags = machine.flags
         action = None
         if faults:
             for i in range(n_genomes):
@@ -144,7 +154,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
         del views, offsets, blob, entries, flags
-        conn.send(("done", elapsed))
+        conn.send(("done", elapsed, time.perf_counter() - t_in, time.thread_time() - cpu_in))
     machine.close()
 
 
@@ -169,6 +179,11 @@ class Worker:
         self.path, self.size, self.buf, self._fd = "", 0, None, -1
         self.blob_len, self.state_bytes = 0, 0
         self._cached: tuple = (None, None)   # (layout key, views) of the last batch
+        self.views: dict[str, np.ndarray] = {}
+        self._poller = None
+        #: the last batch's seconds in the worker: its genome loop, from command to answer (wall),
+        #: and the worker thread's CPU time in between
+        self.last_loop, self.last_busy, self.last_cpu = 0.0, 0.0, 0.0
         if not self.conn.poll(start_timeout):
             self.kill()
             raise WorkerLost(f"native worker did not start within {start_timeout:.0f} s")
@@ -185,21 +200,23 @@ class Worker:
         self.start_seconds = time.perf_counter() - t0
 
     def buffer(self, n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -> dict[str, np.ndarray]:
-        """Views of the shared batch file, grown (a new file) when the batch needs more room."""
-        layout = _layout(n_genomes, n_cases, blob_len, state_bytes)
-        need = layout["total"][1]
+        """Views of the shared batch file (also ``self.views``), grown (a new file) when the
+        batch needs more room; the views stay the same while the batch's shape does."""
+        layout = _layout(n_genomes, n_cases, state_bytes)
+        need = max(4096, layout["blob"][0] + blob_len)
         if need > self.size:
             self._release()
-            size = max(need, 2 * self.size)
+            size = -(-max(need, 2 * self.size) // 4096) * 4096
             shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
             fd, self.path = tempfile.mkstemp(prefix="melvin-native-", dir=shm)
             os.ftruncate(fd, size)
             self.buf, self.size, self._fd = mmap.mmap(fd, size), size, fd
         self.blob_len, self.state_bytes = blob_len, state_bytes
-        key = (n_genomes, n_cases, blob_len, state_bytes, self.path)
+        key = (n_genomes, n_cases, state_bytes, self.path)
         if self._cached[0] != key:   # a population's batches keep their shape
             self._cached = (key, _views(self.buf, layout, n_genomes, n_cases))
-        return self._cached[1]
+        self.views = self._cached[1]
+        return self.views
 
     def submit(self, n_genomes: int, n_cases: int, seed: int, budget: float, mode: str = "stub",
                repeat: int = 1) -> None:
@@ -210,9 +227,17 @@ class Worker:
         except (BrokenPipeError, OSError):
             pass   # the answer (EOF) tells the owner it is lost
 
+    def ready(self, timeout: float) -> bool:
+        """True once the worker has answered (or hung up), waiting up to ``timeout`` seconds
+        (one poll object per worker: ``Connection.poll`` builds a selector per call)."""
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.conn.fileno(), select.POLLIN)
+        return bool(self._poller.poll(max(0, math.ceil(timeout * 1000))))
+
     def result(self, deadline: float) -> float:
         """Wait for the batch until ``deadline`` (time.monotonic); the worker's own run time."""
-        if not self.conn.poll(max(0.0, deadline - time.monotonic())):
+        if not self.ready(deadline - time.monotonic()):
             raise WorkerLost("native worker missed its batch deadline")
         try:
             msg = self.conn.recv()
@@ -220,10 +245,11 @@ class Worker:
             raise WorkerLost(f"native worker died (exit code {_wait(self.proc, 1.0)})") from None
         if msg[0] != "done":
             raise WorkerLost(f"native worker answered {msg!r}")
+        self.last_loop, self.last_busy, self.last_cpu = msg[1:4]
         return msg[1]
 
     def _release(self) -> None:
-        self._cached = (None, None)
+        self._cached, self.views = (None, None), {}
         if self.buf is not None:
             try:
                 self.buf.close()

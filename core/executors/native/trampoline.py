@@ -1,13 +1,15 @@
 """The native trampoline's text: LLVM IR and the assembly stubs it carries (no execution here).
 
 ``ir(isa, scratch)`` is the module :class:`core.executors.native.jit.Machine` compiles with
-llvmlite: ``melvin_run`` loops over genomes x cases, ``_setjmp`` before each genome's cases (a
-crash comes back to it with the case it was in, kept in the control block), and calls
-``melvin_enter``, an assembly stub (module-level asm) that saves the host's callee-saved
-registers and SP in the control block, builds what the genome's entry flags ask for (scratch,
-SIMD/x87/FP state) and calls the genome's slot, whose prologue loads its registers;
+llvmlite: ``melvin_run`` loops over genomes, ``_setjmp`` before each genome's cases (a crash
+comes back to it with the case it was in, kept in the control block), and calls
+``melvin_cases``, an assembly stub (module-level asm) that saves the host's callee-saved
+registers and SP in the control block once per genome and runs its cases in its own loop: per
+case it builds what the genome's entry flags ask for (scratch, SIMD/x87/FP state; a genome
+without flags gets a loop that tests nothing) and calls the genome's slot, whose prologue
+loads its registers (``melvin_enter`` does the same for one case: per-case states);
 ``melvin_handler`` is the signal handler that restores thread state and ``longjmp``s back;
-``melvin_place`` and ``melvin_copy`` write a batch's slots (no Python per genome). Addresses
+``melvin_load`` writes a batch's slots (one call, no Python per genome). Addresses
 and control block offsets are :mod:`core.executors.memory_map`'s.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
                                       CASE, JMPBUF, LAST_CASES, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
                                       SAVED_FP, SAVED_REGS, CODE_ENTRIES, WORKER_TID, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
-                                      X86_FP0, genome_sp)
+                                      X86_FP0, LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND, genome_sp)
 
 
 def _x86_asm(scratch: int) -> list[str]:
@@ -49,6 +51,40 @@ def _x86_asm(scratch: int) -> list[str]:
           f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}"]
     a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
     a += [f"test byte ptr [{CTL_BASE + ENTRY:#x}], 2", "jnz melvin_fixup", "ret"]
+    # melvin_cases(slot, inputs, flags, end, outs, kinds): melvin_enter's entry and exit around
+    # every case from CASE to end - 1, the host's registers saved once; between cases the loop
+    # keeps its state in the control block (LOOP_*, CASE), so a crash's longjmp finds the case
+    # it was in, and the output and outcome of case c go to outs[c] and kinds[c]
+    f = f"byte ptr [{CTL_BASE + ENTRY:#x}]"
+    a += [".globl melvin_cases", ".p2align 4", "melvin_cases:"]
+    a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
+    a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdx", f"mov {m(LOOP_SLOT)}, rdi", f"mov {m(LOOP_IN)}, rsi",
+          f"mov {m(LOOP_END)}, rcx", f"mov {m(LOOP_OUT)}, r8", f"mov {m(LOOP_KIND)}, r9",
+          f"mov rax, {m(CASE)}", "cmp rax, rcx", "jae 9f", "test dl, 3", "jz 6f",
+          "5:", f"inc {m(CUR)}", f"mov rsi, {m(LOOP_IN)}", "shl rax, 5", "add rsi, rax",
+          f"test {f}, 2", "jz 1f", "push 0x202", "popfq", "1:",
+          f"mov rsp, {sp0 + 8:#x}", f"test {f}, 1", "jz 2f"]
+    for k in range(0, scratch, 8):
+        a += [f"mov rax, {m(TMPL + k)}", f"mov qword ptr [{sp0 - scratch + k:#x}], rax"]
+    a += ["2:", f"test {f}, 2", "jz 3f"]
+    a += [f"movdqu xmm{i}, xmmword ptr [{CTL_BASE + SIMD + 16 * i:#x}]" for i in range(16)]
+    a += ["fninit", f"ldmxcsr dword ptr [{CTL_BASE + X86_FP0:#x}]", "3:",
+          f"mov {m(IN_GENOME)}, 1",
+          f"call {m(LOOP_SLOT)}",
+          f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}",
+          f"test {f}, 2", "jz 4f", "call melvin_fixup", "4:",
+          f"mov rcx, {m(CASE)}", f"mov rdx, {m(LOOP_OUT)}", "mov qword ptr [rdx + 8 * rcx], rax",
+          f"mov rdx, {m(LOOP_KIND)}", "mov byte ptr [rdx + rcx], 0",
+          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 5b", "jmp 9f",
+          # the same loop for a genome with no flags (no scratch, not heavy): nothing to test per case
+          "6:", f"inc {m(CUR)}", f"mov rsi, {m(LOOP_IN)}", "shl rax, 5", "add rsi, rax",
+          f"mov rsp, {sp0 + 8:#x}", f"mov {m(IN_GENOME)}, 1", f"call {m(LOOP_SLOT)}",
+          f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}",
+          f"mov rcx, {m(CASE)}", f"mov rdx, {m(LOOP_OUT)}", "mov qword ptr [rdx + 8 * rcx], rax",
+          f"mov rdx, {m(LOOP_KIND)}", "mov byte ptr [rdx + rcx], 0",
+          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 6b", "9:"]
+    a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
+    a += ["ret"]
     # melvin_save_env, once per batch: the FP control and TLS base melvin_fixup restores after a
     # heavy genome or a crash (the worker's own never change)
     a += [".globl melvin_save_env", ".p2align 4", "melvin_save_env:",
@@ -87,7 +123,43 @@ def _arm64_asm(scratch: int) -> list[str]:
           c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17"]
     a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
     a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
-    a += [f"ldr x17, [x16, #{ENTRY}]", "tbnz x17, #1, melvin_fixup", "ret",
+    a += [f"ldr x17, [x16, #{ENTRY}]", "tbnz x17, #1, melvin_fixup", "ret"]
+    # melvin_cases(slot, inputs, flags, end, outs, kinds): as on x86-64, every case from CASE
+    # to end - 1 with the host's registers saved once, the loop's state in the control block
+    a += [".globl melvin_cases", ".p2align 4", "melvin_cases:", c]
+    a += [f"stp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
+    a += [f"stp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
+    a += ["mov x17, sp", f"str x17, [x16, #{SAVED_SP}]", f"str x2, [x16, #{ENTRY}]",
+          f"str x0, [x16, #{LOOP_SLOT}]", f"str x1, [x16, #{LOOP_IN}]", f"str x3, [x16, #{LOOP_END}]",
+          f"str x4, [x16, #{LOOP_OUT}]", f"str x5, [x16, #{LOOP_KIND}]",
+          f"ldr x9, [x16, #{CASE}]", "cmp x9, x3", "b.hs 9f", "tst x2, #3", "b.eq 6f",
+          "5:", f"ldr x10, [x16, #{CUR}]", "add x10, x10, #1", f"str x10, [x16, #{CUR}]",
+          f"ldr x17, [x16, #{LOOP_IN}]", "add x17, x17, x9, lsl #5", f"ldr x2, [x16, #{ENTRY}]",
+          f"movz x15, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x15, x15, #{scratch}", "mov sp, x15",
+          "tbz x2, #0, 1f", f"add x10, x16, #{TMPL}"]
+    a += ["ldp x11, x12, [x10], #16", "stp x11, x12, [x15], #16"] * (scratch // 16)
+    a += ["1:", "tbz x2, #1, 2f", "msr tpidr_el0, xzr", "msr fpcr, xzr", "msr fpsr, xzr", f"add x10, x16, #{SIMD}"]
+    a += [f"ldp q{2 * i}, q{2 * i + 1}, [x10], #32" for i in range(16)]
+    a += ["2:", "mov x15, #1", f"str x15, [x16, #{IN_GENOME}]", f"ldr x9, [x16, #{LOOP_SLOT}]",
+          f"add x16, x16, #{RAND}", "blr x9",
+          c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17",
+          f"ldr x17, [x16, #{ENTRY}]", "tbz x17, #1, 4f", "bl melvin_fixup", c, "4:",
+          f"ldr x9, [x16, #{CASE}]", f"ldr x10, [x16, #{LOOP_OUT}]", "str x0, [x10, x9, lsl #3]",
+          f"ldr x10, [x16, #{LOOP_KIND}]", "strb wzr, [x10, x9]", "add x9, x9, #1", f"str x9, [x16, #{CASE}]",
+          f"ldr x10, [x16, #{LOOP_END}]", "cmp x9, x10", "b.lo 5b", "b 9f",
+          # the same loop for a genome with no flags: nothing to test per case
+          "6:", f"ldr x10, [x16, #{CUR}]", "add x10, x10, #1", f"str x10, [x16, #{CUR}]",
+          f"ldr x17, [x16, #{LOOP_IN}]", "add x17, x17, x9, lsl #5",
+          f"movz x15, #{STACK_TOP >> 16:#x}, lsl #16", f"sub x15, x15, #{scratch}", "mov sp, x15",
+          "mov x15, #1", f"str x15, [x16, #{IN_GENOME}]", f"ldr x9, [x16, #{LOOP_SLOT}]",
+          f"add x16, x16, #{RAND}", "blr x9",
+          c, f"str xzr, [x16, #{IN_GENOME}]", f"ldr x17, [x16, #{SAVED_SP}]", "mov sp, x17",
+          f"ldr x9, [x16, #{CASE}]", f"ldr x10, [x16, #{LOOP_OUT}]", "str x0, [x10, x9, lsl #3]",
+          f"ldr x10, [x16, #{LOOP_KIND}]", "strb wzr, [x10, x9]", "add x9, x9, #1", f"str x9, [x16, #{CASE}]",
+          f"ldr x10, [x16, #{LOOP_END}]", "cmp x9, x10", "b.lo 6b", "9:"]
+    a += [f"ldp x{r}, x{r + 1}, [x16, #{s + 8 * (r - 19)}]" for r in range(19, 31, 2)]
+    a += [f"ldp d{r}, d{r + 1}, [x16, #{s + 96 + 8 * (r - 8)}]" for r in range(8, 16, 2)]
+    a += ["ret",
           ".globl melvin_save_env", ".p2align 4", "melvin_save_env:", c,
           "mrs x17, tpidr_el0", f"str x17, [x16, #{SAVED_TLS}]",
           "mrs x17, fpcr", f"str x17, [x16, #{SAVED_FP}]", "ret",
@@ -111,6 +183,7 @@ def ir(isa: str, scratch: int) -> str:
 declare i32 @_setjmp(ptr) #0
 declare void @longjmp(ptr, i32) noreturn
 declare i64 @melvin_enter(i64, ptr, i64)
+declare void @melvin_cases(i64, ptr, i64, i64, ptr, ptr)
 declare void @melvin_fixup()
 declare void @melvin_save_env()
 declare ptr @signal(i32, ptr)
@@ -134,6 +207,7 @@ entry:
   %S = load volatile ptr, ptr {p(STATES)}
   %per = icmp ne ptr %S, null
   %isbare = icmp ne i64 %bare, 0
+  %slow = or i1 %per, %isbare   ; per-case states and plain calls: one case per trip through cl
   %CL = load volatile i64, ptr {p(LAST_CASES)}
   %Gm1 = sub i64 %G, 1
   store volatile i64 0, ptr {p(RETRIED)}
@@ -157,11 +231,19 @@ gl:
   %islast = icmp eq i64 %g, %Gm1
   %Cg = select i1 %islast, i64 %CL, i64 %C
   store volatile i64 0, ptr {p(CASE)}
+  %outrow = getelementptr i64, ptr %O, i64 %base
+  %kindrow = getelementptr i8, ptr %K, i64 %base
   %r = call i32 @_setjmp(ptr {p(JMPBUF)}) #0
   %ok = icmp eq i32 %r, 0
-  br i1 %ok, label %cl, label %crash
+  br i1 %ok, label %start, label %crash
+start:
+  br i1 %slow, label %cl, label %cases
+cases:
+  ; the genome's cases from CASE on in the stub's own loop (melvin_cases)
+  call void @melvin_cases(i64 %e, ptr %I, i64 %l, i64 %Cg, ptr %outrow, ptr %kindrow)
+  br label %gnext
 cl:
-  %c = phi i64 [0, %gl], [%c1, %cnext], [%cv, %again], [%cn, %skip]
+  %c = phi i64 [0, %start], [%c1, %cnext], [%rc, %resume]
   store volatile i64 %c, ptr {p(CASE)}
   %cur = load volatile i64, ptr {p(CUR)}
   %cur1 = add i64 %cur, 1
@@ -219,7 +301,7 @@ crash:
   br i1 %retry, label %again, label %skip
 again:
   store volatile i64 %tag, ptr {p(RETRIED)}
-  br label %cl
+  br label %resume
 skip:
   %xop = getelementptr i64, ptr %O, i64 %xidx
   store i64 0, ptr %xop
@@ -227,7 +309,13 @@ skip:
   store i8 %kind, ptr %xkp
   %cn = add i64 %cv, 1
   %cnd = icmp eq i64 %cn, %Cg
-  br i1 %cnd, label %gnext, label %cl
+  br i1 %cnd, label %gnext, label %resume
+resume:
+  %rc = phi i64 [%cv, %again], [%cn, %skip]
+  br i1 %slow, label %cl, label %fastresume
+fastresume:
+  store volatile i64 %rc, ptr {p(CASE)}
+  br label %cases
 gnext:
   %g1 = add i64 %g, 1
   %gd = icmp eq i64 %g1, %G
@@ -236,49 +324,79 @@ done:
   ret void
 }}
 
-; slot i of the arena's writable alias gets len[i] bytes of src + src_off[i] at dst_off[i]
-; (Machine.load: the codes, then padding over what earlier batches left)
-define void @melvin_copy(ptr %dst, i64 %stride, ptr %dst_off, ptr %src, ptr %src_off, ptr %len, i64 %n) {{
+; Machine.load: every slot of a batch in one call (no Python per genome). Slot i of the arena's
+; writable alias gets padding, the prologue of plans[i] (the unit loads whose plan bit is set, in
+; order, ending at end = code_at - tail), the tail (the entry flags), genome i's code from
+; code_at, the return, and padding over what an earlier batch left beyond that (dirty[i]).
+; Out: entries[i] (the prologue's address in the r-x mapping), code_entries[i], flags[i] (plan
+; bits 32-33). Returns 0, or 1 + the index of a genome that does not fit its slot.
+define i64 @melvin_load(ptr %a) {{
 entry:
-  %none = icmp eq i64 %n, 0
-  br i1 %none, label %done, label %loop
-loop:
-  %i = phi i64 [0, %entry], [%i1, %loop]
-  %dp = getelementptr i64, ptr %dst_off, i64 %i
-  %d = load i64, ptr %dp
-  %sp = getelementptr i64, ptr %src_off, i64 %i
-  %s = load i64, ptr %sp
-  %lp = getelementptr i64, ptr %len, i64 %i
-  %l = load i64, ptr %lp
-  %row = mul i64 %i, %stride
-  %at = add i64 %row, %d
-  %to = getelementptr i8, ptr %dst, i64 %at
-  %from = getelementptr i8, ptr %src, i64 %s
-  call void @llvm.memmove.p0.p0.i64(ptr %to, ptr %from, i64 %l, i1 false)
-  %i1 = add i64 %i, 1
-  %more = icmp ult i64 %i1, %n
-  br i1 %more, label %loop, label %done
-done:
-  ret void
-}}
-
-; the prologue of slot i (core.executors.native.prologue): the unit loads whose plan bit is set,
-; in order, ending at %end; lens[i] = their bytes
-define void @melvin_place(ptr %dst, i64 %stride, i64 %end, ptr %plans, i64 %n, ptr %bits, ptr %pieces,
-                          i64 %units, ptr %lens) {{
-entry:
+  %dst = load ptr, ptr %a
+  %a1 = getelementptr i64, ptr %a, i64 1
+  %stride = load i64, ptr %a1
+  %a2 = getelementptr i64, ptr %a, i64 2
+  %n = load i64, ptr %a2
+  %a3 = getelementptr i64, ptr %a, i64 3
+  %plans = load ptr, ptr %a3
+  %a4 = getelementptr i64, ptr %a, i64 4
+  %blob = load ptr, ptr %a4
+  %a5 = getelementptr i64, ptr %a, i64 5
+  %offs = load ptr, ptr %a5
+  %a6 = getelementptr i64, ptr %a, i64 6
+  %dirty = load ptr, ptr %a6
+  %a7 = getelementptr i64, ptr %a, i64 7
+  %pad = load ptr, ptr %a7
+  %a8 = getelementptr i64, ptr %a, i64 8
+  %bits = load ptr, ptr %a8
+  %a9 = getelementptr i64, ptr %a, i64 9
+  %pieces = load ptr, ptr %a9
+  %a10 = getelementptr i64, ptr %a, i64 10
+  %units = load i64, ptr %a10
+  %a11 = getelementptr i64, ptr %a, i64 11
+  %tail = load ptr, ptr %a11
+  %a12 = getelementptr i64, ptr %a, i64 12
+  %taillen = load i64, ptr %a12
+  %a13 = getelementptr i64, ptr %a, i64 13
+  %code_at = load i64, ptr %a13
+  %a14 = getelementptr i64, ptr %a, i64 14
+  %ret = load ptr, ptr %a14
+  %a15 = getelementptr i64, ptr %a, i64 15
+  %retlen = load i64, ptr %a15
+  %a16 = getelementptr i64, ptr %a, i64 16
+  %ents = load ptr, ptr %a16
+  %a17 = getelementptr i64, ptr %a, i64 17
+  %cents = load ptr, ptr %a17
+  %a18 = getelementptr i64, ptr %a, i64 18
+  %exec = load i64, ptr %a18
+  %a19 = getelementptr i64, ptr %a, i64 19
+  %flags = load ptr, ptr %a19
+  %end = sub i64 %code_at, %taillen
+  %room = sub i64 %stride, %code_at
   %none = icmp eq i64 %n, 0
   br i1 %none, label %done, label %slot
 slot:
   %i = phi i64 [0, %entry], [%i1, %next]
+  %i1 = add i64 %i, 1
+  %o0p = getelementptr i64, ptr %offs, i64 %i
+  %o0 = load i64, ptr %o0p
+  %o1p = getelementptr i64, ptr %offs, i64 %i1
+  %o1 = load i64, ptr %o1p
+  %len = sub i64 %o1, %o0
+  %lr = add i64 %len, %retlen
+  %neg = icmp ult i64 %o1, %o0
+  %big = icmp ugt i64 %lr, %room
+  %bad = or i1 %neg, %big
+  br i1 %bad, label %fail, label %fits
+fits:
   %pp = getelementptr i64, ptr %plans, i64 %i
   %plan = load i64, ptr %pp
   %row = mul i64 %i, %stride
   %base = getelementptr i8, ptr %dst, i64 %row
   br label %unit
 unit:
-  %u = phi i64 [%units, %slot], [%u0, %step]
-  %pos = phi i64 [%end, %slot], [%pos1, %step]
+  %u = phi i64 [%units, %fits], [%u0, %step]
+  %pos = phi i64 [%end, %fits], [%pos1, %step]
   %u0 = sub i64 %u, 1
   %bp = getelementptr i64, ptr %bits, i64 %u0
   %b = load i64, ptr %bp
@@ -296,16 +414,50 @@ put:
 step:
   %pos1 = phi i64 [%pos, %unit], [%pos0, %put]
   %last = icmp eq i64 %u0, 0
-  br i1 %last, label %next, label %unit
+  br i1 %last, label %placed, label %unit
+placed:
+  call void @llvm.memcpy.p0.p0.i64(ptr %base, ptr %pad, i64 %pos1, i1 false)
+  %tl = getelementptr i8, ptr %base, i64 %end
+  call void @llvm.memcpy.p0.p0.i64(ptr %tl, ptr %tail, i64 %taillen, i1 false)
+  %cd = getelementptr i8, ptr %base, i64 %code_at
+  %src = getelementptr i8, ptr %blob, i64 %o0
+  call void @llvm.memcpy.p0.p0.i64(ptr %cd, ptr %src, i64 %len, i1 false)
+  %e0 = add i64 %code_at, %len
+  %rt = getelementptr i8, ptr %base, i64 %e0
+  call void @llvm.memcpy.p0.p0.i64(ptr %rt, ptr %ret, i64 %retlen, i1 false)
+  %e = add i64 %e0, %retlen
+  %dp = getelementptr i64, ptr %dirty, i64 %i
+  %old = load i64, ptr %dp
+  %stale = icmp ugt i64 %old, %e
+  br i1 %stale, label %repad, label %mark
+repad:
+  %sl = sub i64 %old, %e
+  %st = getelementptr i8, ptr %base, i64 %e
+  %sp = getelementptr i8, ptr %pad, i64 %e
+  call void @llvm.memcpy.p0.p0.i64(ptr %st, ptr %sp, i64 %sl, i1 false)
+  br label %mark
+mark:
+  store i64 %e, ptr %dp
+  %xrow = add i64 %exec, %row
+  %ent = add i64 %xrow, %pos1
+  %ep = getelementptr i64, ptr %ents, i64 %i
+  store i64 %ent, ptr %ep
+  %cent = add i64 %xrow, %code_at
+  %cp = getelementptr i64, ptr %cents, i64 %i
+  store i64 %cent, ptr %cp
+  %f64 = lshr i64 %plan, 32
+  %f3 = and i64 %f64, 3
+  %f8 = trunc i64 %f3 to i8
+  %fp = getelementptr i8, ptr %flags, i64 %i
+  store i8 %f8, ptr %fp
+  br label %next
 next:
-  %len = sub i64 %end, %pos1
-  %lp = getelementptr i64, ptr %lens, i64 %i
-  store i64 %len, ptr %lp
-  %i1 = add i64 %i, 1
   %more = icmp ult i64 %i1, %n
   br i1 %more, label %slot, label %done
+fail:
+  ret i64 %i1
 done:
-  ret void
+  ret i64 0
 }}
 
 define i64 @melvin_one(i64 %e, ptr %row, i64 %flags) {{

@@ -159,6 +159,8 @@ class UnicornEngine:
             words = np.frombuffer(self.harness.code, dtype="<u4")
             slow_ret = MM.HARNESS_BASE + 4 * (int(np.flatnonzero(words == 0xD63F03C0)[0]) + 1)   # after blr x30
             self.post = (self.harness.case_stored - slow_ret) // 4
+            #: x30 at a genome's entry in both lanes (the fast lane sets it too): the interpreter's ``lr``
+            self.ret_addr = slow_ret
 
     # ----------------------------------------------------------------- hooks (never raise)
     def _stop(self, outcome: Outcome) -> None:
