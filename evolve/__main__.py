@@ -13,7 +13,7 @@ import logging
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze", "superopt")
+SUBCOMMANDS: tuple[str, ...] = ("run", "batch", "live", "export", "analyze", "superopt", "brain")
 
 
 def build_parser() -> argparse.ArgumentParser:

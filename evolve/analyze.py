@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -30,6 +31,9 @@ CLASSES = [o.name for o in Outcome]
 
 
 def _gene_name(alphabet, token: int) -> str:
+    from evolve.library import MACRO_BASE
+    if token >= MACRO_BASE:
+        return f"macro:{token - MACRO_BASE:08x}"
     if not 0 <= token < alphabet.n_genes:
         return f"?{token}"
     op = alphabet.ops[token]
@@ -62,13 +66,27 @@ def brain_tables(run: RunData) -> dict | None:
         patterns.append({"pattern": " ; ".join(_gene_name(alphabet, t) for t in tokens),
                          "tokens": tokens, "count": int(arrays["genes/count"][s]),
                          "n_ok": int(arrays["genes/n_ok"][s]), "n_crash": int(arrays["genes/n_crash"][s]),
+                         "n_improved": int(arrays["genes/n_improved"][s]) if "genes/n_improved" in arrays else 0,
                          "success_rate": round(float(arrays["genes/success_rate"][s]), 4),
                          "threshold_ratio": round(float(arrays["genes/threshold_ratio"][s]), 4)})
     suppressed = sorted((p for p in patterns if p["threshold_ratio"] > 1.0), key=lambda p: -p["threshold_ratio"])
     return {"exec_nodes": int(thr.size),
             "threshold_ratio": _describe(thr), "success_rate": _describe(succ),
             "patterns": len(patterns), "suppressed": suppressed,
-            "top_patterns": sorted(patterns, key=lambda p: -p["count"])[:20], "all_patterns": patterns}
+            "top_patterns": sorted(patterns, key=lambda p: -p["count"])[:20], "all_patterns": patterns,
+            "macro_genes": macro_genes(run)}
+
+
+def macro_genes(run: RunData) -> list:
+    """The run's macro-genes (``library.json``, :mod:`evolve.library`), those that helped most
+    first: by draw factor (their offspring's rate of improvement against the base rate)."""
+    path = run.folder / "library.json"
+    try:
+        doc = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise RunLoadError(f"{str(path)!r} is unusable: {exc}") from None
+    rows = [r for r in doc.get("macro_genes", []) if isinstance(r, dict)]
+    return sorted(rows, key=lambda r: (-float(r.get("draw_factor", 1.0)), -int(r.get("improved", 0))))
 
 
 def _describe(values: np.ndarray) -> dict:
@@ -155,6 +173,12 @@ def summary_text(results: list[dict]) -> str:
                          f"success rate {b['success_rate']}; {b['patterns']} gene patterns, {len(b['suppressed'])} suppressed")
             lines += [f"    suppressed {p['pattern']}: threshold ratio {p['threshold_ratio']}, {p['n_crash']} crashes / "
                       f"{p['n_ok']} ok" for p in b["suppressed"][:10]]
+            macros = b.get("macro_genes") or []
+            if macros:
+                lines.append(f"  macro-genes: {len(macros)}, inserted {sum(m.get('inserted', 0) for m in macros)} times; "
+                             "most helpful first (draw factor: their offspring's improvement rate over the base rate)")
+                lines += [f"    {' ; '.join(m['asm'])}: inserted {m.get('inserted', 0)}, improved {m.get('improved', 0)}, "
+                          f"draw factor {m.get('draw_factor')}" for m in macros[:10]]
         lines.append("  lineage of the best: " + " <- ".join(
             f"#{x['uid']} ({x['op']})" if x["recorded"] else f"#{x['uid']}" for x in r["lineage"]))
         lines.append("")

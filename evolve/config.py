@@ -7,6 +7,7 @@ flag means the same thing in both and an error is reported the same way (one lin
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,6 +36,10 @@ class RunConfig:
     seed: int = 0
     workers: int = 1
     brain: bool = True
+    brain_from: str | None = None      # a brain file whose gene patterns the run starts from (evolve.prior)
+    brain_from_sha256: str | None = None   # that file's SHA-256 when the run was configured
+    library: list = field(default_factory=list)   # folders of proven code: macro-genes (evolve.library)
+    library_sha256: str | None = None  # their macro-genes' digest when the run was configured
     selection: str = "lexicase"
     tournament_size: int = 4
     cxpb: float = 0.3
@@ -82,6 +87,8 @@ class RunConfig:
             (0 < self.proof_timeout <= 3600, f"--proof-timeout must be in (0, 3600] seconds, got {self.proof_timeout}"),
             (self.optimize >= 0, f"--optimize must be >= 0 seconds, got {self.optimize}"),
             (self.restart_after >= 0, f"--restart-after must be >= 0 generations, got {self.restart_after}"),
+            (self.brain or not self.brain_from, "--brain-from needs the brain (not with --no-brain)"),
+            (self.brain or not self.library, "--library needs the brain (not with --no-brain)"),
             (self.cost in METRICS, f"--cost must be one of {', '.join(METRICS)}, got {self.cost!r}"),
             (self.cost != "latency" or self.isa == "arm64",
              f"--cost latency models arm64 ({CORE}) only, not {self.isa}"),
@@ -154,6 +161,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="in --optimize, no enumeration of one-instruction replacements for windows of 2-4 "
                          "instructions of the best program (evolutionary search only)")
     ap.add_argument("--no-brain", action="store_true", help="plain DEAP: no brain guidance or reinforcement")
+    ap.add_argument("--brain-from", default="auto", metavar="FILE",
+                    help="start the brain from another run's gene patterns and their statistics (a brain file, "
+                         "e.g. RUN/brain.safetensors or one `python -m evolve brain merge` wrote, or a run "
+                         "folder), not its EXEC nodes; auto: the prior shipped for the ISA (evolve/priors/, "
+                         "scripts/build_prior.py), if any; none: an empty brain")
+    ap.add_argument("--library", default="none", metavar="DIRS",
+                    help="macro-genes: proven programs inserted whole by mutation, registers renamed, credited "
+                         "by the brain (comma-separated folders of genome records, e.g. genomes/, or of run "
+                         "folders); auto: the repository's genomes/; none: no macro-genes")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first validated solution")
     ap.add_argument("--save-to-library", action="store_true", help="add a solved genome to genomes/")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -201,7 +217,45 @@ def config_from_args(args) -> RunConfig:
                      time_limit=d.time_limit if args.time_limit is None else limit,
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,
-                     proof_timeout=args.proof_timeout, checkpoint_every=args.checkpoint_every)
+                     proof_timeout=args.proof_timeout, checkpoint_every=args.checkpoint_every,
+                     **_brain_from(args), **_library(args))
+
+
+def _brain_from(args) -> dict:
+    """``--brain-from``'s fields: none, or the file checked (ValueError, one line) and its SHA-256."""
+    value = getattr(args, "brain_from", None)
+    if value is None or str(value).lower() == "none" or getattr(args, "no_brain", False):
+        if value is not None and str(value).lower() not in ("none", "auto"):
+            raise ValueError("--brain-from needs the brain (not with --no-brain)")
+        return {}
+    from evolve import prior
+    if str(value).lower() == "auto":     # the shipped prior, when there is a usable one
+        value = prior.shipped(args.isa)
+        try:
+            path, sha = prior.check(value, args.isa) if value is not None else (None, None)
+        except ValueError as exc:       # e.g. the alphabet changed since it was built
+            logging.getLogger(__name__).warning("shipped prior not used: %s", exc)
+            path = sha = None
+        return {"brain_from": path, "brain_from_sha256": sha} if path else {}
+    path, sha = prior.check(value, args.isa)
+    return {"brain_from": path, "brain_from_sha256": sha}
+
+
+def _library(args) -> dict:
+    """``--library``'s fields: the folders (ValueError, one line, for a bad one) and the digest
+    of their macro-genes for this ISA; nothing without the brain or with ``none``."""
+    from evolve import library
+    value = getattr(args, "library", None)
+    if getattr(args, "no_brain", False):
+        if value is not None and str(value).lower() not in ("none", "auto"):
+            raise ValueError("--library needs the brain (not with --no-brain)")
+        return {}
+    paths = library.resolve(value)
+    if not paths:
+        return {}
+    from evolve.genes import alphabet_for
+    lib = library.load(paths, alphabet_for(args.isa, n_regs=args.regs))
+    return {"library": paths, "library_sha256": library.digest(lib)} if len(lib) else {}
 
 
 def apply_resume_overrides(cfg: RunConfig, args) -> None:

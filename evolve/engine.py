@@ -34,12 +34,12 @@ from dataclasses import asdict
 
 import numpy as np
 
-from core.brain import Brain
+from core.brain import Brain, gene_grams
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
 from evolve import cegis, enumeration
 from evolve import fitness as fit
-from evolve import nodes, restarts
+from evolve import library, nodes, prior, restarts
 from evolve import tasks as T
 from evolve import taskspec
 from evolve import verify
@@ -62,8 +62,8 @@ LOGBOOK_KEPT = 1000
 #: setting them (_validate): it can never be a solution
 FLAG_PENALTY = 0.25
 #: cost added at every evaluation to a genome whose genes say it reads the flags before setting them
-#: (fitness.entry_flag_readers): small, about a wrong case of 64, so such genomes lose ties without
-#: leaving the population (charged FLAG_PENALTY, clear_lowest needed ~3x the generations, seeds 0-3)
+#: (fitness.entry_flag_readers): about a wrong case of 64, so such genomes lose ties without leaving
+#: the population (charged FLAG_PENALTY, clear_lowest needed ~3x the generations, seeds 0-3)
 FLAG_READER_CHARGE = 0.01
 
 
@@ -79,6 +79,7 @@ class Engine:
         self.rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
         self.brain = Brain() if cfg.brain else None
+        self.library = library.for_run(cfg, alphabet) if cfg.brain else None   # macro-genes, if any
         self.weights = fit.FitnessWeights(**cfg.weights)
         self.gen = 0
         self.uid = 0
@@ -117,8 +118,7 @@ class Engine:
         return self._pop_view
 
     def _set_rows(self, rows: Rows) -> None:
-        self.rows = rows
-        self._pop_view = None
+        self.rows, self._pop_view = rows, None
 
     # ----------------------------------------------------------------- set-up
     def start(self) -> None:
@@ -127,6 +127,8 @@ class Engine:
         self.train_y = self.task.expected(self.train_x)
         self.valid_x = T.validation_cases(self.task, self.np_rng, self.cfg.n_valid)
         self.valid_y = self.task.expected(self.valid_x)
+        if self.brain is not None and self.cfg.brain_from:
+            self.brain = prior.initial_brain(self.cfg)     # --brain-from: another run's gene patterns
         t0 = time.perf_counter()
         genes, lengths = self.toolbox.init(self.cfg.pop, self._draw_table())
         uids = self._register(lengths, None, "init")
@@ -178,11 +180,10 @@ class Engine:
 
     # ----------------------------------------------------------------- genes
     def _draw_table(self):
-        """Cumulative weights for drawing a new gene: base weights times the brain's pattern
-        weights after every context of up to two genes, as ``(table, pairs)`` (see
-        ``evolve.operators.split_table``). One row without the brain, or before it has learned."""
+        """Cumulative weights for a new gene: base weights times the brain's pattern weights after
+        every context of up to two genes, as ``(table, pairs)`` (``evolve.operators.split_table``)."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
-        if self.brain is None or self.gen == 0:
+        if self.brain is None or len(self.brain.gene_patterns) == 0:   # (a --brain-from prior: from gen 0)
             return np.cumsum(base)[None, :]
         return self.brain.gene_patterns.draw_table(base)     # = cumsum(base * context_table)
 
@@ -215,8 +216,6 @@ class Engine:
             prior = rows.prior[idx]
             prior = np.where(np.isnan(prior), [p.initial_success, p.initial_threshold], prior)
             success, thresholds, tally = self.brain.reinforce_stats(prior[:, 0], prior[:, 1], outcomes)
-            if fresh is not None:
-                self._observe_fresh_genes(fresh, outcomes, crashed)
             rows.node[idx] = -1          # a new state: a node again only if the row lives on
             rows.prior[idx, 0] = success
             rows.prior[idx, 1] = thresholds
@@ -229,6 +228,8 @@ class Engine:
         rows.cost[idx] += np.where(readers, FLAG_READER_CHARGE, 0.0)
         if self.optimizer is not None and self.optimizer.active:     # correctness, then --cost
             rows.cost[idx] = self.optimizer.rescore(codes, errors, rows.cost[idx])
+        if self.brain is not None and fresh is not None:
+            self._observe_fresh_genes(fresh, outcomes, crashed, rows.cost[idx])
         rows.errors[idx] = errors
         rows.exact[idx] = (errors == 0).sum(axis=1)
         rows.crashed[idx] = crashed
@@ -254,25 +255,25 @@ class Engine:
     def _all_fresh(rows: Rows, which=None) -> FreshGenes:
         """``fresh`` for genomes with no parents here (the first population, ``which`` rows of
         a batch of migrants): all their genes."""
-        which = np.arange(len(rows)) if which is None else np.asarray(which, np.int64)
-        genes = rows.gene_tokens(which, np.ones((which.size, rows.genes.shape[1]), bool))
-        return FreshGenes(which[genes.owner], genes.token, np.zeros(len(rows), bool))
+        n = len(rows)
+        which = np.arange(n) if which is None else np.asarray(which, np.int64)
+        mask = np.zeros(rows.genes.shape[:2], bool)
+        mask[which] = True
+        return FreshGenes(rows.genes[:, :, 0], rows.length, mask, np.zeros(n, bool), np.full(n, np.nan))
 
-    def _observe_fresh_genes(self, fresh: FreshGenes, outcomes: np.ndarray, crashed: np.ndarray) -> None:
-        """Credit the genes each genome introduced (not inherited) with its executions.
-
+    def _observe_fresh_genes(self, fresh: FreshGenes, outcomes: np.ndarray, crashed: np.ndarray,
+                             cost: np.ndarray) -> None:
+        """Credit the n-grams (n <= 3) of adjacent genes, and the macro-gene, each genome
+        introduced with its executions (one step of the seed's rule each, as for its EXEC node)
+        and its improvement over its parents (``core.brain.gene_grams``, ``evolve.library``).
         Blame goes where the change was: a child of crash-free parents that crashes points at
-        its new genes; a crashing child of a crashing parent says nothing about them. Every
-        execution (test case) is one step of the seed's rule on the gene's pattern, as it is
-        for the genome's EXEC node."""
-        keep = ~(fresh.parent_crashed & crashed)[fresh.owner]
-        owner, tokens = fresh.owner[keep], fresh.token[keep]
-        if tokens.size:
-            n_cases = outcomes.shape[1]
-            # one sequence per (gene, test case): each execution is one step of the rule
-            tokens = np.repeat(tokens, n_cases)
-            ptr = np.arange(tokens.size + 1, dtype=np.int64)
-            self.brain.observe_genes(None, (tokens, ptr), outcomes[owner].reshape(-1, 1))
+        its new genes; a crashing child of a crashing parent says nothing about them."""
+        keep, bad = ~(fresh.parent_crashed & crashed), outcomes != Outcome.OK
+        better = gene_grams.improved(cost, fresh.parent_cost)
+        gene_grams.credit_introduced(self.brain.gene_patterns, fresh.tokens, fresh.length,
+                                     fresh.fresh & keep[:, None], bad, better)
+        if self.library and fresh.macro is not None:
+            self.library.credit(self.brain, np.where(keep, fresh.macro, -1), bad, better)
 
     def _exec_seed(self) -> int:
         # New random register values every generation: code that leans on them cannot settle.
@@ -285,7 +286,7 @@ class Engine:
         cfg, tb, pop = self.cfg, self.toolbox, self.rows
         self.gen += 1
         picks = np.asarray(tb.select(pop, cfg.pop), np.int64)
-        off = tb.vary(pop.genes, pop.length, picks, self._draw_table())
+        off = tb.vary(pop.genes, pop.length, picks, self._draw_table(), self.library and self.library.table(self.brain))
         second = off.second
         parents = np.stack([pop.uid[picks], np.where(second >= 0, pop.uid[np.maximum(second, 0)], -1)], axis=1)
         ops = self.lineage.codes(op_labels())[op_index(off.cx, off.mut)]
@@ -300,7 +301,9 @@ class Engine:
             other = np.where(second >= 0, second, picks)
             kids.prior[todo] = (pop.prior[picks[todo]] + pop.prior[other[todo]]) / 2
         parent_crashed = pop.crashed[picks] | ((second >= 0) & pop.crashed[np.maximum(second, 0)])
-        fresh = FreshGenes(*kids.gene_tokens(todo, off.fresh[todo]), parent_crashed[todo])
+        pcost = np.where(second >= 0, np.fmin(pop.cost[picks], pop.cost[np.maximum(second, 0)]), pop.cost[picks])
+        fresh = FreshGenes(kids.genes[todo, :, 0], kids.length[todo], off.fresh[todo], parent_crashed[todo], pcost[todo],
+                           off.macro[todo])
         codes = self.alphabet.encode_array(kids.genes[todo], kids.length[todo])
         batch = self._evaluate_rows(kids, todo, fresh, codes)
         self._validate_rows(kids)
@@ -462,7 +465,7 @@ class Engine:
             gp = self.brain.gene_patterns          # live patterns' ratios only (not stats(): every column)
             ratio = gp.threshold_ratio[gp.length > 0]
             line["brain"] = {"exec_nodes": int(self.brain.n_exec), "gene_patterns": int(len(gp)),
-                             "suppressed_patterns": int((ratio > 1.0).sum()),
+                             "suppressed_patterns": int((ratio > 1.0).sum()), "proven_patterns": int((ratio < 1.0).sum()),
                              "mean_pattern_threshold_ratio": float(ratio.mean()) if ratio.size else None,
                              "crashes_handled": int(self.brain.crashes_handled)}
         self.metrics.append(line)

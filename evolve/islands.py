@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from evolve import config as C
+from evolve import prior
 from evolve import results as R
 from evolve import runfolder as rf
 from evolve import verify
@@ -45,7 +46,8 @@ STATE = "islands-checkpoint.json"
 #: The pickled coordinator checkpoint of earlier versions (read only with ``--trust-pickle``).
 LEGACY_STATE = "islands.pkl"
 _STEM = "islands-checkpoint"
-_DELTA_ARRAYS = ("tokens", "length", "count", "last_seen", "n_ok", "n_crash", "success_rate", "threshold_ratio")
+_DELTA_ARRAYS = ("tokens", "length", "count", "last_seen", "n_ok", "n_crash", "success_rate", "threshold_ratio",
+                 "n_improved")
 #: Resubmissions of one island task after the scheduler gave up on it, before the run fails.
 MAX_ATTEMPTS = 4
 
@@ -294,7 +296,8 @@ def load_state(folder: Path) -> IslandRun:
                                                        if k.startswith(f"island-{i:02d}/")})
                  for i, d in enumerate(doc["islands"])]
         deltas = [None if d is None else PatternDelta(PatternConfig(**d["config"]),
-                                                      **{k: arrays[f"delta-{i:02d}/{k}"] for k in _DELTA_ARRAYS})
+                                                      **{k: arrays[f"delta-{i:02d}/{k}"] for k in _DELTA_ARRAYS
+                                                         if f"delta-{i:02d}/{k}" in arrays or k != "n_improved"})
                   for i, d in enumerate(doc["deltas"])]
         run = IslandRun(RunConfig.from_dict(doc["config"]), IslandOptions(**doc["options"]), doc["epoch"], doc["gen"],
                         blobs, [[[tuple(g) for g in genome] for genome in isl] for isl in doc["immigrants"]],
@@ -357,7 +360,8 @@ def finish(run: IslandRun, folder: Path) -> dict:
         refuted += state.get("refuted", 0)
         fame.extend((ind.fitness.values[0], i, ind.uid, ind) for ind in state["hof"])
         if brain is not None:
-            brain.save(folder / f"island-{i:02d}" / rf.BRAIN_FILE, {"task": task.name, "island": i})
+            brain.save(folder / f"island-{i:02d}" / rf.BRAIN_FILE, {"task": task.name, "island": i,
+                                                                   **prior.metadata(run.cfg)})
     fame.sort(key=lambda x: x[:3])
     best_island, best, verification = solved[0] if solved else (fame[0][1], fame[0][3], None)
     result = {"task": task.name, "isa": run.cfg.isa, "solved": bool(solved), "solved_by": [i for i, _, _ in solved],

@@ -22,7 +22,7 @@ from numba import njit
 from evolve.genes import Alphabet
 
 #: mutation kind -> weight; a kind's code (what the kernels get) is its index here
-MUTATIONS = {"replace": 3.0, "tweak": 3.0, "insert": 2.0, "delete": 2.0, "swap": 1.0, "flip": 0.5}
+MUTATIONS = {"replace": 3.0, "tweak": 3.0, "insert": 2.0, "delete": 2.0, "swap": 1.0, "flip": 0.5, "macro": 1.0}
 #: crossover kind -> weight; a kind's code is its index here
 CROSSOVERS = {"one_point": 1.0, "two_point": 1.0, "homologous": 1.0}
 
@@ -37,8 +37,8 @@ def _codes(table: dict, kinds: tuple) -> tuple:
 
 # Derived from the tables, in the kernels' own module: Numba compiles module globals in as
 # constants, and its cache is invalidated by a change to this file only.
-MUT_REPLACE, MUT_TWEAK, MUT_INSERT, MUT_DELETE, MUT_SWAP, MUT_FLIP = _codes(
-    MUTATIONS, ("replace", "tweak", "insert", "delete", "swap", "flip"))
+MUT_REPLACE, MUT_TWEAK, MUT_INSERT, MUT_DELETE, MUT_SWAP, MUT_FLIP, MUT_MACRO = _codes(
+    MUTATIONS, ("replace", "tweak", "insert", "delete", "swap", "flip", "macro"))
 CX_ONE_POINT, CX_TWO_POINT, CX_HOMOLOGOUS = _codes(CROSSOVERS, ("one_point", "two_point", "homologous"))
 
 
@@ -52,6 +52,7 @@ class Offspring(NamedTuple):
     mut: np.ndarray       #: int64 [n]: mutation code (-1: none)
     fresh: np.ndarray     #: bool [n, max_len]: the gene is in neither parent
     same: np.ndarray      #: bool [n]: the child equals its first parent
+    macro: np.ndarray     #: int64 [n]: the macro-gene inserted (its row of the library; -1: none)
 
 
 class Variation:
@@ -65,16 +66,29 @@ class Variation:
         self.max_len = max_len
 
 
+class MacroTable(NamedTuple):
+    """Macro-genes for the ``macro`` mutation (``evolve.library``): each inserted whole, its
+    registers renamed by a random permutation of the working set."""
+
+    genes: np.ndarray     #: int64 [M, K, 5]
+    length: np.ndarray    #: int64 [M]
+    cum: np.ndarray       #: float64 [M]: cumulative draw weights
+
+
+NO_MACROS = MacroTable(np.zeros((0, 1, 5), np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+
 def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.ndarray, cxpb: float,
-         mutpb: float, table: np.ndarray, rng: random.Random) -> Offspring:
+         mutpb: float, table: np.ndarray, rng: random.Random, macros: MacroTable | None = None) -> Offspring:
     """Offspring of ``parents`` (int64 [P, L, 5], ``lengths`` [P]), one per entry of ``first``
     (indices of the first parents, e.g. the selected ones, in order).
 
     Each child is a crossover with a random second parent (probability ``cxpb``; kind drawn by
     :data:`CROSSOVERS` weights) and/or a mutation (probability ``mutpb``, always when there was
-    no crossover; kind by :data:`MUTATIONS` weights). ``table`` is float64 [contexts, n_ops] of
-    cumulative draw weights (a single row: no context), or a pair (that, pair keys): see
-    :func:`split_table`.
+    no crossover; kind by :data:`MUTATIONS` weights, ``macro`` only with ``macros``: without
+    them the draws are those of a run before macro-genes existed). ``table`` is float64
+    [contexts, n_ops] of cumulative draw weights (a single row: no context), or a pair (that,
+    pair keys): see :func:`split_table`.
 
     Returns an :class:`Offspring`.
     """
@@ -83,17 +97,22 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
     second = np.where(gen.random(n) < cxpb, gen.integers(0, len(first), n), -1)
     second = np.where(second >= 0, np.asarray(first)[np.maximum(second, 0)], -1)
     cx_w = np.asarray(list(CROSSOVERS.values()))
+    macros = NO_MACROS if macros is None or len(macros.length) == 0 else macros
     mut_w = np.asarray(list(MUTATIONS.values()))
+    if len(macros.length) == 0:
+        mut_w = mut_w[:MUT_MACRO]
     cx = np.where(second >= 0, gen.choice(len(cx_w), n, p=cx_w / cx_w.sum()), -1)
     mutate = (second < 0) | (gen.random(n) < mutpb)
     mut = np.where(mutate, gen.choice(len(mut_w), n, p=mut_w / mut_w.sum()), -1)
     seed = int(gen.integers(1, 2**62))
     cum, pairs = split_table(table)
-    out, out_len, fresh, same = _vary_kernel(
+    out, out_len, fresh, same, used = _vary_kernel(
         np.ascontiguousarray(parents, np.int64), np.ascontiguousarray(lengths, np.int64),
         np.ascontiguousarray(first, np.int64), second, cx, mut, cum, pairs,
-        var.operands, var.raw_ops, var.n_regs, var.max_len, seed)
-    return Offspring(out, out_len, second, cx, mut, fresh, same)
+        var.operands, var.raw_ops, var.n_regs, var.max_len, seed,
+        np.ascontiguousarray(macros.genes, np.int64), np.ascontiguousarray(macros.length, np.int64),
+        np.ascontiguousarray(macros.cum, np.float64))
+    return Offspring(out, out_len, second, cx, mut, fresh, same, used)
 
 
 def init_genomes(var: Variation, n: int, init_len: int, table: np.ndarray, rng: random.Random):
@@ -176,8 +195,37 @@ def _draw(genes, i, table, pairs, operands, n_regs, gene):
 
 
 @njit(cache=True)
-def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp):
-    """Mutate ``g[:n]`` in place; returns the new length."""
+def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
+            macro_cum, used):
+    """Mutate ``g[:n]`` in place; returns the new length (``used[0]``: the macro-gene inserted;
+    a genome with no room for it gets it written over as many of its genes)."""
+    if kind == MUT_MACRO:      # insert a macro-gene whole, registers renamed (room permitting)
+        m = -1
+        if macro_cum.shape[0] > 0:
+            m = np.searchsorted(macro_cum, np.random.random() * macro_cum[-1], side="right")
+            m = min(m, macro_cum.shape[0] - 1)
+        if m < 0 or macro_len[m] > max_len:
+            kind = MUT_INSERT
+        else:
+            perm = np.arange(n_regs)
+            for r in range(n_regs - 1, 0, -1):     # Fisher-Yates: a random renaming
+                q = _randint(0, r)
+                perm[r], perm[q] = perm[q], perm[r]
+            k = macro_len[m]
+            if n + k <= max_len:                   # room: inserted at a random place
+                i = _randint(0, n)
+                for j in range(n - 1, i - 1, -1):
+                    g[j + k] = g[j]
+            else:                                  # no room: written over k genes (the tail if need be)
+                i = _randint(0, max(n - k, 0))
+                n = max(n, i + k) - k
+            for t in range(k):
+                g[i + t] = macros[m, t]
+                if operands[macros[m, t, 0], 0] != 1:     # a raw word's fields are not registers
+                    for f in range(1, 4):
+                        g[i + t, f] = perm[macros[m, t, f]]
+            used[0] = m
+            return n + k
     if kind == MUT_FLIP:   # flip 1-3 bits of a raw word (no raw word: an operand tweak)
         count = 0
         for i in range(n):
@@ -273,7 +321,7 @@ def _copy_into(out, n, src, start, stop, max_len):
 
 @njit(cache=True)
 def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operands, raw_ops, n_regs, max_len,
-                 seed):
+                 seed, macros, macro_len, macro_cum):
     np.random.seed(seed)
     n = first.shape[0]
     width = max(max_len, parents.shape[1]) + 1
@@ -281,7 +329,8 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operand
     out_len = np.zeros(n, np.int64)
     fresh = np.zeros((n, max_len), np.bool_)
     same = np.zeros(n, np.bool_)
-    g = np.zeros((width, 5), np.int64)
+    used = np.full(n, -1, np.int64)
+    g = np.zeros((width + macros.shape[1], 5), np.int64)
     tmp = np.zeros(5, np.int64)
     for k in range(n):
         a = parents[first[k]]
@@ -294,7 +343,8 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operand
             m = min(na, max_len)
             g[:m] = a[:m]
         if mut[k] >= 0:
-            m = _mutate(g, m, mut[k], table, pairs, operands, raw_ops, n_regs, max_len, tmp)
+            m = _mutate(g, m, mut[k], table, pairs, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
+                        macro_cum, used[k:k + 1])
         out[k, :m] = g[:m]
         out_len[k] = m
         same[k] = m == na
@@ -315,7 +365,7 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operand
                         new = False
                         break
             fresh[k, i] = new
-    return out, out_len, fresh, same
+    return out, out_len, fresh, same, used
 
 
 @njit(cache=True)

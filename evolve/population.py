@@ -31,11 +31,16 @@ class GeneTokens(NamedTuple):
 
 class FreshGenes(NamedTuple):
     """The genes each genome of an evaluated batch introduced (in neither parent), which the
-    brain credits with the genome's executions (``Engine._observe_fresh_genes``)."""
+    brain credits, as the n-grams of adjacent genes that hold them, with the genome's executions
+    and its improvement over its parents (``Engine._observe_fresh_genes``). Row i: the batch's
+    i-th evaluated row."""
 
-    owner: np.ndarray           #: int64 [m]: the genome, a row of the batch
-    token: np.ndarray           #: int64 [m]: the gene's operation
-    parent_crashed: np.ndarray  #: bool [n]: per row of the batch, a parent of it crashed
+    tokens: np.ndarray          #: int64 [n, L]: the genomes' gene operations
+    length: np.ndarray          #: int64 [n]
+    fresh: np.ndarray           #: bool [n, L]: the gene is in neither parent
+    parent_crashed: np.ndarray  #: bool [n]: a parent of it crashed
+    parent_cost: np.ndarray     #: float64 [n]: the better parent's cost (nan: no parent)
+    macro: np.ndarray | None = None   #: int64 [n]: the macro-gene it inserted (-1: none)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 from evolve import config as C
 from evolve import islands
 from evolve import optimize as O
+from evolve import prior
 from evolve import results as R
 from evolve import runfolder as rf
 from evolve import verify
@@ -191,7 +192,10 @@ def _finish(engine, folder: Path, args) -> None:
     R.write_results(folder, result, fame, header)
     rf.draw_progress(folder)
     if engine.brain is not None:
-        engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen})
+        engine.brain.save(folder / rf.BRAIN_FILE, {"task": engine.task.name, "generation": engine.gen,
+                                                   **prior.metadata(engine.cfg)})
+    if engine.library is not None:       # the macro-genes and what the brain learnt of them
+        rf.write_json(folder / "library.json", engine.library.report(engine.brain))
     if args.save_to_library and engine.solved is not None:
         LIBRARY.mkdir(exist_ok=True)
         digest = hashlib.sha256(bytes.fromhex(result["best"]["code_hex"])).hexdigest()[:12]

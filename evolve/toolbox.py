@@ -67,8 +67,9 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     gene weights per context, see ``evolve.operators``).
 
     * ``init(n, table)`` -> (genes int64 [n, max_len, 5], lengths): random genomes;
-    * ``vary(genes, lengths, first, table)`` -> ``evolve.operators.Offspring``: children of the
-      parents ``first`` by crossover and/or mutation;
+    * ``vary(genes, lengths, first, table, macros=None)`` -> ``evolve.operators.Offspring``:
+      children of the parents ``first`` by crossover and/or mutation (``macros``: an
+      ``evolve.operators.MacroTable`` for the macro mutation);
     * ``select(rows, k)`` -> indices of the selected rows (``evolve.population.Rows``).
     """
     tb = base.Toolbox()
@@ -77,8 +78,8 @@ def make_toolbox(alphabet: Alphabet, rng: random.Random, max_len: int, init_len:
     def init(n: int, table: np.ndarray):
         return ops.init_genomes(var, n, init_len, table, rng)
 
-    def vary(genes: np.ndarray, lengths: np.ndarray, first: np.ndarray, table: np.ndarray):
-        return ops.vary(var, genes, lengths, first, cxpb, mutpb, table, rng)
+    def vary(genes: np.ndarray, lengths: np.ndarray, first: np.ndarray, table: np.ndarray, macros=None):
+        return ops.vary(var, genes, lengths, first, cxpb, mutpb, table, rng, macros)
 
     def select(rows, k: int) -> list:
         if selection == "lexicase":

@@ -12,7 +12,9 @@ bare ``_setjmp`` loop written apart, ``scripts/bare_loop.py``), ``brain`` (issue
 ``islands`` (issue 7: Dask speed-up, coordinator overhead, recovery from a killed worker),
 ``proofs`` (issue 12: claims, refusals, proof times, an independent harness over many runs),
 ``soak`` (issue 13: a 30-minute run's memory and folder size) and ``search`` (issue 14: Hacker's
-Delight p01-p25 against gcc -O2's lengths, ``scripts/bench_search.py``).
+Delight p01-p25 against gcc -O2's lengths, ``scripts/bench_search.py``); ``transfer`` (issue 16:
+priors from half the built-in tasks tested on the other half, ``scripts/bench_transfer.py``;
+hours, so only with ``--only``).
 Benchmarks are not tests: run them on a quiet machine; the machine is recorded in the output.
 """
 from __future__ import annotations
@@ -213,6 +215,7 @@ SECTIONS = {
     "soak": _section("bench_soak", "run_soak_benchmarks"),               # issue 13
     "search": _section("bench_search", "run_search_benchmarks"),         # issue 14
     "superopt": _section("bench_superopt", "run_superopt_benchmarks"),   # issue 17
+    "transfer": _section("bench_transfer", "run_transfer_benchmarks"),   # issue 16 (hours: only with --only)
 }
 
 
@@ -223,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args(argv)
     rows = []
-    for name in args.only or [s for s in SECTIONS if s not in ("ret", "superopt")]:   # ret: rows the emulated
-        # section has; superopt: its own run (issue 17's benchmark, ~30 minutes)
+    for name in args.only or [s for s in SECTIONS if s not in ("ret", "superopt", "transfer")]:   # ret: rows
+        # the emulated section has; superopt: its own run (issue 17's benchmark, ~30 minutes); transfer: hours
         print(f"== {name}", file=sys.stderr, flush=True)
         rows += SECTIONS[name](args.quick)
     info = machine()

@@ -40,9 +40,10 @@ def _trained_brain() -> Brain:
 def _small_brain() -> Brain:
     """A brain in a few KB that fills every stored array: edges, EXEC columns, both pattern
     tables with their pattern -> EXEC edges (no ``step``: propagation is a fastmath kernel whose
-    sums may differ in the last bit between machines)."""
+    sums may differ in the last bit between machines). Gene patterns start at 0.1, as they did
+    when the version 1 and 2 fixtures were written."""
     base = BrainParams()
-    params = BrainParams(byte_patterns=replace(base.byte_patterns, capacity=32, candidate_bits=4),
+    params = BrainParams(gene_initial_threshold=0.1, byte_patterns=replace(base.byte_patterns, capacity=32, candidate_bits=4),
                          gene_patterns=replace(base.gene_patterns, capacity=32, candidate_bits=4))
     brain = Brain(300, params)
     ids = brain.add_exec_nodes([b"\x20\x00\x01\x8b", bytes(4)], node_ids=[280, 281],

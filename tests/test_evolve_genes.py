@@ -70,7 +70,12 @@ def test_init_genomes_have_drawn_genes_within_limits():
     assert len(set(drawn.tolist())) > 0.5 * alphabet.n_genes
 
 
-@pytest.mark.parametrize("kind", range(len(ops.MUTATIONS)))
+def _kernel(*args, macros=ops.NO_MACROS):
+    """``ops._vary_kernel(*args)`` with a macro table; its first four results."""
+    return ops._vary_kernel(*args, macros.genes, macros.length, macros.cum)[:4]
+
+
+@pytest.mark.parametrize("kind", [k for k, name in enumerate(ops.MUTATIONS) if name != "macro"])
 def test_each_mutation_keeps_limits_and_changes_what_it_should(kind):
     """Check one mutation kind at a time: lengths stay in [1, max_len], insert/delete change the
     length by one, swap/tweak/replace keep it, and the child differs from its parent often."""
@@ -83,8 +88,8 @@ def test_each_mutation_keeps_limits_and_changes_what_it_should(kind):
     second = np.full(n, -1)
     cx = np.full(n, -1)
     mut = np.full(n, kind)
-    out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, cx, mut, table, NO_PAIRS, var.operands,
-                                                 var.raw_ops, var.n_regs, 8, 12345)
+    out, out_len, fresh, same = _kernel(parents, lengths, first, second, cx, mut, table, NO_PAIRS, var.operands,
+                                       var.raw_ops, var.n_regs, 8, 12345)
     assert out_len.min() >= 1 and out_len.max() <= 8
     name = list(ops.MUTATIONS)[kind]
     delta = out_len - lengths
@@ -109,9 +114,9 @@ def test_each_crossover_takes_genes_only_from_its_parents(kind):
     parents, lengths = ops.init_genomes(var, 200, 8, table, random.Random(4))
     n = len(parents)
     first, second = np.arange(n), np.roll(np.arange(n), 1)
-    out, out_len, fresh, same = ops._vary_kernel(parents, lengths, first, second, np.full(n, kind),
-                                                 np.full(n, -1), table, NO_PAIRS, var.operands, var.raw_ops,
-                                                 var.n_regs, 8, 99)
+    out, out_len, fresh, same = _kernel(parents, lengths, first, second, np.full(n, kind),
+                                        np.full(n, -1), table, NO_PAIRS, var.operands, var.raw_ops,
+                                        var.n_regs, 8, 99)
     assert out_len.min() >= 1 and out_len.max() <= 8
     assert not fresh.any()
     for k in range(n):
@@ -133,6 +138,54 @@ def test_vary_is_reproducible_and_follows_the_draw_table():
         np.testing.assert_array_equal(a, b)
 
 
+def test_macro_mutation_inserts_a_macro_whole_with_its_registers_renamed():
+    """Check that the macro mutation puts one library entry in whole, its registers renamed by
+    one permutation of the working set (a raw word as it is): inserted where there is room,
+    else written over as many genes; that it records which, and that without a library no
+    child is made by it."""
+    alphabet = alphabet_for("arm64")
+    var, table = _variation(alphabet, 8)
+    parents, lengths = ops.init_genomes(var, 400, 8, table, random.Random(8))
+    raw = alphabet.raw_op(0x12345678)
+    lib = np.zeros((2, 3, 5), np.int64)
+    lib[0, :2] = [(1, 1, 0, 0, 1), (4, 0, 0, 1, 0)]
+    lib[1, :3] = [(0, 2, 0, 1, 0), (raw, 0, 0, 0, 0x12345678), (12, 3, 2, 2, 0)]
+    macros = ops.MacroTable(lib, np.array([2, 3]), np.array([1.0, 3.0]))     # cumulative: weights 1 and 2
+    n = len(parents)
+    out, out_len, fresh, same, used = ops._vary_kernel(
+        parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1), np.full(n, ops.MUT_MACRO), table,
+        NO_PAIRS, var.operands, var.raw_ops, var.n_regs, 8, 21, macros.genes, macros.length, macros.cum)
+    assert (used >= 0).all() and 0.2 < (used == 0).mean() < 0.45     # weights 1 : 2
+    inserted = over = 0
+    for k in range(n):
+        m, size, na = used[k], macros.length[used[k]], lengths[k]
+        child, parent = out[k, :out_len[k]].tolist(), parents[k, :na].tolist()
+        if na + size <= 8:
+            assert out_len[k] == na + size
+            starts = [i for i in range(out_len[k] - size + 1) if child[:i] + child[i + size:] == parent]
+            inserted += 1
+        else:
+            starts = [i for i in range(max(na - size, 0) + 1)
+                      if out_len[k] == max(na, i + size) and child[:i] == parent[:i] and child[i + size:] == parent[i + size:]]
+            over += 1
+        ok = False
+        for i in starts:
+            perm, good = {}, True
+            for t in range(size):
+                want, got = lib[m, t].tolist(), child[i + t]
+                if want[0] == raw:
+                    good &= got == want
+                    continue
+                good &= got[0] == want[0] and got[4] == want[4]
+                for f in (1, 2, 3):
+                    good &= perm.setdefault(want[f], got[f]) == got[f]
+            ok |= good and len(set(perm.values())) == len(perm)
+        assert ok, (k, child, parent)
+    assert inserted > 50 and over > 50
+    plain = ops.vary(var, parents, lengths, np.arange(n), 0.0, 1.0, table, random.Random(1))
+    assert not (plain.mut == ops.MUT_MACRO).any() and (plain.macro == -1).all()
+
+
 def test_flip_changes_only_raw_words():
     """Check that the raw-word bit flip flips 1-3 bits of a raw gene and nothing else, and that
     the gene's token follows the word's new top nibble."""
@@ -144,9 +197,9 @@ def test_flip_changes_only_raw_words():
     parents[:, 1] = (raw, 0, 0, 0, 0x12345678)
     lengths = np.full(200, 2)
     n = 200
-    out, out_len, _, _ = ops._vary_kernel(parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1),
-                                          np.full(n, list(ops.MUTATIONS).index("flip")), table, NO_PAIRS, var.operands,
-                                          var.raw_ops, var.n_regs, 8, 7)
+    out, out_len, _, _ = _kernel(parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1),
+                                 np.full(n, list(ops.MUTATIONS).index("flip")), table, NO_PAIRS, var.operands,
+                                 var.raw_ops, var.n_regs, 8, 7)
     assert (out[:, 0] == parents[:, 0]).all()
     flips = [bin(int(w) ^ 0x12345678).count("1") for w in out[:, 1, 4]]
     assert min(flips) >= 1 and max(flips) <= 3 and len(set(flips)) > 1
@@ -200,8 +253,9 @@ def test_kernel_draws_operands_like_the_alphabet(isa):
 def test_operator_codes_follow_the_tables():
     """Check that the kernels' mutation and crossover codes are the tables' indices, and that a
     table naming a kind the kernels lack (or missing one) fails instead of mislabelling."""
-    assert [ops.MUT_REPLACE, ops.MUT_TWEAK, ops.MUT_INSERT, ops.MUT_DELETE, ops.MUT_SWAP, ops.MUT_FLIP] == [
-        list(ops.MUTATIONS).index(k) for k in ("replace", "tweak", "insert", "delete", "swap", "flip")]
+    assert [ops.MUT_REPLACE, ops.MUT_TWEAK, ops.MUT_INSERT, ops.MUT_DELETE, ops.MUT_SWAP, ops.MUT_FLIP,
+            ops.MUT_MACRO] == [list(ops.MUTATIONS).index(k)
+                               for k in ("replace", "tweak", "insert", "delete", "swap", "flip", "macro")]
     assert [ops.CX_ONE_POINT, ops.CX_TWO_POINT, ops.CX_HOMOLOGOUS] == [
         list(ops.CROSSOVERS).index(k) for k in ("one_point", "two_point", "homologous")]
     assert ops._codes({"b": 1.0, "a": 2.0}, ("a", "b")) == (1, 0)

@@ -4,7 +4,9 @@ Modules: :mod:`~core.brain.graph` (the :class:`Brain`), :mod:`~core.brain.kernel
 kernels), :mod:`~core.brain.patterns` and :mod:`~core.brain.pattern_kernels` (n-gram pattern
 tables), :mod:`~core.brain.params` (parameters), :mod:`~core.brain.file` (the file format, arrays
 only), :mod:`~core.brain.state` (array names, dtypes and checks), :mod:`~core.brain.verdicts`
-(outcome arrays validated) and :mod:`~core.brain.report` (the seed's results table).
+(outcome arrays validated), :mod:`~core.brain.report` (the seed's results table) and
+:mod:`~core.brain.gene_grams` + :mod:`~core.brain.gram_kernels` (the gene n-grams an offspring
+introduced, credited with its executions and its improvement).
 
 One learning cycle, as the seed runs it (``scripts/reproduce_seed.py``, ``evolve.live``)::
 
@@ -23,7 +25,11 @@ The evolution engine's calls::
     brain.reinforce(ids, res.outcomes)                 # (nodes: rule per execution, vectorised)
     brain.node_stats(ids)["threshold_ratio"]           # reinforcement, for fitness
     brain.reinforce_counts(ids, counts)                # or one batch verdict per genome
-    brain.observe_genes(ids, gene_seqs, res.outcomes)  # gene n-gram statistics
+    gene_grams.credit_introduced(brain.gene_patterns, tokens, length, fresh, crashed, gain)
+                                                       # the 1-3-grams of adjacent genes each offspring
+                                                       # introduced: the rule per execution, a clean one
+                                                       # worth 1 if it beat its parents, else 0.5
+    brain.observe_genes(ids, gene_seqs, res.outcomes)  # (or every n-gram of whole sequences)
     brain.gene_patterns.draw_table(base_weights)       # mutation's cumulative gene weights after
                                                        # every context of <= 2 genes (per generation;
                                                        # context_table: the weights themselves)

@@ -77,7 +77,7 @@ class Brain:
         self.byte_patterns = PatternTable(p.byte_patterns, self.rule, p.initial_success,
                                           p.initial_threshold)
         self.gene_patterns = PatternTable(p.gene_patterns, self.rule, p.initial_success,
-                                          p.initial_threshold)
+                                          p.gene_initial_threshold)
 
     # ------------------------------------------------------------------ structure
     @property

@@ -74,6 +74,9 @@ class BrainParams:
     rule: RuleParams = field(default_factory=RuleParams)
     initial_threshold: float = 0.1   #: an EXEC node's (and pattern's) starting threshold ratio
     initial_success: float = 0.5     #: starting success rate unless given at registration
+    #: a gene pattern's starting threshold ratio: neutral, so that the seed's rule can raise a
+    #: pattern's draw weight (``reference / threshold``, up to 10x) as well as lower it (to 1/3)
+    gene_initial_threshold: float = 1.0
     keep: float = 0.5                #: fraction of activation kept per step (decay = 1 - keep)
     active_eps: float = 1e-4         #: nodes at or below this are inactive (left out of the mean)
     error_energy: float = 1.0        #: per crash, 0xFF on port 250 with this energy

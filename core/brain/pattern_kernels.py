@@ -150,8 +150,8 @@ def _victim(last_seen, count, meta, cfg):
 
 @njit(cache=True)
 def create(win, start, n, h, initial_count,
-           tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, success_rate,
-           threshold_ratio, edge_node, edge_weight, index, meta, cfg, init_success, init_threshold):
+           tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, n_improved,
+           success_rate, threshold_ratio, edge_node, edge_weight, index, meta, cfg, init_success, init_threshold):
     """Make the n-gram a pattern in a free slot, evicting one when the table is full.
 
     Returns the slot. The evicted pattern's statistics and edges are cleared.
@@ -175,6 +175,7 @@ def create(win, start, n, h, initial_count,
     activation[s] = 0.0
     n_ok[s] = 0
     n_crash[s] = 0
+    n_improved[s] = 0
     success_rate[s] = init_success
     threshold_ratio[s] = init_threshold
     edge_node[s, :] = -1
@@ -189,8 +190,8 @@ def create(win, start, n, h, initial_count,
 
 @njit(cache=True)
 def scan(seq_tokens, seq_ptr, stream, learn, energy,
-         tokens, length, gram_hash, count, last_seen, activation, mark, n_ok, n_crash, success_rate,
-         threshold_ratio, edge_node, edge_weight, index, candidates, history, meta, cfg,
+         tokens, length, gram_hash, count, last_seen, activation, mark, n_ok, n_crash, n_improved,
+         success_rate, threshold_ratio, edge_node, edge_weight, index, candidates, history, meta, cfg,
          init_success, init_threshold):
     """Match (and optionally learn) the n-grams of token sequences.
 
@@ -257,7 +258,7 @@ def scan(seq_tokens, seq_ptr, stream, learn, energy,
                     candidates[c] = 0
                     s = create(history, start, n, h, cfg[C_MINCOUNT] - 1,
                                tokens, length, gram_hash, count, last_seen, activation, n_ok,
-                               n_crash, success_rate, threshold_ratio, edge_node, edge_weight,
+                               n_crash, n_improved, success_rate, threshold_ratio, edge_node, edge_weight,
                                index, meta, cfg, init_success, init_threshold)
                     mark[s] = 0
                 count[s] += 1
@@ -429,9 +430,9 @@ def context_weights(prefixes, lengths, n_tokens, ctx_hash, ctx_slot, tokens, len
 
 @njit(cache=True)
 def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, other_n_crash,
-          other_success_rate, other_threshold_ratio,
-          tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, success_rate,
-          threshold_ratio, edge_node, edge_weight, index, meta, cfg):
+          other_n_improved, other_success_rate, other_threshold_ratio,
+          tokens, length, gram_hash, count, last_seen, activation, n_ok, n_crash, n_improved,
+          success_rate, threshold_ratio, edge_node, edge_weight, index, meta, cfg):
     """Add another table's live patterns into this one (islands exchanging knowledge).
 
     Counts add up; success rate and threshold ratio become the execution-weighted means of both.
@@ -447,11 +448,12 @@ def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, 
         s = find(index, tokens, length, gram_hash, h, other_tokens[j], 0, n)
         if s < 0:
             s = create(other_tokens[j], 0, n, h, other_count[j], tokens, length, gram_hash, count,
-                       last_seen, activation, n_ok, n_crash, success_rate, threshold_ratio,
+                       last_seen, activation, n_ok, n_crash, n_improved, success_rate, threshold_ratio,
                        edge_node, edge_weight, index, meta, cfg, other_success_rate[j],
                        other_threshold_ratio[j])
             n_ok[s] = other_n_ok[j]
             n_crash[s] = other_n_crash[j]
+            n_improved[s] = other_n_improved[j]
             created += 1
             continue
         a = n_ok[s] + n_crash[s]
@@ -464,13 +466,14 @@ def merge(other_tokens, other_length, other_count, other_last_seen, other_n_ok, 
         count[s] += other_count[j]
         n_ok[s] += other_n_ok[j]
         n_crash[s] += other_n_crash[j]
+        n_improved[s] += other_n_improved[j]
         last_seen[s] = max(last_seen[s], meta[M_TICK])
     return created
 
 
 @njit(cache=True)
 def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_exec,
-                  threshold_min):
+                  threshold_min, max_pairs):
     """:func:`context_weights` for every context of up to two tokens, from the patterns.
 
     Returns (w, pairs): row 0 of ``w``: no context; row ``1 + b``: after ``b``; row
@@ -481,7 +484,7 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
     ``[a, b, g]`` its one row. Same factors (``threshold_min / threshold``) as ``context_weights``.
     """
     w, pairs, uni, bi = _context_factors(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio,
-                                         min_exec, threshold_min)
+                                         min_exec, threshold_min, max_pairs)
     n = n_tokens
     for r in range(w.shape[0]):
         b = -1 if r == 0 else (r - 1 if r <= n else pairs[r - 1 - n] % n)
@@ -495,11 +498,11 @@ def context_table(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio, min_
 
 @njit(cache=True)
 def context_cumulative(n_tokens, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec,
-                       threshold_min):
+                       threshold_min, max_pairs):
     """``(cumsum(base * w, axis=1), pairs)`` of :func:`context_table`'s ``(w, pairs)``, bit for
     bit, in one pass over ``w`` (no temporaries: the table a generation's gene draws read)."""
     w, pairs, uni, bi = _context_factors(n_tokens, tokens, length, n_ok, n_crash, threshold_ratio,
-                                         min_exec, threshold_min)
+                                         min_exec, threshold_min, max_pairs)
     n = n_tokens
     for r in range(w.shape[0]):
         b = -1 if r == 0 else (r - 1 if r <= n else pairs[r - 1 - n] % n)
@@ -514,9 +517,15 @@ def context_cumulative(n_tokens, base, tokens, length, n_ok, n_crash, threshold_
 
 
 @njit(cache=True)
-def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min):
+def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min,
+                     max_pairs):
     """The factors of :func:`context_table`: ``w`` holding the trigrams' (ones elsewhere), the
-    pair keys, the unigrams' per token and the bigrams' per (token, token)."""
+    pair keys, the unigrams' per token and the bigrams' per (token, token).
+
+    A pair gets a row only if a trigram after it has a factor other than 1, and at most
+    ``max_pairs`` pairs do (those whose trigrams' factors sum the largest ``|log f|``): the
+    table stays bounded (rows x n floats) however many trigrams the table holds; the trigrams of
+    the pairs left out are not applied."""
     drawable = np.empty(length.shape[0], np.int64)
     m = 0
     for s in range(length.shape[0]):        # one pass over the table: most slots are idle
@@ -526,13 +535,29 @@ def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
     keys = np.empty(m, np.int64)
+    score = np.empty(m, np.float64)
     n_keys = 0
     for i in range(m):
         s = drawable[i]
-        if length[s] == 3:
+        if length[s] == 3 and threshold_ratio[s] != threshold_min:
             keys[n_keys] = tokens[s, 0] * n + tokens[s, 1]
+            score[n_keys] = abs(np.log(threshold_min / threshold_ratio[s]))
             n_keys += 1
-    pairs = np.unique(keys[:n_keys])
+    order = np.argsort(keys[:n_keys])
+    uk = np.empty(n_keys, np.int64)
+    us = np.zeros(n_keys, np.float64)
+    u = 0
+    for j in range(n_keys):
+        k = keys[order[j]]
+        if u == 0 or uk[u - 1] != k:
+            uk[u] = k
+            u += 1
+        us[u - 1] += score[order[j]]
+    if u > max_pairs:
+        top = np.argsort(-us[:u], kind="mergesort")[:max_pairs]
+        pairs = np.sort(uk[top])
+    else:
+        pairs = uk[:u].copy()
     w = np.ones((1 + n + pairs.shape[0], n), np.float64)
     for i in range(m):
         s = drawable[i]
@@ -543,8 +568,11 @@ def _context_factors(n, tokens, length, n_ok, n_crash, threshold_ratio, min_exec
             uni[g] *= f
         elif L == 2:
             bi[tokens[s, 0], g] *= f
-        else:
-            w[1 + n + np.searchsorted(pairs, tokens[s, 0] * n + tokens[s, 1]), g] *= f
+        elif f != 1.0:
+            key = tokens[s, 0] * n + tokens[s, 1]
+            j = np.searchsorted(pairs, key)
+            if j < pairs.shape[0] and pairs[j] == key:
+                w[1 + n + j, g] *= f
     return w, pairs, uni, bi
 
 

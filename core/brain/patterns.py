@@ -20,18 +20,26 @@ from typing import Sequence
 
 import numpy as np
 
+import core.brain.gram_kernels as gk
 import core.brain.pattern_kernels as pk
-from core.brain.kernels import R_MIN
 from core.brain.params import PatternConfig, RuleParams
 
 
 #: The arrays a table persists, in the order the kernels take them (``index``/``mark`` are
 #: rebuilt on load, not stored).
 STATE_ARRAYS = ("tokens", "length", "gram_hash", "count", "last_seen", "activation", "n_ok",
-                "n_crash", "success_rate", "threshold_ratio", "edge_node", "edge_weight",
+                "n_crash", "n_improved", "success_rate", "threshold_ratio", "edge_node", "edge_weight",
                 "candidates", "history", "meta")
 #: The per-slot arrays (first axis = pattern slot); a brain file holds their used rows only.
-ROW_ARRAYS = STATE_ARRAYS[:12]
+ROW_ARRAYS = STATE_ARRAYS[:13]
+#: At most this many gene pairs get a row of their own in a draw table (``context_table``): with
+#: arm64's 255 genes, 4 MB of float64; the pairs whose trigrams say the most (``|log factor|``).
+MAX_PAIRS = 2048
+#: A pattern's improvement factor (:meth:`PatternTable.draw_ratios`) is its offspring's rate of
+#: improvement over the base rate of its length, shrunk towards 1 as if :data:`IMPROVEMENT_PRIOR`
+#: more introductions had improved at the base rate, and kept within :data:`IMPROVEMENT_BOUNDS`.
+IMPROVEMENT_PRIOR = 20.0
+IMPROVEMENT_BOUNDS = (0.5, 4.0)
 
 
 def _as_tokens(tokens) -> np.ndarray:
@@ -74,6 +82,7 @@ class PatternTable:
         self.activation = np.zeros(cap, np.float32)
         self.n_ok = np.zeros(cap, np.int64)
         self.n_crash = np.zeros(cap, np.int64)
+        self.n_improved = np.zeros(cap, np.int64)     # introductions whose offspring improved (gene tables)
         self.success_rate = np.zeros(cap, np.float32)
         self.threshold_ratio = np.zeros(cap, np.float32)
         self.edge_node = np.full((cap, k), -1, np.int32)
@@ -87,11 +96,14 @@ class PatternTable:
                              config.evict_sample], np.int64)
         hcap = 1 << int(np.ceil(np.log2(2 * cap + 1)))
         self.index = np.full(hcap, pk.EMPTY, np.int32)
+        #: False for a table loaded from a file written before improvements were counted: its
+        #: ``count`` says nothing of ``n_improved`` (``evolve.prior`` drops it when transferring)
+        self.improvements_counted = True
 
     # ------------------------------------------------------------------ learning
     def _stats(self):
         return (self.tokens, self.length, self.gram_hash, self.count, self.last_seen,
-                self.activation, self.mark, self.n_ok, self.n_crash, self.success_rate,
+                self.activation, self.mark, self.n_ok, self.n_crash, self.n_improved, self.success_rate,
                 self.threshold_ratio, self.edge_node, self.edge_weight)
 
     def scan_stream(self, tokens, learn: bool = True, energy: float = 1.0) -> np.ndarray:
@@ -135,6 +147,30 @@ class PatternTable:
         pk.observe(match_ptr, match_slots, n_ok, n_crash, self.n_ok, self.n_crash,
                    self.success_rate, self.threshold_ratio, self.rule)
 
+    def intern(self, grams: np.ndarray, lens: np.ndarray, owner: np.ndarray) -> np.ndarray:
+        """Slots (int32 [m], -1: not a pattern yet) of the n-grams ``grams[i, :lens[i]]``
+        (int64 [m, >= n]), learnt as :meth:`scan_sequences` learns them; ``owner`` int64 [m]
+        ascending, the sequence of each (the eviction clock ticks once per sequence)."""
+        grams = np.ascontiguousarray(grams, np.int64)
+        if grams.size and grams.min() < 0:
+            raise ValueError("tokens must be >= 0")
+        return gk.intern(grams, np.ascontiguousarray(lens, np.int64),
+                         np.ascontiguousarray(owner, np.int64), self.tokens, self.length,
+                         self.gram_hash, self.count, self.last_seen, self.activation, self.n_ok,
+                         self.n_crash, self.n_improved, self.success_rate, self.threshold_ratio, self.edge_node,
+                         self.edge_weight, self.index, self.candidates, self.meta, self.cfg,
+                         self.init_success, self.init_threshold)
+
+    def credit(self, owner: np.ndarray, slots: np.ndarray, crashed: np.ndarray,
+               improved: np.ndarray) -> None:
+        """One step of the seed's rule per execution: pattern ``slots[i]`` (-1: none) with the
+        executions of sequence ``owner[i]`` (``crashed`` bool [n_seq, n_cases]; ok = not
+        crashed), and one improvement counted where ``improved[owner]`` (bool [n_seq])."""
+        gk.credit(np.ascontiguousarray(owner, np.int64), np.ascontiguousarray(slots, np.int32),
+                  np.ascontiguousarray(crashed, np.bool_), np.ascontiguousarray(improved, np.bool_),
+                  self.n_ok, self.n_crash, self.n_improved, self.success_rate, self.threshold_ratio,
+                  self.rule)
+
     def link(self, match_ptr: np.ndarray, match_slots: np.ndarray, nodes: np.ndarray,
              deltas: np.ndarray, clip: float = 1.0) -> None:
         """Add ``deltas[q]`` to the edge (pattern -> ``nodes[q]``) of each match of sequence q."""
@@ -164,26 +200,59 @@ class PatternTable:
         for drawing tokens (genes) many times per generation; see :class:`Guide`."""
         h, slots = pk.context_index(self.tokens, self.length, self.n_ok, self.n_crash,
                                     self.threshold_ratio, int(min_executions))
-        return Guide(h, slots, self.tokens.copy(), self.length.copy(), self.threshold_ratio.copy(),
-                     self.config.n_max, float(self.rule[R_MIN]))
+        return Guide(h, slots, self.tokens.copy(), self.length.copy(), self.draw_ratios(),
+                     self.config.n_max, float(self.init_threshold))
 
-    def context_table(self, n_tokens: int, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def context_table(self, n_tokens: int, min_executions: int = 1, max_pairs: int = MAX_PAIRS,
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """(weights float64 [1 + n + k, n], pairs int64 [k]): the :class:`Guide` weights after
         every context of up to two tokens (row 0: none; 1 + b: after b; 1 + n + j: after the
         pair ``pairs[j] = a * n + b``, listed only where a trigram pattern makes it differ from
-        the row of b), built in one pass over the patterns (what a generation's gene draws need;
-        the full n^3 table would be 16 million floats for arm64's 255 genes)."""
+        the row of b, at most ``max_pairs`` of them: those whose trigrams' factors weigh most),
+        built in one pass over the patterns (what a generation's gene draws need; the full n^3
+        table would be 16 million floats for arm64's 255 genes)."""
         return pk.context_table(int(n_tokens), self.tokens, self.length, self.n_ok, self.n_crash,
-                                self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
+                                self.draw_ratios(), int(min_executions), float(self.init_threshold),
+                                int(max_pairs))
 
-    def draw_table(self, base: np.ndarray, min_executions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def draw_table(self, base: np.ndarray, min_executions: int = 1, max_pairs: int = MAX_PAIRS,
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """``(cumsum(base * weights, axis=1), pairs)`` of :meth:`context_table` for
         ``len(base)`` tokens, bit for bit, without the temporaries: cumulative draw weights
         after every context (``evolve.operators.split_table``'s form), ``base`` float64 [n]
         the tokens' own weights."""
         base = np.ascontiguousarray(base, np.float64)
         return pk.context_cumulative(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash,
-                                     self.threshold_ratio, int(min_executions), float(self.rule[R_MIN]))
+                                     self.draw_ratios(), int(min_executions), float(self.init_threshold),
+                                     int(max_pairs))
+
+    def draw_ratios(self) -> np.ndarray:
+        """float32 [cap]: the threshold ratio each pattern draws with, ``init / factor``.
+
+        ``factor`` = the seed's rule's ``min(1, init / threshold)`` (a pattern whose executions
+        crashed is drawn less, up to 3x; not crashing only keeps it neutral: promoting every
+        clean pattern would favour whatever was drawn first) times the improvement factor: the
+        share of its introducing offspring that beat their parents (``n_improved / count``)
+        over the base rate of patterns of its length, shrunk by :data:`IMPROVEMENT_PRIOR` and
+        bounded by :data:`IMPROVEMENT_BOUNDS`. A rate, not a count, so a pattern drawn often is
+        not promoted for being drawn often. Tables that count no improvement (byte patterns)
+        draw by the rule alone."""
+        init = np.float64(self.init_threshold)
+        live = self.length > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(live, np.minimum(1.0, init / self.threshold_ratio.astype(np.float64)), 1.0)
+            n = self.count.astype(np.float64)
+            k = self.n_improved.astype(np.float64)
+            lo, hi = IMPROVEMENT_BOUNDS
+            for L in range(1, self.config.n_max + 1):
+                at = live & (self.length == L) & (n > 0)
+                total, better = n[at].sum(), k[at].sum()
+                if better <= 0 or total <= 0:
+                    continue
+                base = better / total
+                rate = (k[at] + IMPROVEMENT_PRIOR * base) / (n[at] + IMPROVEMENT_PRIOR)
+                factor[at] *= np.clip(rate / base, lo, hi)
+            return np.where(live, init / factor, self.threshold_ratio).astype(np.float32)
 
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
@@ -204,9 +273,9 @@ class PatternTable:
         too_short = live & (other.length < self.config.n_min)
         other_length = np.where(too_short, 0, other.length).astype(np.uint8)
         return int(pk.merge(other_tokens, other_length, other.count, other.last_seen, other.n_ok,
-                            other.n_crash, other.success_rate, other.threshold_ratio,
+                            other.n_crash, other.n_improved, other.success_rate, other.threshold_ratio,
                             self.tokens, self.length, self.gram_hash, self.count, self.last_seen,
-                            self.activation, self.n_ok, self.n_crash, self.success_rate,
+                            self.activation, self.n_ok, self.n_crash, self.n_improved, self.success_rate,
                             self.threshold_ratio, self.edge_node, self.edge_weight, self.index,
                             self.meta, self.cfg))
 
@@ -227,43 +296,46 @@ class PatternTable:
 
     def stats(self) -> dict[str, np.ndarray]:
         """Live patterns: ``slot`` int64, ``tokens`` int64 [n, n_max] (zero-padded), ``length``,
-        ``count``, ``n_ok``, ``n_crash`` int64, ``success_rate``, ``threshold_ratio`` float32."""
+        ``count``, ``n_ok``, ``n_crash``, ``n_improved`` int64, ``success_rate``,
+        ``threshold_ratio`` float32."""
         slot = np.flatnonzero(self.length > 0)
         return {"slot": slot, "tokens": self.tokens[slot],
                 "length": self.length[slot].astype(np.int64), "count": self.count[slot],
                 "n_ok": self.n_ok[slot], "n_crash": self.n_crash[slot],
+                "n_improved": self.n_improved[slot],
                 "success_rate": self.success_rate[slot],
                 "threshold_ratio": self.threshold_ratio[slot]}
 
     # ------------------------------------------------------------------ deltas
+    _COUNTERS = ("count", "n_ok", "n_crash", "n_improved")
+
     def snapshot(self) -> dict:
-        """``{tokens tuple: (count, n_ok, n_crash)}`` of the live patterns, for
+        """``{tokens tuple: (count, n_ok, n_crash, n_improved)}`` of the live patterns, for
         :meth:`delta_since`."""
         s = self.stats()
-        return {tuple(int(t) for t in tok[:n]): (int(c), int(o), int(k))
-                for tok, n, c, o, k in zip(s["tokens"], s["length"], s["count"], s["n_ok"],
-                                           s["n_crash"])}
+        counters = np.stack([s[k] for k in self._COUNTERS], axis=1)
+        return {tuple(int(t) for t in tok[:n]): tuple(int(v) for v in row)
+                for tok, n, row in zip(s["tokens"], s["length"], counters)}
 
     def delta_since(self, snapshot: dict) -> "PatternDelta":
         """What this table observed since ``snapshot`` (a :meth:`snapshot`); rows with no new
         execution are left out. A pattern evicted and re-created since counts as new."""
         s = self.stats()
-        keep, count, ok, crash = [], [], [], []
+        keep, rows = [], []
         for row, (tok, n) in enumerate(zip(s["tokens"], s["length"])):
-            c, o, k = int(s["count"][row]), int(s["n_ok"][row]), int(s["n_crash"][row])
-            b = snapshot.get(tuple(int(t) for t in tok[:n]))
-            if b is not None and b[0] <= c and b[1] <= o and b[2] <= k:
-                c, o, k = c - b[0], o - b[1], k - b[2]
-            if o + k > 0:
+            now = [int(s[k][row]) for k in self._COUNTERS]
+            before = snapshot.get(tuple(int(t) for t in tok[:n]))
+            if before is not None and len(before) == len(now) and all(b <= v for b, v in zip(before, now)):
+                now = [v - b for v, b in zip(now, before)]
+            if now[1] + now[2] > 0:
                 keep.append(row)
-                count.append(c)
-                ok.append(o)
-                crash.append(k)
+                rows.append(now)
         slots = s["slot"][np.asarray(keep, np.int64)]
+        counts = np.asarray(rows, np.int64).reshape(-1, len(self._COUNTERS))
         return PatternDelta(self.config, self.tokens[slots].copy(), self.length[slots].copy(),
-                            np.asarray(count, np.int64), self.last_seen[slots].copy(),
-                            np.asarray(ok, np.int64), np.asarray(crash, np.int64),
-                            self.success_rate[slots].copy(), self.threshold_ratio[slots].copy())
+                            counts[:, 0].copy(), self.last_seen[slots].copy(), counts[:, 1].copy(),
+                            counts[:, 2].copy(), self.success_rate[slots].copy(),
+                            self.threshold_ratio[slots].copy(), counts[:, 3].copy())
 
     # ------------------------------------------------------------------ persistence
     def nbytes(self) -> int:
@@ -311,12 +383,16 @@ class PatternTable:
         rows = arrays["length"].shape[0] if arrays["length"].ndim == 1 else -1
         if not 0 <= rows <= table.config.capacity or meta.get("rows", rows) != rows:
             raise ValueError(f"pattern table of {rows} rows for capacity {table.config.capacity}")
+        legacy = "n_improved" not in arrays    # written before improvements were counted
         for name in ROW_ARRAYS:  # a new table's slots, the stored rows written over its first
+            if name == "n_improved" and legacy:
+                continue
             ref, arr = getattr(table, name), arrays[name]
             if arr.shape != (rows,) + ref.shape[1:] or arr.dtype != ref.dtype:
                 raise ValueError(f"pattern array {name!r}: expected {ref.dtype}"
                                  f"{(rows,) + ref.shape[1:]}, got {arr.dtype}{arr.shape}")
             ref[:rows] = arr
+        table.improvements_counted = not legacy
         dense = ("candidates", "history", "meta") if "candidates" in arrays else ("history", "meta")
         for name in dense:
             ref, arr = getattr(table, name), arrays[name]
@@ -363,7 +439,7 @@ class PatternDelta:
     """Pattern statistics learnt since a snapshot: the live rows ``PatternTable.merge`` reads.
 
     Attributes mirror a :class:`PatternTable`'s (``tokens`` int64 [n, n_max], ``length`` uint8
-    [n], ``count``/``last_seen``/``n_ok``/``n_crash`` int64 [n], ``success_rate`` and
+    [n], ``count``/``last_seen``/``n_ok``/``n_crash``/``n_improved`` int64 [n], ``success_rate`` and
     ``threshold_ratio`` float32 [n]) so a delta is a valid ``merge`` source (islands exchange
     them); counts are the increments, success rate and threshold ratio the current values
     (weighted by the increments when merged).
@@ -378,6 +454,11 @@ class PatternDelta:
     n_crash: np.ndarray
     success_rate: np.ndarray
     threshold_ratio: np.ndarray
+    n_improved: np.ndarray | None = None    # (an island checkpoint of an earlier version: none)
+
+    def __post_init__(self) -> None:
+        if self.n_improved is None:
+            self.n_improved = np.zeros(self.length.size, np.int64)
 
     def __len__(self) -> int:
         return int(self.length.size)
@@ -388,8 +469,11 @@ class Guide:
 
     ``weights(prefixes, n_tokens)`` gives, for each prefix, float64 [n_tokens]: 1.0 where no
     learned pattern speaks; each known pattern ``prefix[-k:] + [g]`` (k = 0 .. n_max-1, so
-    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``threshold_min / threshold_ratio``.
-    A pattern the rule suppressed to 3.0 weighs 1/30; proven ones (0.1) keep 1.0. Build one
+    k = 0 is the unigram ``[g]``) multiplies ``g``'s weight by ``reference / threshold_ratio``,
+    ``reference`` the table's initial threshold (a new pattern weighs 1). With the seed's
+    starting 0.1 (byte patterns), a pattern the rule suppressed to 3.0 weighs 1/30 and a proven one 1;
+    the gene table starts at 1.0 (``BrainParams.gene_initial_threshold``): proven weighs up to 10,
+    suppressed 1/3. Build one
     per generation (``PatternTable.guide``), query it for every mutation.
     """
 

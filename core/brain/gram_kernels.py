@@ -1,0 +1,78 @@
+"""Numba kernels of gene n-gram credit (:mod:`core.brain.gene_grams`): n-grams looked up or
+learnt as :func:`core.brain.pattern_kernels.scan` learns them, and the seed's rule applied once
+per execution. Same array contract as :mod:`core.brain.pattern_kernels`."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from core.brain.kernels import rule_step
+from core.brain.pattern_kernels import C_MINCOUNT, C_NMAX, C_NMIN, M_TICK, _hash, create, find
+
+
+@njit(cache=True)
+def intern(grams, lens, owner, tokens, length, gram_hash, count, last_seen, activation, n_ok,
+           n_crash, n_improved, success_rate, threshold_ratio, edge_node, edge_weight, index, candidates,
+           meta, cfg, init_success, init_threshold):
+    """The slot of each n-gram ``grams[i, :lens[i]]`` (int64 [m, >= max len]), learning those
+    unknown as :func:`scan` does (a candidate until seen ``min_count`` times: -1 until then).
+
+    ``owner`` int64 [m] (ascending): the sequence each belongs to; the tick (the eviction's
+    clock) advances once per owner, as :func:`scan` advances it once per sequence.
+    """
+    ccap_mask = np.uint64(candidates.shape[0] - 1)
+    out = np.full(grams.shape[0], -1, np.int32)
+    last = np.int64(-1)
+    for i in range(grams.shape[0]):
+        if owner[i] != last:
+            last = owner[i]
+            meta[M_TICK] += 1
+        n = lens[i]
+        if n < cfg[C_NMIN] or n > cfg[C_NMAX]:
+            continue
+        h = _hash(grams[i], 0, n)
+        s = find(index, tokens, length, gram_hash, h, grams[i], 0, n)
+        if s < 0:
+            c = np.int64((h >> np.uint64(32)) & ccap_mask)
+            if candidates[c] < 65535:
+                candidates[c] += 1
+            if candidates[c] < cfg[C_MINCOUNT]:
+                continue
+            candidates[c] = 0
+            s = create(grams[i], 0, n, h, cfg[C_MINCOUNT] - 1, tokens, length, gram_hash, count,
+                       last_seen, activation, n_ok, n_crash, n_improved, success_rate, threshold_ratio,
+                       edge_node, edge_weight, index, meta, cfg, init_success, init_threshold)
+        count[s] += 1
+        last_seen[s] = meta[M_TICK]
+        out[i] = s
+    return out
+
+
+@njit(cache=True)
+def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_rate,
+           threshold_ratio, rule):
+    """The seed's rule, one step per execution of the sequence that holds each pattern, and
+    its improvements counted.
+
+    ``owner`` int64 [m], ``slots`` int32 [m] (-1: skipped): pattern ``slots[i]`` was in
+    sequence ``owner[i]``, whose executions ``crashed[owner[i]]`` (bool [n_seq, n_cases]) tell
+    (ok = 1 unless crashed, the seed's ``0.9*s + 0.1*ok``); ``improved[owner[i]]`` (bool
+    [n_seq]) adds one to ``n_improved``: the sequence beat its parents.
+    """
+    one, zero = np.float32(1.0), np.float32(0.0)
+    for i in range(owner.shape[0]):
+        s = slots[i]
+        if s < 0:
+            continue
+        q = owner[i]
+        if improved[q]:
+            n_improved[s] += 1
+        sr, th = success_rate[s], threshold_ratio[s]
+        for c in range(crashed.shape[1]):
+            if crashed[q, c]:
+                n_crash[s] += 1
+                sr, th = rule_step(sr, th, zero, rule)
+            else:
+                n_ok[s] += 1
+                sr, th = rule_step(sr, th, one, rule)
+        success_rate[s], threshold_ratio[s] = sr, th
