@@ -8,27 +8,13 @@ import numpy as np
 
 from core.brain import Brain
 from core.brain import gene_grams as gg
-from core.brain.params import RuleParams
 from evolve.config import RunConfig
 from evolve.engine import build
 from evolve.genes import alphabet_for
+from test_brain_rule import _reference   # the seed's C rule, one execution at a time
 
 N = 40      # tokens of the toy alphabet
 CASES = 16
-
-
-def _reference(s: float, thr: float, oks, r: RuleParams = RuleParams()) -> tuple[float, float]:
-    """The seed's C rule, in float32, one execution at a time (as tests/test_brain_rule.py)."""
-    f = np.float32
-    s, thr = f(s), f(thr)
-    for ok in oks:
-        s = f(r.ema_keep) * s + f(r.ema_gain) * f(ok)
-        if s > f(r.high):
-            thr = thr * f(r.down)
-        elif s < f(r.low):
-            thr = thr * f(r.up)
-        thr = min(max(thr, f(r.threshold_min)), f(r.threshold_max))
-    return float(s), float(thr)
 
 
 def _offspring(rng, pair, n=30, length=6):
