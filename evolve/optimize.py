@@ -263,7 +263,7 @@ class Optimizer:
         folding, if-conversion, dead code), as genes, when that is cheaper: it joins the
         population as a child of the best and goes through the verification as any candidate."""
         from evolve.lift import lift
-        from evolve.rewrite import rewrite
+        from evolve.rewriter import rewrite
         eng = self.engine
         if eng.alphabet.isa.name != "arm64":
             return 0

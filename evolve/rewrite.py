@@ -495,38 +495,3 @@ def coalesce(insns: list[Ins], result: int = 0) -> list[Ins]:
             changed = True
             break
     return insns
-
-
-def rewrite(code: bytes, n_args: int, result: int = 0, n_regs: int = N_REGS) -> bytes | None:
-    """``code`` (loop-free, a trailing ``ret`` optional) after the steps of the module docstring
-    in registers x0..x(n_regs-1), the shortest of its if-converted forms, with a final ``ret``;
-    None when they do not apply or shorten nothing."""
-    try:
-        before = len(decode(code, branches=True, n_regs=64))
-        try:
-            forms = [decode(code, n_regs=n_regs)]
-        except Unsupported:
-            from evolve.forward import simplify       # slots forwarded across the branches first
-            from evolve.ifconvert import if_convert
-            forms = if_convert(decode(simplify(code), branches=True, n_regs=n_regs), n_regs)
-    except (Unsupported, AsmError):
-        return None
-    from evolve.ifconvert import selects
-    best = None
-    for insns in forms:
-        try:
-            insns = dead_code(insns, result)
-        except Unsupported:
-            continue
-        entry = live_after([Ins("nop", [])] + insns, result)[0] - {_MEM}
-        if entry - set(range(n_args)):
-            continue          # reads a register other than the arguments, or the flags, unset
-        try:
-            insns = dead_code(selects(rename(insns, n_args, result, n_regs)), result)
-            insns = coalesce(dead_code(combine(insns, result), result), result)
-            out = encode(insns)
-        except (Unsupported, AsmError):
-            continue
-        if insns and len(insns) < before and (best is None or len(out) < len(best)):
-            best = out
-    return best

@@ -44,7 +44,7 @@ from evolve.codetask import ReferenceFailure, make_code_task, task_record
 from evolve.config import RunConfig
 from evolve.forward import simplify
 from evolve.lift import lift
-from evolve.rewrite import rewrite
+from evolve.rewriter import rewrite
 from evolve.tasks import MASK, TaskError
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ from core.asm import assemble, disassemble
 from core.proofs import PROVEN, prove_equivalence
 from core.symbolic import translate
 from evolve import rewrite as RW
+from evolve.rewriter import rewrite
 from evolve.codetask import make_code_task, run_code
 
 #: -O0 forms (frame already in the scratch area, as evolve.frame models it) and gcc -O2's length
@@ -42,7 +43,7 @@ def _check(lines: list[str], arity: int) -> list[str]:
     checking it against the function by execution and by proof."""
     code = assemble(["sub sp, sp, #0x30"] + lines + ["add sp, sp, #0x30", "ret"])
     task = make_code_task("rewrite_check", code, arity)
-    out = RW.rewrite(task.model, arity)
+    out = rewrite(task.model, arity)
     assert out is not None
     rng = np.random.default_rng(3)
     x = rng.integers(0, 2**64, (300, arity), dtype=np.uint64)
@@ -86,7 +87,7 @@ def test_amount_mask_kept_for_other_readers():
     """Check that ``k & 63`` stays when something other than a 64-bit shift reads it."""
     lines = ["and x2, x1, #0x3f", "lsr x3, x0, x2", "add x0, x3, x2"]
     assert [i.text() for i in RW.combine(RW.decode(assemble(lines + ["ret"])))] == lines
-    assert RW.rewrite(assemble(lines + ["ret"]), 2) is None       # nothing shorter: no seed
+    assert rewrite(assemble(lines + ["ret"]), 2) is None       # nothing shorter: no seed
 
 
 def test_dead_code_goes_by_liveness():
@@ -100,7 +101,7 @@ def test_a_store_on_one_side_is_not_if_converted():
     both paths), while the same diamond without the store is converted."""
     side_store = ["cmp x0, #0", "b.ge #0xc", "str x1, [sp, #8]", "b #8", "neg x0, x0", "ldr x1, [sp, #8]",
                   "add x0, x0, x1"]
-    assert RW.rewrite(assemble(side_store + ["ret"]), 2) is None
+    assert rewrite(assemble(side_store + ["ret"]), 2) is None
     assert _check(["cmp x0, #0", "b.ge #0xc", "add x0, x0, x1", "b #8", "neg x0, x0"], 2) == \
         ["cmp x0, #0", "add x2, x0, x1", "neg x3, x0", "csel x0, x3, x2, ge"]
 
@@ -114,4 +115,4 @@ def test_unsupported_code_is_left_alone(lines):
     and SIMD registers (p23's bit count, whose data flow the rewrites do not see) give None, as
     does code reading a register other than the arguments or the flags before it sets them
     (not a function of its arguments: renaming would change which garbage it reads)."""
-    assert RW.rewrite(assemble(lines + ["ret"]), 2) is None
+    assert rewrite(assemble(lines + ["ret"]), 2) is None
