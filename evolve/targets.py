@@ -92,14 +92,19 @@ def asm_functions(text: str) -> list[str]:
     return [m.group(1) for m in map(_FUNC_TYPE.match, text.splitlines()) if m]
 
 
+def _only_function(names: list[str], where: str, empty: str) -> str:
+    """The one function of ``names``; TargetError (one line, at most 12 names) otherwise."""
+    if len(names) != 1:
+        listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise TargetError(f"{where} defines {len(names)} functions ({listed or empty}): choose one with --function")
+    return names[0]
+
+
 def load_asm(text: str, function: str | None = None, path: str = "") -> Target:
     """The function ``function`` (default: the only one) of GNU assembly ``text``."""
     names = asm_functions(text)
     if function is None:
-        if len(names) != 1:
-            raise TargetError(f"{path or 'the assembly'} defines {len(names)} functions "
-                              f"({', '.join(names) or 'no .type NAME, %function'}): choose one with --function")
-        function = names[0]
+        function = _only_function(names, path or "the assembly", "no .type NAME, %function")
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if _strip(line) == f"{function}:"), None)
     if start is None:
@@ -172,10 +177,7 @@ def load_elf(path: Path, function: str | None = None) -> Target:
                 raise TargetError(f"{path}: an ELF file for {elf['e_machine']}, not aarch64")
             names = elf_functions(path)
             if function is None:
-                if len(names) != 1:
-                    raise TargetError(f"{path} defines {len(names)} functions ({', '.join(names[:12]) or 'none'}"
-                                      f"{', ...' if len(names) > 12 else ''}): choose one with --function")
-                function = names[0]
+                function = _only_function(names, path, "none")
             sym = None
             for sec in elf.iter_sections():
                 if isinstance(sec, SymbolTableSection):
