@@ -39,12 +39,13 @@ def ex():
         yield executor
 
 
-def _both(ex, codes, inputs, seed=0):
+def _both(ex, codes, inputs, seed=0, states=None):
+    """(interpreter tier on, off) results of the same batch (``states``: per-case entry states)."""
     ex.interpreter = True
-    fast = ex.run(codes, inputs, seed=seed)
+    fast = ex.run(codes, inputs, seed=seed, states=states)
     ex.interpreter = False
     try:
-        ref = ex.run(codes, inputs, seed=seed)
+        ref = ex.run(codes, inputs, seed=seed, states=states)
     finally:
         ex.interpreter = True
     return fast, ref
@@ -593,11 +594,4 @@ def test_each_case_starts_from_the_entry_registers_and_scratch(ex):
     fast, ref = _both(ex, codes, inputs, seed=71)
     _assert_same(codes, fast, ref)
     assert len(set(fast.outputs[0].tolist())) == 1 and len(set(fast.outputs[2].tolist())) == 1
-    states = CaseStates.from_seed(72, 12, ex.options.scratch)
-    res = [ex.run(codes, inputs, states=states)]
-    ex.interpreter = False
-    try:
-        res.append(ex.run(codes, inputs, states=states))
-    finally:
-        ex.interpreter = True
-    _assert_same(codes, *res)
+    _assert_same(codes, *_both(ex, codes, inputs, seed=None, states=CaseStates.from_seed(72, 12, ex.options.scratch)))

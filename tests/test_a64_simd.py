@@ -190,11 +190,4 @@ def test_each_case_starts_from_the_entry_vector_registers(ex):
     fast, ref = _both(ex, codes, inputs, seed=61)
     _assert_same(codes, fast, ref)
     assert len(set(fast.outputs[0].tolist())) == 1            # d0's entry value on every case
-    states = CaseStates.from_seed(62, 12, ex.options.scratch)
-    res = [ex.run(codes, inputs, states=states)]
-    ex.interpreter = False
-    try:
-        res.append(ex.run(codes, inputs, states=states))
-    finally:
-        ex.interpreter = True
-    _assert_same(codes, *res)
+    _assert_same(codes, *_both(ex, codes, inputs, seed=None, states=CaseStates.from_seed(62, 12, ex.options.scratch)))
