@@ -26,7 +26,7 @@ from evolve.alphabets.base import Gene, IsaGenes, Op
 __all__ = ["Alphabet", "Gene", "Op", "alphabet_for", "genome_array"]
 
 
-_FLAG_TABLES: dict = {}     # id(alphabet) -> Alphabet.flag_table(); alphabets live as long as the process
+_FLAG_TABLES: dict = {}     # id(alphabet) -> (alphabet, Alphabet.flag_table()): the alphabet held, so its id is not reused
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class Alphabet:
         """bool [n_ops, 3]: whether each operation reads, writes (all of) the condition flags
         and branches, as capstone reads one encoding of it (:func:`evolve.fitness.flag_effects`);
         raw words: none of them. Cached."""
-        table = _FLAG_TABLES.get(id(self))
+        held = _FLAG_TABLES.get(id(self))      # (alphabet, table): holding the alphabet keeps its id
+        table = held[1] if held is not None and held[0] is self else None   # from being reused
         if table is None:
             from evolve.fitness import flag_effects
             rows = []
@@ -81,7 +82,8 @@ class Alphabet:
             for op, entry in enumerate(self.ops):
                 eff = None if entry.kind == "raw" else flag_effects(self.encode([self.random_operands(op, rng)]), self.isa)
                 rows.append(eff or (False, False, False))
-            table = _FLAG_TABLES[id(self)] = np.asarray(rows, bool).reshape(-1, 3)
+            table = np.asarray(rows, bool).reshape(-1, 3)
+            _FLAG_TABLES[id(self)] = (self, table)
         return table
 
     def raw_op_table(self) -> np.ndarray:

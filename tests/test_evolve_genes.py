@@ -261,3 +261,13 @@ def test_operator_codes_follow_the_tables():
     assert ops._codes({"b": 1.0, "a": 2.0}, ("a", "b")) == (1, 0)
     with pytest.raises(ValueError):
         ops._codes({"a": 1.0, "renamed": 1.0}, ("a", "b"))
+
+
+def test_flag_table_cache_never_answers_for_another_alphabet(monkeypatch):
+    """Check that a cached flag table left under an id another (freed) alphabet had is not
+    returned for this one (a CI run met an x86-64 table of 29 rows for the arm64 alphabet)."""
+    from evolve import genes as G
+    alphabet = alphabet_for("arm64")
+    monkeypatch.setattr(G, "_FLAG_TABLES", {id(alphabet): (object(), np.zeros((29, 3), bool))})
+    table = alphabet.flag_table()
+    assert table.shape == (alphabet.n_genes, 3) and alphabet.flag_table() is table
