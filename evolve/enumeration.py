@@ -230,16 +230,29 @@ class Enumeration:
         return [[tuple(int(v) for v in g) for g in genes[i]] for i in idx]
 
 
-def generation_step(engine) -> None:
-    """One generation's share of ``engine.enumeration`` (None: none): the programs it finds
-    replace the population's worst, evaluated and verified by the engine as any genome."""
+def _share(engine) -> list[list]:
+    """One generation's share of ``engine.enumeration``'s work: the programs it found (gene lists)."""
     en = engine.enumeration
-    if en is None or engine.solved is not None or en.exhausted:
-        return
+    if en is None or en.exhausted:
+        return []
     found = en.step(PER_GENOME * engine.cfg.pop) if en.done < en.total else []
     if not en.bank_exhausted:
         found += en.bank_step(BANK_PER_GENOME * engine.cfg.pop)
-    found = sorted(found, key=len)[:max(1, engine.cfg.pop // 2)]     # the shortest, if the bank found many
+    return found
+
+
+def phase_step(engine) -> list[list]:
+    """The share of the optimisation phase (:mod:`evolve.optimize`), which keeps what is cheaper."""
+    return _share(engine) if engine.solved is not None else []
+
+
+def generation_step(engine) -> None:
+    """One generation's share of ``engine.enumeration`` (None: none) before the first solution:
+    the programs it finds replace the population's worst, evaluated and verified by the engine as
+    any genome."""
+    if engine.solved is not None:
+        return
+    found = sorted(_share(engine), key=len)[:max(1, engine.cfg.pop // 2)]     # the shortest, if the bank found many
     if found:
         worst = np.argsort(-engine.rows.cost, kind="stable")[:len(found)]
         engine.accept_immigrants(found, engine.rows.uid[worst].tolist(), origin="enumerate")

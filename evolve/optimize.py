@@ -18,7 +18,8 @@ How it runs (``python -m evolve run --optimize SECONDS``):
    (``engine.solved``, ``engine.verification``); one that fails is refused and its
    counterexamples join the training set, as in the first phase. Nothing costlier than the best,
    and nothing unverified, is ever taken.
-4. Alongside, every generation, the peephole enumeration (:mod:`evolve.peephole`) runs a share
+4. Alongside, every generation, the enumeration of short programs and the bank of values go on
+   with their share, their programs cheaper than the best entering as candidates; and the peephole enumeration (:mod:`evolve.peephole`) runs a share
    of the replacements of the best program's windows (2-4 genes replaced by nothing or by one
    enumerated gene); those exact on the training cases enter the population as children of the
    best and go through step 3 like any other candidate. ``peephole=False`` (``--no-peephole``)
@@ -38,6 +39,7 @@ import logging
 import numpy as np
 
 from evolve import cost as K
+from evolve import enumeration as EN
 from evolve import fitness as fit
 from evolve import minimize as mz
 from evolve import peephole as PH
@@ -90,6 +92,7 @@ class Optimizer:
         self.improvements: list[dict] = []  #: each accepted cheaper program: gen, wall, cost, length
         self.refused = 0                #: cheaper candidates the verification refused
         self.rewrites = 0               #: cheaper rewritten forms of a best program (evolve.rewrite)
+        self.searched = 0               #: cheaper programs the enumeration and the bank offered
         self.minimized_length: int | None = None
         self._keys: dict = {}
         self.peephole: PH.Peephole | None = None
@@ -215,7 +218,7 @@ class Optimizer:
         take no place), then a generation's share of the peephole's; returns how many were
         accepted."""
         eng = self.engine
-        accepted = self._consider(rows) + self._peephole_step()
+        accepted = self._consider(rows) + self._peephole_step() + self._search_step()
         if rows is not eng.rows and rows.errors.shape[1] != len(eng.train_y):
             # a candidate's counterexamples grew the training set while it was verified as one
             # of the population (the peephole's, a minimised form): this generation's offspring
@@ -257,6 +260,32 @@ class Optimizer:
         picks = sorted(found, key=lambda g: (found[g], g))[:PER_GENERATION]
         self._reseed([(list(g), "peephole") for g in picks], len(picks))
         return rewritten + self._consider(eng.rows)
+
+    def _search_step(self) -> int:
+        """The enumeration of short programs and the bank of values (:mod:`evolve.enumeration`) go
+        on in the phase, a generation's share each as before the first solution: the first
+        solution often comes from the genetic search before the bank reaches a shorter program
+        (Hacker's Delight p11: evolution's five instructions, the bank's three a few seconds
+        later). Their programs cheaper than the best join the population as children of the best
+        and are considered as the peephole's are."""
+        eng = self.engine
+        found = EN.phase_step(eng)
+        if not found:
+            return 0
+        key, encode = self.best_key(), eng.alphabet.encode
+        cheaper = {}
+        for genes in found:
+            g = tuple(genes)
+            if g not in eng.validated_fail and g not in cheaper:
+                k = self.key(encode(genes))
+                if k < key:
+                    cheaper[g] = k
+        if not cheaper:
+            return 0
+        picks = sorted(cheaper, key=lambda g: (cheaper[g], g))[:PER_GENERATION]
+        self.searched += len(picks)
+        self._reseed([(list(g), "enumerate") for g in picks], len(picks))
+        return self._consider(eng.rows)
 
     def _rewrite(self, genes: list) -> int:
         """The best program after the classic rewrites (:mod:`evolve.rewrite`: renaming,
@@ -345,7 +374,7 @@ class Optimizer:
                 "seconds": round(end - self.started, 3) if self.active else 0.0,
                 "started_at": round(self.started, 3) if self.active else None,
                 "minimized_length": self.minimized_length, "improvements": list(self.improvements),
-                "candidates_refused": self.refused,
+                "candidates_refused": self.refused, "enumerated_candidates": self.searched,
                 "peephole": None if self.peephole is None else
                 {"replacements_run": self.peephole.tried, "exact_on_training": self.peephole.found,
                  "rewrites": self.rewrites}}
@@ -357,7 +386,7 @@ class Optimizer:
         return {"metric": self.metric, "seconds": self.seconds, "started": self.started, "ended": self.ended,
                 "first": individual_to_json(self.first),
                 "first_verification": self.first_verification.to_json() if self.first_verification else None,
-                "improvements": self.improvements, "refused": self.refused,
+                "improvements": self.improvements, "refused": self.refused, "searched": self.searched,
                 "minimized_length": self.minimized_length}
 
     def restore(self, doc: dict | None) -> None:
@@ -369,6 +398,7 @@ class Optimizer:
         self.first_verification = Verification(**doc["first_verification"]) if doc["first_verification"] else None
         self.started, self.ended = doc["started"], doc.get("ended")
         self.improvements, self.refused = list(doc["improvements"]), int(doc["refused"])
+        self.searched = int(doc.get("searched", 0))
         self.minimized_length = doc.get("minimized_length")
         self._use_tournament()
 

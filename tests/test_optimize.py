@@ -216,3 +216,36 @@ def test_a_new_best_is_rewritten_and_the_rewrite_verified():
         assert opt.record()["peephole"]["rewrites"] == 1
     finally:
         eng.evaluator.close()
+
+
+def test_the_enumeration_and_the_bank_go_on_in_the_phase():
+    """A first solution of six instructions: the phase keeps running the enumeration of short
+    programs and the bank (they stop at the first solution otherwise), and the two-instruction
+    program they reach becomes the best only through the same verification (proven), and is right
+    by an independent harness."""
+    from scripts.independent_harness import independent_check
+    cfg = RunConfig(task="clear_lowest", pop=300, generations=3, time_limit=None, backend="emulated",
+                    n_train=16, n_valid=2000, optimize=60.0, seed=1)
+    eng = build(cfg)
+    try:
+        eng.start()
+        eng.solved = eng.verification = None
+        first = new_individual(genes(eng.alphabet, FIRST), 9_999)
+        eng._evaluate([first])
+        eng._validate([first])
+        eng.optimizer = opt = O.Optimizer(eng, "length", 60.0, peephole=False)
+        opt.begin()
+        start = dict(eng.enumeration.position)
+        assert opt.best_key() > (2, 2)
+        for _ in range(80):
+            if opt.best_key() == (2, 2):
+                break
+            opt._search_step()
+        assert eng.enumeration.position["programs"] > start["programs"]
+        assert opt.best_key() == (2, 2) and opt.searched >= 1
+        assert eng.verification.equivalence == "proven" and opt.improvements[-1]["length"] == 2
+        assert opt.record()["enumerated_candidates"] == opt.searched
+        wrong, n, case = independent_check(eng.alphabet.encode(eng.solved), lambda x: x & (x - 1), 1, n=500)
+        assert wrong == 0, case
+    finally:
+        eng.evaluator.close()
