@@ -181,11 +181,12 @@ class Engine:
     # ----------------------------------------------------------------- genes
     def _draw_table(self):
         """Cumulative weights for a new gene: base weights times the brain's pattern weights after
-        every context of up to two genes, as ``(table, pairs)`` (``evolve.operators.split_table``)."""
+        every context of up to two genes, each row computed when a draw first reads it
+        (``PatternTable.lazy_draw_table``, ``evolve.operators.split_table``)."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or len(self.brain.gene_patterns) == 0:   # (a --brain-from prior: from gen 0)
             return np.cumsum(base)[None, :]
-        return self.brain.gene_patterns.draw_table(base)     # = cumsum(base * context_table)
+        return self.brain.gene_patterns.lazy_draw_table(base)     # rows = cumsum(base * context_table)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None,

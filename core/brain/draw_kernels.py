@@ -1,0 +1,178 @@
+"""A generation's gene draw table, built lazily: the rows its draws read, not every context.
+
+``PatternTable.draw_table`` (:func:`core.brain.pattern_kernels.context_cumulative`) fills
+``1 + n + k`` rows of ``n`` cumulative weights (arm64: up to 2,304 x 253 float64, 4.7 MB) every
+generation, while a generation of 1000 offspring draws a few thousand genes from a few hundred of
+those rows. Here the pattern factors are gathered in one pass (unigrams per gene, bigrams per gene
+pair, trigrams as a sparse list per pair row) and a row's cumulative weights are computed the
+first time a draw reads it (:func:`row`), with the same operations in the same order as the full
+table: every row a draw reads is the full table's row bit for bit, so the draws are the same.
+
+The table is a plain tuple (Numba takes it as one argument), see :func:`empty_lazy` for the
+order: ``(cum, done, pairs, base, uni, bi, tri_ptr, tri_gene, tri_factor)``; ``done[r]`` says
+whether ``cum[r]`` holds its row. A fully built table is ``done`` all ones and empty factors.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from core.brain.pattern_kernels import _drawable
+
+
+def full(cum: np.ndarray, pairs: np.ndarray) -> tuple:
+    """A table whose rows are all computed already (``cum`` float64 [rows, n], ``pairs`` int64)."""
+    return (np.ascontiguousarray(cum, np.float64), np.ones(cum.shape[0], np.uint8),
+            np.ascontiguousarray(pairs, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64),
+            np.zeros((0, 0), np.float64), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+
+@njit(cache=True, error_model="numpy")
+def draw_ratios(length, count, n_improved, threshold_ratio, init_threshold, n_max, prior, lo, hi):
+    """``PatternTable.draw_ratios`` in one compiled pass per pattern length (same float64
+    operations, so the same float32 results): ``init / factor`` for live slots, the threshold
+    ratio itself for free ones."""
+    cap = length.shape[0]
+    init = np.float64(init_threshold)
+    factor = np.ones(cap, np.float64)
+    for s in range(cap):
+        if length[s] > 0:
+            v = init / np.float64(threshold_ratio[s])
+            factor[s] = v if (v < 1.0 or v != v) else 1.0        # np.minimum(1.0, v): NaN stays NaN
+    for L in range(1, n_max + 1):
+        total = 0.0
+        better = 0.0
+        for s in range(cap):
+            if length[s] == L and count[s] > 0:
+                total += np.float64(count[s])          # integers: exact in any order
+                better += np.float64(n_improved[s])
+        if better <= 0 or total <= 0:
+            continue
+        base = better / total
+        for s in range(cap):
+            if length[s] == L and count[s] > 0:
+                rate = (np.float64(n_improved[s]) + prior * base) / (np.float64(count[s]) + prior)
+                c = rate / base
+                c = c if c > lo else lo                 # np.clip: max with lo, then min with hi
+                c = c if c < hi else hi
+                factor[s] *= c
+    out = np.empty(cap, np.float32)
+    for s in range(cap):
+        out[s] = np.float32(init / factor[s]) if length[s] > 0 else threshold_ratio[s]
+    return out
+
+
+@njit(cache=True)
+def lazy(n, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min, max_pairs):
+    """The lazy form of ``context_cumulative``'s table (module docstring): the same pairs and the
+    same factors, no row computed yet. ``threshold_ratio``: the draw ratios."""
+    drawable = np.empty(length.shape[0], np.int64)
+    m = 0
+    for s in range(length.shape[0]):
+        if _drawable(s, n, tokens, length, n_ok, n_crash, min_exec):
+            drawable[m] = s
+            m += 1
+    uni = np.ones(n, np.float64)
+    bi = np.ones((n, n), np.float64)
+    keys = np.empty(m, np.int64)
+    score = np.empty(m, np.float64)
+    n_keys = 0
+    for i in range(m):
+        s = drawable[i]
+        if length[s] == 3 and threshold_ratio[s] != threshold_min:
+            keys[n_keys] = tokens[s, 0] * n + tokens[s, 1]
+            score[n_keys] = abs(np.log(threshold_min / threshold_ratio[s]))
+            n_keys += 1
+    order = np.argsort(keys[:n_keys])
+    uk = np.empty(n_keys, np.int64)
+    us = np.zeros(n_keys, np.float64)
+    u = 0
+    for j in range(n_keys):
+        k = keys[order[j]]
+        if u == 0 or uk[u - 1] != k:
+            uk[u] = k
+            u += 1
+        us[u - 1] += score[order[j]]
+    if u > max_pairs:
+        top = np.argsort(-us[:u], kind="mergesort")[:max_pairs]
+        pairs = np.sort(uk[top])
+    else:
+        pairs = uk[:u].copy()
+    n_pairs = pairs.shape[0]
+    # trigram factors in slot order (the full table multiplies them in that order), then grouped
+    # by pair row, stably: each (row, gene)'s product keeps its order
+    ent_row = np.empty(m, np.int64)
+    ent_gene = np.empty(m, np.int64)
+    ent_f = np.empty(m, np.float64)
+    e = 0
+    for i in range(m):
+        s = drawable[i]
+        L = length[s]
+        f = threshold_min / threshold_ratio[s]
+        g = tokens[s, L - 1]
+        if L == 1:
+            uni[g] *= f
+        elif L == 2:
+            bi[tokens[s, 0], g] *= f
+        elif f != 1.0:
+            key = tokens[s, 0] * n + tokens[s, 1]
+            j = np.searchsorted(pairs, key)
+            if j < n_pairs and pairs[j] == key:
+                ent_row[e] = j
+                ent_gene[e] = g
+                ent_f[e] = f
+                e += 1
+    tri_ptr = np.zeros(n_pairs + 1, np.int64)
+    for i in range(e):
+        tri_ptr[ent_row[i] + 1] += 1
+    for j in range(n_pairs):
+        tri_ptr[j + 1] += tri_ptr[j]
+    fill = tri_ptr[:-1].copy()
+    tri_gene = np.empty(e, np.int64)
+    tri_f = np.empty(e, np.float64)
+    for i in range(e):
+        at = fill[ent_row[i]]
+        tri_gene[at] = ent_gene[i]
+        tri_f[at] = ent_f[i]
+        fill[ent_row[i]] = at + 1
+    rows = 1 + n + n_pairs
+    cum = np.empty((rows, n), np.float64)        # untouched pages cost nothing
+    done = np.zeros(rows, np.uint8)
+    return cum, done, pairs, base.copy(), uni, bi, tri_ptr, tri_gene, tri_f
+
+
+@njit(cache=True)
+def row(tab, r):
+    """Row ``r`` of the cumulative table, computed on first use (the full table's operations:
+    ``acc += base[g] * (w * uni[g] * bi[b, g])``, ``w`` the product of the row's trigrams)."""
+    cum, done, pairs, base, uni, bi, tri_ptr, tri_gene, tri_f = tab
+    if done[r]:
+        return cum[r]
+    n = cum.shape[1]
+    w = np.ones(n, np.float64)
+    b = -1
+    if r > n:
+        j = r - 1 - n
+        b = pairs[j] % n
+        for i in range(tri_ptr[j], tri_ptr[j + 1]):
+            w[tri_gene[i]] *= tri_f[i]
+    elif r > 0:
+        b = r - 1
+    acc = 0.0
+    out = cum[r]
+    for g in range(n):
+        v = w[g] * uni[g]
+        if b >= 0:
+            v = v * bi[b, g]
+        acc += base[g] * v
+        out[g] = acc
+    done[r] = 1
+    return out
+
+
+@njit(cache=True)
+def fill_all(tab):
+    """Every row computed (tests, and callers that want the whole table): returns ``cum``."""
+    for r in range(tab[0].shape[0]):
+        row(tab, r)
+    return tab[0]
