@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from core.brain.pattern_kernels import _drawable
 
 
 def full(cum: np.ndarray, pairs: np.ndarray) -> tuple:
@@ -68,36 +67,49 @@ def lazy(n, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, thre
     same factors, no row computed yet. ``threshold_ratio``: the draw ratios."""
     drawable = np.empty(length.shape[0], np.int64)
     m = 0
-    for s in range(length.shape[0]):
-        if _drawable(s, n, tokens, length, n_ok, n_crash, min_exec):
+    for s in range(length.shape[0]):        # pattern_kernels._drawable, written so that LLVM
+        L = length[s]                       # keeps it a plain loop (its vectorised form of
+        if L == 0 or L > 3 or n_ok[s] + n_crash[s] < min_exec:      # _drawable ran ~20x slower)
+            continue
+        ok = True
+        for t in range(L):
+            if tokens[s, t] < 0 or tokens[s, t] >= n:
+                ok = False
+        if ok:
             drawable[m] = s
             m += 1
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
-    keys = np.empty(m, np.int64)
-    score = np.empty(m, np.float64)
-    n_keys = 0
+    # the pairs that end a trigram with a factor other than 1, each with its trigrams' summed
+    # |log factor|: buckets by key (a linear pass; the full table sorts the keys, so a pair's
+    # terms may be added in another order there: the sums can differ in the last bit, which
+    # could only matter for two pairs tied at the max_pairs cut)
+    score = np.zeros(n * n, np.float64)
+    hits = np.zeros(n * n, np.uint8)
     for i in range(m):
         s = drawable[i]
         if length[s] == 3 and threshold_ratio[s] != threshold_min:
-            keys[n_keys] = tokens[s, 0] * n + tokens[s, 1]
-            score[n_keys] = abs(np.log(threshold_min / threshold_ratio[s]))
-            n_keys += 1
-    order = np.argsort(keys[:n_keys])
-    uk = np.empty(n_keys, np.int64)
-    us = np.zeros(n_keys, np.float64)
-    u = 0
-    for j in range(n_keys):
-        k = keys[order[j]]
-        if u == 0 or uk[u - 1] != k:
-            uk[u] = k
-            u += 1
-        us[u - 1] += score[order[j]]
-    if u > max_pairs:
-        top = np.argsort(-us[:u], kind="mergesort")[:max_pairs]
-        pairs = np.sort(uk[top])
+            k = tokens[s, 0] * n + tokens[s, 1]
+            score[k] += abs(np.log(threshold_min / threshold_ratio[s]))
+            hits[k] = 1
+    uk = np.flatnonzero(hits)
+    if uk.shape[0] > max_pairs:          # the top max_pairs scores, ties to the lower key (as a
+        us = score[uk]                   # stable sort of -score would take them), in key order
+        cut = np.partition(us, us.shape[0] - max_pairs)[us.shape[0] - max_pairs]
+        room = max_pairs - int((us > cut).sum())
+        keep = np.zeros(uk.shape[0], np.bool_)
+        for i in range(uk.shape[0]):
+            if us[i] > cut:
+                keep[i] = True
+            elif us[i] == cut and room > 0:
+                keep[i] = True
+                room -= 1
+        pairs = uk[keep]
     else:
-        pairs = uk[:u].copy()
+        pairs = uk
+    slot_of = np.full(n * n, -1, np.int64)
+    for j in range(pairs.shape[0]):
+        slot_of[pairs[j]] = j
     n_pairs = pairs.shape[0]
     # trigram factors in slot order (the full table multiplies them in that order), then grouped
     # by pair row, stably: each (row, gene)'s product keeps its order
@@ -115,9 +127,8 @@ def lazy(n, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, thre
         elif L == 2:
             bi[tokens[s, 0], g] *= f
         elif f != 1.0:
-            key = tokens[s, 0] * n + tokens[s, 1]
-            j = np.searchsorted(pairs, key)
-            if j < n_pairs and pairs[j] == key:
+            j = slot_of[tokens[s, 0] * n + tokens[s, 1]]
+            if j >= 0:
                 ent_row[e] = j
                 ent_gene[e] = g
                 ent_f[e] = f
