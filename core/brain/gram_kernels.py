@@ -90,3 +90,50 @@ def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_r
                     break
                 sr, th = sr2, th2
         success_rate[s], threshold_ratio[s] = sr, th
+
+
+@njit(cache=True)
+def introduced(tokens, length, fresh, n_max):
+    """``gene_grams.introduced_grams`` in one pass: per genome (ascending), its distinct windows
+    of 1..``n_max`` adjacent genes within its length holding a fresh gene, shorter windows
+    first, then by position (a window seen earlier in the genome is not repeated).
+
+    Returns ``(owner int64 [m], grams int64 [m, n_max] zero-padded, lens int64 [m])``."""
+    n, L = tokens.shape
+    kmax = min(n_max, L)
+    cap = n * L * max(kmax, 1)
+    owner = np.empty(cap, np.int64)
+    grams = np.empty((cap, n_max), np.int64)
+    lens = np.empty(cap, np.int64)
+    m = 0
+    for q in range(n):
+        start = m
+        size = min(length[q], L)
+        for k in range(1, kmax + 1):
+            for j in range(size - k + 1):
+                hit = False
+                for t in range(k):
+                    if fresh[q, j + t]:
+                        hit = True
+                        break
+                if not hit:
+                    continue
+                dup = False
+                for p in range(start, m):
+                    if lens[p] == k:
+                        same = True
+                        for t in range(k):
+                            if grams[p, t] != tokens[q, j + t]:
+                                same = False
+                                break
+                        if same:
+                            dup = True
+                            break
+                if dup:
+                    continue
+                owner[m] = q
+                lens[m] = k
+                for t in range(n_max):
+                    grams[m, t] = tokens[q, j + t] if t < k else 0
+                m += 1
+    return owner[:m].copy(), grams[:m].copy(), lens[:m].copy()
