@@ -426,9 +426,9 @@ class Engine:
         if entrants.size > self.hof.maxsize:
             cut = np.sort(costs[entrants])[self.hof.maxsize - 1]
             entrants = entrants[costs[entrants] <= cut]
-        if entrants.size and len(self.hof):   # DEAP never inserts a genome the hall holds: no individual
-            held = {np.asarray(ind, np.int64).tobytes() for ind in self.hof}
-            entrants = entrants[[rows.genes[i, :rows.length[i]].tobytes() not in held for i in entrants.tolist()]]
+        if entrants.size:   # individuals only for those DEAP's update inserts (the rest change nothing)
+            keys = [rows.genes[i, :rows.length[i]].tobytes() for i in entrants.tolist()]
+            entrants = entrants[self.hof.would_insert(costs[entrants].tolist(), keys)]
         if entrants.size:
             self.hof.update(rows.individuals(entrants, self.lineage))
 
