@@ -40,3 +40,4 @@ def test_would_insert_is_what_update_inserts(seed):
         assert len(picked) < len(cands) or was_empty
         skipped += len(cands) - len(picked)
     assert len(full) == 10 and skipped > 200
+
