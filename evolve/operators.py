@@ -200,9 +200,13 @@ def _draw(genes, i, tab, operands, n_regs, gene):
 
 @njit(cache=True)
 def _mutate(g, n, kind, tab, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
-            macro_cum, used):
+            macro_cum, used, span):
     """Mutate ``g[:n]`` in place; returns the new length (``used[0]``: the macro-gene inserted;
-    a genome with no room for it gets it written over as many of its genes)."""
+    a genome with no room for it gets it written over as many of its genes). ``span`` := the
+    positions ``[span[0], span[1])`` the mutation wrote new genes to (none: an empty span): every
+    other gene is one of the parent's."""
+    span[0] = 0
+    span[1] = 0
     if kind == MUT_MACRO:      # insert a macro-gene whole, registers renamed (room permitting)
         m = -1
         if macro_cum.shape[0] > 0:
@@ -229,6 +233,7 @@ def _mutate(g, n, kind, tab, operands, raw_ops, n_regs, max_len, tmp, macros, ma
                     for f in range(1, 4):
                         g[i + t, f] = perm[macros[m, t, f]]
             used[0] = m
+            span[0], span[1] = i, i + k
             return n + k
     if kind == MUT_FLIP:   # flip 1-3 bits of a raw word (no raw word: an operand tweak)
         count = 0
@@ -251,22 +256,26 @@ def _mutate(g, n, kind, tab, operands, raw_ops, n_regs, max_len, tmp, macros, ma
                         word = g[i, 4] ^ flips
                         g[i, 4] = word
                         g[i, 0] = raw_ops[(word >> 28) & 15]   # the token follows the nibble
+                        span[0], span[1] = i, i + 1
                         return n
                     pick -= 1
     if kind == MUT_REPLACE:     # replace one gene by a newly drawn one
         i = _randint(0, n - 1)
         _draw(g, i, tab, operands, n_regs, g[i])
+        span[0], span[1] = i, i + 1
     elif kind == MUT_TWEAK:   # tweak one operand (a register or the immediate) of one gene
         i = _randint(0, n - 1)
         _operands(g[i, 0], operands, n_regs, tmp)
         field = _randint(1, 4)
         g[i, field] = tmp[field]
+        span[0], span[1] = i, i + 1
     elif kind == MUT_INSERT:   # insert a newly drawn gene (below the length limit)
         if n < max_len:
             i = _randint(0, n)
             for j in range(n, i, -1):
                 g[j] = g[j - 1]
             _draw(g, i, tab, operands, n_regs, g[i])
+            span[0], span[1] = i, i + 1
             n += 1
     elif kind == MUT_DELETE:   # delete one gene (never the last one)
         if n > 1:
@@ -336,6 +345,7 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, tab, operands, raw_op
     used = np.full(n, -1, np.int64)
     g = np.zeros((width + macros.shape[1], 5), np.int64)
     tmp = np.zeros(5, np.int64)
+    span = np.zeros(2, np.int64)
     for k in range(n):
         a = parents[first[k]]
         na = lengths[first[k]]
@@ -346,9 +356,11 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, tab, operands, raw_op
         else:
             m = min(na, max_len)
             g[:m] = a[:m]
+        span[0] = 0
+        span[1] = 0
         if mut[k] >= 0:
             m = _mutate(g, m, mut[k], tab, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
-                        macro_cum, used[k:k + 1])
+                        macro_cum, used[k:k + 1], span)
         out[k, :m] = g[:m]
         out_len[k] = m
         same[k] = m == na
@@ -358,6 +370,9 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, tab, operands, raw_op
                     if g[i, f] != a[i, f]:
                         same[k] = False
                         break
+        # a gene crossover or the mutation's shifts copied is one of a parent's: only the
+        # mutation's new ones can be fresh
+        for i in range(span[0], min(span[1], m)):
             new = True
             for j in range(na):
                 if _equal(g[i], a[j]):

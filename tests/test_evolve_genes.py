@@ -270,3 +270,29 @@ def test_flag_table_cache_never_answers_for_another_alphabet(monkeypatch):
     monkeypatch.setattr(G, "_FLAG_TABLES", {id(alphabet): (object(), np.zeros((29, 3), bool))})
     table = alphabet.flag_table()
     assert table.shape == (alphabet.n_genes, 3) and alphabet.flag_table() is table
+
+
+def test_fresh_marks_the_genes_in_neither_parent_after_crossover_and_mutation():
+    """Check fresh against its definition (in neither parent) for children made by a crossover
+    and then any mutation, macro-genes included, at every position."""
+    alphabet = alphabet_for("arm64")
+    var, table = _variation(alphabet, 10)
+    parents, lengths = ops.init_genomes(var, 600, 10, table, random.Random(11))
+    n = len(parents)
+    rng = np.random.default_rng(12)
+    second = np.where(rng.random(n) < 0.6, rng.integers(0, n, n), -1)
+    cx = np.where(second >= 0, rng.integers(0, len(ops.CROSSOVERS), n), -1)
+    mut = np.where((second < 0) | (rng.random(n) < 0.5), rng.integers(0, len(ops.MUTATIONS), n), -1)
+    lib = np.zeros((1, 2, 5), np.int64)
+    lib[0] = [(1, 1, 0, 0, 1), (4, 0, 0, 1, 0)]
+    macros = ops.MacroTable(lib, np.array([2]), np.array([1.0]))
+    out, out_len, fresh, same = _kernel(parents, lengths, np.arange(n), second, cx, mut, ops.split_table(table),
+                                        var.operands, var.raw_ops, var.n_regs, 10, 5, macros=macros)
+    for k in range(n):
+        known = set(map(tuple, parents[k, :lengths[k]].tolist()))
+        if second[k] >= 0:
+            known |= set(map(tuple, parents[second[k], :lengths[second[k]]].tolist()))
+        for i, gene in enumerate(out[k, :out_len[k]].tolist()):
+            assert fresh[k, i] == (tuple(gene) not in known)
+        assert not fresh[k, out_len[k]:].any()
+    assert 0.2 < fresh.any(axis=1).mean() < 0.9
