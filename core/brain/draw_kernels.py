@@ -26,45 +26,64 @@ def full(cum: np.ndarray, pairs: np.ndarray) -> tuple:
             np.zeros((0, 0), np.float64), np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
+@njit(cache=True)
+def _bases(length, count, n_improved, n_max):
+    """Per pattern length L (index L): the base rate of improvement (``n_improved / count`` over
+    the live patterns of length L introduced at least once; 0: none, no improvement factor)."""
+    total = np.zeros(n_max + 1, np.float64)
+    better = np.zeros(n_max + 1, np.float64)
+    for s in range(length.shape[0]):
+        L = length[s]
+        if L > 0 and L <= n_max and count[s] > 0:
+            total[L] += np.float64(count[s])          # integers: exact in any order
+            better[L] += np.float64(n_improved[s])
+    base = np.zeros(n_max + 1, np.float64)
+    for L in range(1, n_max + 1):
+        if better[L] > 0 and total[L] > 0:
+            base[L] = better[L] / total[L]
+    return base
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ratio(s, length, count, n_improved, threshold_ratio, init, base, prior, lo, hi):
+    """Live slot ``s``'s draw ratio: ``init / factor`` as float32 (PatternTable.draw_ratios)."""
+    v = init / np.float64(threshold_ratio[s])
+    factor = v if (v < 1.0 or v != v) else 1.0        # np.minimum(1.0, v): NaN stays NaN
+    b = base[length[s]]
+    if b > 0 and count[s] > 0:
+        rate = (np.float64(n_improved[s]) + prior * b) / (np.float64(count[s]) + prior)
+        c = rate / b
+        c = c if c > lo else lo                         # np.clip: max with lo, then min with hi
+        c = c if c < hi else hi
+        factor *= c
+    return np.float32(init / factor)
+
+
 @njit(cache=True, error_model="numpy")
 def draw_ratios(length, count, n_improved, threshold_ratio, init_threshold, n_max, prior, lo, hi):
-    """``PatternTable.draw_ratios`` in one compiled pass per pattern length (same float64
-    operations, so the same float32 results): ``init / factor`` for live slots, the threshold
-    ratio itself for free ones."""
-    cap = length.shape[0]
+    """``PatternTable.draw_ratios`` compiled (the same float64 operations, so the same float32
+    results): ``init / factor`` for live slots, the threshold ratio itself for free ones."""
     init = np.float64(init_threshold)
-    factor = np.ones(cap, np.float64)
-    for s in range(cap):
+    base = _bases(length, count, n_improved, n_max)
+    out = np.empty(length.shape[0], np.float32)
+    for s in range(length.shape[0]):
         if length[s] > 0:
-            v = init / np.float64(threshold_ratio[s])
-            factor[s] = v if (v < 1.0 or v != v) else 1.0        # np.minimum(1.0, v): NaN stays NaN
-    for L in range(1, n_max + 1):
-        total = 0.0
-        better = 0.0
-        for s in range(cap):
-            if length[s] == L and count[s] > 0:
-                total += np.float64(count[s])          # integers: exact in any order
-                better += np.float64(n_improved[s])
-        if better <= 0 or total <= 0:
-            continue
-        base = better / total
-        for s in range(cap):
-            if length[s] == L and count[s] > 0:
-                rate = (np.float64(n_improved[s]) + prior * base) / (np.float64(count[s]) + prior)
-                c = rate / base
-                c = c if c > lo else lo                 # np.clip: max with lo, then min with hi
-                c = c if c < hi else hi
-                factor[s] *= c
-    out = np.empty(cap, np.float32)
-    for s in range(cap):
-        out[s] = np.float32(init / factor[s]) if length[s] > 0 else threshold_ratio[s]
+            out[s] = _ratio(s, length, count, n_improved, threshold_ratio, init, base, prior, lo, hi)
+        else:
+            out[s] = threshold_ratio[s]
     return out
 
 
-@njit(cache=True)
-def lazy(n, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, threshold_min, max_pairs):
-    """The lazy form of ``context_cumulative``'s table (module docstring): the same pairs and the
-    same factors, no row computed yet. ``threshold_ratio``: the draw ratios."""
+@njit(cache=True, error_model="numpy")
+def lazy(n, base, tokens, length, n_ok, n_crash, count, n_improved, rule_ratio, init_threshold, n_max, prior,
+         lo, hi, min_exec, max_pairs):
+    """The lazy form of ``context_cumulative``'s table (module docstring) from the table's
+    statistics: the same pairs and the same factors, no row computed yet, the draw ratios
+    (:func:`draw_ratios`) computed for the drawable patterns only (``rule_ratio``: the rule's
+    threshold ratios, ``init_threshold``: the table's initial one)."""
+    init = np.float64(init_threshold)
+    threshold_min = init
+    bases = _bases(length, count, n_improved, n_max)
     drawable = np.empty(length.shape[0], np.int64)
     m = 0
     for s in range(length.shape[0]):        # pattern_kernels._drawable, written so that LLVM
@@ -78,6 +97,10 @@ def lazy(n, base, tokens, length, n_ok, n_crash, threshold_ratio, min_exec, thre
         if ok:
             drawable[m] = s
             m += 1
+    threshold_ratio = rule_ratio.copy()         # draw ratios, written for the drawable slots
+    for i in range(m):
+        threshold_ratio[drawable[i]] = _ratio(drawable[i], length, count, n_improved, rule_ratio, init,
+                                              bases, prior, lo, hi)
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
     # the pairs that end a trigram with a factor other than 1, each with its trigrams' summed

@@ -232,8 +232,10 @@ class PatternTable:
         factors, each row computed when a draw first reads it, equal to :meth:`draw_table`'s bit
         for bit; what ``evolve.operators`` draws from each generation."""
         base = np.ascontiguousarray(base, np.float64)
-        return dk.lazy(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash,
-                       self.draw_ratios(), int(min_executions), float(self.init_threshold), int(max_pairs))
+        lo, hi = IMPROVEMENT_BOUNDS
+        return dk.lazy(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash, self.count,
+                       self.n_improved, self.threshold_ratio, np.float64(self.init_threshold), int(self.config.n_max),
+                       IMPROVEMENT_PRIOR, float(lo), float(hi), int(min_executions), int(max_pairs))
 
     def draw_ratios(self) -> np.ndarray:
         """float32 [cap]: the threshold ratio each pattern draws with, ``init / factor``.
