@@ -311,7 +311,7 @@ class Engine:
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
         nodes.materialize_survivors(self, kids, best, todo, codes)   # those that live on: EXEC nodes
-        self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
+        self._set_rows(Rows.concat_take(self.rows, elite, kids, best))
         if restarts.stagnant(self):
             batch = restarts.restart(self, batch)
         enumeration.generation_step(self)

@@ -41,3 +41,27 @@ def test_would_insert_is_what_update_inserts(seed):
         skipped += len(cands) - len(picked)
     assert len(full) == 10 and skipped > 200
 
+
+
+def test_rows_concat_take_equals_concat_of_takes():
+    """Check that Rows.concat_take gives concat(a.take(ia), b.take(ib)) in every column, dtypes
+    included (widths equal, and the padding path when they differ)."""
+    from evolve.population import Rows
+    rng = np.random.default_rng(2)
+
+    def rows(n, width):
+        r = Rows.new(rng.integers(0, 50, (n, width, 5)), rng.integers(1, width + 1, n), np.arange(n), 8)
+        r.cost[:] = rng.random(n)
+        r.errors[:] = rng.integers(0, 64, r.errors.shape)
+        r.prior[:] = rng.random(r.prior.shape)
+        r.tally[:] = rng.integers(0, 9, r.tally.shape)
+        r.crashed[:] = rng.random(n) < 0.5
+        return r
+    for wa, wb in ((6, 6), (4, 6)):
+        a, b = rows(20, wa), rows(30, wb)
+        ia, ib = rng.integers(0, 20, 5), rng.permutation(30)[:25]
+        got, want = Rows.concat_take(a, ia, b, ib), Rows.concat(a.take(ia), b.take(ib))
+        for name in ("genes", "length", "uid", "cost", "errors", "exact", "crashed", "node", "prior", "tally"):
+            x, y = getattr(got, name), getattr(want, name)
+            assert x.dtype == y.dtype and x.shape == y.shape, name
+            np.testing.assert_array_equal(x, y)
