@@ -181,8 +181,7 @@ class Engine:
     # ----------------------------------------------------------------- genes
     def _draw_table(self):
         """Cumulative weights for a new gene: base weights times the brain's pattern weights after
-        every context of up to two genes, each row computed when a draw first reads it
-        (``PatternTable.lazy_draw_table``, ``evolve.operators.split_table``)."""
+        every context of up to two genes, a row built on its first draw (``lazy_draw_table``)."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or len(self.brain.gene_patterns) == 0:   # (a --brain-from prior: from gen 0)
             return np.cumsum(base)[None, :]
@@ -427,8 +426,8 @@ class Engine:
             cut = np.sort(costs[entrants])[self.hof.maxsize - 1]
             entrants = entrants[costs[entrants] <= cut]
         if entrants.size:   # individuals only for those DEAP's update inserts (the rest change nothing)
-            keys = [rows.genes[i, :rows.length[i]].tobytes() for i in entrants.tolist()]
-            entrants = entrants[self.hof.would_insert(costs[entrants].tolist(), keys)]
+            entrants = entrants[self.hof.would_insert(costs[entrants].tolist(),
+                                                      [rows.genes[i, :rows.length[i]].tobytes() for i in entrants.tolist()])]
         if entrants.size:
             self.hof.update(rows.individuals(entrants, self.lineage))
 
