@@ -181,11 +181,11 @@ class Engine:
     # ----------------------------------------------------------------- genes
     def _draw_table(self):
         """Cumulative weights for a new gene: base weights times the brain's pattern weights after
-        every context of up to two genes, as ``(table, pairs)`` (``evolve.operators.split_table``)."""
+        every context of up to two genes, a row built on its first draw (``lazy_draw_table``)."""
         base = np.asarray(self.alphabet.base_weights(), np.float64)
         if self.brain is None or len(self.brain.gene_patterns) == 0:   # (a --brain-from prior: from gen 0)
             return np.cumsum(base)[None, :]
-        return self.brain.gene_patterns.draw_table(base)     # = cumsum(base * context_table)
+        return self.brain.gene_patterns.lazy_draw_table(base)     # rows = cumsum(base * context_table)
 
     # ----------------------------------------------------------------- evaluation
     def _evaluate_rows(self, rows: Rows, idx: np.ndarray | None = None, fresh: FreshGenes | None = None,
@@ -310,7 +310,7 @@ class Engine:
         elite = np.argsort(self.rows.cost, kind="stable")[:cfg.elite]
         best = np.argsort(kids.cost, kind="stable")[:cfg.pop - len(elite)]
         nodes.materialize_survivors(self, kids, best, todo, codes)   # those that live on: EXEC nodes
-        self._set_rows(Rows.concat(self.rows.take(elite), kids.take(best)))
+        self._set_rows(Rows.concat_take(self.rows, elite, kids, best))
         if restarts.stagnant(self):
             batch = restarts.restart(self, batch)
         enumeration.generation_step(self)
@@ -425,6 +425,9 @@ class Engine:
         if entrants.size > self.hof.maxsize:
             cut = np.sort(costs[entrants])[self.hof.maxsize - 1]
             entrants = entrants[costs[entrants] <= cut]
+        if entrants.size:   # individuals only for those DEAP's update inserts (the rest change nothing)
+            entrants = entrants[self.hof.would_insert(costs[entrants].tolist(),
+                                                      [rows.genes[i, :rows.length[i]].tobytes() for i in entrants.tolist()])]
         if entrants.size:
             self.hof.update(rows.individuals(entrants, self.lineage))
 

@@ -99,17 +99,30 @@ def entry_flag_readers(tokens: np.ndarray, lengths: np.ndarray, table: np.ndarra
     write after a branch does not count). Vectorised, for every genome of a batch; operations
     the table does not know (raw words) count as neither, so this guides the search while the
     static check on the code still decides what may be a solution."""
+    tokens = np.ascontiguousarray(tokens, np.int64)
+    if tokens.shape[0] == 0 or tokens.shape[1] == 0:
+        return np.zeros(tokens.shape[0], bool)
+    return _flag_readers(tokens, np.ascontiguousarray(lengths, np.int64), np.ascontiguousarray(table, np.bool_))
+
+
+@njit(cache=True)
+def _flag_readers(tokens, lengths, table):
+    """:func:`entry_flag_readers`, a genome at a time: the first read at or before the first
+    write that no branch precedes (a read and a write in one instruction reads first)."""
     n, width = tokens.shape
-    if n == 0 or width == 0:
-        return np.zeros(n, bool)
-    live = np.arange(width)[None, :] < np.asarray(lengths)[:, None]
-    eff = table[tokens] & live[:, :, None]
-    branched_before = (np.cumsum(eff[:, :, 2], axis=1) - eff[:, :, 2]) > 0
-    clean_write = eff[:, :, 1] & ~branched_before
-    reads = eff[:, :, 0].any(axis=1)
-    first_write = np.where(clean_write.any(axis=1), clean_write.argmax(axis=1), width)
-    # a read and a write in one instruction (adcs, ccmp) reads first
-    return reads & (eff[:, :, 0].argmax(axis=1) <= first_write)
+    out = np.zeros(n, np.bool_)
+    for i in range(n):
+        first_read, first_write, branched = -1, width, False
+        for j in range(min(lengths[i], width)):
+            t = tokens[i, j]
+            if table[t, 0] and first_read < 0:
+                first_read = j
+            if table[t, 1] and not branched and first_write == width:
+                first_write = j
+            if table[t, 2]:
+                branched = True
+        out[i] = first_read >= 0 and first_read <= first_write
+    return out
 
 
 def reads_entry_flags(code: bytes, isa: Isa) -> bool:

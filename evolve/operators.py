@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from core.brain import draw_kernels as dk
 from evolve.genes import Alphabet
 
 #: mutation kind -> weight; a kind's code (what the kernels get) is its index here
@@ -105,10 +106,9 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
     mutate = (second < 0) | (gen.random(n) < mutpb)
     mut = np.where(mutate, gen.choice(len(mut_w), n, p=mut_w / mut_w.sum()), -1)
     seed = int(gen.integers(1, 2**62))
-    cum, pairs = split_table(table)
     out, out_len, fresh, same, used = _vary_kernel(
         np.ascontiguousarray(parents, np.int64), np.ascontiguousarray(lengths, np.int64),
-        np.ascontiguousarray(first, np.int64), second, cx, mut, cum, pairs,
+        np.ascontiguousarray(first, np.int64), second, cx, mut, split_table(table),
         var.operands, var.raw_ops, var.n_regs, var.max_len, seed,
         np.ascontiguousarray(macros.genes, np.int64), np.ascontiguousarray(macros.length, np.int64),
         np.ascontiguousarray(macros.cum, np.float64))
@@ -118,23 +118,25 @@ def vary(var: Variation, parents: np.ndarray, lengths: np.ndarray, first: np.nda
 def init_genomes(var: Variation, n: int, init_len: int, table: np.ndarray, rng: random.Random):
     """``n`` random genomes of 1..``init_len`` genes drawn from ``table``: (genes, lengths)."""
     seed = int(np.random.default_rng(rng.getrandbits(64)).integers(1, 2**62))
-    cum, pairs = split_table(table)
-    return _init_kernel(n, init_len, var.max_len, cum, pairs, var.operands,
-                        var.n_regs, seed)
+    return _init_kernel(n, init_len, var.max_len, split_table(table), var.operands, var.n_regs, seed)
 
 
-def split_table(table) -> tuple[np.ndarray, np.ndarray]:
-    """(cumulative weights float64 [rows, n_ops], pair keys int64 [k]) of a draw table.
+def split_table(table) -> tuple:
+    """The kernels' form of a draw table (``core.brain.draw_kernels``: a tuple whose rows may be
+    computed on first use) from a lazy table (``PatternTable.lazy_draw_table``), a pair
+    (cumulative weights float64 [rows, n_ops], pair keys int64 [k]) or a bare array.
 
     Rows: 0 no context, ``1 + b`` after gene b, ``1 + n + k`` after the genes (a, b) of pair key
     ``k`` (sorted keys ``a * n + b``: only the pairs the brain learned something about; any other
     pair draws from the row of its last gene, which is what its row would hold). A bare array
     is a table without pair rows."""
+    if isinstance(table, tuple) and len(table) == 9:
+        return table
     if isinstance(table, tuple):
         cum, pairs = table
     else:
         cum, pairs = table, np.zeros(0, np.int64)
-    return np.ascontiguousarray(cum, np.float64), np.ascontiguousarray(pairs, np.int64)
+    return dk.full(cum, pairs)
 
 
 def op_labels() -> list[str]:
@@ -175,9 +177,10 @@ def _operands(op, operands, n_regs, gene):
 
 
 @njit(cache=True)
-def _draw(genes, i, table, pairs, operands, n_regs, gene):
+def _draw(genes, i, tab, operands, n_regs, gene):
     """``gene`` := a new gene to follow ``genes[:i]``, its operation drawn from the row of
-    ``table`` for the (up to two) genes before it (see :func:`split_table`)."""
+    ``tab`` for the (up to two) genes before it (see :func:`split_table`)."""
+    table, pairs = tab[0], tab[2]
     n_ops = table.shape[1]
     row = 0
     if table.shape[0] > 1 and i >= 1:
@@ -187,18 +190,23 @@ def _draw(genes, i, table, pairs, operands, n_regs, gene):
             k = np.searchsorted(pairs, key)
             if k < pairs.shape[0] and pairs[k] == key:
                 row = 1 + n_ops + k
-    u = np.random.random() * table[row, n_ops - 1]
-    op = np.searchsorted(table[row], u, side="right")
+    cum = dk.row(tab, row)
+    u = np.random.random() * cum[n_ops - 1]
+    op = np.searchsorted(cum, u, side="right")
     if op >= n_ops:
         op = n_ops - 1
     _operands(op, operands, n_regs, gene)
 
 
 @njit(cache=True)
-def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
-            macro_cum, used):
+def _mutate(g, n, kind, tab, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
+            macro_cum, used, span):
     """Mutate ``g[:n]`` in place; returns the new length (``used[0]``: the macro-gene inserted;
-    a genome with no room for it gets it written over as many of its genes)."""
+    a genome with no room for it gets it written over as many of its genes). ``span`` := the
+    positions ``[span[0], span[1])`` the mutation wrote new genes to (none: an empty span): every
+    other gene is one of the parent's."""
+    span[0] = 0
+    span[1] = 0
     if kind == MUT_MACRO:      # insert a macro-gene whole, registers renamed (room permitting)
         m = -1
         if macro_cum.shape[0] > 0:
@@ -225,6 +233,7 @@ def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp, m
                     for f in range(1, 4):
                         g[i + t, f] = perm[macros[m, t, f]]
             used[0] = m
+            span[0], span[1] = i, i + k
             return n + k
     if kind == MUT_FLIP:   # flip 1-3 bits of a raw word (no raw word: an operand tweak)
         count = 0
@@ -247,22 +256,26 @@ def _mutate(g, n, kind, table, pairs, operands, raw_ops, n_regs, max_len, tmp, m
                         word = g[i, 4] ^ flips
                         g[i, 4] = word
                         g[i, 0] = raw_ops[(word >> 28) & 15]   # the token follows the nibble
+                        span[0], span[1] = i, i + 1
                         return n
                     pick -= 1
     if kind == MUT_REPLACE:     # replace one gene by a newly drawn one
         i = _randint(0, n - 1)
-        _draw(g, i, table, pairs, operands, n_regs, g[i])
+        _draw(g, i, tab, operands, n_regs, g[i])
+        span[0], span[1] = i, i + 1
     elif kind == MUT_TWEAK:   # tweak one operand (a register or the immediate) of one gene
         i = _randint(0, n - 1)
         _operands(g[i, 0], operands, n_regs, tmp)
         field = _randint(1, 4)
         g[i, field] = tmp[field]
+        span[0], span[1] = i, i + 1
     elif kind == MUT_INSERT:   # insert a newly drawn gene (below the length limit)
         if n < max_len:
             i = _randint(0, n)
             for j in range(n, i, -1):
                 g[j] = g[j - 1]
-            _draw(g, i, table, pairs, operands, n_regs, g[i])
+            _draw(g, i, tab, operands, n_regs, g[i])
+            span[0], span[1] = i, i + 1
             n += 1
     elif kind == MUT_DELETE:   # delete one gene (never the last one)
         if n > 1:
@@ -320,7 +333,7 @@ def _copy_into(out, n, src, start, stop, max_len):
 
 
 @njit(cache=True)
-def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operands, raw_ops, n_regs, max_len,
+def _vary_kernel(parents, lengths, first, second, cx, mut, tab, operands, raw_ops, n_regs, max_len,
                  seed, macros, macro_len, macro_cum):
     np.random.seed(seed)
     n = first.shape[0]
@@ -332,6 +345,7 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operand
     used = np.full(n, -1, np.int64)
     g = np.zeros((width + macros.shape[1], 5), np.int64)
     tmp = np.zeros(5, np.int64)
+    span = np.zeros(2, np.int64)
     for k in range(n):
         a = parents[first[k]]
         na = lengths[first[k]]
@@ -342,9 +356,11 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operand
         else:
             m = min(na, max_len)
             g[:m] = a[:m]
+        span[0] = 0
+        span[1] = 0
         if mut[k] >= 0:
-            m = _mutate(g, m, mut[k], table, pairs, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
-                        macro_cum, used[k:k + 1])
+            m = _mutate(g, m, mut[k], tab, operands, raw_ops, n_regs, max_len, tmp, macros, macro_len,
+                        macro_cum, used[k:k + 1], span)
         out[k, :m] = g[:m]
         out_len[k] = m
         same[k] = m == na
@@ -354,6 +370,9 @@ def _vary_kernel(parents, lengths, first, second, cx, mut, table, pairs, operand
                     if g[i, f] != a[i, f]:
                         same[k] = False
                         break
+        # a gene crossover or the mutation's shifts copied is one of a parent's: only the
+        # mutation's new ones can be fresh
+        for i in range(span[0], min(span[1], m)):
             new = True
             for j in range(na):
                 if _equal(g[i], a[j]):
@@ -377,14 +396,14 @@ def _equal(x, y):
 
 
 @njit(cache=True)
-def _init_kernel(n, init_len, max_len, table, pairs, operands, n_regs, seed):
+def _init_kernel(n, init_len, max_len, tab, operands, n_regs, seed):
     np.random.seed(seed)
     out = np.zeros((n, max_len, 5), np.int64)
     out_len = np.zeros(n, np.int64)
     for k in range(n):
         m = min(_randint(1, init_len), max_len)
         for i in range(m):
-            _draw(out[k], i, table, pairs, operands, n_regs, out[k, i])
+            _draw(out[k], i, tab, operands, n_regs, out[k, i])
         out_len[k] = m
     return out, out_len
 

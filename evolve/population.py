@@ -113,6 +113,24 @@ class Rows:
             out.append(np.concatenate([x, y]))
         return Rows(*out)
 
+    @staticmethod
+    def concat_take(a: "Rows", ia, b: "Rows", ib) -> "Rows":
+        """``concat(a.take(ia), b.take(ib))`` with one copy of each row instead of two (the
+        next population is made of the elite and the best offspring every generation)."""
+        if a.genes.shape[1] != b.genes.shape[1]:
+            return Rows.concat(a.take(ia), b.take(ib))
+        ia, ib = np.asarray(ia, np.int64), np.asarray(ib, np.int64)
+        k = ia.size
+        out = []
+        for f in fields(a):
+            x, y = getattr(a, f.name), getattr(b, f.name)
+            z = np.empty((k + ib.size,) + x.shape[1:], np.result_type(x, y))
+            # (indices of these rows, so in range: "clip" only spares numpy's buffered copy)
+            np.take(x, ia, axis=0, out=z[:k], mode="clip")
+            np.take(y, ib, axis=0, out=z[k:], mode="clip")
+            out.append(z)
+        return Rows(*out)
+
     def gene_tuples(self, i: int) -> list[tuple]:
         return list(map(tuple, self.genes[i, :self.length[i]].tolist()))
 

@@ -107,6 +107,30 @@ class HallOfFame(tools.HallOfFame):
         self.items.insert(len(self) - i, item)
         self.keys.insert(i, item.fitness)
 
+    def would_insert(self, costs, genes) -> list[int]:
+        """Positions of the candidates (``costs``: float, one objective; ``genes``: each one's
+        genes as bytes, ``int64`` rows of 5) that :meth:`update` with them in this order would
+        insert, found by replaying its steps on costs alone: the others change nothing there,
+        so updating with the inserted ones only ends the same (and builds no individual for the
+        rest). An empty hall of fame: every position (``update``'s first-entry rule)."""
+        if len(self) == 0:
+            return list(range(len(costs)))
+        wv = [k.wvalues[0] for k in self.keys]          # ascending, as self.keys
+        held = [np.asarray(ind, np.int64).tobytes() for ind in self.items]   # best first
+        out = []
+        for j, (cost, key) in enumerate(zip(costs, genes)):
+            w = float(cost) * self.items[0].fitness.weights[0]
+            if not (w > wv[0] or len(held) < self.maxsize) or key in held:
+                continue
+            if len(held) >= self.maxsize:                # remove(-1): the worst item, the first key
+                del wv[0]
+                del held[-1]
+            i = bisect_right(wv, w)
+            held.insert(len(held) - i, key)
+            wv.insert(i, w)
+            out.append(j)
+        return out
+
 
 def hall_of_fame(size: int) -> tools.HallOfFame:
     return HallOfFame(size, similar=same_genes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from core.brain import Brain
 from core.brain import gene_grams as gg
@@ -150,3 +151,44 @@ def test_engine_learns_every_bigram_and_trigram_of_the_first_population():
         assert slot >= 0, gram
         assert table.n_ok[slot] + table.n_crash[slot] == genomes * n_cases, gram
     assert len(table) == len(want)
+
+
+def _numpy_introduced(tokens, length, fresh, n_max=3):
+    """The windows holding a fresh gene written with numpy masks and np.unique (the kernel's
+    reference: the same rows in the same order)."""
+    n, L = tokens.shape
+    within = np.arange(L)[None, :] < length[:, None]
+    fresh = fresh & within
+    owners, rows, lens = [], [], []
+    for k in range(1, min(n_max, L) + 1):
+        width = L - k + 1
+        hit = np.zeros((n, width), bool)
+        for t in range(k):
+            hit |= fresh[:, t:t + width]
+        q, j = np.nonzero(within[:, k - 1:k - 1 + width] & hit)
+        g = np.zeros((q.size, n_max), np.int64)
+        for t in range(k):
+            g[:, t] = tokens[q, j + t]
+        owners.append(q)
+        rows.append(g)
+        lens.append(np.full(q.size, k, np.int64))
+    owner, grams, lens = np.concatenate(owners), np.concatenate(rows), np.concatenate(lens)
+    key = np.concatenate([owner[:, None], lens[:, None], grams], axis=1)
+    first = np.sort(np.unique(key, axis=0, return_index=True)[1])
+    pick = first[np.argsort(owner[first], kind="stable")]
+    return owner[pick], grams[pick], lens[pick]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_introduced_grams_kernel_equals_numpy(seed):
+    """Check the compiled windows against numpy's on random genomes with repeated genes."""
+    rng = np.random.default_rng(seed)
+    n, L = 300, 12
+    tokens = rng.integers(0, 4 + 3 * seed, (n, L))       # few tokens: many repeated windows
+    length = rng.integers(1, L + 1, n)
+    fresh = rng.random((n, L)) < 0.3
+    got = gg.introduced_grams(tokens, length, fresh)
+    want = _numpy_introduced(tokens, length, fresh)
+    assert len(want[0]) > 500
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

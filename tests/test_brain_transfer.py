@@ -113,7 +113,8 @@ def test_brain_from_loads_gene_patterns_and_not_exec_nodes(tmp_path):
     _same_table(src, brain)
     engine = build(cfg)
     engine.brain = brain
-    cum, pairs = engine._draw_table()            # the first population is drawn with the prior's weights
+    from core.brain import draw_kernels
+    cum = draw_kernels.fill_all(engine._draw_table())    # the first population is drawn with the prior's weights
     base = np.asarray(engine.alphabet.base_weights(), np.float64)
     np.testing.assert_array_equal(cum, brain.gene_patterns.draw_table(base)[0])
     assert cum.shape[0] > 1 and not np.allclose(cum[1:], cum[0])

@@ -10,7 +10,6 @@ from core.asm import assemble, disassemble
 from evolve import operators as ops
 from evolve.genes import alphabet_for
 
-NO_PAIRS = np.zeros(0, np.int64)   # a draw table without pair rows
 
 
 @pytest.mark.parametrize("isa", ["arm64", "x86_64"])
@@ -88,7 +87,7 @@ def test_each_mutation_keeps_limits_and_changes_what_it_should(kind):
     second = np.full(n, -1)
     cx = np.full(n, -1)
     mut = np.full(n, kind)
-    out, out_len, fresh, same = _kernel(parents, lengths, first, second, cx, mut, table, NO_PAIRS, var.operands,
+    out, out_len, fresh, same = _kernel(parents, lengths, first, second, cx, mut, ops.split_table(table), var.operands,
                                        var.raw_ops, var.n_regs, 8, 12345)
     assert out_len.min() >= 1 and out_len.max() <= 8
     name = list(ops.MUTATIONS)[kind]
@@ -115,7 +114,7 @@ def test_each_crossover_takes_genes_only_from_its_parents(kind):
     n = len(parents)
     first, second = np.arange(n), np.roll(np.arange(n), 1)
     out, out_len, fresh, same = _kernel(parents, lengths, first, second, np.full(n, kind),
-                                        np.full(n, -1), table, NO_PAIRS, var.operands, var.raw_ops,
+                                        np.full(n, -1), ops.split_table(table), var.operands, var.raw_ops,
                                         var.n_regs, 8, 99)
     assert out_len.min() >= 1 and out_len.max() <= 8
     assert not fresh.any()
@@ -153,8 +152,8 @@ def test_macro_mutation_inserts_a_macro_whole_with_its_registers_renamed():
     macros = ops.MacroTable(lib, np.array([2, 3]), np.array([1.0, 3.0]))     # cumulative: weights 1 and 2
     n = len(parents)
     out, out_len, fresh, same, used = ops._vary_kernel(
-        parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1), np.full(n, ops.MUT_MACRO), table,
-        NO_PAIRS, var.operands, var.raw_ops, var.n_regs, 8, 21, macros.genes, macros.length, macros.cum)
+        parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1), np.full(n, ops.MUT_MACRO),
+        ops.split_table(table), var.operands, var.raw_ops, var.n_regs, 8, 21, macros.genes, macros.length, macros.cum)
     assert (used >= 0).all() and 0.2 < (used == 0).mean() < 0.45     # weights 1 : 2
     inserted = over = 0
     for k in range(n):
@@ -198,7 +197,7 @@ def test_flip_changes_only_raw_words():
     lengths = np.full(200, 2)
     n = 200
     out, out_len, _, _ = _kernel(parents, lengths, np.arange(n), np.full(n, -1), np.full(n, -1),
-                                 np.full(n, list(ops.MUTATIONS).index("flip")), table, NO_PAIRS, var.operands,
+                                 np.full(n, list(ops.MUTATIONS).index("flip")), ops.split_table(table), var.operands,
                                  var.raw_ops, var.n_regs, 8, 7)
     assert (out[:, 0] == parents[:, 0]).all()
     flips = [bin(int(w) ^ 0x12345678).count("1") for w in out[:, 1, 4]]
@@ -271,3 +270,29 @@ def test_flag_table_cache_never_answers_for_another_alphabet(monkeypatch):
     monkeypatch.setattr(G, "_FLAG_TABLES", {id(alphabet): (object(), np.zeros((29, 3), bool))})
     table = alphabet.flag_table()
     assert table.shape == (alphabet.n_genes, 3) and alphabet.flag_table() is table
+
+
+def test_fresh_marks_the_genes_in_neither_parent_after_crossover_and_mutation():
+    """Check fresh against its definition (in neither parent) for children made by a crossover
+    and then any mutation, macro-genes included, at every position."""
+    alphabet = alphabet_for("arm64")
+    var, table = _variation(alphabet, 10)
+    parents, lengths = ops.init_genomes(var, 600, 10, table, random.Random(11))
+    n = len(parents)
+    rng = np.random.default_rng(12)
+    second = np.where(rng.random(n) < 0.6, rng.integers(0, n, n), -1)
+    cx = np.where(second >= 0, rng.integers(0, len(ops.CROSSOVERS), n), -1)
+    mut = np.where((second < 0) | (rng.random(n) < 0.5), rng.integers(0, len(ops.MUTATIONS), n), -1)
+    lib = np.zeros((1, 2, 5), np.int64)
+    lib[0] = [(1, 1, 0, 0, 1), (4, 0, 0, 1, 0)]
+    macros = ops.MacroTable(lib, np.array([2]), np.array([1.0]))
+    out, out_len, fresh, same = _kernel(parents, lengths, np.arange(n), second, cx, mut, ops.split_table(table),
+                                        var.operands, var.raw_ops, var.n_regs, 10, 5, macros=macros)
+    for k in range(n):
+        known = set(map(tuple, parents[k, :lengths[k]].tolist()))
+        if second[k] >= 0:
+            known |= set(map(tuple, parents[second[k], :lengths[second[k]]].tolist()))
+        for i, gene in enumerate(out[k, :out_len[k]].tolist()):
+            assert fresh[k, i] == (tuple(gene) not in known)
+        assert not fresh[k, out_len[k]:].any()
+    assert 0.2 < fresh.any(axis=1).mean() < 0.9

@@ -4,7 +4,8 @@ Modules: :mod:`~core.brain.graph` (the :class:`Brain`), :mod:`~core.brain.kernel
 kernels), :mod:`~core.brain.patterns` and :mod:`~core.brain.pattern_kernels` (n-gram pattern
 tables), :mod:`~core.brain.params` (parameters), :mod:`~core.brain.file` (the file format, arrays
 only), :mod:`~core.brain.state` (array names, dtypes and checks), :mod:`~core.brain.verdicts`
-(outcome arrays validated), :mod:`~core.brain.report` (the seed's results table) and
+(outcome arrays validated), :mod:`~core.brain.report` (the seed's results table),
+:mod:`~core.brain.draw_kernels` (the lazy gene draw table) and
 :mod:`~core.brain.gene_grams` + :mod:`~core.brain.gram_kernels` (the gene n-grams an offspring
 introduced, credited with its executions and its improvement).
 
@@ -30,9 +31,11 @@ The evolution engine's calls::
                                                        # introduced: the rule per execution, a clean one
                                                        # worth 1 if it beat its parents, else 0.5
     brain.observe_genes(ids, gene_seqs, res.outcomes)  # (or every n-gram of whole sequences)
-    brain.gene_patterns.draw_table(base_weights)       # mutation's cumulative gene weights after
-                                                       # every context of <= 2 genes (per generation;
-                                                       # context_table: the weights themselves)
+    brain.gene_patterns.lazy_draw_table(base_weights)  # mutation's cumulative gene weights after
+                                                       # every context of <= 2 genes, each row built
+                                                       # when a draw first reads it (per generation;
+                                                       # draw_table: every row; context_table: the
+                                                       # weights themselves; core.brain.draw_kernels)
     brain.merge_patterns(other_brain)                  # islands exchanging statistics
     brain.remove_exec_nodes(dead_ids); brain.compact_code()
 """

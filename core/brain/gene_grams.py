@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.brain import gram_kernels as gk
+
 
 def introduced_grams(tokens: np.ndarray, length: np.ndarray, fresh: np.ndarray, n_max: int = 3,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,38 +39,9 @@ def introduced_grams(tokens: np.ndarray, length: np.ndarray, fresh: np.ndarray, 
     owner : int64 [m] ascending (the genome), grams : int64 [m, n_max] (zero-padded),
     lens : int64 [m]
     """
-    n, L = tokens.shape
-    within = np.arange(L)[None, :] < np.asarray(length)[:, None]
-    fresh = np.asarray(fresh, bool) & within
-    owners, gram_rows, lens = [], [], []
-    for k in range(1, min(n_max, L) + 1):
-        # window [j, j + k) lies within the genome and holds a fresh gene
-        width = L - k + 1
-        ok = within[:, k - 1:k - 1 + width].copy()
-        hit = np.zeros((n, width), bool)
-        for t in range(k):
-            hit |= fresh[:, t:t + width]
-        q, j = np.nonzero(ok & hit)
-        if q.size == 0:
-            continue
-        g = np.zeros((q.size, n_max), np.int64)
-        for t in range(k):
-            g[:, t] = tokens[q, j + t]
-        owners.append(q)
-        gram_rows.append(g)
-        lens.append(np.full(q.size, k, np.int64))
-    if not owners:
-        return np.zeros(0, np.int64), np.zeros((0, n_max), np.int64), np.zeros(0, np.int64)
-    owner = np.concatenate(owners).astype(np.int64)
-    grams = np.concatenate(gram_rows)
-    lens = np.concatenate(lens)
-    # once per genome: a pattern introduced twice by one offspring is one verdict's worth
-    key = np.concatenate([owner[:, None], lens[:, None], grams], axis=1)
-    _, first = np.unique(key, axis=0, return_index=True)
-    first = np.sort(first)
-    order = np.argsort(owner[first], kind="stable")
-    pick = first[order]
-    return owner[pick], grams[pick], lens[pick]
+    tokens = np.ascontiguousarray(tokens, np.int64)
+    fresh = np.ascontiguousarray(fresh, np.bool_)
+    return gk.introduced(tokens, np.ascontiguousarray(length, np.int64), fresh, int(n_max))
 
 
 def improved(cost: np.ndarray, parent_cost: np.ndarray) -> np.ndarray:

@@ -60,6 +60,16 @@ def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_r
     [n_seq]) adds one to ``n_improved``: the sequence beat its parents.
     """
     one, zero = np.float32(1.0), np.float32(0.0)
+    n_cases = crashed.shape[1]
+    # after a sequence's last crash, a state that an ok step leaves unchanged stays so (the
+    # rule is a function of the state): the remaining ok steps are counted, not run. Patterns
+    # credited often sit at that fixed point, so most executions cost nothing, bit for bit.
+    last_crash = np.full(crashed.shape[0], -1, np.int64)
+    for q in range(crashed.shape[0]):
+        for c in range(n_cases - 1, -1, -1):
+            if crashed[q, c]:
+                last_crash[q] = c
+                break
     for i in range(owner.shape[0]):
         s = slots[i]
         if s < 0:
@@ -68,11 +78,62 @@ def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_r
         if improved[q]:
             n_improved[s] += 1
         sr, th = success_rate[s], threshold_ratio[s]
-        for c in range(crashed.shape[1]):
+        for c in range(n_cases):
             if crashed[q, c]:
                 n_crash[s] += 1
                 sr, th = rule_step(sr, th, zero, rule)
             else:
                 n_ok[s] += 1
-                sr, th = rule_step(sr, th, one, rule)
+                sr2, th2 = rule_step(sr, th, one, rule)
+                if c > last_crash[q] and sr2 == sr and th2 == th:
+                    n_ok[s] += n_cases - 1 - c
+                    break
+                sr, th = sr2, th2
         success_rate[s], threshold_ratio[s] = sr, th
+
+
+@njit(cache=True)
+def introduced(tokens, length, fresh, n_max):
+    """``gene_grams.introduced_grams`` in one pass: per genome (ascending), its distinct windows
+    of 1..``n_max`` adjacent genes within its length holding a fresh gene, shorter windows
+    first, then by position (a window seen earlier in the genome is not repeated).
+
+    Returns ``(owner int64 [m], grams int64 [m, n_max] zero-padded, lens int64 [m])``."""
+    n, L = tokens.shape
+    kmax = min(n_max, L)
+    cap = n * L * max(kmax, 1)
+    owner = np.empty(cap, np.int64)
+    grams = np.empty((cap, n_max), np.int64)
+    lens = np.empty(cap, np.int64)
+    m = 0
+    for q in range(n):
+        start = m
+        size = min(length[q], L)
+        for k in range(1, kmax + 1):
+            for j in range(size - k + 1):
+                hit = False
+                for t in range(k):
+                    if fresh[q, j + t]:
+                        hit = True
+                        break
+                if not hit:
+                    continue
+                dup = False
+                for p in range(start, m):
+                    if lens[p] == k:
+                        same = True
+                        for t in range(k):
+                            if grams[p, t] != tokens[q, j + t]:
+                                same = False
+                                break
+                        if same:
+                            dup = True
+                            break
+                if dup:
+                    continue
+                owner[m] = q
+                lens[m] = k
+                for t in range(n_max):
+                    grams[m, t] = tokens[q, j + t] if t < k else 0
+                m += 1
+    return owner[:m].copy(), grams[:m].copy(), lens[:m].copy()

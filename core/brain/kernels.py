@@ -71,18 +71,31 @@ def reinforce_outcomes(slots, outcomes, success_rate, threshold_ratio, exec_runs
     crashes = 0
     one = np.float32(1.0)
     zero = np.float32(0.0)
+    n_cases = outcomes.shape[1]
     for i in range(slots.shape[0]):
         e = slots[i]
         s = success_rate[e]
         ratio = threshold_ratio[e]
-        for j in range(outcomes.shape[1]):
+        last_crash = -1
+        for j in range(n_cases - 1, -1, -1):
+            if outcomes[i, j] != 0:
+                last_crash = j
+                break
+        for j in range(n_cases):
             o = outcomes[i, j]
             if o == 0:
-                s, ratio = rule_step(s, ratio, one, rule)
+                s2, r2 = rule_step(s, ratio, one, rule)
+                exec_outcomes[e, 0] += 1
+                # past the last crash, a state an ok step leaves unchanged stays so: the
+                # remaining ok steps are counted, not run (bit for bit the same state)
+                if j > last_crash and s2 == s and r2 == ratio:
+                    exec_outcomes[e, 0] += n_cases - 1 - j
+                    break
+                s, ratio = s2, r2
             else:
                 s, ratio = rule_step(s, ratio, zero, rule)
                 crashes += 1
-            exec_outcomes[e, o] += 1
+                exec_outcomes[e, o] += 1
         success_rate[e] = s
         threshold_ratio[e] = ratio
         exec_runs[e] += outcomes.shape[1]

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+import core.brain.draw_kernels as dk
 import core.brain.gram_kernels as gk
 import core.brain.pattern_kernels as pk
 from core.brain.params import PatternConfig, RuleParams
@@ -226,6 +227,16 @@ class PatternTable:
                                      self.draw_ratios(), int(min_executions), float(self.init_threshold),
                                      int(max_pairs))
 
+    def lazy_draw_table(self, base: np.ndarray, min_executions: int = 1, max_pairs: int = MAX_PAIRS) -> tuple:
+        """:meth:`draw_table` in its lazy form (``core.brain.draw_kernels``): the same pairs and
+        factors, each row computed when a draw first reads it, equal to :meth:`draw_table`'s bit
+        for bit; what ``evolve.operators`` draws from each generation."""
+        base = np.ascontiguousarray(base, np.float64)
+        lo, hi = IMPROVEMENT_BOUNDS
+        return dk.lazy(int(base.size), base, self.tokens, self.length, self.n_ok, self.n_crash, self.count,
+                       self.n_improved, self.threshold_ratio, np.float64(self.init_threshold), int(self.config.n_max),
+                       IMPROVEMENT_PRIOR, float(lo), float(hi), int(min_executions), int(max_pairs))
+
     def draw_ratios(self) -> np.ndarray:
         """float32 [cap]: the threshold ratio each pattern draws with, ``init / factor``.
 
@@ -237,22 +248,10 @@ class PatternTable:
         bounded by :data:`IMPROVEMENT_BOUNDS`. A rate, not a count, so a pattern drawn often is
         not promoted for being drawn often. Tables that count no improvement (byte patterns)
         draw by the rule alone."""
-        init = np.float64(self.init_threshold)
-        live = self.length > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            factor = np.where(live, np.minimum(1.0, init / self.threshold_ratio.astype(np.float64)), 1.0)
-            n = self.count.astype(np.float64)
-            k = self.n_improved.astype(np.float64)
-            lo, hi = IMPROVEMENT_BOUNDS
-            for L in range(1, self.config.n_max + 1):
-                at = live & (self.length == L) & (n > 0)
-                total, better = n[at].sum(), k[at].sum()
-                if better <= 0 or total <= 0:
-                    continue
-                base = better / total
-                rate = (k[at] + IMPROVEMENT_PRIOR * base) / (n[at] + IMPROVEMENT_PRIOR)
-                factor[at] *= np.clip(rate / base, lo, hi)
-            return np.where(live, init / factor, self.threshold_ratio).astype(np.float32)
+        lo, hi = IMPROVEMENT_BOUNDS
+        return dk.draw_ratios(self.length, self.count, self.n_improved, self.threshold_ratio,
+                              np.float64(self.init_threshold), int(self.config.n_max), IMPROVEMENT_PRIOR,
+                              float(lo), float(hi))
 
     def next_weights(self, prefix: Sequence[int], n_tokens: int, min_executions: int = 1,
                      ) -> np.ndarray:
