@@ -41,6 +41,7 @@ from core.executors.api import ExecutorOptions, Result, validate_batch, validate
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
 from core.executors.native.light import FULL, entry_plan
+from core.executors.native.plans import PlanTable
 from core.executors.native.prologue import CODE_AT
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
@@ -99,7 +100,7 @@ class NativeExecutor:
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
         self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
         self._last_table: tuple = (None, None, None)   # (seed, shape, inputs bytes), table, xor sentinel's answer
-        self._plan_cache: dict[bytes, int] = {}
+        self._plan_table = PlanTable(isa.name)   # the instructions seen: new codes' plans in bulk
         self._last_codes: tuple | None = None   # the last batch (its list, or a copy of its Codes), buffer, offsets, plans
         sent = _SENTINELS[isa.name]
         self._sentinels = (np.frombuffer(b"".join(sent), np.uint8), np.array([0, len(sent[0]), len(sent[0]) + len(sent[1])]),
@@ -230,25 +231,14 @@ class NativeExecutor:
         kept as the last batch (:meth:`_known_codes`)."""
         if isinstance(codes, Codes):
             kept = Codes(codes.buf.copy(), codes.offsets.copy())   # the caller may reuse its buffer
-            plans = self._plans(_split(codes))
+            plans = self._plan_table.plans(kept.buf, kept.offsets)
             self._last_codes = (kept, kept.buf, kept.offsets, plans)
             return self._last_codes[1:]
         offsets = np.zeros(len(codes) + 1, np.int64)
         np.cumsum(np.fromiter(map(len, codes), np.int64, len(codes)), out=offsets[1:])
-        self._last_codes = (codes, np.frombuffer(b"".join(codes), np.uint8), offsets, self._plans(codes))
+        buf = np.frombuffer(b"".join(codes), np.uint8)
+        self._last_codes = (codes, buf, offsets, self._plan_table.plans(buf, offsets))
         return self._last_codes[1:]
-
-    def _plans(self, keys: list[bytes]) -> np.ndarray:
-        """Entry plans of ``keys`` (:func:`entry_plan`), uint64 [n], from a dict of the codes
-        seen (bounded)."""
-        known = self._plan_cache
-        try:
-            return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
-        except KeyError:
-            if len(known) > 1 << 16:
-                known.clear()
-            known.update((c, entry_plan(self.isa.name, c)) for c in keys if c not in known)
-            return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
 
     def _batch_state(self, seed: int) -> BatchState:
         if self._last_state[0] != seed:
@@ -355,8 +345,3 @@ class _Batch:
         self.buf, self.offsets, self.plans, self.table, self.seed = buf, offsets, plans, table, seed
         self.ok_expected = ok_expected
 
-
-def _split(codes: Codes) -> list[bytes]:
-    """The codes of one buffer as bytes objects (the plan cache's keys), without numpy per code."""
-    raw, off = codes.buf.tobytes(), codes.offsets.tolist()
-    return list(map(raw.__getitem__, map(slice, off, off[1:])))
