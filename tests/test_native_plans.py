@@ -29,22 +29,27 @@ def _alphabet_codes(isa: str, n: int, seed: int) -> list[bytes]:
     return out
 
 
-def _check(table: PlanTable, isa: str, codes: list[bytes]) -> np.ndarray:
+def _check(table: PlanTable, isa: str, codes: list[bytes], precise: float = 1.0) -> np.ndarray:
+    """Bulk plans of ``codes``: equal to capstone's; with the arm64 decoder a superset of them
+    (every register, the scratch, the full entry capstone's asks for), equal on ``precise`` of
+    the codes at least."""
     c = Codes.from_list(codes)
     got = table.plans(c.buf, c.offsets)
     want = np.array([entry_plan(isa, x) for x in codes], np.uint64)
-    bad = np.flatnonzero(got != want)
+    bad = np.flatnonzero((got | want) != got if table.decoder and isa == "arm64" else got != want)
     assert not len(bad), [(codes[i].hex(), hex(int(got[i])), hex(int(want[i]))) for i in bad[:5]]
+    assert (got == want).mean() >= precise
     return got
 
 
-@pytest.mark.parametrize("isa", ["x86_64", "arm64"])
-def test_bulk_plans_equal_capstone_plans_on_alphabet_genomes(isa):
-    """Check that the bulk plans of random genomes of the native alphabet equal capstone's, before
-    and after the table knows their instructions."""
-    table = PlanTable(isa)
-    _check(table, isa, _alphabet_codes(isa, 150, 1))        # learns
-    got = _check(table, isa, _alphabet_codes(isa, 150, 2))  # mostly known now
+@pytest.mark.parametrize("isa, decoder", [("x86_64", False), ("arm64", False), ("arm64", True)])
+def test_bulk_plans_equal_capstone_plans_on_alphabet_genomes(isa, decoder):
+    """Check that the bulk plans of random genomes of the native alphabet equal capstone's (the
+    arm64 decoder's: on 95% of them, a superset on all), before and after the table knows
+    their instructions."""
+    table = PlanTable(isa, decoder)
+    _check(table, isa, _alphabet_codes(isa, 150, 1), 0.95)        # learns
+    got = _check(table, isa, _alphabet_codes(isa, 150, 2), 0.95)  # mostly known now
     assert len(set(got.tolist())) > 10   # the plans differ by genome: not all FULL
 
 
@@ -86,11 +91,12 @@ def test_bulk_plans_equal_capstone_plans_on_odd_x86_codes():
     assert (got == FULL["x86_64"]).any() and (got != FULL["x86_64"]).any()
 
 
-def test_bulk_plans_equal_capstone_plans_on_odd_arm64_words():
+@pytest.mark.parametrize("decoder", [False, True])
+def test_bulk_plans_equal_capstone_plans_on_odd_arm64_words(decoder):
     """Check that arm64 codes of random words, branches anywhere and system instructions get
-    capstone's plans."""
+    capstone's plans (the decoder's: a superset)."""
     rng = random.Random(5)
-    table = PlanTable("arm64")
+    table = PlanTable("arm64", decoder)
     known = [c[k:k + 4] for c in _alphabet_codes("arm64", 40, 6) for k in range(0, len(c), 4)]
     special = [x.to_bytes(4, "little") for x in (
         0xD65F03C0, 0xD65F00A0, 0xD63F0000, 0x94000001, 0x14000001, 0x17FFFFFF, 0x54000040, 0xB4000040,
@@ -105,7 +111,7 @@ def test_bulk_plans_equal_capstone_plans_on_odd_arm64_words():
                          else rng.getrandbits(32).to_bytes(4, "little"))
         odd.append(b"".join(words))
     for _ in range(2):
-        got = _check(table, "arm64", odd)
+        got = _check(table, "arm64", odd, 0.9)
     assert (got == FULL["arm64"]).any() and (got != FULL["arm64"]).any()
 
 
@@ -115,7 +121,7 @@ def test_known_instructions_plan_without_capstone(monkeypatch):
     table = PlanTable("x86_64")
     first = _alphabet_codes("x86_64", 100, 7)
     _check(table, "x86_64", first)
-    insns = sorted(table._known, key=lambda raw: raw.hex())
+    insns = sorted(table._known)
     rng = random.Random(8)
     new = [b"".join(rng.choice(insns) for _ in range(rng.randint(1, 12))) for _ in range(200)]
     want = np.array([entry_plan("x86_64", x) for x in new], np.uint64)
@@ -125,3 +131,24 @@ def test_known_instructions_plan_without_capstone(monkeypatch):
     monkeypatch.setattr(plans_mod, "entry_plan", refuse)
     c = Codes.from_list(new)
     assert (table.plans(c.buf, c.offsets) == want).all()
+
+
+def test_arm64_decoder_plans_data_processing_without_capstone(monkeypatch):
+    """Check that arm64 codes of data-processing, load/store and branch words are planned from
+    the decoder's rows alone, and their plans are capstone's."""
+    rng = random.Random(9)
+    ops = (0x8B000000, 0xCB000000, 0xCA000000, 0xAA000000, 0x8A000000, 0x9B007C00, 0x91000000, 0xF9400000,
+           0xF9000000, 0x9A800000, 0xB4000000)   # add sub eor orr and mul, add imm, ldr, str, csel, cbz
+    words = [rng.choice(ops) | rng.randrange(1 << 5) << 16 | rng.randrange(31) << 5 | rng.randrange(30)
+             for _ in range(3000)] + [0xF94007E1, 0xF90007E1, 0xD65F03C0]   # ldr/str x1, [sp, #8]; ret
+    codes = [b"".join(rng.choice(words).to_bytes(4, "little") for _ in range(rng.randint(1, 12)))
+             for _ in range(300)]
+    want = np.array([entry_plan("arm64", x) for x in codes], np.uint64)
+
+    def refuse(*_):
+        raise AssertionError("capstone asked about a word the decoder knows")
+    monkeypatch.setattr(plans_mod, "entry_plan", refuse)
+    monkeypatch.setattr(plans_mod, "insn_info", refuse)
+    c = Codes.from_list(codes)
+    got = PlanTable("arm64").plans(c.buf, c.offsets)
+    assert ((got | want) == got).all() and (got == want).mean() > 0.95

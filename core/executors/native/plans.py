@@ -19,6 +19,10 @@ import numpy as np
 from numba import njit
 
 from core.asm import disassembler
+from core.executors.interp.decoder import (
+    A_REG, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD, F_RM, F_RN, F_RT2, F_TGT, F_WB, K_ADC, K_ADDSUB, K_B, K_BFM, K_CBZ, K_CCMP,
+    K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR, K_LOGIC, K_MEM, K_MOVW, K_NOP, K_RET, K_SIMD, K_TBZ, M_LIT, M_LOAD,
+    M_PAIR, M_PRFM, M_VEC, N_FIELDS, NOP, O2_IMM, RET, _decode_word)
 from core.executors.native.light import FULL, MEM, _OUT, _REGS, code_insns, entry_plan, insn_info
 
 _MAX_LEN = 8                     # instructions longer than a uint64 window go through entry_plan
@@ -29,12 +33,19 @@ _KINDS = {"": _NONE, "ret": _RET, "stop": _STOP, "direct": _DIRECT, "indirect": 
 class PlanTable:
     """Known instructions of one ISA (bytes -> ``insn_info``) and bulk plans over them."""
 
-    def __init__(self, isa: str):
+    #: known instructions kept at most (arm64 words of a long run); beyond, the table starts over
+    limit = 1 << 20
+
+    def __init__(self, isa: str, decoder: bool = True):
         self.isa = isa
-        self._known: dict[bytes, tuple] = {}
-        self._tables: dict[int, tuple] = {}    # length -> (keys uint64 sorted, facts [k, 6] int64)
-        self._stale = True
+        #: arm64: classify words with the interpreter's decoder first (a safe superset of
+        #: capstone's plan: registers it names but may not read count as read), capstone after
+        self.decoder = decoder
+        self._known: set[bytes] = set()          # x86-64: the instructions learnt, by bytes
+        self._tables: dict[int, tuple] = {}      # length -> (keys uint64 sorted, facts [k, 6] int64)
+        self._pending: dict[int, list] = {}      # length -> [(keys, facts)] not yet merged
         self._flat: tuple = ()
+        self._stale = True
 
     def learn(self, raw: bytes, info: tuple | None) -> None:
         """Add one classified instruction (None: unclassifiable, never added). x86-64: only if
@@ -46,20 +57,26 @@ class PlanTable:
                 first = next(disassembler(self.isa).disasm_lite(raw + tail * 15, 0, 1), None)
                 if first is None or first[1] != len(raw):
                     return
-        self._known[raw] = info
+            self._known.add(raw)
+        reads, full, mem, heavy, branch, rel = info
+        self._add(len(raw), np.array([int.from_bytes(raw, "little")], np.uint64),
+                  np.array([[reads, full, int(mem), int(heavy), _KINDS[branch], rel]], np.int64))
+
+    def _add(self, length: int, keys: np.ndarray, facts: np.ndarray) -> None:
+        self._pending.setdefault(length, []).append((keys, facts))
         self._stale = True
 
     def _build(self) -> None:
-        by_len: dict[int, list] = {}
-        for raw, (reads, full, mem, heavy, branch, rel) in self._known.items():
-            by_len.setdefault(len(raw), []).append(
-                (int.from_bytes(raw, "little"), reads, full, int(mem), int(heavy), _KINDS[branch], rel))
-        self._tables = {}
-        for length, rows in by_len.items():
-            keys = np.array([r[0] for r in rows], np.uint64)
-            facts = np.array([r[1:] for r in rows], np.int64)
-            order = np.argsort(keys)
-            self._tables[length] = (keys[order], facts[order])
+        """Merge the pending instructions into the sorted tables and the kernel's flat arrays."""
+        for length, parts in self._pending.items():
+            old = self._tables.get(length, (np.zeros(0, np.uint64), np.zeros((0, 6), np.int64)))
+            keys = np.concatenate([old[0]] + [k for k, _ in parts])
+            facts = np.concatenate([old[1]] + [f for _, f in parts])
+            keys, first = np.unique(keys, return_index=True)
+            self._tables[length] = (keys, facts[first])
+        self._pending = {}
+        if sum(len(t[0]) for t in self._tables.values()) > self.limit:
+            self._tables, self._known = {}, set()
         lengths = sorted(self._tables)
         at = np.zeros(len(lengths) + 1, np.int64)
         np.cumsum([len(self._tables[k][0]) for k in lengths], out=at[1:])
@@ -69,8 +86,8 @@ class PlanTable:
         self._stale = False
 
     def plans(self, buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """Entry plans (uint64 [n]) of the codes ``buf[offsets[i]:offsets[i + 1]]``; equal to
-        ``entry_plan`` of each code."""
+        """Entry plans (uint64 [n]) of the codes ``buf[offsets[i]:offsets[i + 1]]``: those of
+        ``entry_plan``, or (arm64 words the decoder classifies) a safe superset of them."""
         buf = np.ascontiguousarray(buf, np.uint8)
         offsets = np.asarray(offsets, np.int64)
         if self.isa == "arm64":
@@ -84,18 +101,25 @@ class PlanTable:
         return plans
 
     def _learn_words(self, buf: np.ndarray) -> None:
-        """arm64: classify each distinct word not yet known (capstone, once per word)."""
+        """arm64: classify each distinct word not yet known, the decoder's in one array, the
+        rest with capstone (once per word)."""
         n = len(buf) // 4
         if n == 0:
             return
-        words = np.unique(buf[:4 * n].view("<u4"))
+        words = np.unique(buf[:4 * n].view("<u4")).astype(np.uint64)
         if self._stale:
             self._build()
         table = self._tables.get(4)
-        if table is not None:
+        if table is not None and len(table[0]):
             keys = table[0]
             at = np.minimum(np.searchsorted(keys, words), len(keys) - 1)
             words = words[keys[at] != words]
+        if not len(words):
+            return
+        if self.decoder:
+            facts, ok = _a64_facts(words)
+            self._add(4, words[ok], facts[ok])
+            words = words[~ok]
         for w in words.tolist():
             raw = int(w).to_bytes(4, "little")
             self.learn(raw, insn_info(self.isa, raw))
@@ -180,3 +204,102 @@ def _plan_kernel(buf, offsets, lengths, keys, at, facts, regs, out, full_plan, m
                 full = True
         plans[i] = full_plan if full else np.uint64(plan)
     return plans, unknown
+
+
+_A64_REGS = (1 << 30) - 1
+
+
+@njit(cache=True)
+def _a64_facts(words):
+    """Plan facts of arm64 words from the interpreter's decoder rows: int64 [n, 6] (reads,
+    fully written, memory, heavy, branch kind, relative target) and ok bool [n] (False: capstone
+    decides). Every register field of a row counts as read unless the kind writes it whole;
+    x30 in the destination field gives the full entry (the return may move)."""
+    n = words.shape[0]
+    facts = np.zeros((n, 6), np.int64)
+    ok = np.zeros(n, np.bool_)
+    ctl = np.zeros(N_FIELDS, np.int64)
+    imm = np.zeros(2, np.uint64)
+    for i in range(n):
+        w = np.int64(words[i])
+        if not _decode_word(w, 0, 0, 1, 0, ctl, imm, False):
+            continue
+        kind = ctl[F_KIND]
+        if kind == K_NOP:
+            ok[i] = w == NOP
+            continue
+        if kind == K_RET:
+            if w == RET:
+                facts[i, 4] = _RET
+                ok[i] = True
+            continue
+        if kind == K_SIMD:
+            facts[i, 3] = 1
+            ok[i] = True
+            continue
+        if (w & 0x1F000000) == 0x10000000:   # adr/adrp: capstone decides
+            continue
+        rd, rn, rm, ra = ctl[F_RD], ctl[F_RN], ctl[F_RM], ctl[F_RA]
+        full, mem, branch, rel = 0, 0, _NONE, 0
+        src = (31, 31, 31, 31)   # the registers the row reads (31: none)
+        if kind == K_B or kind == K_CBZ or kind == K_TBZ:
+            if not ((w & 0xFC000000) == 0x14000000 or (w & 0xFF000010) == 0x54000000
+                    or (w & 0x7E000000) == 0x34000000 or (w & 0x7E000000) == 0x36000000):
+                continue
+            branch, rel = _DIRECT, 4 * ctl[F_TGT]
+            src = (rn if kind != K_B else 31, 31, 31, 31)
+        elif kind == K_MEM:
+            flags = ctl[F_MEMF]
+            if flags & (M_VEC | M_LIT | M_PRFM):
+                continue
+            mem = 1
+            pair = flags & M_PAIR != 0
+            if flags & M_LOAD:
+                full = 1 << rd if rd < 31 else 0
+                if pair and ctl[F_RT2] < 31:
+                    full |= 1 << ctl[F_RT2]
+                if ctl[F_WB] and (rn == rd or pair and rn == ctl[F_RT2]):
+                    continue   # writeback into a loaded register: capstone decides
+                src = (rn, rm if ctl[F_O2] == A_REG else 31, 31, 31)
+            else:
+                src = (rn, rm if ctl[F_O2] == A_REG else 31, rd, ctl[F_RT2] if pair else 31)
+            if pair and ctl[F_RT2] == 30:
+                rd = 30
+        elif kind == K_ADDSUB or kind == K_LOGIC:
+            full = 1 << rd if rd < 31 else 0
+            src = (rn, rm if ctl[F_O2] != O2_IMM else 31, 31, 31)
+        elif kind == K_MOVW:
+            if ctl[F_OP] == 3:   # movk keeps the other bits
+                src = (rd, 31, 31, 31)
+            else:
+                full = 1 << rd if rd < 31 else 0
+        elif kind == K_BFM:
+            if ctl[F_OP] == 1:   # bfm keeps the other bits
+                src = (rn, rd, 31, 31)
+            else:
+                full = 1 << rd if rd < 31 else 0
+                src = (rn, 31, 31, 31)
+        elif kind == K_DP1:
+            full = 1 << rd if rd < 31 else 0
+            src = (rn, 31, 31, 31)
+        elif kind == K_EXTR or kind == K_DP2 or kind == K_CSEL or kind == K_ADC or kind == K_DP3:
+            full = 1 << rd if rd < 31 else 0
+            src = (rn, rm, ra if kind == K_DP3 else 31, 31)
+        elif kind == K_CCMP:
+            src = (rn, rm if (w >> 11) & 1 == 0 else 31, 31, 31)
+            rd = 31              # the nzcv immediate, not a register
+        else:
+            continue
+        reads = 0
+        for r in src:
+            if r < 31:
+                reads |= 1 << r
+        if rd == 30 or kind == K_CBZ and rn == 30 or kind == K_TBZ and rn == 30:
+            facts[i, 3] = 1   # x30 rewritten or named first: the full entry
+        facts[i, 0] = reads & _A64_REGS
+        facts[i, 1] = full & _A64_REGS
+        facts[i, 2] = mem
+        facts[i, 4] = branch
+        facts[i, 5] = rel
+        ok[i] = True
+    return facts, ok
