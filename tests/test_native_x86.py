@@ -325,25 +325,3 @@ def test_specialised_entries_see_the_emulators_state_after_hostile_genomes(nativ
     with open_executor("x86_64", backend="emulated", seed=3) as emu:
         ref = emu.run(codes, INPUTS)
     assert (res.outcomes == Outcome.OK).all() and np.array_equal(res.outputs, ref.outputs)
-
-
-def test_results_handed_out_as_views_stay_as_they_were():
-    """Check that results returned as views of a worker's batch file (one worker: one chunk)
-    are never written again while they live (later batches take other files, the oldest held
-    one is let go of), and that a dropped result's file is used again."""
-    rng = np.random.default_rng(11)
-    inputs = rng.integers(0, 2**64, size=(32, 2), dtype=np.uint64)
-    codes = [x86("mov rax, rdi", f"add rax, {k}") for k in range(40)]
-    with open_executor("x86_64", backend="native", workers=1) as ex:
-        first = ex.run(codes, inputs)
-        assert isinstance(first.outputs.base, np.ndarray)   # a view, not a copy
-        want = (first.outputs.copy(), first.outcomes.copy())
-        assert (want[0] == inputs[:, 0][None, :] + np.arange(40, dtype=np.uint64)[:, None]).all()
-        held = [ex.run(codes[::-1], inputs) for _ in range(5)] + [ex.run([x86("ud2")] * 40, inputs)]
-        assert (first.outputs == want[0]).all() and (first.outcomes == want[1]).all()
-        assert all((r.outputs == want[0][::-1]).all() for r in held[:5]) and (held[5].outcomes == Outcome.SIGILL).all()
-        pool = len(ex._workers[0]._pool)
-        del first, held
-        for _ in range(4):
-            ex.run(codes, inputs)
-        assert len(ex._workers[0]._pool) == pool <= 3

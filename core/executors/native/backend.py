@@ -7,8 +7,7 @@ chunk (one that returns ``in0 ^ in1`` on every case, one that raises SIGILL on i
 the worker answered in time, wrote an outcome for every case and got the sentinels right. A chunk
 that fails any check is re-run on a fresh worker, split in halves (bisection) until the genome
 that breaks workers stands alone; its cases are classified WORKER_LOST. No evaluation is lost,
-and none is accepted from a worker that is known to be broken. A batch that is one chunk (one
-worker) returns its results as views of the worker's file, checked there, not copied.
+and none is accepted from a worker that is known to be broken.
 
 Inside a worker the JIT trampoline of :mod:`core.executors.native.jit` loops over genomes and
 cases; see that module for the containment of faults, loops and system calls.
@@ -142,15 +141,14 @@ class NativeExecutor:
             self._states = None
         batch = _Batch(*known, table, seed, ok)
         n, n_cases = len(known[1]) - 1, table.shape[0]
+        outputs = np.empty((n, n_cases), dtype=np.uint64)    # every row is written below
+        outcomes = np.empty((n, n_cases), dtype=np.uint8)
         per_slot_cap = ARENA_SIZE // self.slot_size - 2
         per_case_cap = max(1, (1 << 22) // n_cases)   # keeps one chunk's deadline sane
         size = max(1, min(math.ceil(n / self.n_workers), per_slot_cap, per_case_cap))
         queue = deque((i, min(n, i + size)) for i in range(0, n, size))
-        # one chunk: the results are handed out as views of the worker's file (no copy; the
-        # file is not reused while they live, and is read-only in the worker); else copies
-        res = [None, None] if len(queue) == 1 else [np.empty((n, n_cases), np.uint64), np.empty((n, n_cases), np.uint8)]
-        self._schedule(queue, batch, res, n)
-        return Result(*res)
+        self._schedule(queue, batch, outputs, outcomes)
+        return Result(outputs, outcomes)
 
     def close(self) -> None:
         """Stop every worker and remove the shared files (idempotent)."""
@@ -247,21 +245,14 @@ class NativeExecutor:
             self._last_state = (seed, BatchState.from_seed(seed, self.options.scratch))
         return self._last_state[1]
 
-    def _check(self, w: Worker, m: int, batch: "_Batch", res: list, at: slice, n: int) -> None:
-        """Hand out the chunk's results: ``res`` = [outputs, outcomes] become views of the
-        shared file (``res`` [None, None] and the chunk the whole batch; the worker, done, has
-        made it read-only) or get a copy of them in rows ``at``; then WorkerLost unless the
-        worker's sentinels and outcome table are right (checked on what is handed out and the
-        sentinels' rows: the file is read once, a failed chunk is run again)."""
+    def _check(self, w: Worker, m: int, batch: "_Batch", outputs: np.ndarray, outcomes: np.ndarray,
+               at: slice) -> None:
+        """Copy the chunk's results from the shared file into ``outputs[at]``, ``outcomes[at]``,
+        then WorkerLost unless the worker's sentinels and outcome table are right (checked on the
+        copies and the sentinels' rows: the file is read once, a failed chunk is run again)."""
         v = w.views
         outs, kinds = v["outputs"], v["outcomes"]
-        if res[0] is None and at == slice(0, n):
-            outputs, outcomes, at = outs[:m - 2], kinds[:m - 2], slice(None)
-        else:
-            if res[0] is None:
-                res[:] = np.empty((n, outs.shape[1]), np.uint64), np.empty((n, outs.shape[1]), np.uint8)
-            outputs, outcomes = res
-            outputs[at], outcomes[at] = outs[:m - 2], kinds[:m - 2]
+        outputs[at], outcomes[at] = outs[:m - 2], kinds[:m - 2]
         sent_outs, sent_kinds = outs[m - 2:], kinds[m - 2:]
         crash = min(_CRASH_CASES, kinds.shape[1])
         if int(outcomes[at].max()) >= _LOST or int(sent_kinds[0].max()) >= _LOST \
@@ -270,9 +261,6 @@ class NativeExecutor:
         if sent_kinds[0].any() or sent_outs[0].tobytes() != batch.ok_expected \
                 or (sent_kinds[1, :crash] != _SIGILL).any() or sent_outs[1, :crash].any():   # (Outcome.OK is 0)
             raise WorkerLost("worker failed its sentinel check")
-        if res[0] is None:
-            res[:] = outputs, outcomes
-            w.hold(outputs, outcomes)
 
     def _replace(self, w: Worker) -> Worker:
         t0 = time.perf_counter()
@@ -282,7 +270,7 @@ class NativeExecutor:
         self.replacements.append(time.perf_counter() - t0)
         return fresh
 
-    def _schedule(self, queue: deque, batch: "_Batch", res: list, n: int) -> None:
+    def _schedule(self, queue: deque, batch: "_Batch", outputs, outcomes) -> None:
         idle = list(self._workers)
         busy: dict = {}   # conn -> (worker, chunk, deadline)
         while queue or busy:
@@ -304,16 +292,13 @@ class NativeExecutor:
                 del busy[conn]
                 try:
                     w.result(deadline)
-                    self._check(w, b - a + 2, batch, res, slice(a, b), n)
+                    self._check(w, b - a + 2, batch, outputs, outcomes, slice(a, b))
                 except WorkerLost:
                     self.lost_batches += 1
                     w = self._replace(w)
-                    if res[0] is None:   # a chunk failed: the batch is copied out in parts
-                        res[:] = np.empty((n, batch.table.shape[0]), np.uint64), \
-                            np.empty((n, batch.table.shape[0]), np.uint8)
                     if b - a == 1:
-                        res[0][a] = 0
-                        res[1][a] = Outcome.WORKER_LOST
+                        outputs[a] = 0
+                        outcomes[a] = Outcome.WORKER_LOST
                     else:
                         half = (a + b) // 2
                         queue.appendleft((half, b))

@@ -392,12 +392,3 @@ def get_sigaction(sig: int) -> tuple[int, int]:
     old = SigAction()
     _libc.sigaction(sig, None, ctypes.byref(old))
     return old.handler or 0, old.flags
-
-
-def protect(buf, writable: bool) -> None:
-    """Make the worker's mapping ``buf`` (an ``mmap``) writable or read-only: a batch's file is
-    read-only outside its own run, so genome code of later batches cannot write into results the
-    owner handed out as views of it (genome code cannot call mprotect: seccomp)."""
-    addr = np.frombuffer(buf, np.uint8).ctypes.data
-    if _libc.mprotect(ctypes.c_void_p(addr), len(buf), PROT_R | (PROT_W if writable else 0)):
-        raise OSError(ctypes.get_errno(), "mprotect of the batch file failed")

@@ -17,11 +17,6 @@ blob      the genomes' code, concatenated (last: the   owner
           rest of the file, so views keep their shape)
 ========  ===========================================  ======================
 
-A worker has up to ``_POOL`` such files: a batch's results may be handed out as views of its
-file (:meth:`Worker.hold`), which is then not written again while they live, and which the
-worker keeps read-only outside the batch's own run (genome code cannot mprotect it back:
-seccomp), so later batches' genome code cannot change results already checked.
-
 Workers are fresh interpreters (``python -m core.executors.native.sandbox``) connected by a socket
 pair: nothing of the owner's state (threads, locks, the user's ``__main__``) leaks into them. A
 worker never trusts its own survival: the owner judges it by its exit, its deadline and the
@@ -38,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 from pathlib import Path
 from dataclasses import dataclass
 from functools import lru_cache
@@ -101,7 +95,7 @@ def _views(buf, layout: dict, n_genomes: int, n_cases: int) -> dict[str, np.ndar
 
 def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process: build the machine, then serve batches until EOF."""
-    from core.executors.native.jit import Machine, PreflightError, protect
+    from core.executors.native.jit import Machine, PreflightError
     try:
         machine = Machine(spec.isa, spec.scratch, spec.slot_size, spec.pad, spec.seccomp)
     except (PreflightError, OSError) as exc:
@@ -109,7 +103,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         return
     conn.send(("ready", {"pid": os.getpid(), "seccomp": machine.seccomp}))
     faults = dict(spec.faults)
-    maps: dict[str, tuple[int, mmap.mmap]] = {}   # the owner's batch files: path -> (size, mapping)
+    mapped: tuple[str, int, mmap.mmap] | None = None
     state, state_seed = None, None
     cached: tuple = (None, None)   # (layout key, views) of the last batch
     while True:
@@ -120,19 +114,14 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         t_in, cpu_in = time.perf_counter(), time.thread_time()
         if msg[0] == "quit":
             break
-        _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes, keep = msg
-        if cached[0] is not None and cached[0][:2] != (path, size):
+        _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
+        if mapped is None or mapped[0] != path or mapped[1] != size:
             cached = (None, None)
-        for old in [p for p, (sz, _) in maps.items() if p not in keep or p == path and sz != size]:
-            maps.pop(old)[1].close()   # files the owner dropped: never writable here again
-        if path not in maps:
             with open(path, "r+b") as f:
-                maps[path] = (size, mmap.mmap(f.fileno(), size))
-        mapped = maps[path][1]
-        protect(mapped, True)          # only the batch's own file is writable during its run
+                mapped = (path, size, mmap.mmap(f.fileno(), size))
         key = (path, size, n_genomes, n_cases, state_bytes)
         if cached[0] != key:
-            cached = (key, _views(mapped, _layout(n_genomes, n_cases, state_bytes), n_genomes, n_cases))
+            cached = (key, _views(mapped[2], _layout(n_genomes, n_cases, state_bytes), n_genomes, n_cases))
         views = cached[1]
         if state is None or state_seed != seed:
             state, state_seed = BatchState.from_seed(seed, spec.scratch), seed
@@ -165,7 +154,6 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
         del views, offsets, blob, entries, flags
-        protect(mapped, False)
         conn.send(("done", elapsed, time.perf_counter() - t_in, time.thread_time() - cpu_in))
     machine.close()
 
@@ -188,9 +176,9 @@ class Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.conn.send(spec)
-        self._pool: list[_Shm] = []   # batch files; one holding results handed out is not reused
-        self._shm: _Shm | None = None  # the current batch's
+        self.path, self.size, self.buf, self._fd = "", 0, None, -1
         self.blob_len, self.state_bytes = 0, 0
+        self._cached: tuple = (None, None)   # (layout key, views) of the last batch
         self.views: dict[str, np.ndarray] = {}
         self._poller = None
         #: the last batch's seconds in the worker: its genome loop, from command to answer (wall),
@@ -211,49 +199,31 @@ class Worker:
         self.info = msg[1]
         self.start_seconds = time.perf_counter() - t0
 
-    @property
-    def path(self) -> str:
-        return self._shm.path if self._shm else ""
-
-    @property
-    def size(self) -> int:
-        return self._shm.size if self._shm else 0
-
     def buffer(self, n_genomes: int, n_cases: int, blob_len: int, state_bytes: int = 0) -> dict[str, np.ndarray]:
-        """Views of a shared batch file (also ``self.views``) that holds no results handed out
-        (:meth:`hold`), grown (a new file) when the batch needs more room; the views stay the
-        same while the batch's shape and file do."""
+        """Views of the shared batch file (also ``self.views``), grown (a new file) when the
+        batch needs more room; the views stay the same while the batch's shape does."""
         layout = _layout(n_genomes, n_cases, state_bytes)
         need = max(4096, layout["blob"][0] + blob_len)
-        free = [f for f in self._pool if not f.held()]
-        shm = next((f for f in free if f.size >= need), None)
-        if shm is None:
-            if free:
-                self._drop(free[0])
-            elif len(self._pool) >= _POOL:
-                self._drop(self._pool[0])   # the oldest held: its views keep the owner's mapping
-            size = -(-max(need, 2 * max((f.size for f in self._pool), default=0)) // 4096) * 4096
-            shm = _Shm(size)
-            self._pool.append(shm)
-        self._shm = shm
+        if need > self.size:
+            self._release()
+            size = -(-max(need, 2 * self.size) // 4096) * 4096
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, self.path = tempfile.mkstemp(prefix="melvin-native-", dir=shm)
+            os.ftruncate(fd, size)
+            self.buf, self.size, self._fd = mmap.mmap(fd, size), size, fd
         self.blob_len, self.state_bytes = blob_len, state_bytes
-        key = (n_genomes, n_cases, state_bytes)
-        if shm.cached[0] != key:   # a population's batches keep their shape
-            shm.cached = (key, _views(shm.buf, layout, n_genomes, n_cases))
-        self.views = shm.cached[1]
+        key = (n_genomes, n_cases, state_bytes, self.path)
+        if self._cached[0] != key:   # a population's batches keep their shape
+            self._cached = (key, _views(self.buf, layout, n_genomes, n_cases))
+        self.views = self._cached[1]
         return self.views
-
-    def hold(self, *arrays: np.ndarray) -> None:
-        """Mark the current batch file as holding ``arrays`` (views of it handed out as
-        results): it is not written again while one of them lives."""
-        self._shm.refs = [weakref.ref(a) for a in arrays]
 
     def submit(self, n_genomes: int, n_cases: int, seed: int, budget: float, mode: str = "stub",
                repeat: int = 1) -> None:
         """Run the batch in the buffer (per-case states when the buffer was made with them)."""
         try:
             self.conn.send(("run", self.path, self.size, n_genomes, n_cases, self.blob_len, seed, budget, mode,
-                            repeat, self.state_bytes, tuple(f.path for f in self._pool)))
+                            repeat, self.state_bytes))
         except (BrokenPipeError, OSError):
             pass   # the answer (EOF) tells the owner it is lost
 
@@ -278,16 +248,16 @@ class Worker:
         self.last_loop, self.last_busy, self.last_cpu = msg[1:4]
         return msg[1]
 
-    def _drop(self, shm: "_Shm") -> None:
-        """Stop using one batch file (the worker unmaps it at its next batch)."""
-        self._pool.remove(shm)
-        if shm is self._shm:
-            self._shm, self.views = None, {}
-        shm.release()
-
     def _release(self) -> None:
-        for shm in list(self._pool):
-            self._drop(shm)
+        self._cached, self.views = (None, None), {}
+        if self.buf is not None:
+            try:
+                self.buf.close()
+            except BufferError:
+                pass   # views still alive: the mapping goes with them
+            os.close(self._fd)
+            os.unlink(self.path)
+            self.buf, self.size = None, 0
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -305,40 +275,6 @@ class Worker:
                 pass
             _wait(self.proc, 2.0)
             self.kill()
-
-
-#: batch files per worker: results handed out as views keep theirs (:meth:`Worker.hold`)
-_POOL = 3
-
-
-class _Shm:
-    """One shared batch file in ``/dev/shm`` and the owner's mapping of it."""
-
-    def __init__(self, size: int):
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, self.path = tempfile.mkstemp(prefix="melvin-native-", dir=shm)
-        try:
-            os.ftruncate(fd, size)
-            self.buf = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-        self.size = size
-        self.cached: tuple = (None, None)   # (layout key, views) of the last batch in it
-        self.refs: list = []                # weak references to results handed out
-
-    def held(self) -> bool:
-        return any(r() is not None for r in self.refs)
-
-    def release(self) -> None:
-        self.cached = (None, None)
-        try:
-            self.buf.close()
-        except BufferError:
-            pass   # results still alive: the mapping goes with them
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 def _wait(proc: subprocess.Popen, timeout: float) -> int | None:
