@@ -16,14 +16,23 @@ one (its boundaries are fixed). ``tests/test_native_plans.py`` checks both give 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from core.asm import disassembler
-from core.executors.interp.decoder import (
-    A_REG, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD, F_RM, F_RN, F_RT2, F_TGT, F_WB, K_ADC, K_ADDSUB, K_B, K_BFM, K_CBZ, K_CCMP,
-    K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR, K_LOGIC, K_MEM, K_MOVW, K_NOP, K_RET, K_SIMD, K_TBZ, M_LIT, M_LOAD,
-    M_PAIR, M_PRFM, M_VEC, N_FIELDS, NOP, O2_IMM, RET, _decode_word)
 from core.executors.native.light import FULL, MEM, _OUT, _REGS, code_insns, entry_plan, insn_info
+
+try:
+    from numba import njit
+
+    from core.executors.interp.decoder import (
+        A_REG, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD, F_RM, F_RN, F_RT2, F_TGT, F_WB, K_ADC, K_ADDSUB, K_B, K_BFM,
+        K_CBZ, K_CCMP, K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR, K_LOGIC, K_MEM, K_MOVW, K_NOP, K_RET, K_SIMD, K_TBZ,
+        M_LIT, M_LOAD, M_PAIR, M_PRFM, M_VEC, N_FIELDS, NOP, O2_IMM, RET, _decode_word)
+    HAVE_NUMBA = True
+except ImportError:   # the qemu lane's userland has no numba: plans per code (capstone), as before
+    HAVE_NUMBA = False
+
+    def njit(*_, **__):
+        return lambda f: f
 
 _MAX_LEN = 8                     # instructions longer than a uint64 window go through entry_plan
 _NONE, _RET, _STOP, _DIRECT, _INDIRECT = range(5)
@@ -90,6 +99,9 @@ class PlanTable:
         ``entry_plan``, or (arm64 words the decoder classifies) a safe superset of them."""
         buf = np.ascontiguousarray(buf, np.uint8)
         offsets = np.asarray(offsets, np.int64)
+        if not HAVE_NUMBA:
+            raw, off = buf.tobytes(), offsets.tolist()
+            return np.array([entry_plan(self.isa, raw[a:b]) for a, b in zip(off, off[1:])], np.uint64)
         if self.isa == "arm64":
             self._learn_words(buf)
         plans, unknown = self._bulk(buf, offsets)
