@@ -98,7 +98,9 @@ class PlanTable:
         """Entry plans (uint64 [n]) of the codes ``buf[offsets[i]:offsets[i + 1]]``: those of
         ``entry_plan``, or (arm64 words the decoder classifies) a safe superset of them."""
         buf = np.ascontiguousarray(buf, np.uint8)
-        offsets = np.asarray(offsets, np.int64)
+        if not buf.flags.writeable:   # one kernel signature (a read-only array compiles another)
+            buf = buf.copy()
+        offsets = np.ascontiguousarray(offsets, np.int64)
         if not HAVE_NUMBA:
             raw, off = buf.tobytes(), offsets.tolist()
             return np.array([entry_plan(self.isa, raw[a:b]) for a, b in zip(off, off[1:])], np.uint64)
