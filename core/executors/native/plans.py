@@ -53,6 +53,7 @@ class PlanTable:
         self._known: set[bytes] = set()          # x86-64: the instructions learnt, by bytes
         self._tables: dict[int, tuple] = {}      # length -> (keys uint64 sorted, facts [k, 6] int64)
         self._pending: dict[int, list] = {}      # length -> [(keys, facts)] not yet merged
+        self._rows: dict[int, list] = {}         # length -> [(key, *facts)] not yet merged
         self._flat: tuple = ()
         self._stale = True
 
@@ -62,14 +63,15 @@ class PlanTable:
         if info is None or not 0 < len(raw) <= _MAX_LEN or raw in self._known:
             return
         if self.isa == "x86_64":
-            for tail in (b"\x00", b"\xff", b"\x0f", b"\x66"):
+            for tail in (b"\x00", b"\xff"):
                 first = next(disassembler(self.isa).disasm_lite(raw + tail * 15, 0, 1), None)
                 if first is None or first[1] != len(raw):
                     return
             self._known.add(raw)
         reads, full, mem, heavy, branch, rel = info
-        self._add(len(raw), np.array([int.from_bytes(raw, "little")], np.uint64),
-                  np.array([[reads, full, int(mem), int(heavy), _KINDS[branch], rel]], np.int64))
+        self._rows.setdefault(len(raw), []).append(
+            (int.from_bytes(raw, "little"), reads, full, int(mem), int(heavy), _KINDS[branch], rel))
+        self._stale = True
 
     def _add(self, length: int, keys: np.ndarray, facts: np.ndarray) -> None:
         self._pending.setdefault(length, []).append((keys, facts))
@@ -77,6 +79,10 @@ class PlanTable:
 
     def _build(self) -> None:
         """Merge the pending instructions into the sorted tables and the kernel's flat arrays."""
+        for length, rows in self._rows.items():
+            self._pending.setdefault(length, []).append(
+                (np.array([r[0] for r in rows], np.uint64), np.array([r[1:] for r in rows], np.int64).reshape(-1, 6)))
+        self._rows = {}
         for length, parts in self._pending.items():
             old = self._tables.get(length, (np.zeros(0, np.uint64), np.zeros((0, 6), np.int64)))
             keys = np.concatenate([old[0]] + [k for k, _ in parts])
