@@ -254,11 +254,15 @@ class NativeExecutor:
         outputs[at], outcomes[at] = outs[:m - 2], kinds[:m - 2]
         sent_outs, sent_kinds = outs[m - 2:], kinds[m - 2:]
         crash = min(_CRASH_CASES, kinds.shape[1])
-        if int(outcomes[at].max()) >= _LOST or int(sent_kinds[0].max()) >= _LOST \
-                or int(sent_kinds[1, :crash].max()) >= _LOST:   # 0xFF: not run
+        if int(outcomes[at].max()) >= _LOST:   # 0xFF: not run
             raise WorkerLost("worker left cases without an outcome")
-        if sent_kinds[0].any() or sent_outs[0].tobytes() != batch.ok_expected \
-                or (sent_kinds[1, :crash] != _SIGILL).any() or sent_outs[1, :crash].any():   # (Outcome.OK is 0)
+        # the sentinels' rows against their known answers, as bytes (Outcome.OK is 0)
+        n_cases = kinds.shape[1]
+        if sent_kinds[0].tobytes() != bytes(n_cases) or sent_outs[0].tobytes() != batch.ok_expected \
+                or sent_kinds[1, :crash].tobytes() != bytes([_SIGILL]) * crash \
+                or sent_outs[1, :crash].tobytes() != bytes(8 * crash):
+            if int(sent_kinds[0].max()) >= _LOST or int(sent_kinds[1, :crash].max()) >= _LOST:
+                raise WorkerLost("worker left cases without an outcome")
             raise WorkerLost("worker failed its sentinel check")
 
     def _replace(self, w: Worker) -> Worker:
