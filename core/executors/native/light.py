@@ -153,7 +153,8 @@ def insn_info(isa: str, insn_bytes: bytes):
             or any(n not in _A64_GPR and n not in _A64_HARMLESS and n not in ("sp", "wsp") for n in cap | named):
         return 0, 0, False, True, "", 0
     mem = mem or bool({"sp", "wsp"} & (cap | named))
-    if insn.mnemonic.startswith("bl") or branch != "ret" and ops and ops[0] in ("x30", "w30", "lr"):
+    if insn.mnemonic.startswith("bl") or branch != "ret" and (ops and ops[0] in ("x30", "w30", "lr") or (
+            insn.mnemonic in _A64_WRITE_TWO and len(ops) > 1 and ops[1] in ("x30", "w30", "lr"))):
         branch = "indirect"   # x30 rewritten: the return may go anywhere
     if branch == "ret" and ops and ops[0] not in ("x30", "lr"):
         branch = "indirect"
