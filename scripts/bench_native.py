@@ -101,7 +101,7 @@ def run_native_benchmarks(quick: bool) -> list[dict]:
         e2e, busy, e2e_loop, e2e_cpu = _end_to_end(ex, clean, inputs, runs)
         e2e_codes = _end_to_end(ex, packed, inputs, runs)[0]
         e2e_big = _end_to_end(ex, big, big_inputs, max(3, runs // 3))[0]
-        fresh = []   # new codes every call: their entry plans are computed (capstone)
+        fresh = []   # new codes every call: their entry plans are computed
         for k in range(2 if quick else 4):
             codes = _population(isa, n, 100 + k)
             t0 = time.perf_counter()
@@ -139,7 +139,7 @@ def run_native_benchmarks(quick: bool) -> list[dict]:
          "notes": f"one worker per core; the bare loop has one core"},
         {"name": f"native {isa} run() on new codes each call vs bare loop", "value": total / min(fresh), "unit": "cases/s",
          "baseline": rate["loop"], "ratio": loop / min(fresh),
-         "notes": note + "; every code's entry plan computed (light.entry_plan, capstone): what a generation of new offspring pays"},
+         "notes": note + "; every code's entry plan computed (plans.PlanTable in bulk; capstone only for instructions it has not seen): what a generation of new offspring pays"},
     ]
     # where a case's time goes (ns per case; the ratio is against the bare loop's)
     per = 1e9 / total

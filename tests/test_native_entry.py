@@ -104,6 +104,7 @@ def test_arm64_plans_load_what_the_code_reads_first(words, regs, mem):
     (0xD61F0000,),               # br x0
     (0x14000002,),               # b past the end
     (0x94000001,),               # bl: writes x30
+    (0xA9407BE0, 0xD65F03C0),    # ldp x0, x30, [sp]; ret: x30 loaded as a pair's second register
 ])
 def test_arm64_doubt_gives_the_full_entry(words):
     """Check that arm64 code the analysis cannot follow gets every register and all state."""

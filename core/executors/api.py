@@ -154,6 +154,12 @@ def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[S
             raise ValueError(f"codes[{i}] is {len(code)} bytes: {isa.name} code must be whole "
                              f"{isa.insn_size}-byte instructions")
         out.append(code)
+    return out, validate_inputs(isa, inputs)
+
+
+def validate_inputs(isa: Isa, inputs) -> np.ndarray:
+    """Check a batch's inputs (as :func:`validate_batch` does); C-contiguous ``inputs`` back.
+    For a backend that knows the batch's codes already (the same as its last, checked)."""
     if not isinstance(inputs, np.ndarray):
         raise ValueError(f"inputs must be a numpy uint64 array [n_cases, n_inputs], got {type(inputs).__name__}")
     if inputs.dtype != np.uint64:
@@ -165,7 +171,7 @@ def validate_batch(isa: Isa, options: ExecutorOptions, codes, inputs) -> tuple[S
         raise ValueError(f"inputs must have 1 to {isa.max_inputs} columns (one per argument), got {n_inputs}")
     if not 1 <= n_cases <= MAX_CASES:
         raise ValueError(f"inputs must have 1 to {MAX_CASES} rows (test cases), got {n_cases}")
-    return out, np.ascontiguousarray(inputs)
+    return np.ascontiguousarray(inputs)
 
 
 def validate_states(options: ExecutorOptions, states, n_cases: int) -> CaseStates:

@@ -37,10 +37,11 @@ from typing import Sequence
 import numpy as np
 
 from core.codes import Codes
-from core.executors.api import ExecutorOptions, Result, validate_batch, validate_states
+from core.executors.api import ExecutorOptions, Result, validate_batch, validate_inputs, validate_states
 from core.executors.batch_state import BatchState, CaseStates
 from core.executors.memory_map import ARENA_SIZE
 from core.executors.native.light import FULL, entry_plan
+from core.executors.native.plans import PlanTable
 from core.executors.native.prologue import CODE_AT
 from core.executors.native.sandbox import Worker, WorkerLost, WorkerSpec
 from core.isa import Isa
@@ -98,7 +99,8 @@ class NativeExecutor:
         self._closed = False
         self._states: np.ndarray | None = None   # per-case states of the batch being run (rows of bytes)
         self._last_state: tuple = (None, None)   # (seed, BatchState): the last batch's
-        self._plan_cache: dict[bytes, int] = {}
+        self._last_table: tuple = (None, None, None)   # (seed, shape, inputs bytes), table, xor sentinel's answer
+        self._plan_table = PlanTable(isa.name)   # the instructions seen: new codes' plans in bulk
         self._last_codes: tuple | None = None   # the last batch (its list, or a copy of its Codes), buffer, offsets, plans
         sent = _SENTINELS[isa.name]
         self._sentinels = (np.frombuffer(b"".join(sent), np.uint8), np.array([0, len(sent[0]), len(sent[0]) + len(sent[1])]),
@@ -120,19 +122,25 @@ class NativeExecutor:
         ``states``: the worker runs the trampoline once per case, each under its own state)."""
         if self._closed:
             raise ValueError("this executor is closed")
-        codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
+        known = self._known_codes(codes)   # the last batch's codes again: checked then
+        if known is None:
+            codes, inputs = validate_batch(self.isa, self.options, codes, inputs)
+            known = self._codes(codes)
+        else:
+            inputs = validate_inputs(self.isa, inputs)
         seed = self.options.seed if seed is None else seed
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if states is not None:
             states = validate_states(self.options, states, inputs.shape[0])
             table = states.input_table(self.isa, inputs)
+            ok = (table[:, 0] ^ table[:, 1]).tobytes()
             self._states = np.concatenate([states.regs.view(np.uint8), states.simd, states.scratch], axis=1)
         else:
-            table = self._batch_state(seed).input_table(self.isa, inputs)
+            table, ok = self._table(seed, inputs)
             self._states = None
-        batch = _Batch(*self._codes(codes), table, seed)
-        n, n_cases = len(codes), table.shape[0]
+        batch = _Batch(*known, table, seed, ok)
+        n, n_cases = len(known[1]) - 1, table.shape[0]
         outputs = np.empty((n, n_cases), dtype=np.uint64)    # every row is written below
         outcomes = np.empty((n, n_cases), dtype=np.uint8)
         per_slot_cap = ARENA_SIZE // self.slot_size - 2
@@ -194,38 +202,42 @@ class NativeExecutor:
         w.submit(m, n_cases, batch.seed, self.options.time_budget, mode, repeat)
         return self._deadline(m, n_cases) if mode == "stub" else time.monotonic() + 3600
 
-    def _codes(self, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(buffer uint8, offsets int64 [n + 1], entry plans uint64 [n]) of a checked batch; a
-        batch equal to the last one (the same population on other cases, as validation and
-        counterexamples run it) reuses the last one's, found with two array comparisons (a
-        ``Codes``) or one list comparison (bytes objects, by identity first)."""
+    def _known_codes(self, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The last batch's (buffer, offsets, plans) when ``codes`` equal its codes (the same
+        population on other cases, as validation, counterexamples and benchmarks run it): two
+        array comparisons (a ``Codes``) or one list comparison (by identity first); else None."""
         last = self._last_codes
+        if last is None:
+            return None
         if isinstance(codes, Codes):
-            if last is not None and isinstance(last[0], Codes) and np.array_equal(last[0].offsets, codes.offsets) \
-                    and np.array_equal(last[0].buf, codes.buf):
+            if isinstance(last[0], Codes) and _same(last[0].offsets, codes.offsets) and _same(last[0].buf, codes.buf):
                 return last[1:]
+        elif type(codes) is list and type(last[0]) is list and last[0] == codes:
+            return last[1:]
+        return None
+
+    def _table(self, seed: int, inputs: np.ndarray) -> tuple[np.ndarray, bytes]:
+        """The argument table of ``inputs`` under the batch state of ``seed`` and what the xor
+        sentinel answers on it (the last one's again for the same seed and inputs)."""
+        key = (seed, inputs.shape, inputs.tobytes())
+        if self._last_table[0] != key:
+            table = self._batch_state(seed).input_table(self.isa, inputs)
+            self._last_table = (key, table, (table[:, 0] ^ table[:, 1]).tobytes())
+        return self._last_table[1:]
+
+    def _codes(self, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buffer uint8, offsets int64 [n + 1], entry plans uint64 [n]) of a checked batch,
+        kept as the last batch (:meth:`_known_codes`)."""
+        if isinstance(codes, Codes):
             kept = Codes(codes.buf.copy(), codes.offsets.copy())   # the caller may reuse its buffer
-            plans = self._plans(_split(codes))
+            plans = self._plan_table.plans(kept.buf, kept.offsets)
             self._last_codes = (kept, kept.buf, kept.offsets, plans)
             return self._last_codes[1:]
-        if last is not None and isinstance(last[0], list) and last[0] == codes:
-            return last[1:]
         offsets = np.zeros(len(codes) + 1, np.int64)
         np.cumsum(np.fromiter(map(len, codes), np.int64, len(codes)), out=offsets[1:])
-        self._last_codes = (codes, np.frombuffer(b"".join(codes), np.uint8), offsets, self._plans(codes))
+        buf = np.frombuffer(b"".join(codes), np.uint8)
+        self._last_codes = (codes, buf, offsets, self._plan_table.plans(buf, offsets))
         return self._last_codes[1:]
-
-    def _plans(self, keys: list[bytes]) -> np.ndarray:
-        """Entry plans of ``keys`` (:func:`entry_plan`), uint64 [n], from a dict of the codes
-        seen (bounded)."""
-        known = self._plan_cache
-        try:
-            return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
-        except KeyError:
-            if len(known) > 1 << 16:
-                known.clear()
-            known.update((c, entry_plan(self.isa.name, c)) for c in keys if c not in known)
-            return np.fromiter(map(known.__getitem__, keys), np.uint64, len(keys))
 
     def _batch_state(self, seed: int) -> BatchState:
         if self._last_state[0] != seed:
@@ -242,11 +254,15 @@ class NativeExecutor:
         outputs[at], outcomes[at] = outs[:m - 2], kinds[:m - 2]
         sent_outs, sent_kinds = outs[m - 2:], kinds[m - 2:]
         crash = min(_CRASH_CASES, kinds.shape[1])
-        if int(outcomes[at].max()) >= _LOST or int(sent_kinds[0].max()) >= _LOST \
-                or int(sent_kinds[1, :crash].max()) >= _LOST:   # 0xFF: not run
+        if int(outcomes[at].max()) >= _LOST:   # 0xFF: not run
             raise WorkerLost("worker left cases without an outcome")
-        if sent_kinds[0].any() or sent_outs[0].tobytes() != batch.ok_expected \
-                or (sent_kinds[1, :crash] != _SIGILL).any() or sent_outs[1, :crash].any():   # (Outcome.OK is 0)
+        # the sentinels' rows against their known answers, as bytes (Outcome.OK is 0)
+        n_cases = kinds.shape[1]
+        if sent_kinds[0].tobytes() != bytes(n_cases) or sent_outs[0].tobytes() != batch.ok_expected \
+                or sent_kinds[1, :crash].tobytes() != bytes([_SIGILL]) * crash \
+                or sent_outs[1, :crash].tobytes() != bytes(8 * crash):
+            if int(sent_kinds[0].max()) >= _LOST or int(sent_kinds[1, :crash].max()) >= _LOST:
+                raise WorkerLost("worker left cases without an outcome")
             raise WorkerLost("worker failed its sentinel check")
 
     def _replace(self, w: Worker) -> Worker:
@@ -305,10 +321,10 @@ class NativeExecutor:
         seed = self.options.seed if seed is None else seed
         table = BatchState.from_seed(seed, self.options.scratch).input_table(self.isa, inputs)
         self._states = None
-        buf, offsets, plans = self._codes(codes)
+        buf, offsets, plans = self._known_codes(codes) or self._codes(codes)
         if mode == "full":
             plans = np.full(len(codes), FULL[self.isa.name], np.uint64)
-        batch = _Batch(buf, offsets, plans, table, seed)
+        batch = _Batch(buf, offsets, plans, table, seed, (table[:, 0] ^ table[:, 1]).tobytes())
         w = self._workers[0]
         deadline = self._submit(w, (0, len(codes)), batch, "stub" if mode == "full" else mode, repeat)
         elapsed = w.result(deadline)
@@ -327,12 +343,12 @@ class _Batch:
 
     __slots__ = ("buf", "offsets", "plans", "table", "seed", "ok_expected")
 
-    def __init__(self, buf: np.ndarray, offsets: np.ndarray, plans: np.ndarray, table: np.ndarray, seed: int):
+    def __init__(self, buf: np.ndarray, offsets: np.ndarray, plans: np.ndarray, table: np.ndarray, seed: int,
+                 ok_expected: bytes):
         self.buf, self.offsets, self.plans, self.table, self.seed = buf, offsets, plans, table, seed
-        self.ok_expected = (table[:, 0] ^ table[:, 1]).tobytes()
+        self.ok_expected = ok_expected
 
 
-def _split(codes: Codes) -> list[bytes]:
-    """The codes of one buffer as bytes objects (the plan cache's keys), without numpy per code."""
-    raw, off = codes.buf.tobytes(), codes.offsets.tolist()
-    return list(map(raw.__getitem__, map(slice, off, off[1:])))
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal arrays (dtype, shape, bytes): one memcmp, cheaper than ``np.array_equal``."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()

@@ -58,15 +58,10 @@ def entry_plan(isa: str, code: bytes) -> int:
     pointer (x86-64) or x30 (arm64), which make the return go elsewhere. A return (``ret``,
     anywhere) reads the output only. Registers are followed to the first branch or return;
     after a branch everything not yet written counts as read."""
-    insns, end = [], 0
-    for address, size, _, _ in disassembler(isa).disasm_lite(bytes(code), 0):
-        info = _insn_info(isa, bytes(code[address:address + size]))
-        if info is None:
-            return FULL[isa]
-        insns.append((address, info))
-        end = address + size
-    if end != len(code):
+    insns = code_insns(isa, code)
+    if insns is None:
         return FULL[isa]
+    insns = [(address, info) for address, _, info in insns]
     starts = {a for a, _ in insns} | {len(code)}
     plan, written, scanning = 0, 0, True
     for address, (reads, full, mem, heavy, branch, rel) in insns:
@@ -90,8 +85,23 @@ def entry_plan(isa: str, code: bytes) -> int:
     return plan
 
 
+def code_insns(isa: str, code: bytes) -> list[tuple[int, bytes, tuple]] | None:
+    """(address, bytes, :func:`insn_info`) of every instruction of ``code`` (capstone's
+    boundaries), or None when some bytes do not decode, or decode to an instruction that
+    cannot be classified."""
+    code, insns, end = bytes(code), [], 0
+    for address, size, _, _ in disassembler(isa).disasm_lite(code, 0):
+        raw = code[address:address + size]
+        info = insn_info(isa, raw)
+        if info is None:
+            return None
+        insns.append((address, raw, info))
+        end = address + size
+    return insns if end == len(code) else None
+
+
 @lru_cache(maxsize=1 << 18)
-def _insn_info(isa: str, insn_bytes: bytes):
+def insn_info(isa: str, insn_bytes: bytes):
     """(reads mask, fully written mask, memory, heavy, branch kind, relative target) of one
     instruction decoded at 0, or None when it cannot be classified."""
     insn = next(disassembler(isa, detail=True).disasm(insn_bytes, 0, 1), None)
@@ -143,7 +153,8 @@ def _insn_info(isa: str, insn_bytes: bytes):
             or any(n not in _A64_GPR and n not in _A64_HARMLESS and n not in ("sp", "wsp") for n in cap | named):
         return 0, 0, False, True, "", 0
     mem = mem or bool({"sp", "wsp"} & (cap | named))
-    if insn.mnemonic.startswith("bl") or branch != "ret" and ops and ops[0] in ("x30", "w30", "lr"):
+    if insn.mnemonic.startswith("bl") or branch != "ret" and (ops and ops[0] in ("x30", "w30", "lr") or (
+            insn.mnemonic in _A64_WRITE_TWO and len(ops) > 1 and ops[1] in ("x30", "w30", "lr"))):
         branch = "indirect"   # x30 rewritten: the return may go anywhere
     if branch == "ret" and ops and ops[0] not in ("x30", "lr"):
         branch = "indirect"

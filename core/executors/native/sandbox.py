@@ -29,6 +29,7 @@ import mmap
 import os
 import select
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,19 @@ class WorkerSpec:
     seccomp: bool = True
     faults: tuple = ()   #: ((code bytes, action), ...) for tests of the owner's recovery
     last_cases: int | None = None   #: cases the last genome runs (None: all)
+
+
+# per-batch messages, packed (no pickle on the hot path): the owner's command (then the batch
+# file's path) and the worker's answer (its loop, command-to-answer and CPU seconds)
+_RUN = struct.Struct("<cqqqqdqqq")
+_DONE = struct.Struct("<cddd")
+_MODES = ("stub", "bare", "percall")
+
+
+def _unpack_run(msg: bytes) -> tuple:
+    _, size, n_genomes, n_cases, blob_len, budget, mode, repeat, state_bytes = _RUN.unpack_from(msg)
+    path, seed = msg[_RUN.size:].decode().split("\0")   # (a seed may be any int)
+    return path, size, n_genomes, n_cases, blob_len, int(seed), budget, _MODES[mode], repeat, state_bytes
 
 
 class WorkerLost(RuntimeError):
@@ -108,13 +122,13 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     cached: tuple = (None, None)   # (layout key, views) of the last batch
     while True:
         try:
-            msg = conn.recv()
+            msg = conn.recv_bytes()
         except (EOFError, OSError):
             break
         t_in, cpu_in = time.perf_counter(), time.thread_time()
-        if msg[0] == "quit":
+        if msg[:1] != b"R":   # b"Q": quit
             break
-        _, path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = msg
+        path, size, n_genomes, n_cases, blob_len, seed, budget, mode, repeat, state_bytes = _unpack_run(msg)
         if mapped is None or mapped[0] != path or mapped[1] != size:
             cached = (None, None)
             with open(path, "r+b") as f:
@@ -154,7 +168,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         if action == "corrupt":
             views["outputs"][-2] ^= np.uint64(1)
         del views, offsets, blob, entries, flags
-        conn.send(("done", elapsed, time.perf_counter() - t_in, time.thread_time() - cpu_in))
+        conn.send_bytes(_DONE.pack(b"D", elapsed, time.perf_counter() - t_in, time.thread_time() - cpu_in))
     machine.close()
 
 
@@ -222,8 +236,9 @@ class Worker:
                repeat: int = 1) -> None:
         """Run the batch in the buffer (per-case states when the buffer was made with them)."""
         try:
-            self.conn.send(("run", self.path, self.size, n_genomes, n_cases, self.blob_len, seed, budget, mode,
-                            repeat, self.state_bytes))
+            self.conn.send_bytes(_RUN.pack(b"R", self.size, n_genomes, n_cases, self.blob_len, budget,
+                                           _MODES.index(mode), repeat, self.state_bytes)
+                                 + f"{self.path}\0{seed}".encode())
         except (BrokenPipeError, OSError):
             pass   # the answer (EOF) tells the owner it is lost
 
@@ -240,13 +255,13 @@ class Worker:
         if not self.ready(deadline - time.monotonic()):
             raise WorkerLost("native worker missed its batch deadline")
         try:
-            msg = self.conn.recv()
+            msg = self.conn.recv_bytes()
         except (EOFError, OSError):
             raise WorkerLost(f"native worker died (exit code {_wait(self.proc, 1.0)})") from None
-        if msg[0] != "done":
-            raise WorkerLost(f"native worker answered {msg!r}")
-        self.last_loop, self.last_busy, self.last_cpu = msg[1:4]
-        return msg[1]
+        if len(msg) != _DONE.size or msg[:1] != b"D":
+            raise WorkerLost(f"native worker answered {msg[:64]!r}")
+        self.last_loop, self.last_busy, self.last_cpu = _DONE.unpack(msg)[1:]
+        return self.last_loop
 
     def _release(self) -> None:
         self._cached, self.views = (None, None), {}
@@ -270,7 +285,7 @@ class Worker:
         """Ask the process to quit, then make sure it is gone (idempotent)."""
         if not self.conn.closed:
             try:
-                self.conn.send(("quit",))
+                self.conn.send_bytes(b"Q")
             except (BrokenPipeError, OSError):
                 pass
             _wait(self.proc, 2.0)
