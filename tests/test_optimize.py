@@ -36,19 +36,25 @@ def rows_of(engine, genomes):
     return rows
 
 
-@pytest.fixture()
-def engine(monkeypatch):
-    """clear_lowest with a verified 6-instruction first solution and an optimisation phase whose
-    minimiser finds nothing (so the cheaper candidates below are the only ones)."""
-    cfg = RunConfig(task="clear_lowest", pop=12, generations=3, time_limit=None, backend="emulated",
+def solved_engine(lines, pop: int = 12):
+    """A started clear_lowest engine whose (first) solution is the program ``lines``, verified."""
+    cfg = RunConfig(task="clear_lowest", pop=pop, generations=3, time_limit=None, backend="emulated",
                     n_train=16, n_valid=2000, optimize=60.0, seed=1)
     eng = build(cfg)
     eng.start()
     eng.solved = eng.verification = None
-    first = new_individual(genes(eng.alphabet, FIRST), 9_999)
+    first = new_individual(genes(eng.alphabet, lines), 9_999)
     eng._evaluate([first])
     eng._validate([first])
     assert eng.solved is first and eng.verification.equivalence == "proven"
+    return eng
+
+
+@pytest.fixture()
+def engine(monkeypatch):
+    """clear_lowest with a verified 6-instruction first solution and an optimisation phase whose
+    minimiser finds nothing (so the cheaper candidates below are the only ones)."""
+    eng = solved_engine(FIRST)
     monkeypatch.setattr(O.mz, "minimize", lambda units, encode, *a, **k: O.mz.Minimized(list(units), encode(units), [], 0))
     eng.optimizer = O.Optimizer(eng, "length", 60.0, peephole=False)   # its own test below
     eng.optimizer.begin()
@@ -197,17 +203,8 @@ def test_a_new_best_is_rewritten_and_the_rewrite_verified():
     """Check that the phase's first step rewrites a new best (evolve.rewrite: the move renamed
     away, ``mvn`` folded into the ``bic``) into gcc's 2 instructions, verified and proven, and
     that the rewrite is counted."""
-    cfg = RunConfig(task="clear_lowest", pop=12, generations=3, time_limit=None, backend="emulated",
-                    n_train=16, n_valid=2000, optimize=60.0, seed=1)
-    eng = build(cfg)
+    eng = solved_engine(["mov x1, x0", "sub x2, x1, #1", "mvn x3, x2", "bic x0, x1, x3"])
     try:
-        eng.start()
-        eng.solved = eng.verification = None
-        first = new_individual(genes(eng.alphabet, ["mov x1, x0", "sub x2, x1, #1", "mvn x3, x2",
-                                                    "bic x0, x1, x3"]), 9_999)
-        eng._evaluate([first])
-        eng._validate([first])
-        assert eng.solved is first
         opt = eng.optimizer = O.Optimizer(eng, "length", 60.0)
         opt.begin()
         opt._peephole_step()
@@ -224,15 +221,8 @@ def test_the_enumeration_and_the_bank_go_on_in_the_phase():
     program they reach becomes the best only through the same verification (proven), and is right
     by an independent harness."""
     from scripts.independent_harness import independent_check
-    cfg = RunConfig(task="clear_lowest", pop=300, generations=3, time_limit=None, backend="emulated",
-                    n_train=16, n_valid=2000, optimize=60.0, seed=1)
-    eng = build(cfg)
+    eng = solved_engine(FIRST, pop=300)
     try:
-        eng.start()
-        eng.solved = eng.verification = None
-        first = new_individual(genes(eng.alphabet, FIRST), 9_999)
-        eng._evaluate([first])
-        eng._validate([first])
         eng.optimizer = opt = O.Optimizer(eng, "length", 60.0, peephole=False)
         opt.begin()
         start = dict(eng.enumeration.position)
