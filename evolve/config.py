@@ -57,7 +57,7 @@ class RunConfig:
     cost: str = "length"               # what the optimisation phase minimises (evolve.cost)
     peephole: bool = True              # the optimisation phase's window enumeration (evolve.peephole)
     enumerate: bool = True             # one- and two-instruction programs enumerated alongside (evolve.enumeration)
-    synth: bool = True                 # SMT synthesis of short programs alongside (evolve.synth_tier)
+    synth: bool = False                # SMT synthesis of short programs alongside (evolve.synth_tier; --synth)
     restart_after: int = 0             # generations without better correctness before a fresh population; 0: never
     weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
 

@@ -23,9 +23,10 @@ from evolve import synth as SY
 
 log = logging.getLogger(__name__)
 
-#: solver resource units of credit per generation and genome of the population (z3 spends ~2 M a
-#: second here under load): pop 300 gets 600 k (~0.3 s) a generation, a third of a p19 generation at load 6
-RLIMIT_PER_GENOME = 2000
+#: solver resource units of credit per generation and genome of the population (z3 spends ~2.3 M a
+#: CPU second here): pop 300 gets 150 k (~65 ms) a generation, about a third of a p19 generation (at
+#: 2,000 p19 ran 26-35 generations in 60 s against 139 without the tier)
+RLIMIT_PER_GENOME = 500
 #: the width of the reduced problem, when the task's symbolic twin can be evaluated there
 REDUCED_WIDTH = 8
 #: reduced-width cases (each the twin evaluated by z3: ~1 ms)
