@@ -38,10 +38,10 @@ log = logging.getLogger(__name__)
 
 #: the longest program searched
 MAX_LINES = 8
-#: z3 resource units one solver call may spend (deterministic; ~2.5 s here under load): a call out
+#: z3 resource units one solver call may spend (deterministic; ~1 CPU second here): a call out
 #: of budget gives up that line count and library. A call cannot be cut, so it holds the generation
 #: loop: at 40 M, p19's calls took 20 s of a 60 s run (37 generations against 139 without)
-CALL_RLIMIT = 5_000_000
+CALL_RLIMIT = 2_000_000
 #: the cases a candidate is run on before it is handed over (the engine's tests decide)
 CHECK_CASES = 512
 #: examples the solver starts from

@@ -5,7 +5,7 @@ Why a share by credit: a solver call cannot be cut, and its cost (z3 resource un
 deterministically) is known only once it returns. Each generation adds
 :data:`RLIMIT_PER_GENOME` x population units of credit; the tier runs calls while its credit is
 positive and is charged what each spent, so over a run it takes about that share of the time
-(~1.5 M units a second on this machine) and a seeded run makes the same calls in the same
+(~2.3 M units a CPU second on this machine) and a seeded run makes the same calls in the same
 generations. Its position (calls done) is checkpointed; a resumed run replays them.
 
 The candidates (exact on :data:`evolve.synth.CHECK_CASES` cases drawn from the task) become genes
@@ -27,9 +27,12 @@ from evolve import synth as SY
 log = logging.getLogger(__name__)
 
 #: solver resource units of credit per generation and genome of the population (z3 spends ~2.3 M a
-#: CPU second here): pop 300 gets 150 k (~65 ms) a generation, about a third of a p19 generation (at
-#: 2,000 p19 ran 26-35 generations in 60 s against 139 without the tier)
+#: CPU second here): pop 300 gets 150 k (~65 ms) a generation. Measured at load 5-7 (60 s runs): with
+#: it p19 ran 33-77 generations against 139-193 without, p24 45-108 against 241-602, so the tier
+#: takes more than half of a run, not the third this figure aims at
 RLIMIT_PER_GENOME = 500
+#: the share of --time-limit after which no call starts (at 5 M units a call, runs of 60 s took up to 78)
+LAST_SHARE = 0.9
 #: the width of the reduced problem, when the task's symbolic twin can be evaluated there
 REDUCED_WIDTH = 8
 #: reduced-width cases (each the twin evaluated by z3: ~1 ms)
@@ -111,6 +114,9 @@ def generation_step(engine) -> None:
     tier = getattr(engine, "synth", None)
     if tier is None or engine.solved is not None or tier.synth.exhausted:
         return
+    limit = engine.cfg.time_limit
+    if limit is not None and engine.wall_seconds() > LAST_SHARE * limit:
+        return                      # a call cannot be cut: none that could overrun --time-limit
     found = tier.step(RLIMIT_PER_GENOME * engine.cfg.pop)
     if found:
         log.info("synth: %d candidate(s), %d lines first", len(found), len(found[0]))
