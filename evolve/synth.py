@@ -109,7 +109,6 @@ class Encoding:
         """z3: the last line's value on concrete arguments ``args`` (ints)."""
         w = self.w
         vals = [z3.BitVecVal(int(v), w, self.ctx) for v in args]
-        ob = self.a[0].size()
         for i in range(self.n):
             def pick(loc):
                 out = vals[0]
@@ -262,12 +261,9 @@ class Synth:
 
 
 def _rlimit(solver) -> int:
-    """The resource units ``solver`` has spent so far."""
-    for key, value in zip(solver.statistics().keys(), (solver.statistics().get_key_value(k)
-                                                       for k in solver.statistics().keys())):
-        if key == "rlimit count":
-            return int(value)
-    return 0
+    """The resource units spent so far in ``solver``'s context (z3 counts them per context)."""
+    stats = solver.statistics()
+    return int(stats.get_key_value("rlimit count")) if "rlimit count" in stats.keys() else 0
 
 
 def program_genes(program, arity: int, n_regs: int) -> list[tuple] | None:
