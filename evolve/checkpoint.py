@@ -124,7 +124,8 @@ def encode(state: dict, brain: bytes | None) -> tuple[dict, dict[str, np.ndarray
            "solved": individual_to_json(state["solved"]) if state["solved"] is not None else None,
            "verification": state.get("verification"), "brain": brain is not None,
            "optimize": state.get("optimize"), "alphabet_version": state.get("alphabet_version", 1),
-           "restart": state.get("restart"), "enumerated": state.get("enumerated")}
+           "restart": state.get("restart"), "enumerated": state.get("enumerated"),
+           "synth": state.get("synth")}
     arrays = {f"rows/{k}": np.ascontiguousarray(v) for k, v in state["rows"].items()}
     arrays.update({k: np.ascontiguousarray(state[k]) for k in _CASES})
     doc["lineage_ops"], lineage_arrays = _lineage_to_arrays(state.get("lineage", {}))
@@ -181,7 +182,7 @@ def decode(doc: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, bytes | None
                  "hof": _hof_from_json(doc["hall_of_fame"]),
                  "solved": individual_from_json(doc["solved"]) if doc["solved"] is not None else None,
                  "verification": doc["verification"], "optimize": doc.get("optimize"),
-                 "alphabet_version": doc.get("alphabet_version", 1), "restart": doc.get("restart"), "enumerated": doc.get("enumerated"),
+                 "alphabet_version": doc.get("alphabet_version", 1), "restart": doc.get("restart"), "enumerated": doc.get("enumerated"), "synth": doc.get("synth"),
                  "rows": {k[5:]: np.array(v) for k, v in arrays.items() if k.startswith("rows/")},
                  **{k: np.array(arrays[k]) for k in _CASES}}
         ops = doc["lineage_ops"]

@@ -37,7 +37,7 @@ import numpy as np
 from core.brain import Brain, gene_grams
 from core.executors.batch_state import CaseStates
 from core.outcome import N_OUTCOMES, Outcome
-from evolve import cegis, enumeration
+from evolve import cegis, enumeration, synth_tier
 from evolve import fitness as fit
 from evolve import library, nodes, prior, restarts
 from evolve import tasks as T
@@ -106,6 +106,9 @@ class Engine:
         # the one- and two-instruction programs, a share each generation (cfg.enumerate; arm64)
         self.enumeration = enumeration.Enumeration(alphabet, evaluator, task, cfg.seed) \
             if getattr(cfg, "enumerate", False) and cfg.isa == "arm64" else None
+        # SMT synthesis of short programs, a share each generation (cfg.synth; arm64)
+        self.synth = synth_tier.SynthTier(task, len(alphabet.regs), cfg.seed) \
+            if getattr(cfg, "synth", False) and cfg.isa == "arm64" else None
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)
 
@@ -314,6 +317,7 @@ class Engine:
         if restarts.stagnant(self):
             batch = restarts.restart(self, batch)
         enumeration.generation_step(self)
+        synth_tier.generation_step(self)
         return self._after_generation(int(todo.size), t0, batch)
 
     # ----------------------------------------------------------------- validation
@@ -542,7 +546,8 @@ class Engine:
                 "refuted": self.refuted, "lineage": self.lineage, "pinned_at": self.pinned_at,
                 "pinned_states": self.pinned_states, "alphabet_version": self.alphabet.isa_genes.version,
                 "restart": dict(self.restart),
-                "enumerated": None if self.enumeration is None else self.enumeration.position}
+                "enumerated": None if self.enumeration is None else self.enumeration.position,
+                "synth": None if self.synth is None else self.synth.position}
 
     def restore(self, state: dict, brain: Brain | None, settle: bool = True, metrics: list | None = None) -> None:
         """Continue from :meth:`state` (and its brain). ``metrics``: the run's lines so far (from
@@ -568,6 +573,8 @@ class Engine:
         self.restart = dict(state.get("restart") or restarts.fresh_state())
         if self.enumeration is not None:
             self.enumeration.position = state.get("enumerated")
+        if self.synth is not None:
+            self.synth.position = state.get("synth")
         for ind in list(self.hof) + ([self.solved] if self.solved is not None else []):
             for name, default in (("crashed", False), ("fresh", [])):
                 if name not in ind.__dict__:     # checkpoints of earlier versions
