@@ -164,22 +164,8 @@ class Engine:
     def _prune_lineage(self, alive_uids) -> None:
         """Keep only the records of living genomes and their ancestors born in the last
         ``LINEAGE_GENERATIONS`` generations: every living genome's whole ancestry would grow with
-        the run (memory and checkpoints of a long run), and ``ancestry`` reports the nearest."""
+        the run (memory and checkpoints of a long run), and ``Lineage.ancestry`` reports the nearest."""
         self.lineage.prune(np.asarray(list(alive_uids), np.int64), self.gen - LINEAGE_GENERATIONS)
-
-    def ancestry(self, ind, limit: int = 200) -> list[dict]:
-        """``ind`` and its recorded ancestors, nearest first: uid, parents, operator, generation
-        of birth, length (what ``python -m evolve analyze`` shows as the lineage)."""
-        out, todo, seen = [], [ind.uid], set()
-        while todo and len(out) < limit:
-            uid = todo.pop(0)
-            if uid in seen or uid not in self.lineage:
-                continue
-            seen.add(uid)
-            parents, op, gen, length = self.lineage[uid]
-            out.append({"uid": uid, "parents": list(parents), "op": op, "generation": gen, "length": length})
-            todo.extend(parents)
-        return out
 
     # ----------------------------------------------------------------- genes
     def _draw_table(self):

@@ -108,6 +108,20 @@ class Lineage(MutableMapping):
     def __len__(self) -> int:
         return int(self.columns()["uid"].size)
 
+    def ancestry(self, uid: int, limit: int = 200) -> list[dict]:
+        """``uid`` and its recorded ancestors, nearest first: uid, parents, operator, generation
+        of birth, length (what ``python -m evolve analyze`` shows as the lineage)."""
+        out, todo, seen = [], [uid], set()
+        while todo and len(out) < limit:
+            uid = todo.pop(0)
+            if uid in seen or uid not in self:
+                continue
+            seen.add(uid)
+            parents, op, gen, length = self[uid]
+            out.append({"uid": uid, "parents": list(parents), "op": op, "generation": gen, "length": length})
+            todo.extend(parents)
+        return out
+
     # ------------------------------------------------------------------ pruning
     def prune(self, alive: np.ndarray, horizon: int) -> None:
         """Keep the records of ``alive`` uids and of their recorded ancestors, except ancestors

@@ -179,7 +179,7 @@ def _finish(engine, folder: Path, args) -> None:
               "evaluations": engine.evaluations, "generations": engine.gen, "seconds": round(engine.wall_seconds(), 3),
               "evolution_seconds": round(engine.elapsed, 3),
               "n_train": int(len(engine.train_y)), "n_valid": int(len(engine.valid_y)), "seed": cfg.seed,
-              "brain": engine.brain is not None, "lineage": engine.ancestry(best),
+              "brain": engine.brain is not None, "lineage": engine.lineage.ancestry(best.uid),
               "verification": engine.verification.to_json() if engine.verification is not None else None,
               "claims_refused_by_proof": engine.refuted}
     if engine.solved is not None:
