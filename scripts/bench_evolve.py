@@ -341,17 +341,26 @@ def run_evolve_benchmarks(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
-    enum = "--enumerate" in sys.argv
-    if "--profile-json" in sys.argv:          # one profile as JSON (profile_rows runs this for --root)
-        print(json.dumps(profile_generations(int(sys.argv[sys.argv.index("--profile-json") + 1]), enum=enum)))
-    elif "--rate-json" in sys.argv:           # the loop's rate as JSON (for --root: a "before" figure)
-        print(json.dumps(_engine_rate(int(sys.argv[sys.argv.index("--rate-json") + 1]), enum=enum)))
-    elif "--profile" in sys.argv:             # the profile rows alone; --against TREE: that tree's too
-        other = sys.argv[sys.argv.index("--against") + 1] if "--against" in sys.argv[:-1] else None
-        for row in profile_rows(int(sys.argv[sys.argv.index("--profile") + 1]), other, enum):
-            ratio = f" x{row['ratio']:.2f} of [{Path(other).name}]" if row.get("ratio") else ""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
+                                 epilog="scripts/bench.py runs every section; its --json writes the rows.")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    ap.add_argument("--enumerate", action="store_true", help="profile and rate with the search on")
+    ap.add_argument("--profile", type=int, metavar="G", help="only the profile rows, over G generations")
+    ap.add_argument("--against", metavar="TREE", help="with --profile: that checkout's profile too, same run")
+    ap.add_argument("--profile-json", type=int, metavar="G", help="one profile as JSON (what --against runs)")
+    ap.add_argument("--rate-json", type=int, metavar="G", help="the loop's rate as JSON")
+    ap.add_argument("--root", metavar="TREE", help="import the project from TREE instead of this checkout")
+    args = ap.parse_args()
+    if args.profile_json is not None:
+        print(json.dumps(profile_generations(args.profile_json, enum=args.enumerate)))
+    elif args.rate_json is not None:
+        print(json.dumps(_engine_rate(args.rate_json, enum=args.enumerate)))
+    elif args.profile is not None:
+        for row in profile_rows(args.profile, args.against, args.enumerate):
+            ratio = f" x{row['ratio']:.2f} of [{Path(args.against).name}]" if row.get("ratio") else ""
             print(f"{row['name']:<66} {row['value']:>10,.2f} {row['unit']:<10} {row['notes']}{ratio}")
     else:
-        for row in run_evolve_benchmarks("--quick" in sys.argv):
+        for row in run_evolve_benchmarks(args.quick):
             print(row)

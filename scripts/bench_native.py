@@ -169,5 +169,10 @@ def run_native_benchmarks(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in run_native_benchmarks("--quick" in sys.argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
+                                 epilog="scripts/bench.py runs every section; its --json writes the rows.")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    quick = ap.parse_args().quick
+    for r in run_native_benchmarks(quick):
         print(f"{r['name']:<72} {r['value']:>14,.3f} {r['unit']:<10} x{r['ratio']:.2f}  {r['notes']}")

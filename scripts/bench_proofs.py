@@ -96,5 +96,10 @@ def run_proof_benchmarks(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in run_proof_benchmarks("--quick" in sys.argv):
+    import argparse
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0],
+                                 epilog="scripts/bench.py runs every section; its --json writes the rows.")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    quick = ap.parse_args().quick
+    for row in run_proof_benchmarks(quick):
         print(row)
