@@ -249,17 +249,27 @@ class Optimizer:
         if pp.exhausted:
             return rewritten
         pp.train_x, pp.train_y = eng.train_x, eng.train_y
-        key = self.best_key()
-        found = {}
-        for genes in pp.step(float("inf"), limit=PEEPHOLE_PER_GENERATION):
-            k = self.key(eng.alphabet.encode(genes))
-            if k < key and tuple(genes) not in eng.validated_fail:
-                found.setdefault(tuple(genes), k)
-        if not found:
-            return rewritten
-        picks = sorted(found, key=lambda g: (found[g], g))[:PER_GENERATION]
-        self._reseed([(list(g), "peephole") for g in picks], len(picks))
-        return rewritten + self._consider(eng.rows)
+        return rewritten + self._offer(pp.step(float("inf"), limit=PEEPHOLE_PER_GENERATION), "peephole")
+
+    def _offer(self, programs, op: str) -> int:
+        """The cheapest :data:`PER_GENERATION` of ``programs`` (gene lists) that are cheaper than
+        the best and not refused before join the population as children of the best (operator
+        ``op``) and are considered; returns how many were accepted."""
+        eng = self.engine
+        key, cheaper = self.best_key(), {}
+        for genes in programs:
+            g = tuple(genes)
+            if g not in cheaper and g not in eng.validated_fail:
+                k = self.key(eng.alphabet.encode(genes))
+                if k < key:
+                    cheaper[g] = k
+        if not cheaper:
+            return 0
+        picks = sorted(cheaper, key=lambda g: (cheaper[g], g))[:PER_GENERATION]
+        if op == "enumerate":
+            self.searched += len(picks)
+        self._reseed([(list(g), op) for g in picks], len(picks))
+        return self._consider(eng.rows)
 
     def _search_step(self) -> int:
         """The enumeration of short programs and the bank of values (:mod:`evolve.enumeration`) go
@@ -268,24 +278,7 @@ class Optimizer:
         (Hacker's Delight p11: evolution's five instructions, the bank's three a few seconds
         later). Their programs cheaper than the best join the population as children of the best
         and are considered as the peephole's are."""
-        eng = self.engine
-        found = EN.phase_step(eng)
-        if not found:
-            return 0
-        key, encode = self.best_key(), eng.alphabet.encode
-        cheaper = {}
-        for genes in found:
-            g = tuple(genes)
-            if g not in eng.validated_fail and g not in cheaper:
-                k = self.key(encode(genes))
-                if k < key:
-                    cheaper[g] = k
-        if not cheaper:
-            return 0
-        picks = sorted(cheaper, key=lambda g: (cheaper[g], g))[:PER_GENERATION]
-        self.searched += len(picks)
-        self._reseed([(list(g), "enumerate") for g in picks], len(picks))
-        return self._consider(eng.rows)
+        return self._offer(EN.phase_step(self.engine), "enumerate")
 
     def _rewrite(self, genes: list) -> int:
         """The best program after the classic rewrites (:mod:`evolve.rewrite`: renaming,
