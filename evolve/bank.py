@@ -36,8 +36,14 @@ MAX_VALUES = 1 << 17
 LEVELS = 2
 #: candidate values computed at once (a chunk: its temporaries ~ CHUNK x cases x 8 bytes)
 CHUNK = 1 << 14
-#: cases the screened forms are run on before all of them
-SCREEN = 2
+#: cases of the target search's first lookup
+PREFIX = 8
+#: elements of one broadcast of the screen (a form over a block of operand pairs, one case)
+BROADCAST = 1 << 20
+#: the screen's broadcasts go on to the next case while more than 1/DENSE of the pairs pass
+DENSE = 16
+#: screened candidates left when they are checked on all cases at once
+FEW = 64
 FORMS = O.UNARY + O.BINARY
 _INDEX = {f.name: i for i, f in enumerate(FORMS)}
 
@@ -216,8 +222,11 @@ class Bank:
         B = np.flatnonzero(np.isin(self.level[:self.size], b_levels))
         if not A.size or not B.size:
             return
+        P = self._case_order()[:PREFIX]
         for suffix, g in O.OPERAND_SHIFTS.items():
-            gh = np.concatenate([value_hash(g(self.vals[B[k:k + CHUNK]]), self.keys) for k in range(0, B.size, CHUNK)])
+            gv = [g(self.vals[B[k:k + CHUNK]]) for k in range(0, B.size, CHUNK)]
+            gh = np.concatenate([value_hash(v, self.keys) for v in gv])
+            prefixes = np.sort(np.concatenate([value_hash(v[:, P], self.keys[P]) for v in gv]))
             by = np.argsort(gh, kind="stable")
             sorted_h, sorted_e = gh[by], B[by]
             yield B.size * cases
@@ -226,6 +235,11 @@ class Bank:
                 fi = _INDEX["sub" if name == "rsub" else name + suffix]
                 for k in range(0, A.size, CHUNK):
                     a = A[k:k + CHUNK]
+                    chunk = a.size
+                    # first on the prefix cases: only the a whose g(b) exists there go on to all
+                    nph = value_hash(solve(self.y[P], self.vals[a[:, None], P]), self.keys[P])
+                    at = np.minimum(np.searchsorted(prefixes, nph), prefixes.size - 1)
+                    a = a[prefixes[at] == nph]
                     need = solve(self.y, self.vals[a])
                     nh = value_hash(need, self.keys)
                     at = np.minimum(np.searchsorted(sorted_h, nh), B.size - 1)
@@ -233,28 +247,82 @@ class Bank:
                         b = int(sorted_e[at[i]])
                         if (g(self.vals[b]) == need[i]).all():
                             self._hits.append((fi, b, int(a[i])) if name == "rsub" else (fi, int(a[i]), b))
-                    yield a.size * cases
+                    yield chunk * P.size + a.size * cases
 
     def _screened(self, level: int):
-        """The other forms at level ``level + 1``, on :data:`SCREEN` cases first: unary forms
-        over ``level``, binary ones over pairs of levels summing to ``level``."""
+        """The other forms at level ``level + 1``, screened case by case: unary forms over
+        ``level``, binary ones over pairs of levels summing to ``level``, each pair of level
+        sets as one broadcast on the first case (no gathered operand rows), the survivors on the
+        next cases until few are left, those on all (each unit yields the value-case operations
+        it did). Why: gathering two operand rows per pair cost ~20x the operation itself, and
+        level 2's pairs are millions: p10's ``cmp; cset ls`` over two level-1 values was reached
+        after ~190 s of bank alone, ~2 s this way."""
         solved = {f"{name}{s}" for name in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"}
-        y = self.y & self.mask
+        order = self._case_order()
+        column = self._column_cache(order)
+        y, cases, full_mask = self.y & self.mask, self.x.shape[0], self.mask == O.M64
         for fi, f in enumerate(FORMS):
             if f.name in solved or f.name in O.INVERTIBLE_UNARY:
                 continue
-            for left, right in self._operands(f.arity, level):
-                if f.arity == 1:
-                    part = f.fn(self.vals[left, :SCREEN])
-                else:
-                    part = f.fn(self.vals[left, :SCREEN], self.vals[right, :SCREEN])
-                keep = np.flatnonzero(((part & self.mask) == y[:SCREEN]).all(axis=1))
-                if keep.size:
-                    l, r = left[keep], right[keep]
-                    full = f.fn(self.vals[l]) if f.arity == 1 else f.fn(self.vals[l], self.vals[r])
-                    for i in np.flatnonzero(((full & self.mask) == y).all(axis=1)):
-                        self._hits.append((fi, int(l[i]), int(r[i])))
-                yield len(left) * SCREEN
+            if f.arity == 1:
+                for left, _ in self._operands(1, level):
+                    part = f.fn(column(0)[left])
+                    left = left[(part if full_mask else part & self.mask) == y[order[0]]]
+                    yield left.size
+                    yield from self._survivors(fi, left, None, 1, column, order)
+                continue
+            for la in range(level + 1):
+                A, B = self._at_level(la), self._at_level(level - la)
+                if not A.size or not B.size:
+                    continue
+                rows = max(1, BROADCAST // B.size)
+                for a in range(0, A.size, rows):
+                    left = A[a:a + rows]
+                    match, c = None, 0          # broadcast while many pairs pass (1-bit targets)
+                    while c < cases and (match is None or match.sum() * DENSE > match.size):
+                        part = f.fn(column(c)[left][:, None], column(c)[B][None, :])
+                        hit = (part if full_mask else part & self.mask) == y[order[c]]
+                        match = hit if match is None else match & hit
+                        c += 1
+                    yield match.size * c
+                    li, ri = np.divmod(np.flatnonzero(match), B.size)   # (2-D nonzero: 50x slower)
+                    yield from self._survivors(fi, left[li], B[ri], c, column, order)
+
+    def _case_order(self) -> np.ndarray:
+        """The cases, those on which the banked values differ most first (distinct values in a
+        sample): an edge case such as x = 0, where most values are 0, screens out nothing."""
+        sample = self.vals[:self.size:max(1, self.size // 4096)]
+        distinct = [np.unique(sample[:, c]).size for c in range(sample.shape[1])]
+        return np.argsort(-np.array(distinct), kind="stable")
+
+    def _column_cache(self, order: np.ndarray):
+        """``column(i)``: case ``order[i]`` of every banked value, contiguous, computed once."""
+        cols: dict = {}
+
+        def column(i: int) -> np.ndarray:
+            if i not in cols:
+                cols[i] = np.ascontiguousarray(self.vals[:self.size, order[i]])
+            return cols[i]
+        return column
+
+    def _survivors(self, fi: int, left, right, c: int, column, order):
+        """Screen form ``fi`` on ``left`` (and ``right``) entries, which match on the first
+        ``c`` cases of ``order``: the survivors of each case go on to the next; at most
+        :data:`FEW` are checked on all."""
+        f, y, cases = FORMS[fi], self.y & self.mask, self.x.shape[0]
+        work = 0
+        while left.size > FEW and c < cases:
+            part = f.fn(column(c)[left]) if right is None else f.fn(column(c)[left], column(c)[right])
+            keep = np.flatnonzero((part & self.mask) == y[order[c]])
+            work += left.size
+            left, right = left[keep], (None if right is None else right[keep])
+            c += 1
+        if left.size:
+            full = f.fn(self.vals[left]) if right is None else f.fn(self.vals[left], self.vals[right])
+            work += full.size
+            for i in np.flatnonzero(((full & self.mask) == y).all(axis=1)):
+                self._hits.append((fi, int(left[i]), -1 if right is None else int(right[i])))
+        yield max(work, 1)
 
     # --------------------------------------------------------------------- programs
     def _programs(self) -> list[list]:

@@ -127,3 +127,81 @@ def test_a_process_continues_its_bank_and_never_reuses_one_that_is_ahead():
         assert fresh.bank is not bank and fresh.bank.position == 0 and fresh.position["bank"] == 0
     finally:
         ev.close()
+
+
+def _small_bank(x, mask=2**64 - 1) -> BK.Bank:
+    """A bank of ``x`` whose level 1 is cut at ~100 values (target: set it afterwards)."""
+    bank = BK.Bank(x, np.zeros(len(x), np.uint64), len(A.regs), 0, output_mask=mask, max_values=110)
+    for _ in bank._forward(1):
+        pass
+    assert bank._at_level(1).size > 100
+    return bank
+
+
+def _brute_screen(bank: BK.Bank, level: int) -> set:
+    """Every (form, left, right) the screen of ``level`` should report: each screened form on
+    each operand pair of levels summing to ``level``, computed on all cases, no screening."""
+    solved = {f"{n}{s}" for n in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"}
+    y, out = bank.y & bank.mask, set()
+    for fi, f in enumerate(BK.FORMS):
+        if f.name in solved or f.name in O.INVERTIBLE_UNARY:
+            continue
+        if f.arity == 1:
+            src = bank._at_level(level)
+            ok = ((f.fn(bank.vals[src]) & bank.mask) == y).all(axis=1)
+            out |= {(fi, int(e), -1) for e in src[ok]}
+            continue
+        for la in range(level + 1):
+            A, B = bank._at_level(la), bank._at_level(level - la)
+            for a in A:
+                ok = ((f.fn(bank.vals[a][None, :], bank.vals[B]) & bank.mask) == y).all(axis=1)
+                out |= {(fi, int(a), int(b)) for b in B[ok]}
+    return out
+
+
+@pytest.mark.parametrize("form, mask", [("csetls", 2**64 - 1), ("orr,lsr#2", 2**64 - 1), ("csetlt", 1),
+                                        ("orn,ror#4", 0xFFFFFFFF)])
+def test_the_screen_reports_exactly_what_a_brute_force_check_finds(form, mask):
+    """Check that the case-by-case screen (broadcasts while many pairs pass, then the survivors'
+    cases, then all cases) reports the same hits as every form on every operand pair on all
+    cases: a small bank (its level 1 cut at the cap), a target made by ``form`` from two of its
+    level-1 values, so at least one hit exists; 1-bit, 32-bit and 64-bit targets."""
+    rng = np.random.default_rng(7)
+    x = np.stack([rng.integers(0, 2**64, 64, np.uint64, endpoint=False) for _ in range(2)], 1)
+    x[:4] = [[0, 0], [1, 0], [2**64 - 1, 1], [2**63, 3]]
+    bank = _small_bank(x, mask)
+    a, b = bank._at_level(1)[[3, 77]]
+    bank.y = O.BY_NAME[form].fn(bank.vals[a], bank.vals[b]) & np.uint64(mask)
+    want = _brute_screen(bank, 2)
+    bank._hits = []
+    for _ in bank._screened(2):
+        pass
+    got = set(bank._hits)
+    assert (BK._INDEX[form], int(a), int(b)) in want
+    assert got == want and len(got) == len(bank._hits)
+
+
+@pytest.mark.parametrize("form", ["eor,lsr#2", "sub", "add,asr#8"])
+def test_the_target_search_reports_exactly_what_a_brute_force_check_finds(form):
+    """Check that ``t = f(a, g(b))``, looked up first on a prefix of the cases, reports every
+    pair whose full values solve it (brute force: each solvable form on every pair of the
+    level sets, all cases) and nothing else."""
+    rng = np.random.default_rng(11)
+    x = np.stack([rng.integers(0, 2**64, 64, np.uint64, endpoint=False) for _ in range(2)], 1)
+    bank = _small_bank(x)
+    a, b = bank._at_level(1)[[5, 60]]
+    bank.y = O.BY_NAME[form].fn(bank.vals[a], bank.vals[b])
+    want = set()
+    idx = bank._at_level(0).tolist() + bank._at_level(1).tolist()
+    for suffix in O.OPERAND_SHIFTS:
+        for name in O.SOLVE_SECOND:            # (b - a, "rsub", is sub on the pair (b, a))
+            f = O.BY_NAME[name + suffix]
+            fi = BK._INDEX[f.name]
+            for l in idx:
+                ok = (f.fn(bank.vals[l][None, :], bank.vals[idx]) == bank.y).all(axis=1)
+                want |= {(fi, int(l), int(r)) for r in np.array(idx)[ok]}
+    bank._hits = []
+    for _ in bank._solved((0, 1), (0, 1)):
+        pass
+    assert (BK._INDEX[form], int(a), int(b)) in want
+    assert set(bank._hits) == want
