@@ -54,6 +54,16 @@ def value_hash(v: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return ((v ^ (v >> U(31))) * keys).sum(axis=-1, dtype=U)
 
 
+def _every(form, la) -> bool:
+    return True
+
+
+def _early(form, la) -> bool:
+    """The screen done before level 2 is built: compare-and-set over two level-1 values (four
+    instructions; the screen leaves them out unless the target is a boolean)."""
+    return form.arity == 2 and la == 1 and form.name.startswith("cset")
+
+
 class NoRegister(Exception):
     """A program needs more temporaries than the working registers leave."""
 
@@ -162,13 +172,14 @@ class Bank:
         yield from self._forward(1)
         yield from self._inverted()
         yield from self._solved((0, 1), (0, 1))                  # three forms: e.g. eor; and; add, asr
+        yield from self._screened(2, _early)                      # a boolean: eor; and; cmp; cset ls
         for level in range(2, LEVELS + 1):
             yield from self._forward(level)
             yield from self._inverted()
             below = tuple(range(level))
             yield from self._solved((level,), below)
             yield from self._solved(below, (level,))
-            yield from self._screened(level)
+            yield from self._screened(level, (lambda f, la: not _early(f, la)) if level == 2 else _every)
             yield from self._solved((level,), (level,))
 
     def _forward(self, level: int):
@@ -249,22 +260,26 @@ class Bank:
                             self._hits.append((fi, b, int(a[i])) if name == "rsub" else (fi, int(a[i]), b))
                     yield chunk * P.size + a.size * cases
 
-    def _screened(self, level: int):
+    def _screened(self, level: int, which):
         """The other forms at level ``level + 1``, screened case by case: unary forms over
         ``level``, binary ones over pairs of levels summing to ``level``, each pair of level
         sets as one broadcast on the first case (no gathered operand rows), the survivors on the
         next cases until few are left, those on all (each unit yields the value-case operations
         it did). Why: gathering two operand rows per pair cost ~20x the operation itself, and
         level 2's pairs are millions: p10's ``cmp; cset ls`` over two level-1 values was reached
-        after ~190 s of bank alone, ~2 s this way."""
+        after ~190 s of bank alone, ~2 s this way. ``which(form, la)``: whether a form is screened
+        over the operand levels ``(la, level - la)`` (unary forms: ``la`` is ``level``)."""
         solved = {f"{name}{s}" for name in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"}
         order = self._case_order()
         column = self._column_cache(order)
         y, cases, full_mask = self.y & self.mask, self.x.shape[0], self.mask == O.M64
-        for fi, f in enumerate(FORMS):
+        for fi in self._screen_order(y):
+            f = FORMS[fi]
             if f.name in solved or f.name in O.INVERTIBLE_UNARY:
                 continue
             if f.arity == 1:
+                if not which(f, level):
+                    continue
                 for left, _ in self._operands(1, level):
                     part = f.fn(column(0)[left])
                     left = left[(part if full_mask else part & self.mask) == y[order[0]]]
@@ -273,7 +288,7 @@ class Bank:
                 continue
             for la in range(level + 1):
                 A, B = self._at_level(la), self._at_level(level - la)
-                if not A.size or not B.size:
+                if not A.size or not B.size or not which(f, la):
                     continue
                 rows = max(1, BROADCAST // B.size)
                 for a in range(0, A.size, rows):
@@ -287,6 +302,15 @@ class Bank:
                     yield match.size * c
                     li, ri = np.divmod(np.flatnonzero(match), B.size)   # (2-D nonzero: 50x slower)
                     yield from self._survivors(fi, left[li], B[ri], c, column, order)
+
+    @staticmethod
+    def _screen_order(y: np.ndarray) -> list[int]:
+        """The forms to screen, by what they can give: a target of 0s and 1s is a boolean, which
+        the compare-and-set forms make, so they go first; any other target no ``cset`` can
+        make, so they are left out."""
+        booleans = [i for i, f in enumerate(FORMS) if f.name.startswith("cset")]
+        others = [i for i, f in enumerate(FORMS) if not f.name.startswith("cset")]
+        return booleans + others if bool((y <= 1).all()) else others
 
     def _case_order(self) -> np.ndarray:
         """The cases, those on which the banked values differ most first (distinct values in a
