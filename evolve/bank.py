@@ -234,31 +234,31 @@ class Bank:
         if not A.size or not B.size:
             return
         P = self._case_order()[:PREFIX]
+        kp = self.keys[P]
         for suffix, g in O.OPERAND_SHIFTS.items():
-            gv = [g(self.vals[B[k:k + CHUNK]]) for k in range(0, B.size, CHUNK)]
-            gh = np.concatenate([value_hash(v, self.keys) for v in gv])
-            prefixes = np.sort(np.concatenate([value_hash(v[:, P], self.keys[P]) for v in gv]))
-            by = np.argsort(gh, kind="stable")
-            sorted_h, sorted_e = gh[by], B[by]
-            yield B.size * cases
+            # g(b) hashed on the prefix cases only; a value's 64 cases are computed when its
+            # prefix matches (a run of b with that prefix hash, checked whole)
+            ph = np.concatenate([value_hash(g(self.vals[B[k:k + CHUNK, None], P]), kp) for k in range(0, B.size, CHUNK)])
+            by = np.argsort(ph, kind="stable")
+            sorted_p, sorted_e = ph[by], B[by]
+            yield B.size * P.size
             solves = list(O.SOLVE_SECOND.items()) + ([("rsub", lambda t, a: t + a)] if suffix == "" else [])
             for name, solve in solves:
                 fi = _INDEX["sub" if name == "rsub" else name + suffix]
                 for k in range(0, A.size, CHUNK):
                     a = A[k:k + CHUNK]
-                    chunk = a.size
-                    # first on the prefix cases: only the a whose g(b) exists there go on to all
-                    nph = value_hash(solve(self.y[P], self.vals[a[:, None], P]), self.keys[P])
-                    at = np.minimum(np.searchsorted(prefixes, nph), prefixes.size - 1)
-                    a = a[prefixes[at] == nph]
-                    need = solve(self.y, self.vals[a])
-                    nh = value_hash(need, self.keys)
-                    at = np.minimum(np.searchsorted(sorted_h, nh), B.size - 1)
-                    for i in np.flatnonzero(sorted_h[at] == nh):
-                        b = int(sorted_e[at[i]])
-                        if (g(self.vals[b]) == need[i]).all():
+                    nph = value_hash(solve(self.y[P], self.vals[a[:, None], P]), kp)
+                    lo, hi = np.searchsorted(sorted_p, nph, "left"), np.searchsorted(sorted_p, nph, "right")
+                    work = a.size * P.size
+                    for i in np.flatnonzero(hi > lo):
+                        need = solve(self.y, self.vals[a[i]])
+                        run = sorted_e[lo[i]:hi[i]]
+                        ok = np.flatnonzero((g(self.vals[run]) == need).all(axis=1))
+                        work += run.size * cases
+                        if ok.size:                 # the first such b, as equal values are one
+                            b = int(run[ok[0]])
                             self._hits.append((fi, b, int(a[i])) if name == "rsub" else (fi, int(a[i]), b))
-                    yield chunk * P.size + a.size * cases
+                    yield work
 
     def _screened(self, level: int, which):
         """The other forms at level ``level + 1``, screened case by case: unary forms over
