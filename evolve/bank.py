@@ -12,10 +12,12 @@ form of :mod:`evolve.bank_ops` to banked values whose levels sum to ``k - 1``.
 
 The levels the bank stores (:data:`LEVELS`) are then searched from the target down (meet in the
 middle): ``t = f(a, g(b))`` with ``f`` in add/sub/eor/eon is solved for ``g(b)`` and looked up in
-an index of every banked value under every operand shift, invertible unary forms are inverted,
-and the other forms are screened on a few cases over the last level (unary) and over pairs of
-levels summing to :data:`LEVELS` (binary). A level counts forms, not instructions: the bit-count
-chain is one level of four instructions.
+an index of every banked value under every operand shift (hashed on a prefix of the cases first),
+invertible unary forms are inverted, and the other forms are screened case by case over the last
+level (unary) and over pairs of levels summing to :data:`LEVELS` (binary, as broadcasts): for a
+boolean target the compare-and-set forms first, over two level-1 values even before level 2 is
+built, and for any other target not at all. A level counts forms, not instructions: the
+bit-count chain is one level of four instructions.
 
 The work is a deterministic sequence of units (:meth:`Bank.step` runs them within a budget of
 value-case operations), so a run stays reproducible; its position (units done) is the
