@@ -181,6 +181,7 @@ class Bank:
             below = tuple(range(level))
             yield from self._solved((level,), below)
             yield from self._solved(below, (level,))
+            yield from self._shared(level)
             yield from self._screened(level, (lambda f, la: not _early(f, la)) if level == 2 else _every)
             yield from self._solved((level,), (level,))
 
@@ -305,6 +306,33 @@ class Bank:
                     li, ri = np.divmod(np.flatnonzero(match), B.size)   # (2-D nonzero: 50x slower)
                     yield from self._survivors(fi, left[li], B[ri], c, column, order)
 
+    def _shared(self, level: int):
+        """The screened forms over a value of ``level`` and one of its own operands (above level 0,
+        whose pairs the screen has): a program that reads an intermediate twice, e.g. p18's
+        ``sub x1, x0, #1; eor x2, x0, x1; cmp x2, x1; cset x0, hi``, which is level 2 + 1 + 1 but
+        costs one form more than its level-2 value. Few pairs (two per value, both orders)."""
+        solved = {f"{name}{s}" for name in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"}
+        E = self._at_level(level)
+        kids = np.concatenate([self.left[E], self.right[E]])
+        outer = np.concatenate([E, E])
+        keep = kids >= 0
+        keep[keep] = self.level[kids[keep]] >= 1
+        left = np.concatenate([outer[keep], kids[keep]])
+        right = np.concatenate([kids[keep], outer[keep]])
+        if not left.size:
+            return
+        order = self._case_order()
+        column = self._column_cache(order)
+        y, full_mask = self.y & self.mask, self.mask == O.M64
+        l0, r0 = column(0)[left], column(0)[right]          # the first case gathered once
+        for fi in self._screen_order(y):
+            f = FORMS[fi]
+            if f.arity == 2 and f.name not in solved:
+                part = f.fn(l0, r0)
+                hit = np.flatnonzero((part if full_mask else part & self.mask) == y[order[0]])
+                yield left.size
+                yield from self._survivors(fi, left[hit], right[hit], 1, column, order)
+
     @staticmethod
     def _screen_order(y: np.ndarray) -> list[int]:
         """The forms to screen, by what they can give: a target of 0s and 1s is a boolean, which
@@ -315,11 +343,15 @@ class Bank:
         return booleans + others if bool((y <= 1).all()) else others
 
     def _case_order(self) -> np.ndarray:
-        """The cases, those on which the banked values differ most first (distinct values in a
-        sample): an edge case such as x = 0, where most values are 0, screens out nothing."""
+        """The cases, those where the target's value is rarest first (p18's powers of two, where a
+        mostly-0 boolean is 1), then those on which the banked values differ most (distinct
+        values in a sample): an edge case such as x = 0, where most values are 0, screens out
+        nothing."""
         sample = self.vals[:self.size:max(1, self.size // 4096)]
-        distinct = [np.unique(sample[:, c]).size for c in range(sample.shape[1])]
-        return np.argsort(-np.array(distinct), kind="stable")
+        distinct = np.array([np.unique(sample[:, c]).size for c in range(sample.shape[1])])
+        y = self.y & self.mask
+        _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        return np.lexsort((-distinct, counts[inverse]))
 
     def _column_cache(self, order: np.ndarray):
         """``column(i)``: case ``order[i]`` of every banked value, contiguous, computed once."""
