@@ -325,3 +325,23 @@ def test_specialised_entries_see_the_emulators_state_after_hostile_genomes(nativ
     with open_executor("x86_64", backend="emulated", seed=3) as emu:
         ref = emu.run(codes, INPUTS)
     assert (res.outcomes == Outcome.OK).all() and np.array_equal(res.outputs, ref.outputs)
+
+
+def test_a_batch_again_after_genomes_that_wrote_memory_sees_its_state_afresh(native):
+    """Check that a worker keeps a batch's slots and entry state between batches only while no
+    genome that may write memory ran: after genomes that wrote below the scratch area and
+    over the control block's entry values, the same batch gets its first results again."""
+    from core.executors.batch_state import X86_RAND_SLOT
+    from core.executors.memory_map import CTL_BASE, RAND
+    light = [x86("lea rax, [rdi + rsi]"), x86("imul rax, rbx"), x86("mov rax, r12")]
+    below = x86("mov rax, qword ptr [rsp - 2048]", "mov qword ptr [rsp - 2048], 77")
+    state = [x86(f"mov rcx, {CTL_BASE + RAND + 8 * X86_RAND_SLOT[r]:#x}", "mov qword ptr [rcx], -1")
+             for r in ("rbx", "r12")]
+    first = native.run(light, INPUTS, seed=5)
+    with open_executor("x86_64", backend="emulated", seed=5) as emu:
+        assert np.array_equal(first.outputs, emu.run(light, INPUTS).outputs)
+    for _ in range(2):   # a light batch again: kept; after the writers: written again
+        again = native.run(light, INPUTS, seed=5)
+        assert np.array_equal(again.outputs, first.outputs) and (again.outcomes == Outcome.OK).all()
+        wrote = native.run([below, *state], INPUTS, seed=5)
+        assert wrote.outputs[0].tolist() == [0, 77, 77] and (wrote.outcomes == Outcome.OK).all()
