@@ -157,7 +157,7 @@ def test_loaded_slots_hold_padding_prologue_code_and_return():
     """Check, in a worker-like subprocess (a Machine, nothing executed), that the JIT's
     melvin_load lays out each slot as padding, prologue(plan) ending at CODE_AT, the code, the
     return and padding again, also over longer codes an earlier batch left; that entries point
-    at the prologues; that flags are the plans' bits 32-33; that a code too long is refused."""
+    at the prologues; that flags are the plans' bits 32-34; that a code too long is refused."""
     isa = host_isa()
     if isa is None:
         pytest.skip("needs an x86-64 or arm64 host")
@@ -184,7 +184,7 @@ def test_loaded_slots_hold_padding_prologue_code_and_return():
                 assert m.arena[i * size:(i + 1) * size].tobytes() == want, (n, i)
                 assert int(entries[i]) == ARENA_BASE + i * size + at - len(pro)
                 assert int(m.code_entries[i]) == ARENA_BASE + i * size + at
-                assert int(m.flags[i]) == plan >> 32 & 3
+                assert int(m.flags[i]) == plan >> 32 & 7
         try:
             m.load(np.zeros(size, np.uint8), np.array([0, size], np.uint64), ret, np.zeros(1, np.uint64))
         except ValueError as exc:

@@ -108,5 +108,8 @@ WORKER_TID = 1864     # the thread that runs genomes: a signal on another thread
 # melvin_cases' loop state (the genome clobbers every register, so it lives here between cases):
 # the slot, the argument rows, the end case, the genome's output and outcome rows
 LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND = 1888, 1896, 1904, 1912, 1920
+# the same state kept in callee-saved registers for a genome that leaves them alone (its plan's
+# KEEPS bit): their digest, which the stub checks after every case
+LOOP_SUM = 1928
 STATES = 1696         # per-case states (0: the batch's): row c (RAND's 256 bytes, SIMD's 512, then
                       # the scratch template) is copied to RAND, SIMD and TMPL before case c

@@ -349,7 +349,7 @@ class Machine:
         ends a case as TIMEOUT once the thread's CPU time since the first tick that saw the
         case reaches ``budget``: it used at least ``budget`` and at most about three."""
         c = self.ctl
-        if bare or flags is None or states is not None or np.any(flags[:len(entries)]):
+        if bare or flags is None or states is not None or np.any(flags[:len(entries)] & 3):
             self._untouched[:] = False, False   # code that may write memory (or unplanned) runs
         c[BUDGET_NS // 8] = max(1, int(budget * 1e9))
         tick = budget
@@ -396,8 +396,9 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def entry_flags(plans: np.ndarray) -> np.ndarray:
-    """The stub's flags per genome from entry plans (``light.MEM`` -> 1, ``light.HEAVY`` -> 2)."""
-    return ((np.asarray(plans, np.uint64) >> np.uint64(32)) & np.uint64(3)).astype(np.uint8)
+    """The stub's flags per genome from entry plans (``light.MEM`` -> 1, ``light.HEAVY`` -> 2,
+    ``light.KEEPS`` -> 4)."""
+    return ((np.asarray(plans, np.uint64) >> np.uint64(32)) & np.uint64(7)).astype(np.uint8)
 
 
 def _clear_cache(start: int, end: int) -> None:
