@@ -95,15 +95,17 @@ def _x86_asm(scratch: int) -> list[str]:
           # a genome whose plan keeps rbx, rbp, r12-r15 (flags 4: it names none of them, no
           # memory): the loop's state in them, no loads; their digest and the case (r12 against
           # CASE) checked after every case: a genome that wrote one after all kills the worker
-          # (ud2 outside genome code), and the owner isolates it as WORKER_LOST
+          # (ud2 outside genome code), and the owner isolates it as WORKER_LOST. IN_GENOME stays
+          # 1 over the loop: between calls it runs only stores into the checked rows
           "7:", "mov r12, rax", "mov rbx, rsi", "mov rbp, rdi", "mov r13, rcx", "mov r14, r8", "mov r15, r9"]
-    a += _x86_digest("rdx") + [f"mov {m(LOOP_SUM)}, rdx",
+    a += _x86_digest("rdx") + [f"mov {m(LOOP_SUM)}, rdx", f"mov {m(IN_GENOME)}, 1",
           "8:", f"inc {m(CUR)}", f"mov {m(CASE)}, r12", "mov rsi, r12", "shl rsi, 5", "add rsi, rbx",
-          f"mov rsp, {sp0 + 8:#x}", f"mov {m(IN_GENOME)}, 1", "call rbp", f"mov {m(IN_GENOME)}, 0"]
+          f"mov rsp, {sp0 + 8:#x}", "call rbp"]
     a += _x86_digest("rcx") + [f"cmp rcx, {m(LOOP_SUM)}", "jne 10f", f"cmp r12, {m(CASE)}", "jne 10f",
           "mov qword ptr [r14 + 8 * r12], rax", "mov byte ptr [r15 + r12], 0",
-          "inc r12", "cmp r12, r13", "jb 8b", f"mov {m(CASE)}, r12", f"mov rsp, {m(SAVED_SP)}", "jmp 9f",
-          "10:", "ud2",
+          "inc r12", "cmp r12, r13", "jb 8b", f"mov {m(IN_GENOME)}, 0", f"mov {m(CASE)}, r12",
+          f"mov rsp, {m(SAVED_SP)}", "jmp 9f",
+          "10:", f"mov {m(IN_GENOME)}, 0", "ud2",
           "9:"]
     a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
     a += ["ret"]
