@@ -196,6 +196,9 @@ class Machine:
         self._code_entries = np.zeros(self.n_slots, np.uint64)
         self._flags = np.zeros(self.n_slots, np.uint8)
         self._ret, self._ret_arr = None, np.zeros(0, np.uint8)
+        #: bytes from one slot to the next in the last load (``_fit``); bytes of the arena
+        #: written so far (from its start); bytes padded again by the last load's new stride
+        self.stride, self._extent, self._repadded = 0, 0, 0
         # [state, slots]: True while no code that may write memory has run since set_state()
         # wrote the entry state, load() the slots (every genome of every run light, flags 0: its
         # entry plan says it has no memory operand and leaves the stack alone): then the stack,
@@ -311,23 +314,49 @@ class Machine:
                 and _same(self._loaded[2], plans) and self._loaded[0] == blob[:int(offsets[-1]) if n else 0].tobytes():
             return self._entries[:n]   # these slots, unchanged since no code could write them
         self._loaded = None
+        span = self._fit(offsets, len(ret)) * n
         a = self._load_args
+        a[1] = self.stride
         a[2], a[3], a[4], a[5] = n, plans.ctypes.data, blob.ctypes.data, offsets.ctypes.data
         a[14], a[15] = self._ret_arr.ctypes.data, len(ret)
         bad = self._load(a.ctypes.data)
         if bad:
             raise ValueError(f"genome {bad - 1} exceeds the arena slot")
         if self.isa == "arm64":
-            _clear_cache(ARENA_BASE, ARENA_BASE + n * self.slot_size)
+            span = max(span, self._repadded)
+            _clear_cache(ARENA_BASE, ARENA_BASE + span)
             # qemu user mode does not see writes through the alias; a moment without PROT_EXEC
             # (never writable and executable at once) drops its translations of the arena
-            span = -(-n * self.slot_size // PAGE) * PAGE
+            span = -(-span // PAGE) * PAGE
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_W)
             _libc.mprotect(ctypes.c_void_p(ARENA_BASE), span, PROT_R | PROT_X)
         self.code_entries, self.flags = self._code_entries[:n], self._flags[:n]
         self._loaded = (blob[:int(offsets[-1]) if n else 0].tobytes(), offsets.copy(), plans.copy())
         self._untouched[1] = True
         return self._entries[:n]
+
+    def _fit(self, offsets: np.ndarray, ret_len: int) -> int:
+        """Set ``self.stride`` for a batch: the smallest power of two (from 64) that holds its
+        longest code after ``CODE_AT`` with the return and 16 bytes of padding, at most
+        ``slot_size`` (a batch of short codes keeps its slots in fewer cache lines and pages).
+        A new stride first pads everything earlier batches wrote (``_dirty`` is per slot)."""
+        n = len(offsets) - 1
+        longest = int(np.diff(offsets).max()) if n else 0
+        need, stride = CODE_AT[self.isa] + longest + ret_len + 16, 64
+        while stride < need and stride < self.slot_size:
+            stride *= 2
+        stride = min(stride, self.slot_size)
+        self._repadded = 0
+        if stride != self.stride:
+            end = self._extent
+            if end:
+                pad = np.frombuffer(self.pad, np.uint8)
+                self.arena[:end].reshape(-1, len(pad))[:] = pad   # strides are multiples of 64
+            done = end // stride
+            self._dirty[:done], self._dirty[done:] = 0, stride
+            self.stride, self._repadded = stride, end
+        self._extent = max(self._extent, n * stride)
+        return stride
 
     def run(self, entries: np.ndarray, inputs_addr: int, outputs: np.ndarray, outcomes: np.ndarray,
             n_cases: int, budget: float, bare: bool = False, flags: np.ndarray | None = None,
