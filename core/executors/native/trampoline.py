@@ -6,8 +6,9 @@ comes back to it with the case it was in, kept in the control block), and calls
 ``melvin_cases``, an assembly stub (module-level asm) that saves the host's callee-saved
 registers and SP in the control block once per genome and runs its cases in its own loop: per
 case it builds what the genome's entry flags ask for (scratch, SIMD/x87/FP state; a genome
-without flags gets a loop that tests nothing) and calls the genome's slot, whose prologue
-loads its registers (``melvin_enter`` does the same for one case: per-case states);
+without flags gets a loop that tests nothing; on x86-64, one whose plan keeps the callee-saved
+registers gets a loop that holds its state in them and checks them after each case) and
+calls the genome's slot, whose prologue loads its registers (``melvin_enter`` does the same for one case: per-case states);
 ``melvin_handler`` is the signal handler that restores thread state and ``longjmp``s back;
 ``melvin_load`` writes a batch's slots (one call, no Python per genome). Addresses
 and control block offsets are :mod:`core.executors.memory_map`'s.
