@@ -157,7 +157,7 @@ def test_loaded_slots_hold_padding_prologue_code_and_return():
     """Check, in a worker-like subprocess (a Machine, nothing executed), that the JIT's
     melvin_load lays out each slot as padding, prologue(plan) ending at CODE_AT, the code, the
     return and padding again, also over longer codes an earlier batch left; that entries point
-    at the prologues; that flags are the plans' bits 32-33; that a code too long is refused."""
+    at the prologues; that flags are the plans' bits 32-34; that a code too long is refused."""
     isa = host_isa()
     if isa is None:
         pytest.skip("needs an x86-64 or arm64 host")
@@ -172,19 +172,26 @@ def test_loaded_slots_hold_padding_prologue_code_and_return():
         m = Machine(isa.name, 128 if isa.name == "x86_64" else 256, size, pad, seccomp=False)
         rng = np.random.default_rng(7)
         row = np.resize(np.frombuffer(pad, np.uint8), size).tobytes()
-        for n, longest in ((40, 300), (40, 40), (7, 0)):   # shorter codes over longer ones
+        last, extent = 0, 0
+        for n, longest in ((40, 300), (40, 40), (7, 0), (40, 120)):   # shorter codes over longer ones
             lens = rng.integers(0, longest // 4 + 1, size=n) * 4
             codes = [rng.integers(0, 256, size=k, dtype=np.uint8).tobytes() for k in lens]
             plans = rng.integers(0, 1 << 34, size=n, dtype=np.uint64)
             offs = np.concatenate([[0], np.cumsum(lens)]).astype(np.uint64)
             entries = m.load(np.frombuffer(b"".join(codes) + b"\\0", np.uint8), offs, ret, plans)
+            step = m.stride   # the batch's: the power of two from 64 that holds its longest code
+            assert step == min(size, max(64, 1 << (at + int(lens.max()) + len(ret) + 15).bit_length()))
             for i, (code, plan) in enumerate(zip(codes, plans.tolist())):
                 pro = prologue(isa.name, plan)
-                want = row[:at - len(pro)] + pro + code + ret + row[at + len(code) + len(ret):]
-                assert m.arena[i * size:(i + 1) * size].tobytes() == want, (n, i)
-                assert int(entries[i]) == ARENA_BASE + i * size + at - len(pro)
-                assert int(m.code_entries[i]) == ARENA_BASE + i * size + at
-                assert int(m.flags[i]) == plan >> 32 & 3
+                want = row[:at - len(pro)] + pro + code + ret + row[at + len(code) + len(ret):step]
+                assert m.arena[i * step:(i + 1) * step].tobytes() == want, (n, i)
+                assert int(entries[i]) == ARENA_BASE + i * step + at - len(pro)
+                assert int(m.code_entries[i]) == ARENA_BASE + i * step + at
+                assert int(m.flags[i]) == plan >> 32 & 7
+            if step != last:   # a new stride: what earlier batches wrote beyond is padding again
+                beyond = m.arena[n * step:extent].tobytes()
+                assert beyond == row[:len(pad)] * (len(beyond) // len(pad)), n
+            last, extent = step, max(extent, n * step)
         try:
             m.load(np.zeros(size, np.uint8), np.array([0, size], np.uint64), ret, np.zeros(1, np.uint64))
         except ValueError as exc:

@@ -325,3 +325,76 @@ def test_specialised_entries_see_the_emulators_state_after_hostile_genomes(nativ
     with open_executor("x86_64", backend="emulated", seed=3) as emu:
         ref = emu.run(codes, INPUTS)
     assert (res.outcomes == Outcome.OK).all() and np.array_equal(res.outputs, ref.outputs)
+
+
+def test_a_batch_again_after_genomes_that_wrote_memory_sees_its_state_afresh(native):
+    """Check that a worker keeps a batch's slots and entry state between batches only while no
+    genome that may write memory ran: after genomes that wrote below the scratch area and
+    over the control block's entry values, the same batch gets its first results again."""
+    from core.executors.batch_state import X86_RAND_SLOT
+    from core.executors.memory_map import CTL_BASE, RAND
+    light = [x86("lea rax, [rdi + rsi]"), x86("imul rax, rbx"), x86("mov rax, r12")]
+    below = x86("mov rax, qword ptr [rsp - 2048]", "mov qword ptr [rsp - 2048], 77")
+    state = [x86(f"mov rcx, {CTL_BASE + RAND + 8 * X86_RAND_SLOT[r]:#x}", "mov qword ptr [rcx], -1")
+             for r in ("rbx", "r12")]
+    first = native.run(light, INPUTS, seed=5)
+    with open_executor("x86_64", backend="emulated", seed=5) as emu:
+        assert np.array_equal(first.outputs, emu.run(light, INPUTS).outputs)
+    for _ in range(2):   # a light batch again: kept; after the writers: written again
+        again = native.run(light, INPUTS, seed=5)
+        assert np.array_equal(again.outputs, first.outputs) and (again.outcomes == Outcome.OK).all()
+        wrote = native.run([below, *state], INPUTS, seed=5)
+        assert wrote.outputs[0].tolist() == [0, 77, 77] and (wrote.outcomes == Outcome.OK).all()
+
+
+def _random_codes(rng: np.random.Generator, n: int) -> list[bytes]:
+    """Register and red-zone genomes over every general register but rsp, some crashing."""
+    regs = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+    light = ("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11")
+    codes = []
+    for i in range(n):
+        pool = light if i % 2 else regs   # half of them leave the callee-saved registers alone
+        lines = []
+        for _ in range(int(rng.integers(1, 12))):
+            a, b = (str(rng.choice(pool)) for _ in range(2))
+            k = int(rng.integers(0, 10))
+            lines.append([f"add {a}, {b}", f"sub {a}, {b}", f"xor {a}, {b}", f"imul {a}, {b}", f"mov {a}, {b}",
+                          f"cmovz {a}, {b}", f"lea {a}, [{a} + 2 * {b} + 7]", f"mov qword ptr [rsp - 24], {a}",
+                          f"mov {a}, qword ptr [rsp - 24]", "ud2" if rng.random() < 0.3 else f"ror {a}, 3"][k])
+        codes.append(x86(*lines))
+    return codes
+
+
+def test_specialised_entries_equal_the_full_entry_bit_for_bit():
+    """Check the per-genome entries (prologues, the loops that keep their state in registers)
+    against the full entry for every genome, on random and hostile codes: outputs and outcomes."""
+    from core.executors.native.light import KEEPS, entry_plan
+    rng = np.random.default_rng(11)
+    hostile = [x86(*[f"mov {r}, -1" for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r12", "r15")]),
+               x86("xor ecx, ecx", "div rcx"), x86("mov rax, qword ptr [rsp]"), x86("ud2")]
+    codes = [c for k, c in enumerate(_random_codes(rng, 120)) for c in ((c, hostile[k % 4]) if k % 5 == 0 else (c,))]
+    keeps = [bool(entry_plan("x86_64", c) & KEEPS) for c in codes]
+    assert 20 < sum(keeps) < len(codes) - 20
+    inputs = rng.integers(0, 2**64, size=(17, 2), dtype=np.uint64)
+    with open_executor("x86_64", backend="native", workers=1, seed=4) as ex:
+        res = ex.run(codes, inputs)
+        _, full = ex.measure(codes, inputs, "full")
+    assert {Outcome.OK, Outcome.SIGILL, Outcome.SIGFPE} <= set(np.unique(res.outcomes).tolist())
+    assert np.array_equal(res.outcomes, full.outcomes) and np.array_equal(res.outputs, full.outputs)
+
+
+@pytest.mark.parametrize("lines", [["mov r14, rsi", "mov rax, rdi"], ["xor r12d, r12d"], ["xchg rbx, rbp"]])
+def test_a_genome_that_writes_a_kept_register_against_its_plan_is_caught(lines):
+    """Check that a genome given the KEEPS bit although it writes a register the stub keeps its
+    loop state in (a wrong plan, forged here) is caught: its worker is replaced, it alone ends
+    as WORKER_LOST, and the batch's other genomes get their results."""
+    from core.executors.native.light import KEEPS
+    codes = [x86("lea rax, [rdi + rsi]"), x86(*lines), x86("mov rax, rsi")]
+    with open_executor("x86_64", backend="native", workers=1) as ex:
+        first = ex.run(codes, INPUTS)
+        ex._last_codes[3][1] |= np.uint64(KEEPS)   # the plans of the batch run last (run again below)
+        pid = ex.worker_pids[0]
+        res = ex.run(codes, INPUTS)
+        assert ex.worker_pids[0] != pid and ex.lost_batches >= 1
+    assert (res.outcomes[1] == Outcome.WORKER_LOST).all() and (first.outcomes[1] == Outcome.OK).all()
+    assert np.array_equal(res.outputs[[0, 2]], first.outputs[[0, 2]]) and (res.outcomes[[0, 2]] == Outcome.OK).all()

@@ -89,7 +89,7 @@ ALT_SIZE = 64 << 10        # alternate signal stack (a genome may trash SP)
 # Control block offsets (bytes from CTL_BASE)
 IN_GENOME, CUR, LAST_TICK, SIG_OUT, ENTRY, SAVED_SP, SAVED_TLS, SAVED_FP = 0, 8, 16, 24, 32, 40, 48, 56
 HAS_FSGS, N_GEN, N_CASES, ENTRIES, INPUTS, OUTPUTS, OUTCOMES = 64, 72, 80, 88, 96, 104, 112
-LIGHT = 120           # uint8 per genome: entry flags (native.light.entry_flags: 1 scratch, 2 heavy)
+LIGHT = 120           # uint8 per genome: entry flags (native.jit.entry_flags: 1 scratch, 2 heavy, 4 keeps)
 SAVED_REGS = 128      # x86: rbx rbp r12-r15; arm64: x19-x30, then d8-d15
 RAND = 320            # 32 x u64
 SIMD = 576            # 32 x 16 bytes
@@ -108,5 +108,8 @@ WORKER_TID = 1864     # the thread that runs genomes: a signal on another thread
 # melvin_cases' loop state (the genome clobbers every register, so it lives here between cases):
 # the slot, the argument rows, the end case, the genome's output and outcome rows
 LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND = 1888, 1896, 1904, 1912, 1920
+# the same state kept in callee-saved registers for a genome that leaves them alone (its plan's
+# KEEPS bit): their digest, which the stub checks after every case
+LOOP_SUM = 1928
 STATES = 1696         # per-case states (0: the batch's): row c (RAND's 256 bytes, SIMD's 512, then
                       # the scratch template) is copied to RAND, SIMD and TMPL before case c

@@ -28,8 +28,13 @@ _X86_OTHER = {"rflags", "rip", "rsp", "esp", "sp", "spl"}
 #: ``MEM`` refills the scratch area; ``HEAVY``: the full entry (SIMD/x87/FP control, flags
 #: image) and the exit fixup, with every register and the scratch
 MEM, HEAVY = 1 << 32, 1 << 33
+#: ``KEEPS``: the code names none of ``KEPT``'s callee-saved registers (and its prologue loads
+#: none): the stub may keep its loop state in them (it checks them after every case all the same)
+KEEPS = 1 << 34
 _REGS = {"x86_64": (1 << 15) - 1, "arm64": (1 << 30) - 1}   # arm64 x30 is the return address
 FULL = {isa: regs | MEM | HEAVY for isa, regs in _REGS.items()}
+KEPT = {"x86_64": sum(1 << X86_RAND_SLOT[r] for r in ("rbx", "rbp", "r12", "r13", "r14", "r15")),
+        "arm64": sum(1 << k for k in range(19, 29))}
 _OUT = {"x86_64": 1 << X86_RAND_SLOT["rax"], "arm64": 1}
 _JUMPS = (capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capstone.CS_GRP_INT,
           capstone.CS_GRP_IRET, capstone.CS_GRP_BRANCH_RELATIVE)
@@ -57,16 +62,18 @@ def entry_plan(isa: str, code: bytes) -> int:
     flow, a branch that leaves the code or lands inside an instruction, writes of the stack
     pointer (x86-64) or x30 (arm64), which make the return go elsewhere. A return (``ret``,
     anywhere) reads the output only. Registers are followed to the first branch or return;
-    after a branch everything not yet written counts as read."""
+    after a branch everything not yet written counts as read. ``KEEPS`` when no instruction
+    names a register of ``KEPT[isa]`` and the prologue loads none."""
     insns = code_insns(isa, code)
     if insns is None:
         return FULL[isa]
     insns = [(address, info) for address, _, info in insns]
     starts = {a for a, _ in insns} | {len(code)}
-    plan, written, scanning = 0, 0, True
+    plan, written, scanning, named = 0, 0, True, 0
     for address, (reads, full, mem, heavy, branch, rel) in insns:
         if heavy:
             return FULL[isa]
+        named |= reads | full
         if mem:
             plan |= MEM
         if branch == "indirect" or branch == "direct" and address + rel not in starts:
@@ -82,7 +89,7 @@ def entry_plan(isa: str, code: bytes) -> int:
                 scanning = False
     if scanning:
         plan |= _OUT[isa] & ~written
-    return plan
+    return plan | (KEEPS if (named | plan) & KEPT[isa] == 0 else 0)
 
 
 def code_insns(isa: str, code: bytes) -> list[tuple[int, bytes, tuple]] | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.asm import disassembler
-from core.executors.native.light import FULL, MEM, _OUT, _REGS, code_insns, entry_plan, insn_info
+from core.executors.native.light import FULL, KEEPS, KEPT, MEM, _OUT, _REGS, code_insns, entry_plan, insn_info
 
 try:
     from numba import njit
@@ -150,11 +150,11 @@ class PlanTable:
         if self._stale:
             self._build()
         return _plan_kernel(buf, offsets, *self._flat, _REGS[self.isa], _OUT[self.isa],
-                            np.uint64(FULL[self.isa]), MEM)
+                            np.uint64(FULL[self.isa]), MEM, KEPT[self.isa], KEEPS)
 
 
 @njit(cache=True)
-def _plan_kernel(buf, offsets, lengths, keys, at, facts, regs, out, full_plan, mem_bit):
+def _plan_kernel(buf, offsets, lengths, keys, at, facts, regs, out, full_plan, mem_bit, kept, keeps_bit):
     """``entry_plan``'s rules per code over the table's instructions (``keys[at[j]:at[j + 1]]``
     sorted, of ``lengths[j]`` bytes; ``facts`` their reads, writes, memory, heavy, kind, rel)."""
     n = offsets.shape[0] - 1
@@ -167,7 +167,7 @@ def _plan_kernel(buf, offsets, lengths, keys, at, facts, regs, out, full_plan, m
     targets = np.zeros(longest + 1, np.int64)
     for i in range(n):
         s, e = offsets[i], offsets[i + 1]
-        plan, written, scanning, full, unk, n_tgt = 0, 0, True, False, False, 0
+        plan, written, scanning, full, unk, n_tgt, named = 0, 0, True, False, False, 0, 0
         p = s
         while p < e:
             window = np.uint64(0)
@@ -195,6 +195,7 @@ def _plan_kernel(buf, offsets, lengths, keys, at, facts, regs, out, full_plan, m
                 break
             reads, wr, mem, heavy, kind = facts[hit, 0], facts[hit, 1], facts[hit, 2], facts[hit, 3], facts[hit, 4]
             stamp[p - s] = i
+            named |= reads | wr
             if heavy or kind == _INDIRECT:
                 full = True
                 break
@@ -222,6 +223,8 @@ def _plan_kernel(buf, offsets, lengths, keys, at, facts, regs, out, full_plan, m
             tgt = targets[t]
             if tgt < 0 or tgt > e - s or tgt < e - s and stamp[tgt] != i:
                 full = True
+        if (named | plan) & kept == 0:
+            plan |= keeps_bit
         plans[i] = full_plan if full else np.uint64(plan)
     return plans, unknown
 

@@ -139,7 +139,7 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
         views = cached[1]
         if state is None or state_seed != seed:
             state, state_seed = BatchState.from_seed(seed, spec.scratch), seed
-        machine.set_state(state.regs, state.simd, state.scratch)   # per-case states overwrite it
+        machine.set_state(state.regs, state.simd, state.scratch, seed)   # per-case states overwrite it
         offsets, blob = views["offsets"], views["blob"][:blob_len]
         entries = machine.load(blob, offsets, spec.ret, views["plans"])
         flags = machine.flags

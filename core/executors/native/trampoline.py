@@ -6,8 +6,9 @@ comes back to it with the case it was in, kept in the control block), and calls
 ``melvin_cases``, an assembly stub (module-level asm) that saves the host's callee-saved
 registers and SP in the control block once per genome and runs its cases in its own loop: per
 case it builds what the genome's entry flags ask for (scratch, SIMD/x87/FP state; a genome
-without flags gets a loop that tests nothing) and calls the genome's slot, whose prologue
-loads its registers (``melvin_enter`` does the same for one case: per-case states);
+without flags gets a loop that tests nothing; on x86-64, one whose plan keeps the callee-saved
+registers gets a loop that holds its state in them and checks them after each case) and
+calls the genome's slot, whose prologue loads its registers (``melvin_enter`` does the same for one case: per-case states);
 ``melvin_handler`` is the signal handler that restores thread state and ``longjmp``s back;
 ``melvin_load`` writes a batch's slots (one call, no Python per genome). Addresses
 and control block offsets are :mod:`core.executors.memory_map`'s.
@@ -20,7 +21,16 @@ from core.executors.batch_state import X86_RAND_SLOT
 from core.executors.memory_map import (BUDGET_NS, CPU0, CTL_BASE, CUR, ENTRIES, ENTRY, HAS_FSGS, IN_GENOME, INPUTS,
                                       CASE, JMPBUF, LAST_CASES, LAST_TICK, LIGHT, OUTCOME_LUT, N_CASES, N_GEN, OUTCOMES, OUTPUTS, RAND, RETRIED,
                                       SAVED_FP, SAVED_REGS, CODE_ENTRIES, WORKER_TID, SAVED_SP, SAVED_TLS, SIG_OUT, SIMD, STACK_TOP, STATES, TMPL,
-                                      X86_FP0, LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND, genome_sp)
+                                      X86_FP0, LOOP_SLOT, LOOP_IN, LOOP_END, LOOP_OUT, LOOP_KIND, LOOP_SUM, genome_sp)
+
+
+def _x86_digest(to: str) -> list[str]:
+    """``to`` = a digest of the kept loop registers (rotations between them: any one of them
+    changed, or two swapped, changes it)."""
+    a = [f"mov {to}, rbx"]
+    for r in ("rbp", "r13", "r14", "r15"):
+        a += [f"rol {to}, 17", f"xor {to}, {r}"]
+    return a
 
 
 def _x86_asm(scratch: int) -> list[str]:
@@ -60,7 +70,7 @@ def _x86_asm(scratch: int) -> list[str]:
     a += [f"mov {m(SAVED_REGS + 8 * i)}, {r}" for i, r in enumerate(saved)]
     a += [f"mov {m(SAVED_SP)}, rsp", f"mov {m(ENTRY)}, rdx", f"mov {m(LOOP_SLOT)}, rdi", f"mov {m(LOOP_IN)}, rsi",
           f"mov {m(LOOP_END)}, rcx", f"mov {m(LOOP_OUT)}, r8", f"mov {m(LOOP_KIND)}, r9",
-          f"mov rax, {m(CASE)}", "cmp rax, rcx", "jae 9f", "test dl, 3", "jz 6f",
+          f"mov rax, {m(CASE)}", "cmp rax, rcx", "jae 9f", "test dl, 3", "jnz 5f", "test dl, 4", "jnz 7f", "jmp 6f",
           "5:", f"inc {m(CUR)}", f"mov rsi, {m(LOOP_IN)}", "shl rax, 5", "add rsi, rax",
           f"test {f}, 2", "jz 1f", "push 0x202", "popfq", "1:",
           f"mov rsp, {sp0 + 8:#x}", f"test {f}, 1", "jz 2f"]
@@ -82,7 +92,22 @@ def _x86_asm(scratch: int) -> list[str]:
           f"mov {m(IN_GENOME)}, 0", f"mov rsp, {m(SAVED_SP)}",
           f"mov rcx, {m(CASE)}", f"mov rdx, {m(LOOP_OUT)}", "mov qword ptr [rdx + 8 * rcx], rax",
           f"mov rdx, {m(LOOP_KIND)}", "mov byte ptr [rdx + rcx], 0",
-          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 6b", "9:"]
+          "inc rcx", f"mov {m(CASE)}, rcx", "mov rax, rcx", f"cmp rcx, {m(LOOP_END)}", "jb 6b", "jmp 9f",
+          # a genome whose plan keeps rbx, rbp, r12-r15 (flags 4: it names none of them, no
+          # memory): the loop's state in them, no loads; their digest and the case (r12 against
+          # CASE) checked after every case: a genome that wrote one after all kills the worker
+          # (ud2 outside genome code), and the owner isolates it as WORKER_LOST. IN_GENOME stays
+          # 1 over the loop: between calls it runs only stores into the checked rows
+          "7:", "mov r12, rax", "mov rbx, rsi", "mov rbp, rdi", "mov r13, rcx", "mov r14, r8", "mov r15, r9"]
+    a += _x86_digest("rdx") + [f"mov {m(LOOP_SUM)}, rdx", f"mov {m(IN_GENOME)}, 1",
+          "8:", f"inc {m(CUR)}", f"mov {m(CASE)}, r12", "mov rsi, r12", "shl rsi, 5", "add rsi, rbx",
+          f"mov rsp, {sp0 + 8:#x}", "call rbp"]
+    a += _x86_digest("rcx") + [f"cmp rcx, {m(LOOP_SUM)}", "jne 10f", f"cmp r12, {m(CASE)}", "jne 10f",
+          "mov qword ptr [r14 + 8 * r12], rax", "mov byte ptr [r15 + r12], 0",
+          "inc r12", "cmp r12, r13", "jb 8b", f"mov {m(IN_GENOME)}, 0", f"mov {m(CASE)}, r12",
+          f"mov rsp, {m(SAVED_SP)}", "jmp 9f",
+          "10:", f"mov {m(IN_GENOME)}, 0", "ud2",
+          "9:"]
     a += [f"mov {r}, {m(SAVED_REGS + 8 * i)}" for i, r in enumerate(saved)]
     a += ["ret"]
     # melvin_save_env, once per batch: the FP control and TLS base melvin_fixup restores after a
@@ -329,7 +354,7 @@ done:
 ; order, ending at end = code_at - tail), the tail (the entry flags), genome i's code from
 ; code_at, the return, and padding over what an earlier batch left beyond that (dirty[i]).
 ; Out: entries[i] (the prologue's address in the r-x mapping), code_entries[i], flags[i] (plan
-; bits 32-33). Returns 0, or 1 + the index of a genome that does not fit its slot.
+; bits 32-34). Returns 0, or 1 + the index of a genome that does not fit its slot.
 define i64 @melvin_load(ptr %a) {{
 entry:
   %dst = load ptr, ptr %a
@@ -446,7 +471,7 @@ mark:
   %cp = getelementptr i64, ptr %cents, i64 %i
   store i64 %cent, ptr %cp
   %f64 = lshr i64 %plan, 32
-  %f3 = and i64 %f64, 3
+  %f3 = and i64 %f64, 7
   %f8 = trunc i64 %f3 to i8
   %fp = getelementptr i8, ptr %flags, i64 %i
   store i8 %f8, ptr %fp
