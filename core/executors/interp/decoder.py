@@ -13,8 +13,9 @@ branches and loops, PC-relative code, loads and stores of plain semantics, the S
 idiom (:mod:`core.executors.interp.simd`). The reserved,
 unallocated and SVE encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72
 and give SIGILL, as do the unallocated forms of the data-processing classes decoded here (imm6 >=
-32 on W registers, N != sf, reserved bitmasks, ...); encodings that later architecture versions
-allocate (FlagM, PAuth, CSSC, MTE) are left to Unicorn. SP as a value is outside the subset;
+32 on W registers, N != sf, reserved bitmasks, ...); the words of other classes that Unicorn's
+A72 certainly rejects (:mod:`core.executors.interp.undefined`, asked only about words refused
+here, in :func:`decode`) are SIGILL rows too. SP as a value is outside the subset;
 x30 is an ordinary register (the caller's return address at entry, see
 :func:`core.executors.interp.execute.execute` for ``ret``). Loads and stores (:func:`decode_mem`): exclusives, atomics,
 acquire/release, unprivileged and pointer-authenticated forms, writeback with SP or with the base
@@ -33,6 +34,7 @@ from numba import njit
 from core.executors.interp.bits import U0, bitmasks, sext
 from core.executors.interp.memory import MARGIN
 from core.executors.interp.simd import S_FROM_V, S_UMOV, decode_simd
+from core.executors.interp.undefined import undefined
 from core.executors.memory_map import ARENA_BASE, SOLO_BASE
 
 # micro-op kinds
@@ -492,6 +494,9 @@ def decode(words, offsets, scratch, budget, solo_size=4096):
             if not ok:
                 break
             ok = _decode_word(np.int64(words[pos]), pos, start, end, solo_size, ctl[pos], imm[pos], True)
+            if not ok and undefined(np.int64(words[pos])):   # refused, but certainly UDEF on the A72
+                ctl[pos, F_KIND] = K_SIGILL
+                ok = True
             if ok and ctl[pos, F_KIND] == K_MEM:
                 _narrow_scratch_access(ctl[pos], imm[pos], scratch)
         supported[g] = ok
