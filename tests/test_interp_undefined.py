@@ -204,3 +204,31 @@ def test_class_words_inside_alphabet_genomes_agree(plain):
     counts = _compare(plain, codes, seed=9, n_cases=8, sigill_at=at)
     assert counts["done"] >= 1100, counts                  # a few defer (memory the interpreter leaves)
     assert counts["SIGILL"] >= 8000 and counts.get("OK", 0) >= 50, counts    # branches skip some
+
+
+def test_calls_agree(plain):
+    """Check that ``bl`` (x30 = the next word's address in the solo slot, then the branch) gives
+    what Unicorn gives: far calls fault at the target, near ones run on (a later return to
+    that x30 is deferred to Unicorn), alone and inside alphabet genomes."""
+    rng = np.random.default_rng(21)
+    far = rng.integers(0, 1 << 26, 300, dtype=np.int64)
+    near = rng.integers(-24, 24, 300, dtype=np.int64) & ((1 << 26) - 1)
+    words = [0x94000000 | int(x) for x in np.concatenate([far, near])]
+    ctl, _, ok = D.decode(np.asarray(words, np.uint32), np.arange(len(words) + 1, dtype=np.int64), SCRATCH, BUDGET,
+                          SOLO)
+    assert ok.sum() >= 450 and (ctl[ok, D.F_KIND] == D.K_BL).all()      # refused only into the arena
+    codes = [w.to_bytes(4, "little") for w in words]
+    counts = _compare(plain, codes, seed=4, n_cases=2)
+    assert counts["SIGSEGV"] >= 600 and counts["done"] >= 400, counts
+    r = random.Random(8)
+    mixed = []
+    for w in words[::2]:
+        alphabet = alphabet_for("arm64", n_regs=r.randint(2, 8))
+        weights = [0.0 if op.kind == "raw" else op.weight for op in alphabet.ops]
+        genes = [alphabet.random_gene(r, weights) for _ in range(r.randint(1, 10))]
+        body = list(np.frombuffer(alphabet.encode(genes), "<u4"))
+        body.insert(r.randint(0, len(body)), w)
+        mixed.append(np.asarray(body, "<u4").tobytes())
+    mixed.append(np.asarray([0x94000002, 0x8B000000, 0xAA1E03E0, 0xD503201F], "<u4").tobytes())  # bl .+8; mov x0, x30
+    counts = _compare(plain, mixed, seed=6, n_cases=4)
+    assert counts["SIGSEGV"] >= 400, counts

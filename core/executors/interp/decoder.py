@@ -22,8 +22,8 @@ acquire/release, unprivileged and pointer-authenticated forms, writeback with SP
 among the transferred registers (constrained unpredictable), and unallocated forms are left to
 Unicorn.
 
-PC-relative code (adr/adrp, literal loads), backward branches and branches out of the code
-always take triage's slow lane, which runs them in the solo slot at ``memory_map.SOLO_BASE``:
+PC-relative code (adr/adrp, literal loads, ``bl``'s return address), backward branches and
+branches out of the code always take triage's slow lane, which runs them in the solo slot at ``memory_map.SOLO_BASE``:
 the decoder gives them that address.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from core.executors.memory_map import ARENA_BASE, SOLO_BASE
 
 # micro-op kinds
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
-    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET, K_SIMD = range(20)
+    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET, K_SIMD, K_BL = range(21)
 RET = 0xD65F03C0   # ret (to x30): a compiled function's return, anywhere in the code
 
 # Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
@@ -405,6 +405,14 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         ctl[F_KIND] = K_B
         ctl[F_COND] = 14
         ctl[F_TGT] = tgt
+        return True
+    if (w >> 26) == 0b100101 and strict:    # bl, run as in the solo slot: x30 = the next word's
+        tgt = pos + _sxi(w & 0x3FFFFFF, 26)     # address there (triage, which reads the rows of
+        if not _reachable(tgt - start, solo_size):   # non-strict decoding, sends it to the slow lane)
+            return False
+        ctl[F_KIND] = K_BL
+        ctl[F_TGT] = tgt
+        imm[I_IMM] = np.uint64(SOLO_BASE + 4 * (pos - start + 1))
         return True
     if (w >> 24) == 0b01010100:             # b.cond
         tgt = pos + _sxi((w >> 5) & 0x7FFFF, 19)

@@ -29,7 +29,7 @@ from core.executors.interp.bits import (M32, M64, U0, U1, add_flags, bswap64, cl
 from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD,
                                            F_RM, F_RN, F_RT2, F_SF, F_SHT, F_SIZE, F_TGT, F_WB, I_IMM, I_IMM2, K_ADC,
                                            K_ADDSUB, K_B, K_BFM, K_CBZ, K_CCMP, K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR,
-                                           K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SIMD, K_SP64, K_TBZ, M_LIT,
+                                           K_BL, K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SIMD, K_SP64, K_TBZ, M_LIT,
                                            M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE,
                                            WB_POST, ZR_READ, decode)
 from core.executors.interp.simd import S_FROM_V, S_UMOV, simd_step
@@ -442,6 +442,12 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     break
                 elif kind == K_SIMD:
                     simd_step(ctl[pc, F_OP], ctl[pc, F_SIZE], ctl[pc, F_RD], ctl[pc, F_RN], ctl[pc, F_AMT], regs, vregs)
+                elif kind == K_BL:                   # a call: the return address, then a branch
+                    regs[30] = imm[pc, I_IMM]
+                    nxt = ctl[pc, F_TGT]
+                    if nxt == pc:
+                        status = TIMEOUT
+                        break
                 # K_NOP: nothing
                 pc = nxt
             if status == DEFER:
