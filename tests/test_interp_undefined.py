@@ -7,7 +7,10 @@ and the scratch written before it, no code shared with the executors (only the a
 ``core.executors.memory_map`` that every tier declares)."""
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from core.executors import memory_map as MM
 from core.executors.interp import decoder as D
 from core.executors.interp import interpret
 from core.executors.interp.undefined import undefined
+from core.isa import ARM64
 from core.outcome import Outcome
 from evolve.genes import alphabet_for
 
@@ -232,3 +236,27 @@ def test_calls_agree(plain):
     mixed.append(np.asarray([0x94000002, 0x8B000000, 0xAA1E03E0, 0xD503201F], "<u4").tobytes())  # bl .+8; mov x0, x30
     counts = _compare(plain, mixed, seed=6, n_cases=4)
     assert counts["SIGSEGV"] >= 400, counts
+
+
+LANE = Path(__file__).resolve().parent.parent / ".qemu-arm64" / ".ready"
+
+
+@pytest.mark.skipif(ARM64.is_host() or not LANE.exists(),
+                    reason="needs the qemu lane prepared (scripts/arm64-qemu.sh --prepare) on a non-arm64 host")
+def test_class_words_are_sigill_natively_on_a_cortex_a72(tmp_path):
+    """Check that the native backend under qemu as a Cortex-A72 (the kernel's SIGILL, caught by
+    the trampoline) agrees: every word of every class is SIGILL there too. (qemu's default CPU,
+    ``max``, has LSE, RCPC, MTE, PAuth...: there the feature classes execute, as they would on
+    a core that has them; the interpreter follows Unicorn's A72.)"""
+    root = Path(__file__).resolve().parent.parent
+    codes = [w.to_bytes(4, "little") for i, name in enumerate(sorted(CLASSES)) for w in class_words(name, 30, 77 + i)]
+    offsets = np.cumsum([0] + [len(c) for c in codes], dtype=np.uint64)
+    np.savez(tmp_path / "in.npz", blob=np.frombuffer(b"".join(codes), np.uint8), offsets=offsets,
+             inputs=np.array([[1, 2], [2**64 - 1, 0]], np.uint64), isa="arm64", seed=5, time_budget=0.05)
+    proc = subprocess.run(["bash", str(root / "scripts" / "arm64-qemu.sh"), "--", str(root / "scripts" / "native_batch.py"),
+                           str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                          capture_output=True, text=True, timeout=900, env=dict(os.environ, QEMU_CPU="cortex-a72"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outcomes = np.load(tmp_path / "out.npz")["outcomes"]
+    bad = [codes[i].hex() for i in np.flatnonzero((outcomes != Outcome.SIGILL).any(axis=1))]
+    assert len(codes) >= 700 and not bad, bad[:10]
