@@ -5,8 +5,9 @@ below its target rate; random genomes are nearly all new. Most of them use only 
 processing, forward branches, the scratch loads/stores of the gene alphabet and the SIMD
 bit-count idiom (:mod:`core.executors.interp.simd`), and those are
 cheap to interpret straight from their decoded words (:mod:`core.executors.interp.decoder`):
-:func:`interpret` decodes a population and :func:`execute` runs every supported genome on every
-case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
+:func:`interpret` decodes a population, turns the rows whose results nothing reads into no-ops
+(:mod:`core.executors.interp.liveness`) and :func:`execute` runs every supported genome on
+every case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
 
 The machine a genome finds is :mod:`core.executors.batch_state`'s: x0-x3 the case's row of
 the input table, x4-x29 the batch's random values, x30 the caller's return address (the one
