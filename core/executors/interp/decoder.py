@@ -23,8 +23,8 @@ among the transferred registers (constrained unpredictable), and unallocated for
 Unicorn.
 
 PC-relative code (adr/adrp, literal loads, ``bl``'s return address), backward branches and
-branches out of the code always take triage's slow lane, which runs them in the solo slot at ``memory_map.SOLO_BASE``:
-the decoder gives them that address.
+branches out of the code always take triage's slow lane, which runs them in the solo slot at
+``memory_map.SOLO_BASE``: the decoder gives them that address.
 """
 from __future__ import annotations
 
@@ -406,9 +406,9 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         ctl[F_COND] = 14
         ctl[F_TGT] = tgt
         return True
-    if (w >> 26) == 0b100101 and strict:    # bl, run as in the solo slot: x30 = the next word's
-        tgt = pos + _sxi(w & 0x3FFFFFF, 26)     # address there (triage, which reads the rows of
-        if not _reachable(tgt - start, solo_size):   # non-strict decoding, sends it to the slow lane)
+    if (w >> 26) == 0b100101 and strict:    # bl as the slow lane runs it: x30 = the address of
+        tgt = pos + _sxi(w & 0x3FFFFFF, 26)  # the next word in the solo slot (non-strict, as triage
+        if not _reachable(tgt - start, solo_size):   # and the native plans read words: refused)
             return False
         ctl[F_KIND] = K_BL
         ctl[F_TGT] = tgt
