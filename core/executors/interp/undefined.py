@@ -14,6 +14,8 @@ forms). ``tests/test_interp_undefined.py`` checks every class against a plain Un
 
 Only words :func:`core.executors.interp.decoder._decode_word` refuses are asked about (see
 :func:`core.executors.interp.decoder.decode`), so no decoded word changes meaning here.
+Numba's cache of ``decode`` does not notice edits here (as with ``bits.py``): delete
+``core/executors/interp/__pycache__/decoder.*nb*`` after editing this module.
 """
 from __future__ import annotations
 
