@@ -13,17 +13,18 @@ branches and loops, PC-relative code, loads and stores of plain semantics, the S
 idiom (:mod:`core.executors.interp.simd`). The reserved,
 unallocated and SVE encoding groups (bits[28:25] = 00xx) are UNDEFINED on Unicorn's Cortex-A72
 and give SIGILL, as do the unallocated forms of the data-processing classes decoded here (imm6 >=
-32 on W registers, N != sf, reserved bitmasks, ...); encodings that later architecture versions
-allocate (FlagM, PAuth, CSSC, MTE) are left to Unicorn. SP as a value is outside the subset;
+32 on W registers, N != sf, reserved bitmasks, ...); the words of other classes that Unicorn's
+A72 certainly rejects (:mod:`core.executors.interp.undefined`, asked only about words refused
+here, in :func:`decode`) are SIGILL rows too. SP as a value is outside the subset;
 x30 is an ordinary register (the caller's return address at entry, see
 :func:`core.executors.interp.execute.execute` for ``ret``). Loads and stores (:func:`decode_mem`): exclusives, atomics,
 acquire/release, unprivileged and pointer-authenticated forms, writeback with SP or with the base
 among the transferred registers (constrained unpredictable), and unallocated forms are left to
 Unicorn.
 
-PC-relative code (adr/adrp, literal loads), backward branches and branches out of the code
-always take triage's slow lane, which runs them in the solo slot at ``memory_map.SOLO_BASE``:
-the decoder gives them that address.
+PC-relative code (adr/adrp, literal loads, ``bl``'s return address), backward branches and
+branches out of the code always take triage's slow lane, which runs them in the solo slot at
+``memory_map.SOLO_BASE``: the decoder gives them that address.
 """
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ from numba import njit
 from core.executors.interp.bits import U0, bitmasks, sext
 from core.executors.interp.memory import MARGIN
 from core.executors.interp.simd import S_FROM_V, S_UMOV, decode_simd
+from core.executors.interp.undefined import undefined
 from core.executors.memory_map import ARENA_BASE, SOLO_BASE
 
 # micro-op kinds
 K_SIGILL, K_NOP, K_ADDSUB, K_LOGIC, K_MOVW, K_BFM, K_EXTR, K_DP1, K_DP2, K_DP3, K_CSEL, K_CCMP, \
-    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET, K_SIMD = range(20)
+    K_ADC, K_B, K_CBZ, K_TBZ, K_MEM, K_SP64, K_RET, K_SIMD, K_BL = range(21)
 RET = 0xD65F03C0   # ret (to x30): a compiled function's return, anywhere in the code
 
 # Columns of the int64 control table, one row per word: kind; sub-operation; sf (1: 64-bit);
@@ -404,6 +406,14 @@ def _decode_word(w, pos, start, end, solo_size, ctl, imm, strict):
         ctl[F_COND] = 14
         ctl[F_TGT] = tgt
         return True
+    if (w >> 26) == 0b100101 and strict:    # bl as the slow lane runs it: x30 = the address of
+        tgt = pos + _sxi(w & 0x3FFFFFF, 26)  # the next word in the solo slot (non-strict, as triage
+        if not _reachable(tgt - start, solo_size):   # and the native plans read words: refused)
+            return False
+        ctl[F_KIND] = K_BL
+        ctl[F_TGT] = tgt
+        imm[I_IMM] = np.uint64(SOLO_BASE + 4 * (pos - start + 1))
+        return True
     if (w >> 24) == 0b01010100:             # b.cond
         tgt = pos + _sxi((w >> 5) & 0x7FFFF, 19)
         if (w >> 4) & 1:
@@ -492,6 +502,9 @@ def decode(words, offsets, scratch, budget, solo_size=4096):
             if not ok:
                 break
             ok = _decode_word(np.int64(words[pos]), pos, start, end, solo_size, ctl[pos], imm[pos], True)
+            if not ok and undefined(np.int64(words[pos])):   # refused, but certainly UDEF on the A72
+                ctl[pos, F_KIND] = K_SIGILL
+                ok = True
             if ok and ctl[pos, F_KIND] == K_MEM:
                 _narrow_scratch_access(ctl[pos], imm[pos], scratch)
         supported[g] = ok

@@ -5,8 +5,9 @@ below its target rate; random genomes are nearly all new. Most of them use only 
 processing, forward branches, the scratch loads/stores of the gene alphabet and the SIMD
 bit-count idiom (:mod:`core.executors.interp.simd`), and those are
 cheap to interpret straight from their decoded words (:mod:`core.executors.interp.decoder`):
-:func:`interpret` decodes a population and :func:`execute` runs every supported genome on every
-case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
+:func:`interpret` decodes a population, turns the rows whose results nothing reads into no-ops
+(:mod:`core.executors.interp.liveness`) and :func:`execute` runs every supported genome on
+every case. Everything else goes to Unicorn (the tier choice is :mod:`core.executors.tiered`'s).
 
 The machine a genome finds is :mod:`core.executors.batch_state`'s: x0-x3 the case's row of
 the input table, x4-x29 the batch's random values, x30 the caller's return address (the one
@@ -28,10 +29,11 @@ from core.executors.interp.bits import (M32, M64, U0, U1, add_flags, bswap64, cl
                                         ror, sext, shift, smulh, umulh)
 from core.executors.interp.decoder import (A_REG, F_AMT, F_COND, F_FLAGS, F_KIND, F_MEMF, F_O2, F_OP, F_RA, F_RD,
                                            F_RM, F_RN, F_RT2, F_SF, F_SHT, F_SIZE, F_TGT, F_WB, I_IMM, I_IMM2, K_ADC,
-                                           K_ADDSUB, K_B, K_BFM, K_CBZ, K_CCMP, K_CSEL, K_DP1, K_DP2, K_DP3, K_EXTR,
-                                           K_LOGIC, K_MEM, K_MOVW, K_RET, K_SIGILL, K_SIMD, K_SP64, K_TBZ, M_LIT,
-                                           M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT, WB_NONE,
-                                           WB_POST, ZR_READ, decode)
+                                           K_ADDSUB, K_B, K_BFM, K_BL, K_CBZ, K_CCMP, K_CSEL, K_DP1, K_DP2, K_DP3,
+                                           K_EXTR, K_LOGIC, K_MEM, K_MOVW, K_NOP, K_RET, K_SIGILL, K_SIMD, K_SP64,
+                                           K_TBZ, M_LIT, M_LOAD, M_PAIR, M_SIGNED, M_VEC, M_W32, O2_IMM, O2_SHIFT,
+                                           WB_NONE, WB_POST, ZR_READ, decode)
+from core.executors.interp.liveness import eliminate_dead
 from core.executors.interp.simd import S_FROM_V, S_UMOV, simd_step
 from core.codes import Codes
 from core.executors.memory_map import genome_sp
@@ -242,6 +244,9 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     status = TIMEOUT
                     break
                 kind = ctl[pc, F_KIND]
+                if kind == K_NOP:                    # nop, prfm, and rows liveness removed
+                    pc += 1
+                    continue
                 sf = ctl[pc, F_SF]
                 mask = M64 if sf else M32
                 nxt = pc + 1
@@ -442,7 +447,12 @@ def execute(ctl, imm, words, offsets, rows, table, init_regs, scratch_tmpl, simd
                     break
                 elif kind == K_SIMD:
                     simd_step(ctl[pc, F_OP], ctl[pc, F_SIZE], ctl[pc, F_RD], ctl[pc, F_RN], ctl[pc, F_AMT], regs, vregs)
-                # K_NOP: nothing
+                elif kind == K_BL:                   # a call: the return address, then a branch
+                    regs[30] = imm[pc, I_IMM]
+                    nxt = ctl[pc, F_TGT]
+                    if nxt == pc:
+                        status = TIMEOUT
+                        break
                 pc = nxt
             if status == DEFER:
                 deferred[g] = True
@@ -488,6 +498,7 @@ def interpret(codes, table, regs, scratch, budget: int, outputs, outcomes, *, lr
     ctl, imm, supported = decode(words, offsets, n_scratch, budget, solo_size)
     rows = np.flatnonzero(supported)
     if rows.size:
+        eliminate_dead(ctl, offsets, rows, budget, np.zeros(int(np.diff(offsets).max()) + 1, np.int64))
         deferred = np.zeros(len(codes), dtype=np.bool_)
         execute(ctl, imm, words, offsets, rows, np.ascontiguousarray(table, dtype=np.uint64),
                 regs, scratch.copy(), simd.copy(), budget, post,
