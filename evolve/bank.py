@@ -178,17 +178,20 @@ class Bank:
         for level in range(2, LEVELS + 1):
             yield from self._forward(level)
             yield from self._inverted()
+            yield from self._shared(level)                       # cheap: two pairs per value
             below = tuple(range(level))
             yield from self._solved((level,), below)
             yield from self._solved(below, (level,))
-            yield from self._shared(level)
             yield from self._screened(level, (lambda f, la: not _early(f, la)) if level == 2 else _every)
             yield from self._solved((level,), (level,))
 
     def _forward(self, level: int):
-        """Level ``level``: every form over entries whose levels sum to ``level - 1``, cheap forms first."""
+        """Level ``level``: every form over entries whose levels sum to ``level - 1``, cheap forms
+        first, and of those the forms without a parameter first: level 2 holds 2**17 values, and
+        the ~470 shift, mask and immediate variants over level 1 alone fill it, which left out
+        every binary form (p18's ``x ^ (x - 1)``)."""
         cases = self.x.shape[0]
-        for fi in sorted(range(len(FORMS)), key=lambda i: (FORMS[i].cost, FORMS[i].arity)):
+        for fi in sorted(range(len(FORMS)), key=lambda i: (FORMS[i].cost, "#" in FORMS[i].name, FORMS[i].arity)):
             f = FORMS[fi]
             for left, right in self._operands(f.arity, level - 1):
                 vals = f.fn(self.vals[left]) if f.arity == 1 else f.fn(self.vals[left], self.vals[right])

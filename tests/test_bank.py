@@ -73,6 +73,20 @@ def test_the_bank_finds_the_short_programs_and_an_independent_harness_agrees(nam
         assert wrong == 0, (A.render(genes), first)
 
 
+def test_the_bank_finds_p18_shorter_than_gcc_by_reusing_a_value():
+    """Check that the bank reaches p18 (power of two) in three instructions, one fewer than gcc -O2
+    (``neg x1, x0; orr x0, x0, x1; udiv x0, x1, x0``: -x / (x | -x)), a program that reads a
+    level-1 value twice (the screen of a value with its own operand, over a level 2 that holds
+    binary forms), and that a Unicorn harness sharing no code with Melvin finds it right."""
+    bank = _bank("p18")
+    short = []
+    while not short and not bank.exhausted and bank.spent < 400_000_000:
+        short = [g for g in bank.step(5_000_000) if len(g) <= 3]
+    assert short
+    wrong, n, first = independent_check(A.encode(short[0]), _suite().p18, 1, n=500)
+    assert wrong == 0, (A.render(short[0]), first)
+
+
 def test_a_replayed_bank_is_the_bank_that_was_stepped():
     """Check that :meth:`Bank.advance` to a position rebuilds the same values and then finds the
     same programs as the bank stepped there (what a resumed run relies on)."""
