@@ -84,7 +84,7 @@ def neighbours(multiset, order: list[str], adds: int = 6):
     for c in distinct:
         rest = list(base)
         rest.remove(c)
-        if rest:
+        if 0 < len(rest) <= MAX_COMPONENTS:
             yield rest
     if len(base) < MAX_COMPONENTS:
         for c in order[:adds]:

@@ -111,7 +111,7 @@ def test_neighbours_keep_within_the_size_and_start_with_the_sketch():
     out = list(SK.neighbours(["eor", "and"], order, adds=3))
     assert out[0] == ["and", "eor"] and ["eor"] in out and ["and"] in out
     assert all(len(m) == 3 for m in out[3:6]) and all(len(m) == 2 for m in out[6:])
-    big = ["add"] * (SK.MAX_COMPONENTS + 1)
+    big = ["add", "sub"] * SK.MAX_COMPONENTS
     assert all(len(m) <= SK.MAX_COMPONENTS for m in SK.neighbours(big, order))
 
 
