@@ -128,3 +128,39 @@ def test_a_components_tier_resumed_at_its_position_continues_identically():
     assert b.position == a.position and len(a.position["multisets"]) == 4
     assert [a.step(3_000_000) for _ in range(4)] == [b.step(3_000_000) for _ in range(4)]
     assert a.synth.spent == b.synth.spent
+
+
+def test_an_engine_with_the_components_tier_offers_sketches_and_checkpoints_them():
+    """Check that a run with --synth-encoding components queues its hall of fame's sketches, that
+    its state is plain JSON, and that an engine resumed from it makes the same next generations."""
+    import copy
+    import json
+
+    from evolve import engine as EN
+    from evolve.config import RunConfig
+
+    cfg = RunConfig(task="suites/hackers_delight.py:p19", pop=30, generations=6, seed=5, backend="emulated",
+                    time_limit=None, optimize=0.0, synth=True, synth_encoding="components", enumerate=False,
+                    brain=False)
+
+    a = EN.build(cfg)
+    try:
+        a.start()
+        for _ in range(2):
+            a.step()
+        state = a.state()
+        synth = json.loads(json.dumps(state["synth"]))
+        assert synth["multisets"] and all(SC.valid(c) for m in synth["multisets"] for c in m)
+        assert synth["calls"] >= 1
+        b = EN.build(cfg)
+        try:
+            b.restore(copy.deepcopy(state), None, settle=False)
+            for _ in range(2):
+                a.step()
+                b.step()
+            assert a.synth.position == b.synth.position
+            assert a.rows.genes.tolist() == b.rows.genes.tolist()
+        finally:
+            b.evaluator.close()
+    finally:
+        a.evaluator.close()
