@@ -164,3 +164,18 @@ def test_an_engine_with_the_components_tier_offers_sketches_and_checkpoints_them
             b.evaluator.close()
     finally:
         a.evaluator.close()
+
+
+def test_an_unknown_encoding_is_refused_with_exit_2(capsys):
+    """Check that --synth-encoding takes only its two names (argparse: exit 2, one line of reason)."""
+    import argparse
+
+    from evolve.config import add_arguments, config_from_args
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    with pytest.raises(SystemExit) as stop:
+        ap.parse_args(["--task", "clear_lowest", "--synth-encoding", "loc"])
+    assert stop.value.code == 2 and "invalid choice: 'loc'" in capsys.readouterr().err
+    cfg = config_from_args(ap.parse_args(["--task", "clear_lowest", "--synth", "--synth-encoding", "components"]))
+    assert cfg.synth and cfg.synth_encoding == "components"
