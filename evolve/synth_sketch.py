@@ -4,7 +4,7 @@ being told the answer: sketches of the population's best genomes.
 Why: the location-variable encoding needs a multiset of forms, each used once; with the right
 one it finds p19 in seconds, but under the compilers' measured mix (the gene weights,
 :mod:`evolve.alphabets.arm64_ops`) p19's multiset is the ~42,000th of six forms, after ~66,000
-shorter ones (``scripts/exp_components.py --rank``), at ~3 s per wrong multiset: enumeration
+shorter ones (``scripts/exp_components.py p19 --rank``), at ~3 s per wrong multiset: enumeration
 in prior order does not reach it. The genetic search's best genomes are a cheaper guess (the
 way STOKE and Lens seed one search with another): the forms of their live instructions, then
 that multiset with one form dropped, added or swapped, the added ones in the prior's order.

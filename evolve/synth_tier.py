@@ -40,7 +40,8 @@ REDUCED_WIDTH = 8
 #: reduced-width cases (each the twin evaluated by z3: ~1 ms)
 REDUCED_CASES = 256
 #: the component encoding (--synth-encoding components): its width (p19's exact multiset: 7 calls,
-#: 12 M units at 4 bits, 16 s at 8 bits, over 200 s at 16; scripts/exp_components.py), a call's
+#: 12 M units, 4 s at 4 bits; 9 M, 3 s at 8; an encoding without this one's symmetry and operand
+#: pinning took over 200 s at 16; scripts/exp_components.py), a call's
 #: budget (its rounds at 4 bits took up to 5 M), its credit per genome a generation, and the hall
 #: of fame's members sketched each generation (evolve.synth_sketch)
 COMPONENT_WIDTH = 4
