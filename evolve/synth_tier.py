@@ -8,6 +8,11 @@ positive and is charged what each spent, so over a run it takes about that share
 (~2.3 M units a CPU second on this machine) and a seeded run makes the same calls in the same
 generations. Its position (calls done) is checkpointed; a resumed run replays them.
 
+With ``encoding="components"`` (``--synth-encoding components``) the synthesiser is
+:class:`evolve.synth_components.MultisetSynth`, fed each generation with the sketches of the hall
+of fame's best genomes and their neighbours (:mod:`evolve.synth_sketch`); the multisets offered
+are part of the checkpointed position.
+
 The candidates (exact on :data:`evolve.synth.CHECK_CASES` cases drawn from the task) become genes
 and join the population through ``engine.accept_immigrants``: evaluated, validated and proven by
 the engine as any genome.
@@ -42,11 +47,12 @@ REDUCED_CASES = 256
 #: the component encoding (--synth-encoding components): its width (p19's exact multiset: 7 calls,
 #: 12 M units, 4 s at 4 bits; 9 M, 3 s at 8; an encoding without this one's symmetry and operand
 #: pinning took over 200 s at 16; scripts/exp_components.py), a call's
-#: budget (its rounds at 4 bits took up to 5 M), its credit per genome a generation, and the hall
-#: of fame's members sketched each generation (evolve.synth_sketch)
+#: budget (its rounds at 4 bits took up to 5 M), its credit per genome a generation (at 2,000 p19-p24's
+#: 60 s runs got 88-231 generations, at 500 480-683, without the tier 452-1099), and the hall of
+#: fame's members sketched each generation (evolve.synth_sketch)
 COMPONENT_WIDTH = 4
 COMPONENT_CALL_RLIMIT = 8_000_000
-COMPONENT_RLIMIT_PER_GENOME = 2_000
+COMPONENT_RLIMIT_PER_GENOME = 500
 SKETCHED = 3
 
 
