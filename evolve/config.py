@@ -58,6 +58,7 @@ class RunConfig:
     peephole: bool = True              # the optimisation phase's window enumeration (evolve.peephole)
     enumerate: bool = True             # one- and two-instruction programs enumerated alongside (evolve.enumeration)
     synth: bool = False                # SMT synthesis of short programs alongside (evolve.synth_tier; --synth)
+    synth_encoding: str = "lines"      # its encoding: per-line forms, or components (multisets from sketches)
     restart_after: int = 0             # generations without better correctness before a fresh population; 0: never
     weights: dict = field(default_factory=lambda: asdict(fit.FitnessWeights()))
 
@@ -161,6 +162,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--synth", action=argparse.BooleanOptionalAction, default=d.synth,
                     help="SMT synthesis (CEGIS with z3) of straight-line programs of 1-8 instructions alongside "
                          "the genetic search (arm64; a share of each generation; default: %(default)s)")
+    ap.add_argument("--synth-encoding", choices=("lines", "components"), default=d.synth_encoding,
+                    help="with --synth: each line any of 21 forms (lines), or Gulwani et al.'s location variables "
+                         "over multisets of forms sketched from the hall of fame (components); default: %(default)s")
     ap.add_argument("--no-peephole", action="store_true",
                     help="in --optimize, no enumeration of one-instruction replacements for windows of 2-4 "
                          "instructions of the best program (evolutionary search only)")
@@ -219,6 +223,7 @@ def config_from_args(args) -> RunConfig:
                      restart_after=getattr(args, "restart_after", d.restart_after),
                      enumerate=not getattr(args, "no_enumerate", False),
                      synth=getattr(args, "synth", d.synth),
+                     synth_encoding=getattr(args, "synth_encoding", d.synth_encoding),
                      time_limit=d.time_limit if args.time_limit is None else limit,
                      max_len=args.max_len, n_regs=args.regs, seed=args.seed, workers=args.workers,
                      brain=not args.no_brain, selection=args.selection, stop_when_solved=not args.keep_going,

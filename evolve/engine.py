@@ -107,7 +107,7 @@ class Engine:
         self.enumeration = enumeration.Enumeration(alphabet, evaluator, task, cfg.seed) \
             if getattr(cfg, "enumerate", False) and cfg.isa == "arm64" else None
         # SMT synthesis of short programs, a share each generation (cfg.synth; arm64)
-        self.synth = synth_tier.SynthTier(task, len(alphabet.regs), cfg.seed) \
+        self.synth = synth_tier.SynthTier(task, len(alphabet.regs), cfg.seed, getattr(cfg, "synth_encoding", "lines")) \
             if getattr(cfg, "synth", False) and cfg.isa == "arm64" else None
         self.toolbox = make_toolbox(alphabet, self.rng, cfg.max_len, cfg.init_len, cfg.selection,
                                     cfg.tournament_size, cfg.cxpb, cfg.mutpb)

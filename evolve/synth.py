@@ -50,6 +50,10 @@ START_EXAMPLES = 3
 MAX_ROUNDS = 40
 
 
+#: a unit that is no work: the synthesiser waits for problems (a step ends there)
+IDLE = (0, None)
+
+
 @dataclass
 class Stats:
     calls: int = 0
@@ -105,6 +109,18 @@ class Encoding:
                     readers += [self.a[j] == line, self.b[j] == line]
                 c.append(z3.Or(readers) if len(readers) > 1 else readers[0])
 
+    @property
+    def label(self) -> str:
+        return f"{self.n} lines of {len(self.library)} forms"
+
+    def example(self, args, want: int, mask: int) -> list:
+        """Constraints: the program maps ``args`` (ints) to ``want`` under ``mask``."""
+        return [self.output(args) & mask == want & mask]
+
+    def variables(self) -> list:
+        """The variables a program is made of (to block one)."""
+        return self.op + self.a + self.b + self.t + self.s
+
     def output(self, args: tuple):
         """z3: the last line's value on concrete arguments ``args`` (ints)."""
         w = self.w
@@ -155,6 +171,7 @@ class Synth:
         self.exhausted = False
         self.stats = Stats()
         self.last_work = 0           #: resource units of the last step
+        self._count = 0              #: resource units of this synthesiser's z3 context so far
         self._units = self._work()
 
     def step(self, budget: int) -> list[list[tuple]]:
@@ -165,6 +182,8 @@ class Synth:
             unit = next(self._units, None)
             if unit is None:
                 self.exhausted = True
+                break
+            if unit is IDLE:             # waiting for work (evolve.synth_components: multisets)
                 break
             work, program = unit
             self.position += 1
@@ -177,7 +196,7 @@ class Synth:
 
     def advance(self, position: int) -> None:
         """Replay the units up to ``position`` (a resumed run), dropping their candidates."""
-        while self.position < position and (unit := next(self._units, None)) is not None:
+        while self.position < position and (unit := next(self._units, None)) not in (None, IDLE):
             self.position += 1
             self.spent += unit[0]
 
@@ -210,54 +229,54 @@ class Synth:
 
     def _work(self):
         """Units ``(resource units spent, candidate program or None)``: one per solver call."""
-        w = self.width
         # a context of its own: z3 counts resource units per context, so a call's cost is the
         # growth of this count, whatever else the process proves meanwhile
         ctx = z3.Context()
-        count = 0
         for n, library in _library_schedule(self.max_lines):
-            enc = Encoding(self.arity, n, library, w, ctx)
-            m = (1 << w) - 1 if w < 64 else self.mask
-            examples = list(range(min(START_EXAMPLES, len(self.xs))))
-            outputs = [enc.output(self.xs[k]) & m == self.ys[k] & m for k in examples]
-            blocked = []
-            for _ in range(MAX_ROUNDS):
-                # a fresh solver per call: z3 bit-blasts a non-incremental QF_BV problem
-                solver = z3.SolverFor("QF_BV", ctx=ctx)
-                solver.set("random_seed", self.seed)
-                solver.set("rlimit", self.call_rlimit)
-                solver.add(enc.constraints + outputs + blocked)
-                result = solver.check()
-                now = _rlimit(solver)
-                work, count = max(1, now - count), now
-                self.stats.calls += 1
-                self.stats.rlimit += work
-                log.debug("synth: %d lines, %d forms, %d bits, %d examples: %s, %d units", n, len(library), w,
-                          len(examples), result, work)
-                if result != z3.sat:
-                    log.debug("synth: %d lines (%d forms, %d bits): %s after %d examples", n, len(library), w,
-                              result, len(examples))
-                    yield work, None
-                    break
-                model = solver.model()
-                program = enc.decode(model)
-                k = self.miss(program, w)
-                if k is None:
-                    full = self.lifted(program)
-                    blocked.append(z3.Or([v != model.eval(v, model_completion=True)
-                                          for v in enc.op + enc.a + enc.b + enc.t + enc.s]))
-                    if full is not None:
-                        self.stats.found += 1
-                        yield work, full
-                        continue
-                    if w == 64:              # exact on its examples, wrong on a case: learn it
-                        k = self.miss(program)
-                    else:                    # exact at the reduced width, no 64-bit form: another
-                        yield work, None
-                        continue
+            yield from self._cegis(Encoding(self.arity, n, library, self.width, ctx), ctx)
+
+    def _cegis(self, enc, ctx):
+        """The units of one problem ``enc`` (an :class:`Encoding` or
+        :class:`evolve.synth_components.Components`): CEGIS over the cases, at most
+        :data:`MAX_ROUNDS` calls, until the solver finds no program (or runs out of budget)."""
+        w = self.width
+        m = (1 << w) - 1 if w < 64 else self.mask
+        examples = list(range(min(START_EXAMPLES, len(self.xs))))
+        outputs = [c for k in examples for c in enc.example(self.xs[k], self.ys[k], m)]
+        blocked = []
+        for _ in range(MAX_ROUNDS):
+            # a fresh solver per call: z3 bit-blasts a non-incremental QF_BV problem
+            solver = z3.SolverFor("QF_BV", ctx=ctx)
+            solver.set("random_seed", self.seed)
+            solver.set("rlimit", self.call_rlimit)
+            solver.add(enc.constraints + outputs + blocked)
+            result = solver.check()
+            now = _rlimit(solver)
+            work, self._count = max(1, now - self._count), now
+            self.stats.calls += 1
+            self.stats.rlimit += work
+            log.debug("synth: %s, %d bits, %d examples: %s, %d units", enc.label, w, len(examples), result, work)
+            if result != z3.sat:
                 yield work, None
-                examples.append(k)
-                outputs.append(enc.output(self.xs[k]) & m == self.ys[k] & m)
+                return
+            model = solver.model()
+            program = enc.decode(model)
+            k = self.miss(program, w)
+            if k is None:
+                full = self.lifted(program)
+                blocked.append(z3.Or([v != model.eval(v, model_completion=True) for v in enc.variables()]))
+                if full is not None:
+                    self.stats.found += 1
+                    yield work, full
+                    continue
+                if w == 64:              # exact on its examples, wrong on a case: learn it
+                    k = self.miss(program)
+                else:                    # exact at the reduced width, no 64-bit form: another
+                    yield work, None
+                    continue
+            yield work, None
+            examples.append(k)
+            outputs += enc.example(self.xs[k], self.ys[k], m)
 
 
 def _rlimit(solver) -> int:
