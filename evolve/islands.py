@@ -463,7 +463,9 @@ def run(args) -> int:
     if status in (130, 143):
         print(f"\ninterrupted at generation {isl.gen}: checkpoint saved; continue with "
               f"python -m evolve run --resume {folder}", file=sys.stderr)
-    result = finish(isl, folder)
+    with rf.deferred_interrupt() as late:         # a signal while the results are written waits
+        result = finish(isl, folder)
+    status = 128 + late[0] if late and not status else status
     print(R.summary(result, f" on {isl.opts.islands} islands", result["seconds"], folder))
     log.info("record: %s", json.dumps({k: result[k] for k in ("workers_lost", "tasks_rerun", "tasks_resubmitted")}))
     return status

@@ -109,38 +109,37 @@ def _loop(engine, folder: Path, args, written: int) -> int:
         from tqdm import tqdm
         bar = tqdm(total=cfg.generations, initial=engine.gen, desc=engine.task.name, unit="gen",
                    file=sys.stderr, dynamic_ncols=True)
-    status = 0
-    with rf.deferred_interrupt() as stop, rf.MetricsLog(folder / rf.METRICS) as out:
-        for line in engine.metrics[written:]:
-            out.append(line)
-        engine.metrics.clear()       # the file holds the history: memory stays flat in a long run
-        try:
-            while not _finished(engine) and not stop:
-                line = engine.step()
-                if engine.optimizer is not None and engine.optimizer.active:
-                    line["optimize"] = {"best": list(engine.optimizer.best_key()),
-                                        "accepted": len(engine.optimizer.improvements),
-                                        "refused": engine.optimizer.refused}
+    with rf.deferred_interrupt() as stop:      # held to the end: a signal while the results are
+        with rf.MetricsLog(folder / rf.METRICS) as out:     # written would leave a half folder
+            for line in engine.metrics[written:]:
                 out.append(line)
-                engine.metrics.clear()
-                if engine.gen % cfg.checkpoint_every == 0:
-                    out.sync()
-                    rf.save_checkpoint(folder, _state(engine), engine.brain)
+            engine.metrics.clear()       # the file holds the history: memory stays flat in a long run
+            try:
+                while not _finished(engine) and not stop:
+                    line = engine.step()
+                    if engine.optimizer is not None and engine.optimizer.active:
+                        line["optimize"] = {"best": list(engine.optimizer.best_key()),
+                                            "accepted": len(engine.optimizer.improvements),
+                                            "refused": engine.optimizer.refused}
+                    out.append(line)
+                    engine.metrics.clear()
+                    if engine.gen % cfg.checkpoint_every == 0:
+                        out.sync()
+                        rf.save_checkpoint(folder, _state(engine), engine.brain)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(best=f"{line['best_cost']:.4f}", exact=f"{line['best_exact']}/{line['n_train']}",
+                                        evals_s=f"{line['evals_per_s'] or 0:.0f}",
+                                        crash=f"{100 * line['offspring_crash_rate']:.1f}%")
+            finally:
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(best=f"{line['best_cost']:.4f}", exact=f"{line['best_exact']}/{line['n_train']}",
-                                    evals_s=f"{line['evals_per_s'] or 0:.0f}",
-                                    crash=f"{100 * line['offspring_crash_rate']:.1f}%")
-        finally:
-            if bar is not None:
-                bar.close()
-    if stop:
-        status = 128 + stop[0]
-        print(f"\ninterrupted at generation {engine.gen}: checkpoint saved; continue with "
-              f"python -m evolve run --resume {folder}", file=sys.stderr)
-    rf.save_checkpoint(folder, _state(engine), engine.brain)     # metrics.jsonl closed (fsynced) above
-    _finish(engine, folder, args)
-    return status
+                    bar.close()
+        if stop:
+            print(f"\ninterrupted at generation {engine.gen}: checkpoint saved; continue with "
+                  f"python -m evolve run --resume {folder}", file=sys.stderr)
+        rf.save_checkpoint(folder, _state(engine), engine.brain)     # metrics.jsonl closed (fsynced) above
+        _finish(engine, folder, args)
+    return 128 + stop[0] if stop else 0
 
 
 def _finished(engine) -> bool:
