@@ -88,6 +88,8 @@ class Rows:
             rows.exact[i], rows.crashed[i], rows.node[i] = get("exact", 0), get("crashed", False), get("node", -1)
             if get("prior") is not None:
                 rows.prior[i] = get("prior")
+            if get("tally") is not None:
+                rows.tally[i] = get("tally")
         return rows
 
     def __len__(self) -> int:
@@ -142,12 +144,13 @@ class Rows:
         return GeneTokens(owner.astype(np.int64), self.genes[idx[owner], pos, 0])
 
     def set_evaluation(self, i: int, ind: Individual) -> None:
-        """Give ``ind`` row ``i``'s evaluation (fitness, errors, exact, crashed, node, prior)."""
+        """Give ``ind`` row ``i``'s evaluation (fitness, errors, exact, crashed, node, prior, tally)."""
         if not np.isnan(self.cost[i]):
             ind.fitness.values = (float(self.cost[i]),)
         ind.errors = self.errors[i].copy()
         ind.exact, ind.crashed, ind.node = int(self.exact[i]), bool(self.crashed[i]), int(self.node[i])
         ind.prior = None if np.isnan(self.prior[i, 0]) else (float(self.prior[i, 0]), float(self.prior[i, 1]))
+        ind.tally = self.tally[i].copy()        # its executions, for the node it may become
         ind.fresh = []      # observed once; a re-evaluation teaches nothing new
 
     def individual(self, i: int, lineage: dict) -> Individual:
