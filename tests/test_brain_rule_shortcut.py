@@ -96,3 +96,43 @@ def test_reinforce_outcomes_equals_every_step_run(seed):
     assert crashes == int((outcomes != 0).sum())
     for got, want in ((s, ws), (t, wt), (runs, wruns), (counts, wcounts)):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_credit_of_shared_states_equals_every_step_run(seed):
+    """Check that gram_kernels.credit gives the step-by-step results when many patterns start
+    from the same few states (as a generation's new patterns do: its kept results per state),
+    a pattern repeated within the call and crashing sequences mixed in."""
+    rng = np.random.default_rng(20 + seed)
+    n_seq, cases, slots_n, m = 60, 64, 300, 900
+    crashed = _verdicts(rng, n_seq, cases)
+    crashed[rng.random(n_seq) < 0.7] = False              # mostly clean sequences
+    improved = rng.random(n_seq) < 0.5
+    owner = np.sort(rng.integers(0, n_seq, m)).astype(np.int64)
+    slots = rng.integers(-1, slots_n, m).astype(np.int32)
+    start = [(np.float32(0.5), np.float32(1.0))]          # a path of states from one start
+    for _ in range(5):
+        s, t = start[-1]
+        for _ in range(cases):
+            s, t = _step(s, t, 1.0)
+        start.append((s, t))
+    start.append((np.float32(-0.0), np.float32(1.0)))     # equal to 0.0, other bits
+    start.append((np.float32(0.0), np.float32(1.0)))
+    pick = rng.integers(0, len(start), slots_n)
+    s0 = np.array([start[k][0] for k in pick], np.float32)
+    t0 = np.array([start[k][1] for k in pick], np.float32)
+    arrays = [np.zeros(slots_n, np.int64) for _ in range(3)] + [s0.copy(), t0.copy()]
+    gk.credit(owner, slots, crashed, improved, *arrays, RULE)
+    n_ok, n_crash, n_imp, s, t = (np.zeros(slots_n, np.int64), np.zeros(slots_n, np.int64),
+                                  np.zeros(slots_n, np.int64), s0.copy(), t0.copy())
+    for q, k in zip(owner, slots):
+        if k < 0:
+            continue
+        n_imp[k] += improved[q]
+        for c in range(cases):
+            s[k], t[k] = _step(s[k], t[k], 0.0 if crashed[q, c] else 1.0)
+            n_crash[k] += crashed[q, c]
+            n_ok[k] += not crashed[q, c]
+    for got, want in zip(arrays, (n_ok, n_crash, n_imp, s, t)):
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    assert (n_crash > 0).sum() > 10 and np.unique(s0).size <= len(start)

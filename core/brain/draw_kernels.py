@@ -80,7 +80,11 @@ def lazy(n, base, tokens, length, n_ok, n_crash, count, n_improved, rule_ratio, 
     """The lazy form of ``context_cumulative``'s table (module docstring) from the table's
     statistics: the same pairs and the same factors, no row computed yet, the draw ratios
     (:func:`draw_ratios`) computed for the drawable patterns only (``rule_ratio``: the rule's
-    threshold ratios, ``init_threshold``: the table's initial one)."""
+    threshold ratios, ``init_threshold``: the table's initial one).
+
+    Two passes over the drawable patterns after finding them: their draw ratios (:func:`_ratio`'s
+    operations on gathered columns, branch-free so that LLVM vectorises the divisions, which
+    dominated this kernel), then their factors, trigram scores and entries at once."""
     init = np.float64(init_threshold)
     threshold_min = init
     bases = _bases(length, count, n_improved, n_max)
@@ -97,24 +101,74 @@ def lazy(n, base, tokens, length, n_ok, n_crash, count, n_improved, rule_ratio, 
         if ok:
             drawable[m] = s
             m += 1
-    threshold_ratio = rule_ratio.copy()         # draw ratios, written for the drawable slots
+    # the draw ratios (_ratio, the same IEEE operations): columns gathered, then one loop of
+    # selects instead of branches; a value computed for a slot without improvement statistics
+    # (b == 0 or no count: a division by zero, error_model numpy) is never selected
+    thr = np.empty(m, np.float64)
+    bs = np.empty(m, np.float64)
+    cnt = np.empty(m, np.float64)
+    imp = np.empty(m, np.float64)
     for i in range(m):
-        threshold_ratio[drawable[i]] = _ratio(drawable[i], length, count, n_improved, rule_ratio, init,
-                                              bases, prior, lo, hi)
+        s = drawable[i]
+        thr[i] = np.float64(rule_ratio[s])
+        bs[i] = bases[length[s]]
+        cnt[i] = np.float64(count[s])
+        imp[i] = np.float64(n_improved[s])
+    ratio = np.empty(m, np.float32)
+    for i in range(m):
+        v = init / thr[i]
+        factor = v if (v < 1.0 or v != v) else 1.0        # np.minimum(1.0, v): NaN stays NaN
+        b = bs[i]
+        c = ((imp[i] + prior * b) / (cnt[i] + prior)) / b
+        c = c if c > lo else lo                            # np.clip: max with lo, then min with hi
+        c = c if c < hi else hi
+        factor = factor * c if (b > 0 and cnt[i] > 0) else factor
+        ratio[i] = np.float32(init / factor)
     uni = np.ones(n, np.float64)
     bi = np.ones((n, n), np.float64)
+    # unigram and bigram factors in slot order (the full table multiplies them in that order);
     # the pairs that end a trigram with a factor other than 1, each with its trigrams' summed
     # |log factor|: buckets by key (a linear pass; the full table sorts the keys, so a pair's
     # terms may be added in another order there: the sums can differ in the last bit, which
-    # could only matter for two pairs tied at the max_pairs cut)
+    # could only matter for two pairs tied at the max_pairs cut); trigram entries (key, gene,
+    # factor) in slot order, their pair rows known once the pairs are chosen
     score = np.zeros(n * n, np.float64)
     hits = np.zeros(n * n, np.uint8)
+    ent_key = np.empty(m, np.int64)
+    ent_gene = np.empty(m, np.int64)
+    ent_f = np.empty(m, np.float64)
+    # |log factor| by the ratio's bits, direct-mapped: a generation's ~15k trigrams hold ~100
+    # distinct ratios (a value recomputed on a collision is the same value)
+    ratio_bits = ratio.view(np.uint32)
+    log_key = np.zeros(1024, np.uint32)
+    log_val = np.empty(1024, np.float64)
+    log_set = np.zeros(1024, np.uint8)
+    e = 0
     for i in range(m):
         s = drawable[i]
-        if length[s] == 3 and threshold_ratio[s] != threshold_min:
+        L = length[s]
+        r = ratio[i]
+        f = threshold_min / r
+        g = tokens[s, L - 1]
+        if L == 1:
+            uni[g] *= f
+        elif L == 2:
+            bi[tokens[s, 0], g] *= f
+        else:
             k = tokens[s, 0] * n + tokens[s, 1]
-            score[k] += abs(np.log(threshold_min / threshold_ratio[s]))
-            hits[k] = 1
+            if r != threshold_min:
+                bits = ratio_bits[i]
+                at = (bits ^ (bits >> np.uint32(10)) ^ (bits >> np.uint32(20))) & np.uint32(1023)
+                if not (log_set[at] and log_key[at] == bits):
+                    log_set[at], log_key[at] = 1, bits
+                    log_val[at] = abs(np.log(threshold_min / r))
+                score[k] += log_val[at]
+                hits[k] = 1
+            if f != 1.0:
+                ent_key[e] = k
+                ent_gene[e] = g
+                ent_f[e] = f
+                e += 1
     uk = np.flatnonzero(hits)
     if uk.shape[0] > max_pairs:          # the top max_pairs scores, ties to the lower key (as a
         us = score[uk]                   # stable sort of -score would take them), in key order
@@ -134,41 +188,27 @@ def lazy(n, base, tokens, length, n_ok, n_crash, count, n_improved, rule_ratio, 
     for j in range(pairs.shape[0]):
         slot_of[pairs[j]] = j
     n_pairs = pairs.shape[0]
-    # trigram factors in slot order (the full table multiplies them in that order), then grouped
-    # by pair row, stably: each (row, gene)'s product keeps its order
-    ent_row = np.empty(m, np.int64)
-    ent_gene = np.empty(m, np.int64)
-    ent_f = np.empty(m, np.float64)
-    e = 0
-    for i in range(m):
-        s = drawable[i]
-        L = length[s]
-        f = threshold_min / threshold_ratio[s]
-        g = tokens[s, L - 1]
-        if L == 1:
-            uni[g] *= f
-        elif L == 2:
-            bi[tokens[s, 0], g] *= f
-        elif f != 1.0:
-            j = slot_of[tokens[s, 0] * n + tokens[s, 1]]
-            if j >= 0:
-                ent_row[e] = j
-                ent_gene[e] = g
-                ent_f[e] = f
-                e += 1
+    # the trigram entries of the chosen pairs grouped by pair row, stably: each (row, gene)'s
+    # product keeps its order
     tri_ptr = np.zeros(n_pairs + 1, np.int64)
     for i in range(e):
-        tri_ptr[ent_row[i] + 1] += 1
+        j = slot_of[ent_key[i]]
+        ent_key[i] = j                   # now the entry's pair row (-1: a pair not kept)
+        if j >= 0:
+            tri_ptr[j + 1] += 1
     for j in range(n_pairs):
         tri_ptr[j + 1] += tri_ptr[j]
     fill = tri_ptr[:-1].copy()
-    tri_gene = np.empty(e, np.int64)
-    tri_f = np.empty(e, np.float64)
+    tri_gene = np.empty(tri_ptr[n_pairs], np.int64)
+    tri_f = np.empty(tri_ptr[n_pairs], np.float64)
     for i in range(e):
-        at = fill[ent_row[i]]
+        j = ent_key[i]
+        if j < 0:
+            continue
+        at = fill[j]
         tri_gene[at] = ent_gene[i]
         tri_f[at] = ent_f[i]
-        fill[ent_row[i]] = at + 1
+        fill[j] = at + 1
     rows = 1 + n + n_pairs
     cum = np.empty((rows, n), np.float64)        # untouched pages cost nothing
     done = np.zeros(rows, np.uint8)

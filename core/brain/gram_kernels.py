@@ -49,6 +49,19 @@ def intern(grams, lens, owner, tokens, length, gram_hash, count, last_seen, acti
 
 
 @njit(cache=True)
+def _ok_run(sr, th, n_cases, rule):
+    """The state after ``n_cases`` ok executions from ``(sr, th)``, as :func:`credit` steps it:
+    one rule step each, stopping at the first step that leaves the state equal."""
+    one = np.float32(1.0)
+    for c in range(n_cases):
+        sr2, th2 = rule_step(sr, th, one, rule)
+        if sr2 == sr and th2 == th:
+            break
+        sr, th = sr2, th2
+    return sr, th
+
+
+@njit(cache=True)
 def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_rate,
            threshold_ratio, rule):
     """The seed's rule, one step per execution of the sequence that holds each pattern, and
@@ -70,6 +83,19 @@ def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_r
             if crashed[q, c]:
                 last_crash[q] = c
                 break
+    # A sequence without a crash takes a pattern from its state to _ok_run's, a function of
+    # the state's bits alone: kept per state (a generation's few thousand credits start from a
+    # few dozen states: new patterns all from the initial one, then along the same path)
+    cap = 16
+    while cap < 2 * owner.shape[0]:
+        cap *= 2
+    memo_key = np.empty(cap, np.uint64)
+    memo_used = np.zeros(cap, np.uint8)
+    memo_sr = np.empty(cap, np.float32)
+    memo_th = np.empty(cap, np.float32)
+    state = np.empty(2, np.float32)
+    bits = state.view(np.uint32)
+    mask = np.uint64(cap - 1)
     for i in range(owner.shape[0]):
         s = slots[i]
         if s < 0:
@@ -78,6 +104,20 @@ def credit(owner, slots, crashed, improved, n_ok, n_crash, n_improved, success_r
         if improved[q]:
             n_improved[s] += 1
         sr, th = success_rate[s], threshold_ratio[s]
+        if last_crash[q] < 0:
+            state[0], state[1] = sr, th
+            key = (np.uint64(bits[0]) << np.uint64(32)) | np.uint64(bits[1])
+            h = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+            at = np.int64(h & mask)
+            while memo_used[at] and memo_key[at] != key:
+                at = np.int64((np.uint64(at) + np.uint64(1)) & mask)
+            if not memo_used[at]:
+                memo_used[at] = 1
+                memo_key[at] = key
+                memo_sr[at], memo_th[at] = _ok_run(sr, th, n_cases, rule)
+            n_ok[s] += n_cases
+            success_rate[s], threshold_ratio[s] = memo_sr[at], memo_th[at]
+            continue
         for c in range(n_cases):
             if crashed[q, c]:
                 n_crash[s] += 1
