@@ -46,6 +46,22 @@ def _verdicts(rng, n, cases):
     return crashed
 
 
+def _credit_step_by_step(owner, slots, crashed, improved, s0, t0, cases):
+    """The reference: every execution one step of the rule, in order."""
+    n = s0.size
+    n_ok, n_crash, n_imp, s, t = (np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                                  s0.copy(), t0.copy())
+    for q, k in zip(owner, slots):
+        if k < 0:
+            continue
+        n_imp[k] += improved[q]
+        for c in range(cases):
+            s[k], t[k] = _step(s[k], t[k], 0.0 if crashed[q, c] else 1.0)
+            n_crash[k] += crashed[q, c]
+            n_ok[k] += not crashed[q, c]
+    return n_ok, n_crash, n_imp, s, t
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_credit_equals_every_step_run(seed):
     """Check that gram_kernels.credit gives the step-by-step counts and float32 states."""
@@ -58,16 +74,7 @@ def test_credit_equals_every_step_run(seed):
     s0, t0 = _states(rng, slots_n)
     arrays = [np.zeros(slots_n, np.int64) for _ in range(3)] + [s0.copy(), t0.copy()]
     gk.credit(owner, slots, crashed, improved, *arrays, RULE)
-    n_ok, n_crash, n_imp, s, t = (np.zeros(slots_n, np.int64), np.zeros(slots_n, np.int64),
-                                  np.zeros(slots_n, np.int64), s0.copy(), t0.copy())
-    for q, k in zip(owner, slots):
-        if k < 0:
-            continue
-        n_imp[k] += improved[q]
-        for c in range(cases):
-            s[k], t[k] = _step(s[k], t[k], 0.0 if crashed[q, c] else 1.0)
-            n_crash[k] += crashed[q, c]
-            n_ok[k] += not crashed[q, c]
+    n_ok, n_crash, n_imp, s, t = _credit_step_by_step(owner, slots, crashed, improved, s0, t0, cases)
     for got, want in zip(arrays, (n_ok, n_crash, n_imp, s, t)):
         np.testing.assert_array_equal(got, want)
     assert (n_ok > 0).sum() > 10 and (n_crash > 0).sum() > 5
@@ -123,16 +130,7 @@ def test_credit_of_shared_states_equals_every_step_run(seed):
     t0 = np.array([start[k][1] for k in pick], np.float32)
     arrays = [np.zeros(slots_n, np.int64) for _ in range(3)] + [s0.copy(), t0.copy()]
     gk.credit(owner, slots, crashed, improved, *arrays, RULE)
-    n_ok, n_crash, n_imp, s, t = (np.zeros(slots_n, np.int64), np.zeros(slots_n, np.int64),
-                                  np.zeros(slots_n, np.int64), s0.copy(), t0.copy())
-    for q, k in zip(owner, slots):
-        if k < 0:
-            continue
-        n_imp[k] += improved[q]
-        for c in range(cases):
-            s[k], t[k] = _step(s[k], t[k], 0.0 if crashed[q, c] else 1.0)
-            n_crash[k] += crashed[q, c]
-            n_ok[k] += not crashed[q, c]
+    n_ok, n_crash, n_imp, s, t = _credit_step_by_step(owner, slots, crashed, improved, s0, t0, cases)
     for got, want in zip(arrays, (n_ok, n_crash, n_imp, s, t)):
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
     assert (n_crash > 0).sum() > 10 and np.unique(s0).size <= len(start)
