@@ -48,6 +48,8 @@ DENSE = 16
 FEW = 64
 FORMS = O.UNARY + O.BINARY
 _INDEX = {f.name: i for i, f in enumerate(FORMS)}
+#: the forms the target search solves for (the screen leaves them out)
+SOLVED = frozenset({f"{name}{s}" for name in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"})
 
 
 def value_hash(v: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -275,13 +277,12 @@ class Bank:
         level 2's pairs are millions: p10's ``cmp; cset ls`` over two level-1 values was reached
         after ~190 s of bank alone, ~2 s this way. ``which(form, la)``: whether a form is screened
         over the operand levels ``(la, level - la)`` (unary forms: ``la`` is ``level``)."""
-        solved = {f"{name}{s}" for name in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"}
         order = self._case_order()
         column = self._column_cache(order)
         y, cases, full_mask = self.y & self.mask, self.x.shape[0], self.mask == O.M64
         for fi in self._screen_order(y):
             f = FORMS[fi]
-            if f.name in solved or f.name in O.INVERTIBLE_UNARY:
+            if f.name in SOLVED or f.name in O.INVERTIBLE_UNARY:
                 continue
             if f.arity == 1:
                 if not which(f, level):
@@ -314,7 +315,6 @@ class Bank:
         whose pairs the screen has): a program that reads an intermediate twice, e.g. p18's
         ``sub x1, x0, #1; eor x2, x0, x1; cmp x2, x1; cset x0, hi``, which is level 2 + 1 + 1 but
         costs one form more than its level-2 value. Few pairs (two per value, both orders)."""
-        solved = {f"{name}{s}" for name in O.SOLVE_SECOND for s in O.OPERAND_SHIFTS} | {"sub"}
         E = self._at_level(level)
         kids = np.concatenate([self.left[E], self.right[E]])
         outer = np.concatenate([E, E])
@@ -330,7 +330,7 @@ class Bank:
         l0, r0 = column(0)[left], column(0)[right]          # the first case gathered once
         for fi in self._screen_order(y):
             f = FORMS[fi]
-            if f.arity == 2 and f.name not in solved:
+            if f.arity == 2 and f.name not in SOLVED:
                 part = f.fn(l0, r0)
                 hit = np.flatnonzero((part if full_mask else part & self.mask) == y[order[0]])
                 yield left.size
